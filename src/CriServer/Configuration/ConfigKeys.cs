@@ -1,0 +1,242 @@
+using System.Globalization;
+using System.Net;
+
+namespace Nacelle.CriServer.Configuration;
+
+/// <summary>The TOML type a key takes.</summary>
+public enum ConfigValueType
+{
+    String,
+    Boolean,
+    Integer,
+    Float,
+    /// <summary>A string such as "10s" (see <see cref="Duration"/>).</summary>
+    Duration,
+}
+
+/// <summary>
+/// One configuration key: its dotted path, documentation, type, how to read and write it on
+/// <see cref="NacelleConfig"/>, and its validation. The same table drives parsing, flags,
+/// validation, `nacelle config default` and the effective config shown by Status.
+/// </summary>
+public sealed class ConfigKey
+{
+    public required string Path { get; init; }
+    public required string Comment { get; init; }
+    public required ConfigValueType Type { get; init; }
+    public required Func<NacelleConfig, object> Get { get; init; }
+    public required Action<NacelleConfig, object> Set { get; init; }
+
+    /// <summary>Returns why a (type-correct) value is not acceptable, or null when it is.</summary>
+    public Func<object, string?> Validate { get; init; } = static _ => null;
+
+    /// <summary>The section ("" for top-level keys) and the key name inside it.</summary>
+    public string Section => Path.Contains('.') ? Path[..Path.LastIndexOf('.')] : string.Empty;
+
+    public string Name => Path[(Path.LastIndexOf('.') + 1)..];
+}
+
+public static class ConfigKeys
+{
+    public static readonly string[] LogLevels = ["trace", "debug", "info", "warn", "error"];
+
+    public static readonly string[] TracingProtocols = ["grpc", "http/protobuf"];
+
+    /// <summary>Section comments, printed above each [section] by `nacelle config default`.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SectionComments = new Dictionary<string, string>
+    {
+        ["grpc"] = "The CRI endpoint kubelet and crictl talk to.",
+        ["metrics"] = "Prometheus metrics over plain HTTP.",
+        ["tracing"] = "OpenTelemetry traces (one span per CRI call) exported over OTLP. Keys set here win over the\n" +
+                      "standard OTEL_* environment variables; OTEL_* variables win over the built-in defaults.",
+        ["cgroup"] = "How containers' cgroups are managed.",
+    };
+
+    public static readonly IReadOnlyList<ConfigKey> All =
+    [
+        new()
+        {
+            Path = "root", Type = ConfigValueType.String,
+            Comment = "Persistent state: content store, snapshots, the metadata database.",
+            Get = c => c.Root, Set = (c, v) => c.Root = (string)v, Validate = AbsolutePath,
+        },
+        new()
+        {
+            Path = "state", Type = ConfigValueType.String,
+            Comment = "Volatile state (normally on tmpfs): monitor sockets, pinned namespaces, container bundles.",
+            Get = c => c.State, Set = (c, v) => c.State = (string)v, Validate = AbsolutePath,
+        },
+        new()
+        {
+            Path = "log_level", Type = ConfigValueType.String,
+            Comment = "Daemon log level: trace, debug, info, warn or error. Mutating CRI calls log at info, polled ones at debug.",
+            Get = c => c.LogLevel, Set = (c, v) => c.LogLevel = (string)v,
+            Validate = v => LogLevels.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", LogLevels)}",
+        },
+        new()
+        {
+            Path = "log_format", Type = ConfigValueType.String,
+            Comment = "Log lines on stderr: text (one line each) or json (one object each, with pod/container ids as fields).\n" +
+                      "Under systemd (JOURNAL_STREAM set) text lines carry syslog priority prefixes for the journal.",
+            Get = c => c.LogFormat, Set = (c, v) => c.LogFormat = (string)v,
+            Validate = v => (string)v is "text" or "json" ? null : $"'{v}' is not one of text, json",
+        },
+        new()
+        {
+            Path = "grpc.socket", Type = ConfigValueType.String,
+            Comment = "Unix socket serving the CRI (created with mode 0660). kubelet: --container-runtime-endpoint=unix://<this path>.",
+            Get = c => c.Grpc.Socket, Set = (c, v) => c.Grpc.Socket = (string)v, Validate = SocketPath,
+        },
+        new()
+        {
+            Path = "grpc.max_recv_message_size", Type = ConfigValueType.Integer,
+            Comment = "Largest request message accepted, in bytes.",
+            Get = c => c.Grpc.MaxRecvMessageSize, Set = (c, v) => c.Grpc.MaxRecvMessageSize = (long)v, Validate = MessageSize,
+        },
+        new()
+        {
+            Path = "grpc.max_send_message_size", Type = ConfigValueType.Integer,
+            Comment = "Largest response message sent, in bytes.",
+            Get = c => c.Grpc.MaxSendMessageSize, Set = (c, v) => c.Grpc.MaxSendMessageSize = (long)v, Validate = MessageSize,
+        },
+        new()
+        {
+            Path = "grpc.shutdown_timeout", Type = ConfigValueType.Duration,
+            Comment = "On SIGTERM/SIGINT, how long in-flight calls may run before they are cut off.",
+            Get = c => c.Grpc.ShutdownTimeout, Set = (c, v) => c.Grpc.ShutdownTimeout = (TimeSpan)v,
+            Validate = v => (TimeSpan)v < TimeSpan.Zero || (TimeSpan)v > TimeSpan.FromMinutes(10) ? "must be between 0s and 10m" : null,
+        },
+        new()
+        {
+            Path = "metrics.enabled", Type = ConfigValueType.Boolean,
+            Comment = "Serve Prometheus metrics at http://<address>/metrics.",
+            Get = c => c.Metrics.Enabled, Set = (c, v) => c.Metrics.Enabled = (bool)v,
+        },
+        new()
+        {
+            Path = "metrics.address", Type = ConfigValueType.String,
+            Comment = "host:port to listen on for /metrics (an IP address or localhost; keep it on loopback unless it is firewalled).",
+            Get = c => c.Metrics.Address, Set = (c, v) => c.Metrics.Address = (string)v,
+            Validate = v => TryParseListenAddress((string)v, out _, out var why) ? null : why,
+        },
+        new()
+        {
+            Path = "tracing.enabled", Type = ConfigValueType.Boolean,
+            Comment = "Export traces. When this key is not set anywhere, tracing turns on if OTEL_EXPORTER_OTLP_ENDPOINT\n" +
+                      "or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; OTEL_SDK_DISABLED=true always turns it off.",
+            Get = c => c.Tracing.Enabled, Set = (c, v) => c.Tracing.Enabled = (bool)v,
+        },
+        new()
+        {
+            Path = "tracing.endpoint", Type = ConfigValueType.String,
+            Comment = "OTLP collector URL, e.g. http://127.0.0.1:4317 (grpc) or http://127.0.0.1:4318 (http/protobuf; /v1/traces\n" +
+                      "is appended when the URL has no path). Empty: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, else the OTLP default.",
+            Get = c => c.Tracing.Endpoint, Set = (c, v) => c.Tracing.Endpoint = (string)v,
+            Validate = v => (string)v == string.Empty || IsHttpUrl((string)v) ? null : $"'{v}' is not an absolute http:// or https:// URL",
+        },
+        new()
+        {
+            Path = "tracing.protocol", Type = ConfigValueType.String,
+            Comment = "OTLP protocol: grpc or http/protobuf. Empty: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, else grpc.",
+            Get = c => c.Tracing.Protocol, Set = (c, v) => c.Tracing.Protocol = (string)v,
+            Validate = v => (string)v == string.Empty || TracingProtocols.Contains((string)v) ? null : $"'{v}' is not one of grpc, http/protobuf",
+        },
+        new()
+        {
+            Path = "tracing.sampling_ratio", Type = ConfigValueType.Float,
+            Comment = "Fraction of traces started here that are sampled (0.0 to 1.0); a caller's sampled parent is always followed.\n" +
+                      "When not set in a file: OTEL_TRACES_SAMPLER(_ARG), else 1.0.",
+            Get = c => c.Tracing.SamplingRatio, Set = (c, v) => c.Tracing.SamplingRatio = (double)v,
+            Validate = v => (double)v is >= 0.0 and <= 1.0 ? null : $"{((double)v).ToString(CultureInfo.InvariantCulture)} is not between 0.0 and 1.0",
+        },
+        new()
+        {
+            Path = "tracing.service_name", Type = ConfigValueType.String,
+            Comment = "service.name resource attribute of exported spans.",
+            Get = c => c.Tracing.ServiceName, Set = (c, v) => c.Tracing.ServiceName = (string)v,
+            Validate = v => string.IsNullOrWhiteSpace((string)v) ? "must not be empty" : null,
+        },
+        new()
+        {
+            Path = "cgroup.driver", Type = ConfigValueType.String,
+            Comment = "cgroup driver; kubelet's --cgroup-driver must match (RuntimeConfig reports it). Only cgroupfs is implemented.",
+            Get = c => c.Cgroup.Driver, Set = (c, v) => c.Cgroup.Driver = (string)v,
+            Validate = v => (string)v switch
+            {
+                "cgroupfs" => null,
+                "systemd" => "'systemd' is not supported yet; use cgroupfs",
+                _ => $"'{v}' is not a cgroup driver (cgroupfs)",
+            },
+        },
+    ];
+
+    public static ConfigKey? Find(string path) => All.FirstOrDefault(k => k.Path == path);
+
+    public static bool TryParseListenAddress(string value, out IPEndPoint endPoint, out string reason)
+    {
+        endPoint = new IPEndPoint(IPAddress.Loopback, 0);
+        reason = string.Empty;
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || colon == value.Length - 1)
+        {
+            reason = $"'{value}' is not host:port";
+            return false;
+        }
+
+        var host = value[..colon];
+        if (!int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            reason = $"'{value}': port must be a number from 1 to 65535";
+            return false;
+        }
+
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+
+        IPAddress? address;
+        if (host == "localhost")
+        {
+            address = IPAddress.Loopback;
+        }
+        else if (!IPAddress.TryParse(host, out address))
+        {
+            reason = $"'{value}': host must be an IP address or localhost";
+            return false;
+        }
+
+        endPoint = new IPEndPoint(address, port);
+        return true;
+    }
+
+    private static bool IsHttpUrl(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+
+    private static string? AbsolutePath(object value)
+    {
+        var path = (string)value;
+        if (!path.StartsWith('/'))
+        {
+            return $"'{path}' is not an absolute path";
+        }
+
+        return path.Contains('\0') ? "path contains a NUL byte" : null;
+    }
+
+    private static string? SocketPath(object value)
+    {
+        var why = AbsolutePath(value);
+        if (why is not null)
+        {
+            return why;
+        }
+
+        // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+        var length = System.Text.Encoding.UTF8.GetByteCount((string)value);
+        return length > 107 ? $"'{value}' is {length} bytes long; a unix socket path may be at most 107" : null;
+    }
+
+    private static string? MessageSize(object value) =>
+        (long)value is < 4096 or > int.MaxValue ? $"{value} must be between 4096 and {int.MaxValue} bytes" : null;
+}

@@ -1,0 +1,167 @@
+using Nacelle.CriServer.Configuration;
+
+namespace Nacelle.Tests.Unit.Configuration;
+
+public sealed class ConfigLoaderTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("nacelle-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Write(string relative, string text)
+    {
+        var path = Path.Combine(_dir, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private ConfigSources Sources(string? config = null, params ConfigOverride[] overrides)
+    {
+        var path = config ?? Path.Combine(_dir, "config.toml");
+        return new ConfigSources(path, config is not null, ConfigSources.DropInDirectoryFor(path), overrides);
+    }
+
+    [Fact]
+    public void NoFileGivesTheEmbeddedDefaults()
+    {
+        var loaded = ConfigLoader.Load(Sources());
+
+        Assert.Empty(loaded.Files);
+        Assert.Empty(loaded.ExplicitKeys);
+        Assert.Equal("/var/lib/nacelle", loaded.Config.Root);
+        Assert.Equal("/run/nacelle", loaded.Config.State);
+        Assert.Equal("/run/nacelle/nacelle.sock", loaded.Config.Grpc.Socket);
+        Assert.Equal("info", loaded.Config.LogLevel);
+        Assert.True(loaded.Config.Metrics.Enabled);
+        Assert.False(loaded.Config.Tracing.Enabled);
+        Assert.Equal("cgroupfs", loaded.Config.Cgroup.Driver);
+    }
+
+    [Fact]
+    public void MainFileThenDropInsInLexicalOrderThenFlags()
+    {
+        var main = Write("config.toml", """
+            root = "/srv/nacelle"
+            log_level = "debug"
+            [grpc]
+            socket = "/run/a.sock"
+            shutdown_timeout = "30s"
+            [metrics]
+            address = "127.0.0.1:9100"
+            """);
+        Write("config.d/20-late.toml", "[metrics]\naddress = \"127.0.0.1:9300\"\n");
+        Write("config.d/10-early.toml", "[metrics]\naddress = \"127.0.0.1:9200\"\nenabled = false\n");
+        Write("config.d/ignored.txt", "this is not toml");
+
+        var loaded = ConfigLoader.Load(Sources(main, new ConfigOverride("--log-level", "log_level", "warn")));
+
+        Assert.Equal([main, Path.Combine(_dir, "config.d/10-early.toml"), Path.Combine(_dir, "config.d/20-late.toml")], loaded.Files);
+        Assert.Equal("/srv/nacelle", loaded.Config.Root);
+        Assert.Equal("/run/a.sock", loaded.Config.Grpc.Socket);
+        Assert.Equal(TimeSpan.FromSeconds(30), loaded.Config.Grpc.ShutdownTimeout);
+        Assert.Equal("127.0.0.1:9300", loaded.Config.Metrics.Address); // the later drop-in wins
+        Assert.False(loaded.Config.Metrics.Enabled);                    // kept from the earlier drop-in
+        Assert.Equal("warn", loaded.Config.LogLevel);                   // the flag wins over the file
+        Assert.Contains("metrics.address", loaded.ExplicitKeys);
+        Assert.DoesNotContain("tracing.enabled", loaded.ExplicitKeys);
+    }
+
+    [Fact]
+    public void AnExplicitConfigFileMustExist()
+    {
+        var missing = Path.Combine(_dir, "nope.toml");
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Sources(missing)));
+        Assert.Equal(missing, e.Origin);
+        Assert.Contains("does not exist", e.Message);
+    }
+
+    [Fact]
+    public void FlagValuesAreValidatedLikeFileValues()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Sources(null, new ConfigOverride("--root", "root", "relative/dir"))));
+        Assert.Equal("--root", e.Origin);
+        Assert.Equal("root", e.Key);
+        Assert.Contains("not an absolute path", e.Reason);
+    }
+
+    public static TheoryData<string, string, string> InvalidFiles => new()
+    {
+        // TOML text, the key the error must name, a fragment of the reason.
+        { "root = \"var/lib\"", "root", "not an absolute path" },
+        { "state = \"tmp\"", "state", "not an absolute path" },
+        { "state = \"/var/lib/nacelle/\"", "state", "must differ from root" },
+        { "log_level = \"loud\"", "log_level", "'loud' is not one of trace, debug, info, warn, error" },
+        { "log_level = 3", "log_level", "expected a string, got the integer 3" },
+        { "log_format = \"xml\"", "log_format", "not one of text, json" },
+        { "rooot = \"/x\"", "rooot", "unknown key (did you mean 'root'?)" },
+        { "[grpc]\nsocket = \"nacelle.sock\"", "grpc.socket", "not an absolute path" },
+        { "[grpc]\nsocket = \"/" + new string('s', 120) + "\"", "grpc.socket", "at most 107" },
+        { "[grpc]\nmax_recv_message_size = 10", "grpc.max_recv_message_size", "between 4096" },
+        { "[grpc]\nmax_send_message_size = \"16M\"", "grpc.max_send_message_size", "expected an integer, got the string \"16M\"" },
+        { "[grpc]\nshutdown_timeout = \"soon\"", "grpc.shutdown_timeout", "'soon' is not a duration" },
+        { "[grpc]\nshutdown_timeout = \"1h\"", "grpc.shutdown_timeout", "between 0s and 10m" },
+        { "[grpc]\nshutdown_timeout = 10", "grpc.shutdown_timeout", "expected a duration string" },
+        { "[grpc]\nsockt = \"/x\"", "grpc.sockt", "unknown key (did you mean 'grpc.socket'?)" },
+        { "grpc = 5", "grpc", "expected a table ([grpc]), got the integer 5" },
+        { "[metrics]\nenabled = \"yes\"", "metrics.enabled", "expected a boolean (true or false), got the string \"yes\"" },
+        { "[metrics]\naddress = \"127.0.0.1\"", "metrics.address", "is not host:port" },
+        { "[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address", "port must be a number from 1 to 65535" },
+        { "[metrics]\naddress = \"127.0.0.1:70000\"", "metrics.address", "port must be a number from 1 to 65535" },
+        { "[metrics]\naddress = \"example.com:9100\"", "metrics.address", "host must be an IP address or localhost" },
+        { "[tracing]\nendpoint = \"collector:4317\"", "tracing.endpoint", "not an absolute http:// or https:// URL" },
+        { "[tracing]\nprotocol = \"thrift\"", "tracing.protocol", "'thrift' is not one of grpc, http/protobuf" },
+        { "[tracing]\nsampling_ratio = 1.5", "tracing.sampling_ratio", "1.5 is not between 0.0 and 1.0" },
+        { "[tracing]\nsampling_ratio = -1", "tracing.sampling_ratio", "-1 is not between 0.0 and 1.0" },
+        { "[tracing]\nservice_name = \" \"", "tracing.service_name", "must not be empty" },
+        { "[cgroup]\ndriver = \"systemd\"", "cgroup.driver", "not supported yet" },
+        { "[cgroup]\ndriver = \"cgroupv3\"", "cgroup.driver", "'cgroupv3' is not a cgroup driver" },
+        { "[unknown]\nx = 1", "unknown", "unknown key" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidFiles))]
+    public void InvalidValuesNameTheKeyAndTheReason(string toml, string key, string reason)
+    {
+        var path = Write("config.toml", toml + "\n");
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Sources(path)));
+
+        Assert.Equal(key, e.Key);
+        Assert.Contains(reason, e.Reason);
+        Assert.Equal(path, e.Origin);
+        Assert.StartsWith($"{path}: {key}: ", e.Message);
+    }
+
+    [Fact]
+    public void ErrorsInDropInsNameTheDropIn()
+    {
+        var main = Write("config.toml", "log_level = \"debug\"\n");
+        var dropIn = Write("config.d/50-bad.toml", "[metrics]\nenabled = 1\n");
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Sources(main)));
+        Assert.Equal(dropIn, e.Origin);
+        Assert.Equal("metrics.enabled", e.Key);
+    }
+
+    [Theory]
+    [InlineData("log_level = \n", "(1,")]            // missing value
+    [InlineData("[grpc\nsocket = \"/x\"\n", "(1,")]   // unterminated table header
+    [InlineData("root = \"/a\"\nroot = \"/b\"\n", "(2,1)")] // a key defined twice
+    public void SyntaxErrorsGiveFileLineAndColumn(string toml, string position)
+    {
+        var path = Write("config.toml", toml);
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Sources(path)));
+
+        Assert.Null(e.Key);
+        Assert.Contains("invalid TOML", e.Reason);
+        Assert.Contains(position, e.Reason);
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void FloatKeysAcceptIntegers()
+    {
+        var path = Write("config.toml", "[tracing]\nsampling_ratio = 0\n");
+        Assert.Equal(0.0, ConfigLoader.Load(Sources(path)).Config.Tracing.SamplingRatio);
+    }
+}
