@@ -1,0 +1,195 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Nacelle.ContainerCore.Cgroups;
+using Nacelle.CriServer.Configuration;
+using Nacelle.CriServer.Grpc;
+using Nacelle.CriServer.Observability;
+using Nacelle.CriServer.Services;
+
+namespace Nacelle.CriServer.Hosting;
+
+/// <summary>
+/// Runs the daemon: takes the socket, serves CRI (HTTP/2 on the unix socket) and /metrics (HTTP/1.1 on TCP),
+/// tells systemd when ready, and on SIGTERM/SIGINT drains in-flight calls within grpc.shutdown_timeout,
+/// removes the socket and returns 0.
+/// </summary>
+internal static class Daemon
+{
+    public static async Task<int> RunAsync(LoadedConfig loaded)
+    {
+        var config = loaded.Config;
+        var tracingSettings = TracingSettings.Resolve(config, loaded.ExplicitKeys, TracingSettings.ProcessEnvironment());
+
+        CreateDirectory(config.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        CreateDirectory(config.State, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+
+        using var guard = SocketGuard.Acquire(config.Grpc.Socket);
+        var metricsEndPoint = config.Metrics.Enabled && ConfigKeys.TryParseListenAddress(config.Metrics.Address, out var ep, out _) ? ep : null;
+
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "nacelle" });
+        ConfigureLogging(builder.Logging, config);
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.ListenUnixSocket(config.Grpc.Socket, listen => listen.Protocols = HttpProtocols.Http2);
+            if (metricsEndPoint is not null)
+            {
+                kestrel.Listen(metricsEndPoint, listen => listen.Protocols = HttpProtocols.Http1);
+            }
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.Grpc.ShutdownTimeout);
+        builder.Services.AddRoutingCore();
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = (int)config.Grpc.MaxRecvMessageSize;
+            o.MaxSendMessageSize = (int)config.Grpc.MaxSendMessageSize;
+            o.Interceptors.Add<CriInterceptor>();
+        });
+
+        var metrics = new CriMetrics(CriMetrics.CreateDefaultRegistry());
+        metrics.Prime(RpcCatalog.All);
+        builder.Services.AddSingleton(metrics);
+        builder.Services.AddSingleton(new DaemonInfo(loaded, CgroupLayout.Detect()));
+        builder.Services.AddSingleton<RuntimeReadiness>();
+
+        await using var app = builder.Build();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
+        Log.Starting(logger, DaemonInfo.Version, config.Grpc.Socket, config.Root, config.State,
+            loaded.Files.Count == 0 ? "(none: embedded defaults)" : string.Join(", ", loaded.Files));
+        if (guard.RemovedStaleSocket)
+        {
+            Log.StaleSocketRemoved(logger, config.Grpc.Socket);
+        }
+
+        using var tracerProvider = Tracing.Start(tracingSettings, DaemonInfo.Version);
+        if (tracerProvider is not null)
+        {
+            Log.TracingEnabled(logger, tracingSettings.Protocol, tracingSettings.Endpoint, tracingSettings.SamplingRatio);
+        }
+
+        // CRI only on the unix socket, /metrics only on the TCP listener.
+        app.Use((context, next) =>
+        {
+            // Unix-socket connections have no IP address; TCP ones always do.
+            var onSocket = context.Connection.LocalIpAddress is null;
+            var isMetrics = context.Request.Path == "/metrics";
+            if (onSocket == isMetrics)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+
+            return next(context);
+        });
+        app.MapGrpcService<CriRuntimeService>();
+        app.MapGrpcService<CriImageService>();
+        app.MapGet("/metrics", async context =>
+        {
+            context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await metrics.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+        });
+
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            Log.ShuttingDown(logger, config.Grpc.ShutdownTimeout);
+            Notify(logger, "STOPPING=1");
+        });
+
+        await app.StartAsync().ConfigureAwait(false);
+
+        // The socket is created with the umask's mode (owner only); open it to the group, never to others.
+        File.SetUnixFileMode(config.Grpc.Socket,
+            UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        Log.Serving(logger, config.Grpc.Socket);
+        if (metricsEndPoint is not null)
+        {
+            Log.MetricsListening(logger, metricsEndPoint.ToString());
+        }
+
+        Notify(logger, "READY=1");
+
+        await app.WaitForShutdownAsync().ConfigureAwait(false);
+        guard.RemoveSocket();
+        Log.Stopped(logger, config.Grpc.Socket);
+        return 0;
+    }
+
+    private static void Notify(ILogger logger, string state)
+    {
+        try
+        {
+            SystemdNotifier.Notify(state);
+        }
+        catch (SocketException e)
+        {
+            Log.NotifyFailed(logger, e, SystemdNotifier.SocketPath ?? string.Empty);
+        }
+    }
+
+    private static void CreateDirectory(string path, UnixFileMode mode)
+    {
+        try
+        {
+            if (!Directory.Exists(path))
+            {
+                Directory.CreateDirectory(path, mode);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException($"cannot create {path}: {e.Message}");
+        }
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, NacelleConfig config)
+    {
+        var level = config.LogLevel switch
+        {
+            "trace" => LogLevel.Trace,
+            "debug" => LogLevel.Debug,
+            "warn" => LogLevel.Warning,
+            "error" => LogLevel.Error,
+            _ => LogLevel.Information,
+        };
+
+        logging.ClearProviders();
+        logging.SetMinimumLevel(level);
+        // The framework's own chatter only when debugging.
+        var frameworkLevel = level <= LogLevel.Debug ? level : LogLevel.Warning;
+        logging.AddFilter("Microsoft", frameworkLevel);
+        logging.AddFilter("Grpc", frameworkLevel);
+        logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+
+        if (config.LogFormat == "json")
+        {
+            logging.AddJsonConsole(o =>
+            {
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+        else if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 })
+        {
+            logging.AddSystemdConsole(o => o.UseUtcTimestamp = true);
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.ColorBehavior = LoggerColorBehavior.Disabled;
+            });
+        }
+    }
+}

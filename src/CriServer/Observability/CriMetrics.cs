@@ -1,0 +1,68 @@
+using Grpc.Core;
+using Prometheus;
+
+namespace Nacelle.CriServer.Observability;
+
+/// <summary>
+/// Per-RPC Prometheus metrics: one latency histogram and one error counter, both labelled by rpc and gRPC code.
+/// Process metrics (cpu, memory, fds, threads, GC) come from prometheus-net's default collectors.
+/// </summary>
+public sealed class CriMetrics
+{
+    // From sub-millisecond status calls to multi-minute image pulls.
+    private static readonly double[] Buckets =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+    private readonly CollectorRegistry _registry;
+    private readonly Histogram _duration;
+    private readonly Counter _errors;
+
+    public CriMetrics(CollectorRegistry registry)
+    {
+        _registry = registry;
+        var factory = Metrics.WithCustomRegistry(registry);
+        _duration = factory.CreateHistogram(
+            "nacelle_cri_request_duration_seconds",
+            "Time to answer a CRI call, by rpc and gRPC status code.",
+            new HistogramConfiguration { LabelNames = ["rpc", "code"], Buckets = Buckets });
+        _errors = factory.CreateCounter(
+            "nacelle_cri_request_errors_total",
+            "CRI calls answered with a status other than OK, by rpc and gRPC status code.",
+            new CounterConfiguration { LabelNames = ["rpc", "code"] });
+    }
+
+    /// <summary>The process-wide registry with the default process collectors, minus event counters and meters.</summary>
+    public static CollectorRegistry CreateDefaultRegistry()
+    {
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions
+        {
+            SuppressProcessMetrics = false,
+            SuppressDebugMetrics = true,
+            SuppressEventCounters = true,
+            SuppressMeters = true,
+        });
+        return Metrics.DefaultRegistry;
+    }
+
+    /// <summary>Creates the OK series of every RPC so each histogram exists from the first scrape.</summary>
+    public void Prime(IEnumerable<string> rpcs)
+    {
+        foreach (var rpc in rpcs)
+        {
+            _duration.WithLabels(rpc, nameof(StatusCode.OK));
+        }
+    }
+
+    public void Observe(string rpc, StatusCode code, TimeSpan elapsed)
+    {
+        var codeLabel = code.ToString();
+        _duration.WithLabels(rpc, codeLabel).Observe(elapsed.TotalSeconds);
+        if (code != StatusCode.OK)
+        {
+            _errors.WithLabels(rpc, codeLabel).Inc();
+        }
+    }
+
+    public Task WriteAsync(Stream destination, CancellationToken cancellationToken) =>
+        _registry.CollectAndExportAsTextAsync(destination, cancellationToken);
+}

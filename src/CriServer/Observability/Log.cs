@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace Nacelle.CriServer.Observability;
+
+/// <summary>Source-generated log messages of the daemon. Event ids: 1xxx lifecycle, 2xxx CRI calls.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information,
+        Message = "nacelle {Version} starting: socket={Socket} root={Root} state={State} config files={ConfigFiles}")]
+    public static partial void Starting(ILogger logger, string version, string socket, string root, string state, string configFiles);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "serving CRI on {Socket}")]
+    public static partial void Serving(ILogger logger, string socket);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "serving Prometheus metrics on http://{Address}/metrics")]
+    public static partial void MetricsListening(ILogger logger, string address);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information,
+        Message = "tracing on: OTLP {Protocol} to {Endpoint}, sampling ratio {SamplingRatio}")]
+    public static partial void TracingEnabled(ILogger logger, string protocol, Uri endpoint, double samplingRatio);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "removed stale socket {Socket} left by a previous run")]
+    public static partial void StaleSocketRemoved(ILogger logger, string socket);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information,
+        Message = "shutting down: no new calls accepted, in-flight calls get up to {Timeout}")]
+    public static partial void ShuttingDown(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "stopped; socket {Socket} removed")]
+    public static partial void Stopped(ILogger logger, string socket);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "could not notify systemd at {NotifySocket}")]
+    public static partial void NotifyFailed(ILogger logger, Exception exception, string notifySocket);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "runtime not ready: {Reason}: {Detail}")]
+    public static partial void RuntimeNotReady(ILogger logger, string reason, string detail);
+
+    [LoggerMessage(EventId = 2000,
+        Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
+    public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,
+        string? podSandboxId, string? containerId, string? image);
+
+    [LoggerMessage(EventId = 2001,
+        Message = "{Rpc} {Code} in {ElapsedMs:F1} ms: {Error} pod={PodSandboxId} container={ContainerId} image={Image}")]
+    public static partial void RpcFailed(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs, string error,
+        string? podSandboxId, string? containerId, string? image);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Error,
+        Message = "{Rpc} failed with an internal error pod={PodSandboxId} container={ContainerId} image={Image}")]
+    public static partial void RpcInternalError(ILogger logger, Exception exception, string rpc,
+        string? podSandboxId, string? containerId, string? image);
+}

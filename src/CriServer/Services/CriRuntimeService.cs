@@ -1,0 +1,12 @@
+using Nacelle.CriServer.Hosting;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+/// <summary>
+/// The CRI RuntimeService. One file per rpc under Services/Runtime/ (this class is partial); rpcs not overridden
+/// answer Unimplemented, and the interceptor names the rpc in that answer.
+/// </summary>
+internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness) : RuntimeService.RuntimeServiceBase
+{
+}

@@ -1,0 +1,72 @@
+using System.Text;
+using System.Text.Json;
+using Grpc.Core;
+using Nacelle.CriServer.Configuration;
+using Nacelle.CriServer.Hosting;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    {
+        var response = new StatusResponse
+        {
+            Status = new RuntimeStatus
+            {
+                Conditions =
+                {
+                    Condition("RuntimeReady", readiness.Runtime()),
+                    Condition("NetworkReady", RuntimeReadiness.Network()),
+                },
+            },
+        };
+
+        // The default handler (""), with the optional features it supports: none of them yet.
+        response.RuntimeHandlers.Add(new RuntimeHandler
+        {
+            Name = string.Empty,
+            Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = false, UserNamespaces = false },
+        });
+
+        if (request.Verbose)
+        {
+            response.Info["config"] = ConfigRenderer.ToJson(daemon.Config);
+            response.Info["runtime"] = RuntimeInfoJson();
+        }
+
+        return Task.FromResult(response);
+    }
+
+    private static RuntimeCondition Condition(string type, Readiness readiness) => new()
+    {
+        Type = type,
+        Status = readiness.Ready,
+        Reason = readiness.Reason,
+        Message = readiness.Message,
+    };
+
+    private string RuntimeInfoJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("version", DaemonInfo.Version);
+            json.WriteNumber("pid", Environment.ProcessId);
+            json.WriteString("startedAt", daemon.StartedAt);
+            json.WriteString("cgroupMode", daemon.Cgroups.Mode.ToString());
+            json.WriteStartArray("configFiles");
+            foreach (var file in daemon.Loaded.Files)
+            {
+                json.WriteStringValue(file);
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}

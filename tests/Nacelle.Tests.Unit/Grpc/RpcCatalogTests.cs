@@ -1,0 +1,37 @@
+using Nacelle.CriServer.Grpc;
+
+namespace Nacelle.Tests.Unit.Grpc;
+
+public sealed class RpcCatalogTests
+{
+    [Fact]
+    public void CatalogHoldsBothServices()
+    {
+        Assert.Contains("Version", RpcCatalog.All);
+        Assert.Contains("UpdatePodSandboxResources", RpcCatalog.All);
+        Assert.Contains("ImageFsInfo", RpcCatalog.All);
+        Assert.Equal(RpcCatalog.All.Count, RpcCatalog.All.Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData("Version", true)]
+    [InlineData("ListContainers", true)]
+    [InlineData("ExecSync", true)]
+    [InlineData("ImageFsInfo", true)]
+    [InlineData("RunPodSandbox", false)]
+    [InlineData("PullImage", false)]
+    [InlineData("RemoveContainer", false)]
+    public void PolledCallsAreKnown(string rpc, bool polled) => Assert.Equal(polled, RpcCatalog.IsPolled(rpc));
+
+    [Fact]
+    public void EveryPolledNameIsARealRpc()
+    {
+        foreach (var rpc in new[] { "Version", "Status", "ListPodSandbox", "GetContainerEvents", "StreamImages" })
+        {
+            Assert.Contains(rpc, RpcCatalog.All);
+        }
+
+        Assert.Equal("Version", RpcCatalog.ShortName("/runtime.v1.RuntimeService/Version"));
+        Assert.Equal("runtime.v1.ImageService/PullImage", RpcCatalog.FullName("/runtime.v1.ImageService/PullImage"));
+    }
+}
