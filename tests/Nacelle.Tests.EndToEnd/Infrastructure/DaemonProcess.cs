@@ -1,0 +1,227 @@
+using System.Diagnostics;
+using System.Text;
+using Grpc.Core;
+using Nacelle.ContainerCore.Interop;
+using Runtime.V1;
+
+namespace Nacelle.Tests.EndToEnd.Infrastructure;
+
+/// <summary>
+/// One real nacelle daemon on a temporary socket, root and state directory, with its own metrics port.
+/// Disposing it kills the process if it is still running and removes the directory.
+/// </summary>
+internal sealed class DaemonProcess : IAsyncDisposable
+{
+    private readonly StringBuilder _output = new();
+    private CriClient? _client;
+
+    private DaemonProcess(string directory, Process process, int metricsPort)
+    {
+        WorkDirectory = directory;
+        Process = process;
+        MetricsPort = metricsPort;
+    }
+
+    public string WorkDirectory { get; }
+
+    public string Socket => Path.Combine(WorkDirectory, "nacelle.sock");
+
+    public string Root => Path.Combine(WorkDirectory, "root");
+
+    public string State => Path.Combine(WorkDirectory, "state");
+
+    public int MetricsPort { get; }
+
+    public Process Process { get; }
+
+    public CriClient Client => _client ??= new CriClient(Socket);
+
+    /// <summary>Everything the daemon wrote to stdout and stderr so far.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>The daemon executable: $NACELLE_BIN (the Native AOT build in CI) or `dotnet nacelle.dll` beside the tests.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
+    {
+        var bin = Environment.GetEnvironmentVariable("NACELLE_BIN");
+        ProcessStartInfo info;
+        if (!string.IsNullOrEmpty(bin))
+        {
+            info = new ProcessStartInfo(bin);
+        }
+        else
+        {
+            info = new ProcessStartInfo("dotnet");
+            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "nacelle.dll"));
+        }
+
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        info.RedirectStandardInput = true;
+        info.UseShellExecute = false;
+        // The daemon under test must not pick up a developer's tracing setup.
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("OTEL_", StringComparison.Ordinal)).ToList())
+        {
+            info.Environment.Remove(key);
+        }
+
+        return info;
+    }
+
+    /// <summary>Runs `nacelle ARGS` to completion (config commands) and returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(params string[] args)
+    {
+        using var process = Process.Start(StartInfo(args))!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>
+    /// Starts a daemon. <paramref name="configToml"/> is appended to a config that already sets the metrics address;
+    /// when <paramref name="waitUntilServing"/> is true this returns once a Version call is answered.
+    /// </summary>
+    public static async Task<DaemonProcess> StartAsync(
+        string configToml = "",
+        IReadOnlyDictionary<string, string>? environment = null,
+        IEnumerable<string>? extraArgs = null,
+        bool waitUntilServing = true,
+        string? directory = null,
+        bool metricsEnabled = true)
+    {
+        directory ??= System.IO.Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
+        var metricsPort = Ports.FreeLoopbackPort();
+        var configPath = Path.Combine(directory, "config.toml");
+        await File.WriteAllTextAsync(configPath,
+            $"metrics.enabled = {(metricsEnabled ? "true" : "false")}\nmetrics.address = \"127.0.0.1:{metricsPort}\"\n{configToml}\n");
+
+        var args = new List<string>
+        {
+            "--config", configPath,
+            "--socket", Path.Combine(directory, "nacelle.sock"),
+            "--root", Path.Combine(directory, "root"),
+            "--state", Path.Combine(directory, "state"),
+        };
+        args.AddRange(extraArgs ?? []);
+
+        var info = StartInfo(args);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info)!;
+        var daemon = new DaemonProcess(directory, process, metricsPort);
+        process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        process.StandardInput.Close();
+
+        if (waitUntilServing)
+        {
+            await daemon.WaitUntilServingAsync();
+        }
+
+        return daemon;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    public async Task WaitUntilServingAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (Process.HasExited)
+            {
+                throw new InvalidOperationException($"nacelle exited with {Process.ExitCode} before serving:\n{Output}");
+            }
+
+            if (File.Exists(Socket))
+            {
+                try
+                {
+                    await Client.Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                    return;
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+                {
+                    // Not accepting yet.
+                }
+            }
+
+            await Task.Delay(20);
+        }
+
+        throw new TimeoutException($"nacelle did not serve {Socket} within 60 s:\n{Output}");
+    }
+
+    /// <summary>Sends a signal and waits for the process to exit; returns its exit code.</summary>
+    public async Task<int> StopAsync(int signal = Signals.SIGTERM, TimeSpan? timeout = null)
+    {
+        Signals.Send(Process.Id, signal);
+        return await WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(30));
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        await Process.WaitForExitAsync(cancel.Token);
+        Process.WaitForExit(); // drains the redirected output
+        return Process.ExitCode;
+    }
+
+    public async Task<string> ScrapeMetricsAsync()
+    {
+        using var http = new HttpClient();
+        return await http.GetStringAsync($"http://127.0.0.1:{MetricsPort}/metrics");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _client?.Dispose();
+        if (!Process.HasExited)
+        {
+            Signals.Send(Process.Id, Signals.SIGKILL);
+            await Process.WaitForExitAsync();
+        }
+
+        Process.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(WorkDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a test may have left something odd (e.g. a socket with another owner).
+        }
+    }
+}

@@ -1,0 +1,11 @@
+namespace Nacelle.Tests.EndToEnd.Infrastructure;
+
+/// <summary>One daemon shared by the read-only tests of a class.</summary>
+public sealed class SharedDaemon : IAsyncLifetime
+{
+    internal DaemonProcess Daemon { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Daemon = await DaemonProcess.StartAsync();
+
+    public async Task DisposeAsync() => await Daemon.DisposeAsync();
+}
