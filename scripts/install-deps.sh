@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what nacelle needs on a Debian bookworm machine (run as root).
+#   scripts/install-deps.sh          build and run: C toolchain and zlib for the Native AOT link
+#   scripts/install-deps.sh --test   also what the test suites use as real parts (Prometheus, ...)
+# The .NET 10 SDK must already be installed (`dotnet` on PATH); Debian does not package it.
+set -euo pipefail
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: run as root (apt-get installs packages)" >&2
+  exit 1
+fi
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "install-deps: the .NET 10 SDK is required (dotnet not found on PATH)" >&2
+  exit 1
+fi
+
+packages=(clang zlib1g-dev)
+if [[ $want_test -eq 1 ]]; then
+  packages+=(prometheus)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+# Package installs must not start services (e.g. a system-wide Prometheus on :9090): tests start their own.
+created_policy=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+cleanup() { [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d; return 0; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
