@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Nacelle.ContainerCore.Interop;
 using Runtime.V1;
 
@@ -85,7 +83,7 @@ static async Task<(double StartMs, double RssMb)> MeasureOnce(string[] command)
         info.ArgumentList.Add(arg);
     }
 
-    using var channel = CreateChannel(socket);
+    using var channel = CriChannel.ForUnixSocket(socket);
     var client = new RuntimeService.RuntimeServiceClient(channel);
     var clock = Stopwatch.StartNew();
     using var process = Process.Start(info)!;
@@ -144,28 +142,6 @@ static async Task<(double StartMs, double RssMb)> MeasureOnce(string[] command)
 
         Directory.Delete(dir, recursive: true);
     }
-}
-
-static GrpcChannel CreateChannel(string socketPath)
-{
-    var handler = new SocketsHttpHandler
-    {
-        ConnectCallback = async (_, ct) =>
-        {
-            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                return new NetworkStream(s, ownsSocket: true);
-            }
-            catch
-            {
-                s.Dispose();
-                throw;
-            }
-        },
-    };
-    return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
 }
 
 static double Median(List<double> values) => Percentile(values, 0.5);

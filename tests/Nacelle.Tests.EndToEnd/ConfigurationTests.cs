@@ -22,6 +22,16 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Fact]
+    public async Task AFailedStartLeavesNoProcessOrDirectoryBehind()
+    {
+        var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            DaemonProcess.StartAsync("log_level = \"loud\"\n", directory: dir));
+        Assert.Contains("log_level: 'loud' is not one of", e.Message);
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
     public async Task ABadFlagValueRefusesToStartNamingTheFlag()
     {
         await using var daemon = await DaemonProcess.StartAsync(waitUntilServing: false, extraArgs: ["--log-level", "chatty"]);

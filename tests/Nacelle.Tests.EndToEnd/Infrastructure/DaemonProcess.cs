@@ -136,7 +136,16 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
         if (waitUntilServing)
         {
-            await daemon.WaitUntilServingAsync();
+            try
+            {
+                await daemon.WaitUntilServingAsync();
+            }
+            catch
+            {
+                // The caller never gets the daemon, so nobody else would stop it or remove its directory.
+                await daemon.DisposeAsync();
+                throw;
+            }
         }
 
         return daemon;
