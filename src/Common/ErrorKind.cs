@@ -17,6 +17,10 @@ public enum ErrorKind
     FailedPrecondition,
     /// <summary>A dependency (registry, CNI plugin, monitor) cannot be reached right now; retrying may help.</summary>
     Unavailable,
+    /// <summary>Credentials were missing or not accepted (e.g. by an image registry).</summary>
+    Unauthenticated,
+    /// <summary>The credentials were accepted but do not allow this (e.g. pulling a private repository).</summary>
+    PermissionDenied,
     /// <summary>A limit was hit (disk, pids, quota).</summary>
     ResourceExhausted,
     /// <summary>The operation did not finish within its time bound.</summary>

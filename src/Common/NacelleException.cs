@@ -19,6 +19,8 @@ public class NacelleException : Exception
     public static NacelleException AlreadyExists(string message) => new(ErrorKind.AlreadyExists, message);
     public static NacelleException FailedPrecondition(string message) => new(ErrorKind.FailedPrecondition, message);
     public static NacelleException Unavailable(string message, Exception? inner = null) => new(ErrorKind.Unavailable, message, inner);
+    public static NacelleException Unauthenticated(string message) => new(ErrorKind.Unauthenticated, message);
+    public static NacelleException PermissionDenied(string message) => new(ErrorKind.PermissionDenied, message);
     public static NacelleException Unimplemented(string message) => new(ErrorKind.Unimplemented, message);
     public static NacelleException Internal(string message, Exception? inner = null) => new(ErrorKind.Internal, message, inner);
 }

@@ -16,6 +16,8 @@ internal static class ErrorMapping
         ErrorKind.AlreadyExists => StatusCode.AlreadyExists,
         ErrorKind.FailedPrecondition => StatusCode.FailedPrecondition,
         ErrorKind.Unavailable => StatusCode.Unavailable,
+        ErrorKind.Unauthenticated => StatusCode.Unauthenticated,
+        ErrorKind.PermissionDenied => StatusCode.PermissionDenied,
         ErrorKind.ResourceExhausted => StatusCode.ResourceExhausted,
         ErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
         ErrorKind.Cancelled => StatusCode.Cancelled,
