@@ -1,0 +1,68 @@
+using System.Formats.Tar;
+using Nacelle.Common;
+
+namespace Nacelle.ImageService.Layers;
+
+/// <summary>What unpacking one layer produced.</summary>
+/// <param name="DiffId">"sha256:&lt;hex&gt;" of the uncompressed tar stream, to compare with the image config's diff_ids.</param>
+/// <param name="UncompressedSize">How many uncompressed bytes the tar stream had, end-of-archive padding included.</param>
+/// <param name="Entries">How many tar entries were processed (global PAX headers not counted).</param>
+public sealed record LayerUnpackResult(string DiffId, long UncompressedSize, long Entries);
+
+/// <summary>
+/// Unpacks one OCI image layer (a tar stream, gzip- or zstd-compressed or plain) into a snapshot directory
+/// usable as an overlayfs lowerdir: OCI whiteouts become overlayfs whiteouts, and nothing is ever written,
+/// created, chowned or chmodded outside the target directory, whatever the layer contains.
+/// </summary>
+public static class LayerUnpacker
+{
+    /// <summary>
+    /// Unpacks <paramref name="layer"/> into <paramref name="targetDirectory"/> (must exist, normally empty).
+    /// Compression is sniffed from the first bytes. Malicious or corrupt input throws
+    /// <see cref="NacelleException"/> with <see cref="ErrorKind.InvalidArgument"/> naming the entry and the rule.
+    /// The layer stream is read to its very end and left open. After a failure the target holds whatever was unpacked
+    /// so far and must be discarded by the caller. A failure of the host (disk full, EPERM) is
+    /// <see cref="ErrorKind.Internal"/> naming the entry.
+    /// </summary>
+    public static async Task<LayerUnpackResult> UnpackAsync(Stream layer, string targetDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentException.ThrowIfNullOrEmpty(targetDirectory);
+
+        var tree = new SnapshotTree(targetDirectory);
+        await using var hashing = new HashingStream(await LayerStreams.OpenTarAsync(layer, cancellationToken));
+        long entries = 0;
+        try
+        {
+            // The guard refuses oversized PAX/long-name headers before TarReader would allocate their declared size.
+            await using (var reader = new TarReader(new TarMetadataGuard(hashing), leaveOpen: false))
+            {
+                while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+
+                    // A global PAX header (git archive puts its commit id there) describes the archive, not a file.
+                    if (entry.EntryType == TarEntryType.GlobalExtendedAttributes)
+                    {
+                        continue;
+                    }
+
+                    await tree.ApplyAsync(entry, cancellationToken);
+                    entries++;
+                }
+            }
+
+            // The diffID covers every byte of the tar, including the zero blocks and padding after the last entry.
+            await hashing.DrainAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ZstdSharp.ZstdException)
+        {
+            throw NacelleException.InvalidArgument(
+                $"layer is corrupt after {entries} entries ({hashing.BytesRead} uncompressed bytes): {e.Message}");
+        }
+
+        // Directory mtimes last: creating each child changed its parent's mtime.
+        tree.ApplyDirectoryTimes();
+        return new LayerUnpackResult(hashing.Digest(), hashing.BytesRead, entries);
+    }
+}

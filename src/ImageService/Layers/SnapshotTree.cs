@@ -1,0 +1,465 @@
+using System.Formats.Tar;
+using System.Text;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+
+namespace Nacelle.ImageService.Layers;
+
+/// <summary>
+/// The snapshot directory being filled from one layer. Every path it touches is built from lexically
+/// normalised components and walked from the root with lstat, so no symlink (whether it came from this layer
+/// or was there before) is ever followed: a symlink in the middle of a path is refused, a symlink at the end
+/// is the entry itself (replaced, never written through).
+/// </summary>
+internal sealed class SnapshotTree
+{
+    private const string OpaqueXattr = "trusted.overlay.opaque";
+    private const string XattrRecordPrefix = "SCHILY.xattr.";
+    private const string OverlayXattrPrefix = "trusted.overlay.";
+    private const uint DefaultDirectoryMode = 0x1ED; // 0755
+
+    private readonly string _root;
+
+    // Directory mtimes are set after the last entry (children change them); keyed by relative path.
+    private readonly Dictionary<string, DirectoryTime> _directoryTimes = new(StringComparer.Ordinal);
+
+    public SnapshotTree(string targetDirectory)
+    {
+        _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetDirectory));
+        if (FileKinds.Of(_root) != FileKind.Directory)
+        {
+            throw NacelleException.InvalidArgument($"layer target {targetDirectory} is not an existing directory");
+        }
+    }
+
+    /// <summary>Creates, replaces or deletes what one tar entry describes.</summary>
+    public async Task ApplyAsync(TarEntry entry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ApplyCoreAsync(entry, cancellationToken);
+        }
+        catch (Exception e) when (e is (IOException and not EndOfStreamException) or UnauthorizedAccessException)
+        {
+            // The layer was acceptable but the host refused an operation (disk full, EPERM, ENAMETOOLONG...).
+            throw NacelleException.Internal($"layer entry '{entry.Name}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Sets the recorded directory mtimes, deepest first, on directories still reachable without symlinks.</summary>
+    public void ApplyDirectoryTimes()
+    {
+        foreach (var (relative, time) in _directoryTimes.OrderByDescending(pair => pair.Value.Components.Length))
+        {
+            // A later entry may have replaced the directory or one of its parents (e.g. by a symlink pointing
+            // out of the tree); a timestamp is not worth walking through it.
+            if (ReachableDirectory(time.Components) is { } path)
+            {
+                try
+                {
+                    SetTimes(path, time.Mtime);
+                }
+                catch (IOException e)
+                {
+                    throw NacelleException.Internal($"layer directory '{relative}': {e.Message}", e);
+                }
+            }
+        }
+    }
+
+    private async Task ApplyCoreAsync(TarEntry entry, CancellationToken cancellationToken)
+    {
+        var name = entry.Name;
+
+        // A NUL would silently cut the path short when it is handed to the kernel.
+        if (name.Contains('\0', StringComparison.Ordinal) || entry.LinkName.Contains('\0', StringComparison.Ordinal))
+        {
+            throw Refuse(name, "contains a NUL character in its name or link target");
+        }
+
+        var components = LayerPaths.Normalize(name) ?? throw Refuse(name, "climbs above the layer root with '..'");
+        if (components.Length == 0)
+        {
+            ApplyToRoot(entry);
+            return;
+        }
+
+        // aufs keeps its own bookkeeping (e.g. ".wh..wh.plnk/") in layers it exported; it means nothing to overlayfs.
+        if (components.Any(component => LayerPaths.Classify(component) == WhiteoutKind.AufsMetadata))
+        {
+            return;
+        }
+
+        switch (LayerPaths.Classify(components[^1]))
+        {
+            case WhiteoutKind.File:
+                WriteWhiteout(name, components);
+                return;
+            case WhiteoutKind.Opaque:
+                var directory = EnsureDirectory(components[..^1], name);
+                FileSystemCalls.SetXattr(directory, OpaqueXattr, "y"u8);
+                return;
+        }
+
+        if (!IsSupported(entry.EntryType))
+        {
+            throw Refuse(name, $"has unsupported entry type {entry.EntryType}");
+        }
+
+        var path = EnsureDirectory(components[..^1], name) + "/" + components[^1];
+        switch (entry.EntryType)
+        {
+            case TarEntryType.Directory:
+                CreateDirectory(path);
+                ApplyMetadata(path, components, entry, isDirectory: true);
+                break;
+            case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
+                await WriteFileAsync(path, entry, cancellationToken);
+                ApplyMetadata(path, components, entry, isDirectory: false);
+                break;
+            case TarEntryType.SymbolicLink:
+                CreateSymlink(path, entry);
+                ApplyMetadata(path, components, entry, isDirectory: false);
+                break;
+            case TarEntryType.HardLink:
+                // A hard link shares its target's inode, so it has no metadata of its own to apply.
+                CreateHardLink(path, name, entry.LinkName);
+                break;
+            case TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo:
+                CreateSpecialFile(path, name, entry);
+                ApplyMetadata(path, components, entry, isDirectory: false);
+                break;
+            default:
+                throw Refuse(name, $"has unsupported entry type {entry.EntryType}");
+        }
+    }
+
+    private static bool IsSupported(TarEntryType type) => type is TarEntryType.Directory
+        or TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile
+        or TarEntryType.SymbolicLink or TarEntryType.HardLink
+        or TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo;
+
+    private void ApplyToRoot(TarEntry entry)
+    {
+        // "./" (or "/") describes the snapshot root itself: only a directory can be that.
+        if (entry.EntryType != TarEntryType.Directory)
+        {
+            throw Refuse(entry.Name, $"names the layer root but is a {entry.EntryType}, not a directory");
+        }
+
+        ApplyMetadata(_root, [], entry, isDirectory: true);
+    }
+
+    /// <summary><c>dir/.wh.name</c> becomes the overlayfs whiteout for <c>dir/name</c>: a character device 0/0.</summary>
+    private void WriteWhiteout(string name, string[] components)
+    {
+        var hidden = components[^1][LayerPaths.WhiteoutPrefix.Length..];
+        if (hidden is "" or "." or "..")
+        {
+            throw Refuse(name, "is a whiteout that names no file");
+        }
+
+        var path = EnsureDirectory(components[..^1], name) + "/" + hidden;
+        RemoveExisting(path);
+        FileSystemCalls.MakeCharacterDevice(path, 0, 0, 0);
+    }
+
+    private void CreateDirectory(string path)
+    {
+        // Directory over directory keeps the contents (layers add to their lowers); anything else is replaced.
+        if (FileKinds.Of(path) == FileKind.Directory)
+        {
+            return;
+        }
+
+        RemoveExisting(path);
+        FileSystemCalls.MakeDirectory(path, 0x1C0); // 0700 until the entry's own mode is applied
+    }
+
+    private async Task WriteFileAsync(string path, TarEntry entry, CancellationToken cancellationToken)
+    {
+        RemoveExisting(path);
+
+        // CreateNew is O_CREAT|O_EXCL: it never opens through a symlink that might have appeared in the meantime.
+        // Mode 0600 until the entry's mode (possibly setuid) is applied after chown.
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        await using var file = new FileStream(path, options);
+        if (entry.DataStream is { } data)
+        {
+            // Streamed in small buffers: a layer's file may be larger than memory.
+            await data.CopyToAsync(file, cancellationToken);
+        }
+    }
+
+    private void CreateSymlink(string path, TarEntry entry)
+    {
+        if (string.IsNullOrEmpty(entry.LinkName))
+        {
+            throw Refuse(entry.Name, "is a symlink with an empty target");
+        }
+
+        // The target is stored as is, absolute or relative: it is only ever resolved inside the container.
+        RemoveExisting(path);
+        File.CreateSymbolicLink(path, entry.LinkName);
+    }
+
+    private void CreateHardLink(string path, string name, string linkName)
+    {
+        var targetComponents = LayerPaths.Normalize(linkName)
+            ?? throw Refuse(name, $"is a hardlink whose target '{linkName}' climbs above the layer root with '..'");
+        var target = ExistingLinkTarget(targetComponents, name, linkName);
+        if (target == path)
+        {
+            return; // a link to itself: the name already is that inode
+        }
+
+        if (target.StartsWith(path + "/", StringComparison.Ordinal))
+        {
+            throw Refuse(name, $"is a hardlink to '{linkName}', inside the directory it would replace");
+        }
+
+        RemoveExisting(path);
+        FileSystemCalls.MakeHardLink(target, path);
+    }
+
+    private void CreateSpecialFile(string path, string name, TarEntry entry)
+    {
+        RemoveExisting(path);
+        if (entry.EntryType == TarEntryType.Fifo)
+        {
+            FileSystemCalls.MakeFifo(path, 0x180);
+            return;
+        }
+
+        if (entry is not PosixTarEntry device || device.DeviceMajor < 0 || device.DeviceMinor < 0)
+        {
+            throw Refuse(name, "is a device without valid major/minor numbers");
+        }
+
+        // 0600 until the entry's mode is applied after chown, like every other inode.
+        if (entry.EntryType == TarEntryType.CharacterDevice)
+        {
+            FileSystemCalls.MakeCharacterDevice(path, 0x180, (uint)device.DeviceMajor, (uint)device.DeviceMinor);
+        }
+        else
+        {
+            FileSystemCalls.MakeBlockDevice(path, 0x180, (uint)device.DeviceMajor, (uint)device.DeviceMinor);
+        }
+    }
+
+    /// <summary>
+    /// Owner, then mode, then xattrs, then times. chown clears setuid/setgid and the security.capability xattr,
+    /// so both must come after it; a symlink has no mode of its own (chmod would follow it).
+    /// </summary>
+    private void ApplyMetadata(string path, string[] components, TarEntry entry, bool isDirectory)
+    {
+        FileSystemCalls.ChangeOwner(path, entry.Uid, entry.Gid);
+        if (entry.EntryType != TarEntryType.SymbolicLink)
+        {
+            FileSystemCalls.ChangeMode(path, (uint)entry.Mode);
+        }
+
+        ApplyXattrs(path, entry);
+        if (isDirectory)
+        {
+            _directoryTimes[LayerPaths.Join(components)] = new DirectoryTime(components, entry.ModificationTime);
+        }
+        else
+        {
+            SetTimes(path, entry.ModificationTime);
+        }
+    }
+
+    private static void ApplyXattrs(string path, TarEntry entry)
+    {
+        if (entry is not PaxTarEntry pax)
+        {
+            return;
+        }
+
+        foreach (var (key, value) in pax.ExtendedAttributes)
+        {
+            if (!key.StartsWith(XattrRecordPrefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var name = key[XattrRecordPrefix.Length..];
+            if (name.Length == 0 || name.Contains('\0', StringComparison.Ordinal))
+            {
+                throw Refuse(entry.Name, "has an xattr record without a valid name");
+            }
+
+            // Overlay's own xattrs (opaque, redirect, metacopy...) steer how the mount resolves paths; only the
+            // unpacker sets them, from OCI whiteouts, never a layer directly.
+            if (name.StartsWith(OverlayXattrPrefix, StringComparison.Ordinal))
+            {
+                throw Refuse(entry.Name, $"sets xattr {name}, which is reserved for overlayfs");
+            }
+
+            // TarReader decodes PAX values as UTF-8; invalid bytes became U+FFFD and the value is lost.
+            // Refuse rather than write a corrupted value (e.g. a wrong security.capability).
+            if (value.Contains('\uFFFD', StringComparison.Ordinal))
+            {
+                throw Refuse(entry.Name, $"has xattr {name} with a value that is not valid UTF-8, which cannot be reproduced");
+            }
+
+            FileSystemCalls.SetXattr(path, name, Encoding.UTF8.GetBytes(value));
+        }
+    }
+
+    /// <summary>
+    /// The absolute path of the directory <paramref name="components"/>, creating missing directories (0755,
+    /// root-owned) on the way. An existing symlink or non-directory on the way is refused: it is never followed.
+    /// </summary>
+    private string EnsureDirectory(ReadOnlySpan<string> components, string entryName)
+    {
+        var path = _root;
+        for (var i = 0; i < components.Length; i++)
+        {
+            path += "/" + components[i];
+            switch (FileKinds.Of(path))
+            {
+                case FileKind.Directory:
+                    continue;
+                case FileKind.Missing:
+                    FileSystemCalls.MakeDirectory(path, DefaultDirectoryMode);
+                    FileSystemCalls.ChangeOwner(path, 0, 0);
+                    FileSystemCalls.ChangeMode(path, DefaultDirectoryMode); // the umask applied to mkdir
+                    continue;
+                case FileKind.Symlink:
+                    throw Refuse(entryName, $"traverses symlink '{LayerPaths.Join(components[..(i + 1)].ToArray())}'");
+                default:
+                    throw Refuse(entryName, $"has parent '{LayerPaths.Join(components[..(i + 1)].ToArray())}' that is not a directory");
+            }
+        }
+
+        return path;
+    }
+
+    /// <summary>The absolute path of an existing hardlink target, reached without any symlink; never a directory.</summary>
+    private string ExistingLinkTarget(string[] components, string entryName, string linkName)
+    {
+        if (components.Length == 0)
+        {
+            throw Refuse(entryName, $"is a hardlink to '{linkName}', the layer root");
+        }
+
+        var path = _root;
+        for (var i = 0; i < components.Length; i++)
+        {
+            path += "/" + components[i];
+            var kind = FileKinds.Of(path);
+            var last = i == components.Length - 1;
+            if (kind == FileKind.Missing)
+            {
+                throw Refuse(entryName, $"is a hardlink to '{linkName}', which does not exist in the layer");
+            }
+
+            if (!last && kind == FileKind.Symlink)
+            {
+                throw Refuse(entryName, $"is a hardlink to '{linkName}', which traverses symlink '{LayerPaths.Join(components[..(i + 1)])}'");
+            }
+
+            if (!last && kind != FileKind.Directory)
+            {
+                throw Refuse(entryName, $"is a hardlink to '{linkName}', whose parent '{LayerPaths.Join(components[..(i + 1)])}' is not a directory");
+            }
+
+            if (last && kind == FileKind.Directory)
+            {
+                throw Refuse(entryName, $"is a hardlink to '{linkName}', which is a directory");
+            }
+        }
+
+        return path;
+    }
+
+    /// <summary>The path of <paramref name="components"/> if every component is a real directory; otherwise null.</summary>
+    private string? ReachableDirectory(string[] components)
+    {
+        var path = _root;
+        foreach (var component in components)
+        {
+            path += "/" + component;
+            if (FileKinds.Of(path) != FileKind.Directory)
+            {
+                return null;
+            }
+        }
+
+        return path;
+    }
+
+    /// <summary>Removes whatever is at <paramref name="path"/> (its parents are already verified); never follows a symlink.</summary>
+    private void RemoveExisting(string path)
+    {
+        switch (FileKinds.Of(path))
+        {
+            case FileKind.Missing:
+                return;
+            case FileKind.Directory:
+                RemoveTree(path);
+                ForgetDirectoryTimes(path);
+                return;
+            default:
+                File.Delete(path); // unlink: removes a symlink itself
+                return;
+        }
+    }
+
+    private static void RemoveTree(string directory)
+    {
+        foreach (var child in Directory.EnumerateFileSystemEntries(directory))
+        {
+            if (FileKinds.Of(child) == FileKind.Directory)
+            {
+                RemoveTree(child);
+            }
+            else
+            {
+                File.Delete(child);
+            }
+        }
+
+        Directory.Delete(directory);
+    }
+
+    private void ForgetDirectoryTimes(string path)
+    {
+        var relative = path[(_root.Length + 1)..];
+        foreach (var key in _directoryTimes.Keys.ToArray())
+        {
+            if (key == relative || key.StartsWith(relative + "/", StringComparison.Ordinal))
+            {
+                _directoryTimes.Remove(key);
+            }
+        }
+    }
+
+    private static void SetTimes(string path, DateTimeOffset mtime)
+    {
+        // Tar records no separate atime worth keeping (PAX atime is usually the archiver's read time): use mtime.
+        var ticks = mtime.UtcTicks - DateTime.UnixEpoch.Ticks;
+        var seconds = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var remainder);
+        if (remainder < 0)
+        {
+            seconds--;
+            remainder += TimeSpan.TicksPerSecond;
+        }
+
+        var nanoseconds = remainder * 100;
+        FileSystemCalls.SetTimes(path, seconds, nanoseconds, seconds, nanoseconds);
+    }
+
+    private static NacelleException Refuse(string entryName, string rule) =>
+        NacelleException.InvalidArgument($"layer entry '{entryName}' {rule}");
+
+    private readonly record struct DirectoryTime(string[] Components, DateTimeOffset Mtime);
+}
