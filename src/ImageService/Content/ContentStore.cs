@@ -1,0 +1,177 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Nacelle.Common;
+
+namespace Nacelle.ImageService.Content;
+
+/// <summary>
+/// Blobs by digest under &lt;root&gt;/content/blobs/sha256/&lt;hex&gt;. A blob is written to a temp file under
+/// content/ingest while its sha256 and size are checked, then renamed into place atomically, so a blob path either
+/// does not exist or holds exactly the content its name promises. Concurrent ingests of one digest share one write.
+/// </summary>
+public sealed class ContentStore
+{
+    private readonly string _blobs;
+    private readonly string _ingest;
+    private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _inFlight = new(StringComparer.Ordinal);
+
+    public ContentStore(string root)
+    {
+        _blobs = Path.Combine(root, "content", "blobs", "sha256");
+        _ingest = Path.Combine(root, "content", "ingest");
+        Directory.CreateDirectory(_blobs);
+        Directory.CreateDirectory(_ingest);
+
+        // Anything left in ingest is from a write that never completed (crash): it was never a blob.
+        foreach (var leftover in Directory.EnumerateFiles(_ingest))
+        {
+            File.Delete(leftover);
+        }
+    }
+
+    public string BlobPath(string digest) => Path.Combine(_blobs, Digests.Hex(digest));
+
+    public bool Exists(string digest) => File.Exists(BlobPath(digest));
+
+    /// <summary>
+    /// Makes sure the blob is stored: when absent, <paramref name="write"/> streams it into a temp file, which is then
+    /// verified against <paramref name="digest"/> and <paramref name="expectedSize"/> (negative: size unknown) and renamed
+    /// into place. A mismatch or a failed write leaves nothing behind. Returns the blob's path.
+    /// </summary>
+    public async Task<string> IngestAsync(string digest, long expectedSize, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
+    {
+        var path = BlobPath(digest);
+        if (File.Exists(path))
+        {
+            return path;
+        }
+
+        var ingest = _inFlight.GetOrAdd(digest, d => new Lazy<Task<string>>(() => WriteAsync(d, path, expectedSize, write, cancellationToken)));
+        try
+        {
+            return await ingest.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(digest, ingest));
+        }
+    }
+
+    /// <summary>Stores small content already in memory (manifests, configs) after checking its digest.</summary>
+    public Task<string> PutAsync(string digest, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        IngestAsync(digest, content.Length, (stream, ct) => stream.WriteAsync(content, ct).AsTask(), cancellationToken);
+
+    public async Task<byte[]> ReadAllAsync(string digest, CancellationToken cancellationToken)
+    {
+        var path = BlobPath(digest);
+        if (!File.Exists(path))
+        {
+            throw NacelleException.NotFound($"blob {digest} is not in the content store");
+        }
+
+        return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Stream OpenRead(string digest) =>
+        new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+
+    public void Delete(string digest)
+    {
+        var path = BlobPath(digest);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Digests of every stored blob.</summary>
+    public IEnumerable<string> List() =>
+        Directory.EnumerateFiles(_blobs).Select(p => "sha256:" + Path.GetFileName(p)).Where(Digests.IsValid);
+
+    /// <summary>Bytes and inodes the content store uses.</summary>
+    public (long Bytes, long Inodes) Usage()
+    {
+        long bytes = 0, inodes = 0;
+        foreach (var file in new DirectoryInfo(_blobs).EnumerateFiles())
+        {
+            bytes += file.Length;
+            inodes++;
+        }
+
+        return (bytes, inodes);
+    }
+
+    private async Task<string> WriteAsync(string digest, string path, long expectedSize, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
+    {
+        var temp = Path.Combine(_ingest, $"{Digests.Hex(digest)[..16]}-{Guid.NewGuid():N}");
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long written;
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                var verifying = new HashingWriteStream(file, hash);
+                await write(verifying, cancellationToken).ConfigureAwait(false);
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+                written = verifying.Written;
+            }
+
+            var actual = Digests.FromHash(hash);
+            if (expectedSize >= 0 && written != expectedSize)
+            {
+                throw NacelleException.Unavailable($"blob {digest}: received {written} bytes, expected {expectedSize} (truncated or corrupt download)");
+            }
+
+            if (actual != digest)
+            {
+                throw NacelleException.Unavailable($"blob {digest}: content has digest {actual} (corrupt download)");
+            }
+
+            File.Move(temp, path, overwrite: true);
+            return path;
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>A write-only pass-through that hashes and counts what goes to the file.</summary>
+    private sealed class HashingWriteStream(Stream inner, IncrementalHash hash) : Stream
+    {
+        public long Written { get; private set; }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => Written;
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.AppendData(buffer);
+            Written += buffer.Length;
+            inner.Write(buffer);
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            hash.AppendData(buffer.Span);
+            Written += buffer.Length;
+            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush() => inner.Flush();
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,193 @@
+using Microsoft.Extensions.Logging;
+using Nacelle.Common;
+using Nacelle.Common.Storage;
+using Nacelle.ImageService.Content;
+using Nacelle.ImageService.Manifests;
+using Nacelle.ImageService.References;
+using Nacelle.ImageService.Registry;
+using Nacelle.ImageService.Snapshots;
+using Nacelle.ImageService.Store;
+
+namespace Nacelle.ImageService;
+
+/// <summary>Disk used by images and by containers' writable layers.</summary>
+public sealed record ImageFsUsage(string ImageMountpoint, long ImageBytes, long ImageInodes, string ContainerMountpoint, long ContainerBytes, long ContainerInodes);
+
+/// <summary>
+/// The image service as the daemon uses it: pull, find, list, remove (with garbage collection of blobs and snapshots
+/// no image or container rootfs needs), disk usage, and container root filesystems.
+/// </summary>
+public sealed class ImageManager : IDisposable
+{
+    private readonly ContentStore _content;
+    private readonly SnapshotStore _snapshots;
+    private readonly ImageStore _images;
+    private readonly RegistryClient _registry;
+    private readonly ImagePuller _puller;
+    private readonly string _root;
+    private readonly SemaphoreSlim _removals = new(1, 1);
+
+    public ImageManager(ImageServiceOptions options, MetadataDatabase database, ILoggerFactory loggerFactory)
+    {
+        _root = options.Root;
+        database.Migrate(ImageSchema.Domain, ImageSchema.Migrations);
+        _content = new ContentStore(options.Root);
+        _snapshots = new SnapshotStore(database, options.Root);
+        _images = new ImageStore(database);
+        Rootfs = new RootfsManager(database, _snapshots, options.Root);
+        _registry = new RegistryClient(options.Registry, Platform.Current, loggerFactory.CreateLogger<RegistryClient>());
+        _puller = new ImagePuller(_registry, _content, _snapshots, _images, options, loggerFactory.CreateLogger<ImagePuller>());
+    }
+
+    /// <summary>Container root filesystems over image snapshots.</summary>
+    public RootfsManager Rootfs { get; }
+
+    /// <summary>Pulls <paramref name="image"/> (any reference form) and returns the stored image.</summary>
+    public Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken) =>
+        _puller.PullAsync(ImageReference.Parse(image), credentials, cancellationToken);
+
+    public IReadOnlyList<ImageRecord> List() => _images.List();
+
+    /// <summary>
+    /// Finds an image by id ("sha256:&lt;hex&gt;" or the bare hex), by a unique id prefix of at least 12 hex digits,
+    /// or by any reference form naming one of its repo tags or repo digests. Null when nothing matches.
+    /// </summary>
+    public ImageRecord? Find(string spec)
+    {
+        var id = ResolveId(spec);
+        return id is null ? null : _images.Get(id);
+    }
+
+    /// <summary>
+    /// Removes what <paramref name="spec"/> names. A tag of an image that has other tags only loses that tag; otherwise
+    /// the image goes with all its names, then blobs and snapshots no remaining image or container rootfs uses are
+    /// deleted. Returns false when nothing matched (removal of an unknown image succeeds, as CRI requires).
+    /// </summary>
+    public async Task<bool> RemoveAsync(string spec, CancellationToken cancellationToken)
+    {
+        await _removals.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var id = ResolveId(spec);
+            if (id is null || _images.Get(id) is not { } image)
+            {
+                return false;
+            }
+
+            var tag = TagNamedBy(spec, image);
+            if (tag is not null && image.RepoTags.Count > 1)
+            {
+                _images.RemoveName(tag);
+                return true;
+            }
+
+            _images.Remove(id);
+            CollectGarbage();
+            return true;
+        }
+        finally
+        {
+            _removals.Release();
+        }
+    }
+
+    public ImageFsUsage FsUsage()
+    {
+        var (snapshotBytes, snapshotInodes) = _snapshots.Usage();
+        var (blobBytes, blobInodes) = _content.Usage();
+        var containers = Path.Combine(_root, "containers");
+        var (containerBytes, containerInodes) = DirectoryUsage.Measure(containers);
+        return new ImageFsUsage(Path.Combine(_root, "snapshots"), snapshotBytes + blobBytes, snapshotInodes + blobInodes,
+            containers, containerBytes, containerInodes);
+    }
+
+    /// <summary>Creates a container rootfs record and layout over <paramref name="imageSpec"/>'s layers.</summary>
+    public Snapshots.Rootfs CreateRootfs(string containerId, string imageSpec)
+    {
+        var image = Find(imageSpec) ?? throw NacelleException.NotFound($"image \"{imageSpec}\" is not present; pull it first");
+        return Rootfs.Create(containerId, image.Id, image.Layers.Select(l => l.ChainId).ToList());
+    }
+
+    public void Dispose()
+    {
+        _registry.Dispose();
+        _removals.Dispose();
+    }
+
+    private string? ResolveId(string spec)
+    {
+        if (string.IsNullOrWhiteSpace(spec))
+        {
+            throw NacelleException.InvalidArgument("no image named: the image spec is empty");
+        }
+
+        if (Digests.IsValid(spec))
+        {
+            return _images.Get(spec) is null ? null : spec;
+        }
+
+        var isHex = spec.AsSpan().IndexOfAnyExcept("0123456789abcdef") < 0;
+        if (isHex && spec.Length == 64)
+        {
+            return "sha256:" + spec;
+        }
+
+        if (isHex && spec.Length >= 12)
+        {
+            var matches = _images.IdsByPrefix("sha256:" + spec);
+            if (matches.Count == 1)
+            {
+                return matches[0];
+            }
+        }
+
+        ImageReference reference;
+        try
+        {
+            reference = ImageReference.Parse(spec);
+        }
+        catch (NacelleException)
+        {
+            return null; // neither an id nor a valid reference: nothing can be named by it
+        }
+
+        return _images.ImageIdByName(reference.ToString())
+            ?? (reference is { Tag: not null, Digest: not null } ? _images.ImageIdByName(reference.WithDigest(reference.Digest)) : null);
+    }
+
+    private static string? TagNamedBy(string spec, ImageRecord image)
+    {
+        if (Digests.IsValid(spec) || spec.AsSpan().IndexOfAnyExcept("0123456789abcdef") < 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            var reference = ImageReference.Parse(spec);
+            var tag = reference is { Tag: not null, Digest: null } ? reference.ToString() : null;
+            return tag is not null && image.RepoTags.Contains(tag) ? tag : null;
+        }
+        catch (NacelleException)
+        {
+            return null;
+        }
+    }
+
+    // Blobs and snapshots no image and no container rootfs needs.
+    private void CollectGarbage()
+    {
+        var liveChains = new HashSet<string>(_images.ReferencedChains(), StringComparer.Ordinal);
+        foreach (var top in Rootfs.TopChains())
+        {
+            liveChains.UnionWith(Rootfs.ChainOf(top));
+        }
+
+        _snapshots.RemoveUnreferenced(liveChains);
+        var liveBlobs = _images.ReferencedBlobs();
+        foreach (var digest in _content.List().Where(d => !liveBlobs.Contains(d)).ToList())
+        {
+            _content.Delete(digest);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Nacelle.Common;
+using Nacelle.ImageService.Content;
+using Nacelle.ImageService.Layers;
+using Nacelle.ImageService.Manifests;
+using Nacelle.ImageService.References;
+using Nacelle.ImageService.Registry;
+using Nacelle.ImageService.Snapshots;
+using Nacelle.ImageService.Store;
+
+namespace Nacelle.ImageService;
+
+/// <summary>
+/// The pull pipeline: resolve the reference to this node's manifest, store manifest and config (verified), download
+/// the layers in parallel (bounded) and unpack each one as soon as its blob and its parent's snapshot are ready, then
+/// commit the image record. The image id (config digest) is returned only after everything is committed; a failed
+/// pull leaves no image record (blobs and snapshots it completed are reused by the next pull or collected on remove).
+/// </summary>
+internal sealed partial class ImagePuller(
+    RegistryClient registry, ContentStore content, SnapshotStore snapshots, ImageStore images, ImageServiceOptions options, ILogger logger)
+{
+    public static readonly ActivitySource Source = new("Nacelle.ImageService");
+
+    public async Task<ImageRecord> PullAsync(ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    {
+        using var activity = Source.StartActivity("pull image");
+        activity?.SetTag("nacelle.image", reference.ToString());
+        var started = Stopwatch.GetTimestamp();
+
+        var resolved = await registry.ResolveAsync(reference, credentials, cancellationToken).ConfigureAwait(false);
+        await content.PutAsync(resolved.ManifestDigest, resolved.ManifestBytes, cancellationToken).ConfigureAwait(false);
+
+        await content.IngestAsync(resolved.Config.Digest, resolved.Config.Size,
+            (stream, ct) => registry.DownloadBlobAsync(reference, resolved.Config, credentials, stream, ct), cancellationToken).ConfigureAwait(false);
+        var configBytes = await content.ReadAllAsync(resolved.Config.Digest, cancellationToken).ConfigureAwait(false);
+        var config = ImageConfig.Parse(configBytes);
+        if (config.DiffIds.Count != resolved.Layers.Count)
+        {
+            throw NacelleException.InvalidArgument(
+                $"{reference}: the manifest lists {resolved.Layers.Count} layers but the image config lists {config.DiffIds.Count} diff ids");
+        }
+
+        var chains = Digests.ChainIds(config.DiffIds);
+
+        // One failed layer cancels the others.
+        using var failFast = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var downloadSlots = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentDownloads));
+        var layerTasks = new List<Task<Snapshot>>(resolved.Layers.Count);
+        Task<Snapshot>? parent = null;
+        for (var i = 0; i < resolved.Layers.Count; i++)
+        {
+            var task = LayerAsync(reference, credentials, resolved.Layers[i], chains[i], i == 0 ? null : chains[i - 1], config.DiffIds[i],
+                parent, downloadSlots, failFast);
+            layerTasks.Add(task);
+            parent = task;
+        }
+
+        try
+        {
+            await Task.WhenAll(layerTasks).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Report the first real failure, not the cancellations it caused.
+            var first = layerTasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault();
+            if (first is not null && first is not OperationCanceledException)
+            {
+                throw first;
+            }
+
+            throw;
+        }
+
+        var layers = resolved.Layers.Select((d, i) => new LayerRecord(i, config.DiffIds[i], chains[i], d.Digest, d.Size)).ToList();
+        var repoTags = reference.Tag is not null ? new[] { $"{reference.Name}:{reference.Tag}" } : [];
+        var record = new ImageRecord(
+            Id: resolved.Config.Digest,
+            ManifestDigest: resolved.ManifestDigest,
+            Size: resolved.Config.Size + resolved.Layers.Sum(l => l.Size),
+            User: config.User ?? string.Empty,
+            Pinned: false,
+            PulledAt: DateTimeOffset.UtcNow,
+            Config: configBytes,
+            RepoTags: repoTags,
+            RepoDigests: [reference.WithDigest(resolved.TopDigest)],
+            Layers: layers);
+        var blobs = new List<string> { resolved.ManifestDigest, resolved.Config.Digest };
+        if (resolved.TopDigest != resolved.ManifestDigest)
+        {
+            blobs.Add(resolved.TopDigest);
+        }
+
+        images.Save(record, blobs);
+        LogPulled(logger, reference.ToString(), record.Id, layers.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return images.Get(record.Id)!;
+    }
+
+    private async Task<Snapshot> LayerAsync(
+        ImageReference reference, RegistryCredentials? credentials, Descriptor layer, string chainId, string? parentChainId, string diffId,
+        Task<Snapshot>? parent, SemaphoreSlim downloadSlots, CancellationTokenSource failFast)
+    {
+        var cancellationToken = failFast.Token;
+        try
+        {
+            if (snapshots.Find(chainId) is { } existing)
+            {
+                return existing; // unpacked before (this image or another sharing the layer): nothing to fetch
+            }
+
+            if (!content.Exists(layer.Digest))
+            {
+                await downloadSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    using var activity = Source.StartActivity("download layer");
+                    activity?.SetTag("nacelle.blob", layer.Digest);
+                    await content.IngestAsync(layer.Digest, layer.Size,
+                        (stream, ct) => registry.DownloadBlobAsync(reference, layer, credentials, stream, ct), cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    downloadSlots.Release();
+                }
+            }
+
+            if (parent is not null)
+            {
+                await parent.ConfigureAwait(false); // overlay order: a layer's snapshot is committed after its parent's
+            }
+
+            return await snapshots.EnsureAsync(chainId, parentChainId, diffId, async (directory, ct) =>
+            {
+                using var activity = Source.StartActivity("unpack layer");
+                activity?.SetTag("nacelle.chain_id", chainId);
+                await using var blob = content.OpenRead(layer.Digest);
+                var result = await LayerUnpacker.UnpackAsync(blob, directory, ct).ConfigureAwait(false);
+                return (result.DiffId, result.UncompressedSize);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await failFast.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    [LoggerMessage(EventId = 3100, Level = LogLevel.Information, Message = "pulled {Image} as {ImageId} ({Layers} layers) in {ElapsedMs:F0} ms")]
+    private static partial void LogPulled(ILogger logger, string image, string imageId, int layers, double elapsedMs);
+}

@@ -1,0 +1,15 @@
+using Nacelle.ImageService.Registry;
+
+namespace Nacelle.ImageService;
+
+/// <summary>What the image service needs from the daemon's configuration.</summary>
+public sealed class ImageServiceOptions
+{
+    /// <summary>The persistent root (content/, snapshots/, containers/ live below it).</summary>
+    public required string Root { get; init; }
+
+    /// <summary>Layers downloaded at the same time by one pull.</summary>
+    public int MaxConcurrentDownloads { get; init; } = 3;
+
+    public RegistryOptions Registry { get; init; } = new();
+}

@@ -1,0 +1,149 @@
+using Nacelle.Common;
+using Nacelle.Common.Storage;
+using Nacelle.ContainerCore.Interop;
+
+namespace Nacelle.ImageService.Snapshots;
+
+/// <summary>A container's root filesystem: an overlay of its image's layers with a private upper (writable) layer.</summary>
+public sealed record Rootfs(string ContainerId, string ImageId, string Path, string UpperDir, IReadOnlyList<string> LowerDirs);
+
+/// <summary>
+/// The rootfs API ContainerCore gets its root filesystems from: a writable overlay (upper/work per container under
+/// &lt;root&gt;/containers/&lt;id&gt;) over an image's snapshots, with mount, unmount and remove. Which image a rootfs
+/// uses is recorded, so the image's snapshots stay while the container exists.
+/// </summary>
+public sealed class RootfsManager
+{
+    private readonly MetadataDatabase _database;
+    private readonly SnapshotStore _snapshots;
+    private readonly string _containers;
+
+    public RootfsManager(MetadataDatabase database, SnapshotStore snapshots, string root)
+    {
+        _database = database;
+        _snapshots = snapshots;
+        _containers = System.IO.Path.Combine(root, "containers");
+        Directory.CreateDirectory(_containers);
+    }
+
+    /// <summary>Records and lays out the rootfs of <paramref name="containerId"/> over the given layer chain (base first).</summary>
+    public Rootfs Create(string containerId, string imageId, IReadOnlyList<string> chainIds)
+    {
+        ValidateId(containerId);
+        if (chainIds.Count == 0)
+        {
+            throw NacelleException.InvalidArgument($"image {imageId} has no layers");
+        }
+
+        var lowers = LowerDirs(chainIds);
+        var dir = System.IO.Path.Combine(_containers, containerId);
+        if (Directory.Exists(dir))
+        {
+            throw NacelleException.AlreadyExists($"a rootfs for container {containerId} exists already");
+        }
+
+        using var connection = _database.Open();
+        using var transaction = connection.BeginTransaction();
+        using (var insert = connection.CreateCommand())
+        {
+            insert.Transaction = transaction;
+            insert.CommandText = "INSERT INTO rootfs (container_id, image_id, top_chain_id) VALUES ($c, $i, $t)";
+            insert.Parameters.AddWithValue("$c", containerId);
+            insert.Parameters.AddWithValue("$i", imageId);
+            insert.Parameters.AddWithValue("$t", chainIds[^1]);
+            insert.ExecuteNonQuery();
+        }
+
+        foreach (var sub in new[] { "upper", "work", "rootfs" })
+        {
+            Directory.CreateDirectory(System.IO.Path.Combine(dir, sub));
+        }
+
+        transaction.Commit();
+        return Describe(containerId, imageId, lowers);
+    }
+
+    /// <summary>Mounts the overlay at <see cref="Rootfs.Path"/> (idempotent).</summary>
+    public Rootfs Mount(string containerId)
+    {
+        var rootfs = Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}");
+        if (!Mounts.IsMountPoint(rootfs.Path))
+        {
+            Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, System.IO.Path.Combine(_containers, containerId, "work"));
+        }
+
+        return rootfs;
+    }
+
+    /// <summary>Unmounts the overlay if mounted; the writable layer stays.</summary>
+    public void Unmount(string containerId)
+    {
+        ValidateId(containerId);
+        Mounts.Unmount(System.IO.Path.Combine(_containers, containerId, "rootfs"));
+    }
+
+    /// <summary>Unmounts and deletes the rootfs and its writable layer (idempotent).</summary>
+    public void Remove(string containerId)
+    {
+        Unmount(containerId);
+        SnapshotStore.DeleteTree(System.IO.Path.Combine(_containers, containerId));
+        using var connection = _database.Open();
+        using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM rootfs WHERE container_id = $c";
+        delete.Parameters.AddWithValue("$c", containerId);
+        delete.ExecuteNonQuery();
+    }
+
+    public Rootfs? Get(string containerId)
+    {
+        ValidateId(containerId);
+        using var connection = _database.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = "SELECT image_id, top_chain_id FROM rootfs WHERE container_id = $c";
+        query.Parameters.AddWithValue("$c", containerId);
+        using var reader = query.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        var imageId = reader.GetString(0);
+        return Describe(containerId, imageId, LowerDirs(ChainOf(reader.GetString(1))));
+    }
+
+    /// <summary>Top chain ids of every recorded rootfs: their snapshots (and parents) must stay.</summary>
+    public IReadOnlyList<string> TopChains() => _database.QueryStrings("SELECT top_chain_id FROM rootfs");
+
+    /// <summary>The chain ids from the base layer up to <paramref name="topChainId"/>, following parents.</summary>
+    public IReadOnlyList<string> ChainOf(string topChainId)
+    {
+        var chain = new List<string>();
+        for (var current = topChainId; current is not null;)
+        {
+            var snapshot = _snapshots.Find(current) ?? throw NacelleException.NotFound($"layer snapshot {current} is missing");
+            chain.Add(current);
+            current = snapshot.ParentChainId;
+        }
+
+        chain.Reverse();
+        return chain;
+    }
+
+    // overlayfs takes the top layer first.
+    private IReadOnlyList<string> LowerDirs(IReadOnlyList<string> chainIds) =>
+        chainIds.Reverse().Select(c => (_snapshots.Find(c) ?? throw NacelleException.NotFound($"layer snapshot {c} is missing")).Path).ToList();
+
+    private Rootfs Describe(string containerId, string imageId, IReadOnlyList<string> lowers)
+    {
+        var dir = System.IO.Path.Combine(_containers, containerId);
+        return new Rootfs(containerId, imageId, System.IO.Path.Combine(dir, "rootfs"), System.IO.Path.Combine(dir, "upper"), lowers);
+    }
+
+    private static void ValidateId(string containerId)
+    {
+        if (containerId.Length is 0 or > 128 || containerId.AsSpan().IndexOfAnyExcept("abcdefghijklmnopqrstuvwxyz0123456789-_.") >= 0 || containerId.StartsWith('.'))
+        {
+            throw NacelleException.InvalidArgument($"'{containerId}' is not a valid container id for a rootfs");
+        }
+    }
+}
