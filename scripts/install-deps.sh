@@ -19,7 +19,7 @@ fi
 
 packages=(clang zlib1g-dev)
 if [[ $want_test -eq 1 ]]; then
-  packages+=(prometheus)
+  packages+=(prometheus docker-registry busybox-static apache2-utils)
 fi
 
 missing=()

@@ -24,13 +24,15 @@ public sealed class ObservabilityTests
 
         await daemon.Client.Runtime.StatusAsync(new StatusRequest());
         await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest()));
-        await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Images.ListImagesAsync(new ListImagesRequest()));
+        await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = "c" }));
+        await daemon.Client.Images.ListImagesAsync(new ListImagesRequest());
 
         var text = await daemon.ScrapeMetricsAsync();
         Assert.Equal(versionsBefore + 3, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"Version\",code=\"OK\"}"));
         Assert.Equal(1, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"Status\",code=\"OK\"}"));
         Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"StopPodSandbox\",code=\"Unimplemented\"}"));
-        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"ListImages\",code=\"Unimplemented\"}"));
+        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"ContainerStats\",code=\"Unimplemented\"}"));
+        Assert.Equal(1, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"ListImages\",code=\"OK\"}"));
         Assert.DoesNotContain("nacelle_cri_request_errors_total{rpc=\"Version\"", text);
         Assert.Contains("# TYPE nacelle_cri_request_duration_seconds histogram", text);
         Assert.Contains("nacelle_cri_request_duration_seconds_bucket{rpc=\"Version\",code=\"OK\",le=\"0.005\"}", text);

@@ -79,12 +79,12 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     }
 
     [Fact]
-    public async Task UnimplementedImageRpcsSayWhichRpc()
+    public async Task UnimplementedStreamingSetupRpcsSayWhichRpc()
     {
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
-            await Daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "busybox" } }));
+            await Daemon.Client.Runtime.AttachAsync(new AttachRequest { ContainerId = "abc", Stdout = true }));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Equal("PullImage is not implemented by nacelle", e.Status.Detail);
+        Assert.Equal("Attach is not implemented by nacelle", e.Status.Detail);
     }
 
     [Fact]

@@ -12,20 +12,23 @@ public enum ConfigValueType
     Float,
     /// <summary>A string such as "10s" (see <see cref="Duration"/>).</summary>
     Duration,
+    /// <summary>An array of strings.</summary>
+    StringList,
 }
 
 /// <summary>
 /// One configuration key: its dotted path, documentation, type, how to read and write it on
 /// <see cref="NacelleConfig"/>, and its validation. The same table drives parsing, flags,
-/// validation, `nacelle config default` and the effective config shown by Status.
+/// validation, `nacelle config default` and the effective config shown by Status. <typeparamref name="TTarget"/> is
+/// what the key is read from and written to: the whole config, or one entry of a table of tables (a registry host).
 /// </summary>
-public sealed class ConfigKey
+public sealed class ConfigKey<TTarget>
 {
     public required string Path { get; init; }
     public required string Comment { get; init; }
     public required ConfigValueType Type { get; init; }
-    public required Func<NacelleConfig, object> Get { get; init; }
-    public required Action<NacelleConfig, object> Set { get; init; }
+    public required Func<TTarget, object> Get { get; init; }
+    public required Action<TTarget, object> Set { get; init; }
 
     /// <summary>Returns why a (type-correct) value is not acceptable, or null when it is.</summary>
     public Func<object, string?> Validate { get; init; } = static _ => null;
@@ -50,9 +53,15 @@ public static class ConfigKeys
         ["tracing"] = "OpenTelemetry traces (one span per CRI call) exported over OTLP. Keys set here win over the\n" +
                       "standard OTEL_* environment variables; OTEL_* variables win over the built-in defaults.",
         ["cgroup"] = "How containers' cgroups are managed.",
+        ["image"] = "Image pulls.",
+        ["registry"] = "Talking to image registries. Registries on loopback (localhost, 127.0.0.0/8, ::1) may use plain HTTP\n" +
+                       "without configuration; per-registry settings go in [registry.hosts.\"<host>\"] tables (see below).",
     };
 
-    public static readonly IReadOnlyList<ConfigKey> All =
+    /// <summary>The table of per-registry tables, keyed by registry host.</summary>
+    public const string RegistryHostsPath = "registry.hosts";
+
+    public static readonly IReadOnlyList<ConfigKey<NacelleConfig>> All =
     [
         new()
         {
@@ -168,9 +177,80 @@ public static class ConfigKeys
                 _ => $"'{v}' is not a cgroup driver (cgroupfs)",
             },
         },
+        new()
+        {
+            Path = "image.max_concurrent_downloads", Type = ConfigValueType.Integer,
+            Comment = "Layers one pull downloads at the same time (each unpacks as soon as it and its parent are ready).",
+            Get = c => c.Image.MaxConcurrentDownloads, Set = (c, v) => c.Image.MaxConcurrentDownloads = (long)v,
+            Validate = v => (long)v is >= 1 and <= 32 ? null : $"{v} must be between 1 and 32",
+        },
+        new()
+        {
+            Path = "registry.no_progress_timeout", Type = ConfigValueType.Duration,
+            Comment = "A download attempt that receives no byte for this long is abandoned and retried (unpacking does not count).",
+            Get = c => c.Registry.NoProgressTimeout, Set = (c, v) => c.Registry.NoProgressTimeout = (TimeSpan)v,
+            Validate = v => (TimeSpan)v < TimeSpan.FromSeconds(1) || (TimeSpan)v > TimeSpan.FromHours(1) ? "must be between 1s and 1h" : null,
+        },
+        new()
+        {
+            Path = "registry.max_attempts", Type = ConfigValueType.Integer,
+            Comment = "Attempts per registry request on transient failures (connection errors, 5xx, 429), with exponential backoff.",
+            Get = c => c.Registry.MaxAttempts, Set = (c, v) => c.Registry.MaxAttempts = (long)v,
+            Validate = v => (long)v is >= 1 and <= 20 ? null : $"{v} must be between 1 and 20",
+        },
     ];
 
-    public static ConfigKey? Find(string path) => All.FirstOrDefault(k => k.Path == path);
+    /// <summary>Keys of one [registry.hosts."&lt;host&gt;"] table; Path is the key name inside that table.</summary>
+    public static readonly IReadOnlyList<ConfigKey<NacelleConfig.RegistryHostSection>> RegistryHostKeys =
+    [
+        new()
+        {
+            Path = "mirrors", Type = ConfigValueType.StringList,
+            Comment = "Mirror endpoints tried in order before the registry itself, e.g. [\"https://mirror.example:5000\"].",
+            Get = h => h.Mirrors, Set = (h, v) => h.Mirrors = (List<string>)v,
+            Validate = v => ((List<string>)v).FirstOrDefault(m => !IsHttpUrl(m)) is { } bad ? $"mirror '{bad}' is not an absolute http:// or https:// URL" : null,
+        },
+        new()
+        {
+            Path = "plain_http", Type = ConfigValueType.Boolean,
+            Comment = "Talk plain HTTP to this registry (never needed for loopback registries).",
+            Get = h => h.PlainHttp, Set = (h, v) => h.PlainHttp = (bool)v,
+        },
+        new()
+        {
+            Path = "skip_verify", Type = ConfigValueType.Boolean,
+            Comment = "Do not verify this registry's TLS certificate (unsafe; prefer ca_file).",
+            Get = h => h.SkipVerify, Set = (h, v) => h.SkipVerify = (bool)v,
+        },
+        new()
+        {
+            Path = "ca_file", Type = ConfigValueType.String,
+            Comment = "PEM CA bundle trusted for this registry, in addition to the system CAs.",
+            Get = h => h.CaFile, Set = (h, v) => h.CaFile = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "client_cert_file", Type = ConfigValueType.String,
+            Comment = "PEM client certificate for mutual TLS (with client_key_file).",
+            Get = h => h.ClientCertFile, Set = (h, v) => h.ClientCertFile = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "client_key_file", Type = ConfigValueType.String,
+            Comment = "PEM private key of client_cert_file.",
+            Get = h => h.ClientKeyFile, Set = (h, v) => h.ClientKeyFile = (string)v, Validate = OptionalAbsolutePath,
+        },
+    ];
+
+    public static ConfigKey<NacelleConfig>? Find(string path) => All.FirstOrDefault(k => k.Path == path);
+
+    /// <summary>Why <paramref name="host"/> cannot name a registry, or null: a host[:port] as in image names.</summary>
+    public static string? InvalidRegistryHost(string host) =>
+        host.Length == 0 || host.Contains('/') || host.Contains("://", StringComparison.Ordinal) || host.Any(char.IsWhiteSpace)
+            ? $"'{host}' is not a registry host (host or host:port, as written in image names)"
+            : null;
+
+    private static string? OptionalAbsolutePath(object value) => (string)value == string.Empty ? null : AbsolutePath(value);
 
     public static bool TryParseListenAddress(string value, out IPEndPoint endPoint, out string reason)
     {

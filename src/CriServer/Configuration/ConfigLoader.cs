@@ -119,6 +119,12 @@ public static class ConfigLoader
         foreach (var (name, raw) in table)
         {
             var path = prefix.Length == 0 ? name : $"{prefix}.{name}";
+            if (path == ConfigKeys.RegistryHostsPath)
+            {
+                ApplyRegistryHosts(config, raw, source, explicitKeys);
+                continue;
+            }
+
             var key = ConfigKeys.Find(path);
             if (key is not null)
             {
@@ -144,7 +150,57 @@ public static class ConfigLoader
         }
     }
 
-    private static void Assign(NacelleConfig config, ConfigKey key, object value, string source)
+    // [registry.hosts."<host>"] tables: one per registry, each with the keys of ConfigKeys.RegistryHostKeys.
+    private static void ApplyRegistryHosts(NacelleConfig config, object? raw, string source, ISet<string> explicitKeys)
+    {
+        if (raw is not TomlTable hosts)
+        {
+            throw new ConfigException(source, ConfigKeys.RegistryHostsPath, $"expected a table of registry tables, got {Describe(raw)}");
+        }
+
+        foreach (var (host, hostRaw) in hosts)
+        {
+            var hostPath = $"{ConfigKeys.RegistryHostsPath}.\"{host}\"";
+            if (ConfigKeys.InvalidRegistryHost(host) is { } why)
+            {
+                throw new ConfigException(source, hostPath, why);
+            }
+
+            if (hostRaw is not TomlTable table)
+            {
+                throw new ConfigException(source, hostPath, $"expected a table, got {Describe(hostRaw)}");
+            }
+
+            if (!config.Registry.Hosts.TryGetValue(host, out var section))
+            {
+                config.Registry.Hosts[host] = section = new NacelleConfig.RegistryHostSection();
+            }
+
+            foreach (var (name, value) in table)
+            {
+                var keyPath = $"{hostPath}.{name}";
+                var key = ConfigKeys.RegistryHostKeys.FirstOrDefault(k => k.Path == name)
+                    ?? throw new ConfigException(source, keyPath,
+                        $"unknown key (registry tables take {string.Join(", ", ConfigKeys.RegistryHostKeys.Select(k => k.Path))})");
+                Assign(section, key, Convert(key, value, source, keyPath), source, keyPath);
+            }
+
+            explicitKeys.Add(hostPath);
+        }
+    }
+
+    private static void Assign<T>(T target, ConfigKey<T> key, object value, string source, string keyPath)
+    {
+        var why = key.Validate(value);
+        if (why is not null)
+        {
+            throw new ConfigException(source, keyPath, why);
+        }
+
+        key.Set(target, value);
+    }
+
+    private static void Assign(NacelleConfig config, ConfigKey<NacelleConfig> key, object value, string source)
     {
         var why = key.Validate(value);
         if (why is not null)
@@ -156,8 +212,9 @@ public static class ConfigLoader
     }
 
     /// <summary>Converts a TOML value to the key's CLR type, or explains the mismatch.</summary>
-    private static object Convert(ConfigKey key, object? raw, string source)
+    private static object Convert<T>(ConfigKey<T> key, object? raw, string source, string? keyPath = null)
     {
+        keyPath ??= key.Path;
         object? value = (key.Type, raw) switch
         {
             (ConfigValueType.String, string s) => s,
@@ -167,14 +224,15 @@ public static class ConfigLoader
             (ConfigValueType.Float, long l) => (double)l,
             (ConfigValueType.Duration, string s) => Duration.TryParse(s, out var t)
                 ? t
-                : throw new ConfigException(source, key.Path, $"'{s}' is not a duration (e.g. \"500ms\", \"10s\", \"2m\", \"1h30m\")"),
+                : throw new ConfigException(source, keyPath, $"'{s}' is not a duration (e.g. \"500ms\", \"10s\", \"2m\", \"1h30m\")"),
+            (ConfigValueType.StringList, TomlArray array) when array.All(e => e is string) => array.Cast<string>().ToList(),
             _ => null,
         };
-        return value ?? throw new ConfigException(source, key.Path, $"expected {Expected(key.Type)}, got {Describe(raw)}");
+        return value ?? throw new ConfigException(source, keyPath, $"expected {Expected(key.Type)}, got {Describe(raw)}");
     }
 
     /// <summary>Parses a flag's text as the key's type.</summary>
-    private static object ParseText(ConfigKey key, string text, string flag) => key.Type switch
+    private static object ParseText(ConfigKey<NacelleConfig> key, string text, string flag) => key.Type switch
     {
         ConfigValueType.String => text,
         ConfigValueType.Boolean => bool.TryParse(text, out var b) ? b : throw new ConfigException(flag, key.Path, $"'{text}' is not true or false"),
@@ -205,6 +263,7 @@ public static class ConfigLoader
         ConfigValueType.Integer => "an integer",
         ConfigValueType.Float => "a number",
         ConfigValueType.Duration => "a duration string such as \"10s\"",
+        ConfigValueType.StringList => "an array of strings",
         _ => type.ToString(),
     };
 

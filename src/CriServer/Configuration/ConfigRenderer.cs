@@ -33,48 +33,109 @@ public static class ConfigRenderer
                 AppendComment(text, key.Comment);
                 text.Append(key.Name).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(config)));
             }
+
+            if (group.Key == "registry")
+            {
+                AppendRegistryHosts(text, config);
+            }
         }
 
         return text.ToString();
     }
 
-    public static string ToJson(NacelleConfig config)
+    // Registry tables are keyed by host, so the defaults show a commented example; configured hosts print as tables.
+    private static void AppendRegistryHosts(StringBuilder text, NacelleConfig config)
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+        text.AppendLine();
+        if (config.Registry.Hosts.Count == 0)
         {
-            json.WriteStartObject();
-            foreach (var group in ConfigKeys.All.GroupBy(k => k.Section))
+            text.AppendLine("# One table per registry host, as written in image names (\"registry.example:5000\", \"docker.io\"):");
+            text.AppendLine("# [registry.hosts.\"registry.example:5000\"]");
+            foreach (var key in ConfigKeys.RegistryHostKeys)
             {
-                if (group.Key.Length > 0)
+                foreach (var line in key.Comment.Split('\n'))
                 {
-                    json.WriteStartObject(group.Key);
+                    text.Append("# # ").AppendLine(line);
                 }
 
-                foreach (var key in group)
-                {
-                    var value = key.Get(config);
-                    switch (value)
-                    {
-                        case string s: json.WriteString(key.Name, s); break;
-                        case bool b: json.WriteBoolean(key.Name, b); break;
-                        case long l: json.WriteNumber(key.Name, l); break;
-                        case double d: json.WriteNumber(key.Name, d); break;
-                        case TimeSpan t: json.WriteString(key.Name, Duration.Format(t)); break;
-                        default: throw new InvalidOperationException($"{key.Path}: no JSON form for {value.GetType()}");
-                    }
-                }
-
-                if (group.Key.Length > 0)
-                {
-                    json.WriteEndObject();
-                }
+                text.Append("# ").Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(new NacelleConfig.RegistryHostSection())));
             }
 
-            json.WriteEndObject();
+            return;
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray());
+        foreach (var (host, section) in config.Registry.Hosts)
+        {
+            text.Append("[registry.hosts.").Append(Quote(host)).AppendLine("]");
+            foreach (var key in ConfigKeys.RegistryHostKeys)
+            {
+                AppendComment(text, key.Comment);
+                text.Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(section)));
+            }
+        }
+    }
+
+    public static string ToJson(NacelleConfig config) => JsonText.Write(json =>
+    {
+        json.WriteStartObject();
+        foreach (var group in ConfigKeys.All.GroupBy(k => k.Section))
+        {
+            if (group.Key.Length > 0)
+            {
+                json.WriteStartObject(group.Key);
+            }
+
+            foreach (var key in group)
+            {
+                WriteJson(json, key.Name, key.Get(config));
+            }
+
+            if (group.Key == "registry")
+            {
+                json.WriteStartObject("hosts");
+                foreach (var (host, section) in config.Registry.Hosts)
+                {
+                    json.WriteStartObject(host);
+                    foreach (var key in ConfigKeys.RegistryHostKeys)
+                    {
+                        WriteJson(json, key.Path, key.Get(section));
+                    }
+
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndObject();
+            }
+
+            if (group.Key.Length > 0)
+            {
+                json.WriteEndObject();
+            }
+        }
+
+        json.WriteEndObject();
+    });
+
+    private static void WriteJson(Utf8JsonWriter json, string name, object value)
+    {
+        switch (value)
+        {
+            case string s: json.WriteString(name, s); break;
+            case bool b: json.WriteBoolean(name, b); break;
+            case long l: json.WriteNumber(name, l); break;
+            case double d: json.WriteNumber(name, d); break;
+            case TimeSpan t: json.WriteString(name, Duration.Format(t)); break;
+            case List<string> list:
+                json.WriteStartArray(name);
+                foreach (var item in list)
+                {
+                    json.WriteStringValue(item);
+                }
+
+                json.WriteEndArray();
+                break;
+            default: throw new InvalidOperationException($"{name}: no JSON form for {value.GetType()}");
+        }
     }
 
     private static void AppendComment(StringBuilder text, string comment)
@@ -92,6 +153,7 @@ public static class ConfigRenderer
         ConfigValueType.Integer => ((long)value).ToString(CultureInfo.InvariantCulture),
         ConfigValueType.Float => FormatFloat((double)value),
         ConfigValueType.Duration => Quote(Duration.Format((TimeSpan)value)),
+        ConfigValueType.StringList => "[" + string.Join(", ", ((List<string>)value).Select(Quote)) + "]",
         _ => throw new InvalidOperationException(type.ToString()),
     };
 

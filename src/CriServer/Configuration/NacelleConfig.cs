@@ -14,6 +14,8 @@ public sealed class NacelleConfig
     public MetricsSection Metrics { get; } = new();
     public TracingSection Tracing { get; } = new();
     public CgroupSection Cgroup { get; } = new();
+    public ImageSection Image { get; } = new();
+    public RegistrySection Registry { get; } = new();
 
     public sealed class GrpcSection
     {
@@ -41,5 +43,29 @@ public sealed class NacelleConfig
     public sealed class CgroupSection
     {
         public string Driver { get; set; } = "cgroupfs";
+    }
+
+    public sealed class ImageSection
+    {
+        public long MaxConcurrentDownloads { get; set; } = 3;
+    }
+
+    public sealed class RegistrySection
+    {
+        public TimeSpan NoProgressTimeout { get; set; } = TimeSpan.FromMinutes(1);
+        public long MaxAttempts { get; set; } = 4;
+
+        /// <summary>Per-registry settings by host ("registry.example:5000", "docker.io").</summary>
+        public SortedDictionary<string, RegistryHostSection> Hosts { get; } = new(StringComparer.Ordinal);
+    }
+
+    public sealed class RegistryHostSection
+    {
+        public List<string> Mirrors { get; set; } = [];
+        public bool PlainHttp { get; set; }
+        public bool SkipVerify { get; set; }
+        public string CaFile { get; set; } = string.Empty;
+        public string ClientCertFile { get; set; } = string.Empty;
+        public string ClientKeyFile { get; set; } = string.Empty;
     }
 }

@@ -8,7 +8,7 @@ internal static class RpcCatalog
     /// <summary>Short rpc names ("Version", "PullImage", ...) of both services, from the compiled protocol.</summary>
     public static readonly IReadOnlyList<string> All =
         RuntimeService.Descriptor.Methods.Select(m => m.Name)
-            .Concat(ImageService.Descriptor.Methods.Select(m => m.Name))
+            .Concat(Runtime.V1.ImageService.Descriptor.Methods.Select(m => m.Name))
             .ToArray();
 
     // Calls kubelet makes every few seconds to observe state (ExecSync included: it is how exec probes run).

@@ -7,7 +7,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
+using Nacelle.Common.Storage;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ImageService;
+using Nacelle.ImageService.Registry;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
@@ -59,6 +62,10 @@ internal static class Daemon
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(new DaemonInfo(loaded, CgroupLayout.Detect()));
         builder.Services.AddSingleton<RuntimeReadiness>();
+        var database = OpenDatabase(config.Root);
+        builder.Services.AddSingleton(database);
+        builder.Services.AddSingleton(services =>
+            new ImageManager(ImageOptions(config), database, services.GetRequiredService<ILoggerFactory>()));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
@@ -104,6 +111,8 @@ internal static class Daemon
             Notify(logger, "STOPPING=1");
         });
 
+        // Opens the stores (and clears leftovers of interrupted pulls) before the socket answers.
+        app.Services.GetRequiredService<ImageManager>();
         await app.StartAsync().ConfigureAwait(false);
 
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.
@@ -122,6 +131,43 @@ internal static class Daemon
         Log.Stopped(logger, config.Grpc.Socket);
         return 0;
     }
+
+    private static MetadataDatabase OpenDatabase(string root)
+    {
+        var path = Path.Combine(root, "metadata.db");
+        try
+        {
+            return new MetadataDatabase(path);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException($"cannot open the metadata database {path}: {e.Message}");
+        }
+    }
+
+    /// <summary>The image service's view of the configuration.</summary>
+    internal static ImageServiceOptions ImageOptions(NacelleConfig config) => new()
+    {
+        Root = config.Root,
+        MaxConcurrentDownloads = (int)config.Image.MaxConcurrentDownloads,
+        Registry = new RegistryOptions
+        {
+            NoProgressTimeout = config.Registry.NoProgressTimeout,
+            MaxAttempts = (int)config.Registry.MaxAttempts,
+            Hosts = config.Registry.Hosts.Select(h => new RegistryHostConfig
+            {
+                Host = h.Key,
+                Mirrors = h.Value.Mirrors,
+                PlainHttp = h.Value.PlainHttp,
+                SkipVerify = h.Value.SkipVerify,
+                CaFile = NullIfEmpty(h.Value.CaFile),
+                ClientCertFile = NullIfEmpty(h.Value.ClientCertFile),
+                ClientKeyFile = NullIfEmpty(h.Value.ClientKeyFile),
+            }).ToList(),
+        },
+    };
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 
     private static void Notify(ILogger logger, string state)
     {

@@ -10,7 +10,7 @@ internal sealed class CriClient(string socketPath) : IDisposable
 
     public RuntimeService.RuntimeServiceClient Runtime => new(_channel);
 
-    public ImageService.ImageServiceClient Images => new(_channel);
+    public Runtime.V1.ImageService.ImageServiceClient Images => new(_channel);
 
     public void Dispose() => _channel.Dispose();
 }

@@ -151,6 +151,22 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return daemon;
     }
 
+    /// <summary>
+    /// Starts a new daemon on the directory (socket, root, state) of one that has exited, as a restart after a crash
+    /// or an upgrade would. The stopped object is spent: only the returned one is disposed.
+    /// </summary>
+    public static async Task<DaemonProcess> RestartAsync(DaemonProcess stopped, string configToml = "")
+    {
+        if (!stopped.Process.HasExited)
+        {
+            throw new InvalidOperationException("stop the daemon before restarting it");
+        }
+
+        stopped._client?.Dispose();
+        stopped.Process.Dispose();
+        return await StartAsync(configToml, directory: stopped.WorkDirectory);
+    }
+
     private void Append(string? line)
     {
         if (line is null)

@@ -117,6 +117,14 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[cgroup]\ndriver = \"systemd\"", "cgroup.driver", "not supported yet" },
         { "[cgroup]\ndriver = \"cgroupv3\"", "cgroup.driver", "'cgroupv3' is not a cgroup driver" },
         { "[unknown]\nx = 1", "unknown", "unknown key" },
+        { "[image]\nmax_concurrent_downloads = 0", "image.max_concurrent_downloads", "between 1 and 32" },
+        { "[registry]\nno_progress_timeout = \"10ms\"", "registry.no_progress_timeout", "between 1s and 1h" },
+        { "[registry.hosts.\"https://r.example\"]\nplain_http = true", "registry.hosts.\"https://r.example\"", "not a registry host" },
+        { "[registry.hosts.\"r.example\"]\nplaintext = true", "registry.hosts.\"r.example\".plaintext", "unknown key (registry tables take mirrors," },
+        { "[registry.hosts.\"r.example\"]\nmirrors = \"https://m\"", "registry.hosts.\"r.example\".mirrors", "expected an array of strings, got the string" },
+        { "[registry.hosts.\"r.example\"]\nmirrors = [\"m.example:5000\"]", "registry.hosts.\"r.example\".mirrors", "mirror 'm.example:5000' is not an absolute http" },
+        { "[registry.hosts.\"r.example\"]\nca_file = \"ca.pem\"", "registry.hosts.\"r.example\".ca_file", "not an absolute path" },
+        { "[registry]\nhosts = 3", "registry.hosts", "expected a table of registry tables" },
     };
 
     [Theory]
@@ -156,6 +164,32 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Contains("invalid TOML", e.Reason);
         Assert.Contains(position, e.Reason);
         Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void RegistryHostTablesMergeAcrossFiles()
+    {
+        var main = Write("config.toml", """
+            [registry.hosts."registry.example:5000"]
+            mirrors = ["https://mirror-a.example", "http://127.0.0.1:5001"]
+            ca_file = "/etc/nacelle/certs/example-ca.pem"
+            """);
+        Write("config.d/50-insecure.toml", "[registry.hosts.\"registry.example:5000\"]\nskip_verify = true\n[registry.hosts.\"lab:80\"]\nplain_http = true\n");
+
+        var config = ConfigLoader.Load(Sources(main)).Config;
+
+        var host = config.Registry.Hosts["registry.example:5000"];
+        Assert.Equal(["https://mirror-a.example", "http://127.0.0.1:5001"], host.Mirrors);
+        Assert.Equal("/etc/nacelle/certs/example-ca.pem", host.CaFile);
+        Assert.True(host.SkipVerify);
+        Assert.False(host.PlainHttp);
+        Assert.True(config.Registry.Hosts["lab:80"].PlainHttp);
+
+        // Printed and parsed again, the tables survive.
+        var again = new NacelleConfig();
+        ConfigLoader.ApplyToml(again, ConfigRenderer.ToToml(config), "rendered", new HashSet<string>());
+        Assert.Equal(ConfigRenderer.ToJson(config), ConfigRenderer.ToJson(again));
+        Assert.Contains("\"hosts\":{\"lab:80\":{\"mirrors\":[],\"plain_http\":true", ConfigRenderer.ToJson(config));
     }
 
     [Fact]

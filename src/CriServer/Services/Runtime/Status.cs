@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Json;
 using Grpc.Core;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Hosting;
@@ -47,26 +45,20 @@ internal sealed partial class CriRuntimeService
         Message = readiness.Message,
     };
 
-    private string RuntimeInfoJson()
+    private string RuntimeInfoJson() => JsonText.Write(json =>
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+        json.WriteStartObject();
+        json.WriteString("version", DaemonInfo.Version);
+        json.WriteNumber("pid", Environment.ProcessId);
+        json.WriteString("startedAt", daemon.StartedAt);
+        json.WriteString("cgroupMode", daemon.Cgroups.Mode.ToString());
+        json.WriteStartArray("configFiles");
+        foreach (var file in daemon.Loaded.Files)
         {
-            json.WriteStartObject();
-            json.WriteString("version", DaemonInfo.Version);
-            json.WriteNumber("pid", Environment.ProcessId);
-            json.WriteString("startedAt", daemon.StartedAt);
-            json.WriteString("cgroupMode", daemon.Cgroups.Mode.ToString());
-            json.WriteStartArray("configFiles");
-            foreach (var file in daemon.Loaded.Files)
-            {
-                json.WriteStringValue(file);
-            }
-
-            json.WriteEndArray();
-            json.WriteEndObject();
+            json.WriteStringValue(file);
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray());
-    }
+        json.WriteEndArray();
+        json.WriteEndObject();
+    });
 }

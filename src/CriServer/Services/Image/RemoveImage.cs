@@ -1,0 +1,21 @@
+using Grpc.Core;
+using Nacelle.Common;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriImageService
+{
+    public override async Task<RemoveImageResponse> RemoveImage(RemoveImageRequest request, ServerCallContext context)
+    {
+        var spec = request.Image?.Image;
+        if (string.IsNullOrWhiteSpace(spec))
+        {
+            throw NacelleException.InvalidArgument("RemoveImage: image.image is empty");
+        }
+
+        // Removing an image that is not there succeeds (CRI: RemoveImage is idempotent).
+        await images.RemoveAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        return new RemoveImageResponse();
+    }
+}
