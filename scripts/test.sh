@@ -35,6 +35,9 @@ if [[ $total -eq 0 ]]; then
   echo "no test ran" >&2
   status=1
 fi
+if [[ $status -ne 0 && $failed -eq 0 ]]; then
+  echo "dotnet test exited with $status although no test failed: a test host aborted (see above)" >&2
+fi
 echo "$passed passed, $failed failed"
 if [[ $failed -ne 0 ]]; then
   status=1
