@@ -1,0 +1,70 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Nacelle.Common;
+
+namespace Nacelle.ContainerCore.Security.Seccomp;
+
+// The OCI runtime-spec `linux.seccomp` section (also the format of Localhost profile files). Actions, ops and
+// architectures stay strings here: the compiler checks them and refuses unknown ones naming the field. Absent or null
+// lists and strings read as empty (the generated deserializer assigns every init property).
+
+/// <summary>A seccomp profile as the OCI runtime spec describes it.</summary>
+public sealed record SeccompProfile
+{
+    [JsonPropertyName("defaultAction")] public string DefaultAction { get; init => field = value ?? string.Empty; } = string.Empty;
+    [JsonPropertyName("defaultErrnoRet")] public uint? DefaultErrnoRet { get; init; }
+    [JsonPropertyName("architectures")] public IReadOnlyList<string> Architectures { get; init => field = value ?? []; } = [];
+    [JsonPropertyName("flags")] public IReadOnlyList<string> Flags { get; init => field = value ?? []; } = [];
+    [JsonPropertyName("syscalls")] public IReadOnlyList<SeccompSyscallRule> Syscalls { get; init => field = value ?? []; } = [];
+
+    /// <summary>Parses a profile from JSON text (a spec's seccomp section or a Localhost profile file).</summary>
+    public static SeccompProfile Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, SeccompJson.Default.SeccompProfile)
+                ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
+        }
+        catch (JsonException e)
+        {
+            throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp profile: invalid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads a profile from a spec's already-parsed <c>linux.seccomp</c> element.</summary>
+    public static SeccompProfile FromJson(JsonElement element)
+    {
+        try
+        {
+            return element.Deserialize(SeccompJson.Default.SeccompProfile)
+                ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
+        }
+        catch (JsonException e)
+        {
+            throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp profile: invalid JSON: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>One entry of <c>syscalls</c>: the named syscalls get <see cref="Action"/> when every arg condition holds.</summary>
+public sealed record SeccompSyscallRule
+{
+    [JsonPropertyName("names")] public IReadOnlyList<string> Names { get; init => field = value ?? []; } = [];
+    [JsonPropertyName("action")] public string Action { get; init => field = value ?? string.Empty; } = string.Empty;
+    [JsonPropertyName("errnoRet")] public uint? ErrnoRet { get; init; }
+    [JsonPropertyName("args")] public IReadOnlyList<SeccompArg> Args { get; init => field = value ?? []; } = [];
+}
+
+/// <summary>A condition on syscall argument <see cref="Index"/> (0-5). For SCMP_CMP_MASKED_EQ,
+/// <see cref="Value"/> is the mask and <see cref="ValueTwo"/> the expected masked value.</summary>
+public sealed record SeccompArg
+{
+    [JsonPropertyName("index")] public uint Index { get; init; }
+    [JsonPropertyName("value")] public ulong Value { get; init; }
+    [JsonPropertyName("valueTwo")] public ulong ValueTwo { get; init; }
+    [JsonPropertyName("op")] public string Op { get; init => field = value ?? string.Empty; } = string.Empty;
+}
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
+[JsonSerializable(typeof(SeccompProfile))]
+public sealed partial class SeccompJson : JsonSerializerContext;
