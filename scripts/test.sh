@@ -14,6 +14,7 @@ rm -rf "$results"
 status=0
 NACELLE_BIN="$PWD/artifacts/nacelle/nacelle" \
   dotnet test Cri.sln -c Release --no-build --results-directory "$results" --logger "trx" --logger "console;verbosity=normal" \
+    --blame-hang-timeout 5m \
   || status=$?
 
 passed=0; failed=0; total=0

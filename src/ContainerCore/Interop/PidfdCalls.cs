@@ -9,6 +9,7 @@ public static partial class PidfdCalls
     private const int P_PIDFD = 3;
     private const int WEXITED = 4;
     private const int WNOHANG = 1;
+    private const int WNOWAIT = 0x01000000;
     private const short POLLIN = 0x1;
     private const int ESRCH = 3;
     private const int EINTR = 4;
@@ -72,14 +73,16 @@ public static partial class PidfdCalls
     }
 
     /// <summary>
-    /// Reaps the exited child the pidfd refers to: (code, signal) from its siginfo, or null when it is not our child
-    /// or has not exited yet. Never touches any other child (no waitpid(-1)).
+    /// The exit status of the exited child the pidfd refers to: (code, signal) from its siginfo, or null when it is not
+    /// our child or has not exited yet. With <paramref name="reap"/> the zombie is collected; without it the status is
+    /// only read (WNOWAIT), leaving the reaping to whoever owns the child. Never touches any other child (no waitpid(-1)).
     /// </summary>
-    public static unsafe (int Code, int Signal, bool CoreDumped)? TryReap(SafeFileHandle pidfd)
+    public static unsafe (int Code, int Signal, bool CoreDumped)? TryGetExit(SafeFileHandle pidfd, bool reap)
     {
         var info = stackalloc byte[SiginfoSize];
         new Span<byte>(info, SiginfoSize).Clear();
-        if (waitid(P_PIDFD, (uint)(int)pidfd.DangerousGetHandle(), info, WEXITED | WNOHANG) != 0)
+        var options = WEXITED | WNOHANG | (reap ? 0 : WNOWAIT);
+        if (waitid(P_PIDFD, (uint)(int)pidfd.DangerousGetHandle(), info, options) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             if (errno == ECHILD)

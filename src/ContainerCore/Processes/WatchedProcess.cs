@@ -9,8 +9,10 @@ public sealed record ProcessExit(int ExitCode, int Signal, bool CoreDumped, Date
 
 /// <summary>
 /// A process held through a pidfd: signals and exit detection always refer to the process that was opened, even if
-/// its pid is reused after it exits. Children are reaped with waitid(P_PIDFD) — only this child, never waitpid(-1),
-/// which in a .NET process would steal the runtime's own children.
+/// its pid is reused after it exits. Only a child nacelle spawned itself is reaped (<see cref="Adopt"/>), with
+/// waitid(P_PIDFD) on that child alone; anything else is merely observed (<see cref="Open"/>): its status is read with
+/// WNOWAIT and left for its owner to reap. Reaping someone else's child — waitpid(-1), or waitid on a child .NET's
+/// Process class started — would steal it from its owner, who would then wait forever.
 /// </summary>
 public sealed class WatchedProcess : IDisposable
 {
@@ -18,20 +20,28 @@ public sealed class WatchedProcess : IDisposable
     private readonly object _gate = new();
     private ProcessExit? _exit;
 
-    private WatchedProcess(int pid, SafeFileHandle pidfd)
+    private readonly bool _owned;
+
+    private WatchedProcess(int pid, SafeFileHandle pidfd, bool owned)
     {
         Pid = pid;
         _pidfd = pidfd;
+        _owned = owned;
     }
 
     public int Pid { get; }
 
-    /// <summary>Opens a pidfd for <paramref name="pid"/>; NotFound when no such process exists.</summary>
-    public static WatchedProcess Open(int pid)
+    /// <summary>Observes <paramref name="pid"/> without ever reaping it; NotFound when no such process exists.</summary>
+    public static WatchedProcess Open(int pid) => Create(pid, owned: false);
+
+    /// <summary>Takes charge of a child this process spawned itself (not through .NET's Process): its exit is reaped.</summary>
+    public static WatchedProcess Adopt(int childPid) => Create(childPid, owned: true);
+
+    private static WatchedProcess Create(int pid, bool owned)
     {
         try
         {
-            return new WatchedProcess(pid, PidfdCalls.Open(pid));
+            return new WatchedProcess(pid, PidfdCalls.Open(pid), owned);
         }
         catch (IOException e) when (e.HResult == 3) // ESRCH
         {
@@ -45,8 +55,8 @@ public sealed class WatchedProcess : IDisposable
     public bool Signal(int signal) => !_pidfd.IsClosed && PidfdCalls.SendSignal(_pidfd, signal);
 
     /// <summary>
-    /// Waits for the exit on a dedicated thread (the pidfd turns readable) and reaps it if it is our child. For a
-    /// process that is not our child the exit is still seen, without a code (ExitCode -1).
+    /// Waits for the exit on a dedicated thread (the pidfd turns readable). The code is known for children (read, and
+    /// reaped when adopted); for a process that is not a child of this process the exit is seen without a code (-1).
     /// </summary>
     public Task<ProcessExit> WaitForExitAsync(CancellationToken cancellationToken = default)
     {
@@ -72,7 +82,7 @@ public sealed class WatchedProcess : IDisposable
         {
             if (_exit is null)
             {
-                var reaped = PidfdCalls.TryReap(_pidfd);
+                var reaped = PidfdCalls.TryGetExit(_pidfd, reap: _owned);
                 _exit = reaped is { } r
                     ? new ProcessExit(r.Code, r.Signal, r.CoreDumped, DateTimeOffset.UtcNow)
                     : new ProcessExit(-1, 0, false, DateTimeOffset.UtcNow);

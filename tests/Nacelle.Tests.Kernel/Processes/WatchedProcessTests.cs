@@ -8,7 +8,7 @@ public sealed class WatchedProcessTests
 {
     private static readonly string[] Environment = ["PATH=/usr/bin:/bin"];
 
-    private static WatchedProcess Spawn(params string[] argv) => WatchedProcess.Open(PosixSpawn.Start(argv[0], argv, Environment));
+    private static WatchedProcess Spawn(params string[] argv) => WatchedProcess.Adopt(PosixSpawn.Start(argv[0], argv, Environment));
 
     [Fact]
     public async Task AnExitCodeIsReapedFromOurOwnChild()
@@ -47,15 +47,33 @@ public sealed class WatchedProcessTests
     }
 
     [Fact]
-    public async Task ExitsOfProcessesThatAreNotOurChildrenAreSeenWithoutACode()
+    public async Task AnObservedChildIsNeverReapedFromUnderItsOwner()
     {
-        using var host = System.Diagnostics.Process.Start("/bin/sleep", "60");
+        // .NET's Process class owns this child and reaps it; observing it must not steal the exit (regression:
+        // reaping it with waitid left Process.WaitForExit waiting forever).
+        using var host = System.Diagnostics.Process.Start("/bin/sh", ["-c", "sleep 0.2; exit 7"])!;
         using var watched = WatchedProcess.Open(host.Id);
-        Assert.True(watched.Signal(Signals.SIGTERM));
 
         var exit = await watched.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(exit.ExitCode is -1 or 143, $"exit {exit.ExitCode}");
-        host.WaitForExit();
+
+        Assert.True(exit.ExitCode is 7 or -1, $"exit {exit.ExitCode}"); // read with WNOWAIT, unless .NET reaped it first
+        Assert.True(host.WaitForExit(TimeSpan.FromSeconds(30)), "the owner never saw its child exit");
+        Assert.Equal(7, host.ExitCode);
+    }
+
+    [Fact]
+    public async Task AnObserverDoesNotTakeTheExitFromTheAdopter()
+    {
+        using var adopted = Spawn("/bin/sleep", "60");
+        using var observer = WatchedProcess.Open(adopted.Pid);
+        Assert.True(observer.Signal(Signals.SIGTERM));
+
+        var observed = await observer.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var reaped = await adopted.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(143, observed.ExitCode); // read with WNOWAIT: the zombie stays for the adopter
+        Assert.Equal(Signals.SIGTERM, reaped.Signal);
+        Assert.False(File.Exists($"/proc/{adopted.Pid}/status"), "the adopted child was not reaped");
     }
 
     [Fact]
