@@ -1,0 +1,209 @@
+using System.Globalization;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+
+namespace Nacelle.ContainerCore.Cgroups;
+
+/// <summary>Reading and writing cgroup control files, with errors that name the file and errno.</summary>
+internal static class CgroupFiles
+{
+    /// <summary>How long Freeze/Thaw/Kill/Remove wait for the kernel before giving up.</summary>
+    internal static readonly TimeSpan WaitBound = TimeSpan.FromSeconds(10);
+
+    /// <summary>Writes a value; throws NotFound for ESRCH (a pid that vanished), Internal otherwise.</summary>
+    public static void Write(string path, string value)
+    {
+        var errno = CgroupCalls.WriteFile(path, value);
+        if (errno == 0)
+        {
+            return;
+        }
+
+        throw errno == CgroupCalls.ESRCH
+            ? NacelleException.NotFound($"write \"{value}\" to {path}: {CgroupCalls.ErrorText(errno)}")
+            : NacelleException.Internal($"write \"{value}\" to {path}: {CgroupCalls.ErrorText(errno)} (errno {errno})");
+    }
+
+    /// <summary>Writes a resource value, refusing with the field's name when the controller file does not exist.</summary>
+    public static void WriteResource(string directory, string file, string value, string field)
+    {
+        var path = Path.Combine(directory, file);
+        if (!File.Exists(path))
+        {
+            throw NacelleException.FailedPrecondition(
+                $"cgroup resources: {field} needs {file}, which {directory} does not have (controller not available)");
+        }
+
+        Write(path, value);
+    }
+
+    public static string? ReadOrNull(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+        catch (IOException e)
+        {
+            throw NacelleException.Internal($"read {path}: {e.Message}", e);
+        }
+    }
+
+    public static string Read(string path) =>
+        ReadOrNull(path) ?? throw NacelleException.NotFound($"cgroup file {path} does not exist");
+
+    /// <summary>A single-number file; "max" reads as null; missing file reads as null.</summary>
+    public static ulong? ReadNumber(string path)
+    {
+        var text = ReadOrNull(path)?.Trim();
+        if (text is null || text == "max")
+        {
+            return null;
+        }
+
+        return ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw NacelleException.Internal($"cgroup file {path}: \"{text}\" is not a number");
+    }
+
+    /// <summary>Parses a flat keyed file ("key value" per line: cpu.stat, memory.stat, memory.events, oom_control).</summary>
+    public static Dictionary<string, ulong> ReadKeyed(string path)
+    {
+        var values = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        foreach (var line in (ReadOrNull(path) ?? string.Empty).Split('\n'))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 2 && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+            {
+                values[parts[0]] = value;
+            }
+        }
+
+        return values;
+    }
+
+    public static IReadOnlyList<int> ReadPids(string path)
+    {
+        var pids = new List<int>();
+        foreach (var line in (ReadOrNull(path) ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                pids.Add(pid);
+            }
+        }
+
+        return pids;
+    }
+
+    /// <summary>rmdir with retries while the kernel reports EBUSY; a missing directory counts as removed.</summary>
+    public static async Task RemoveDirectoryAsync(string path, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + WaitBound;
+        var delay = TimeSpan.FromMilliseconds(10);
+        while (true)
+        {
+            var errno = CgroupCalls.RemoveDirectory(path);
+            if (errno is 0 or CgroupCalls.ENOENT)
+            {
+                return;
+            }
+
+            if (errno != CgroupCalls.EBUSY || DateTime.UtcNow >= deadline)
+            {
+                throw NacelleException.Internal($"rmdir {path}: {CgroupCalls.ErrorText(errno)} (errno {errno})");
+            }
+
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
+        }
+    }
+
+    /// <summary>mkdir -p of <paramref name="relative"/> under <paramref name="root"/>; calls <paramref name="created"/> for each new level.</summary>
+    public static void CreateDirectories(string root, string relative, Action<string, string>? created = null)
+    {
+        var current = root;
+        foreach (var segment in relative.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parent = current;
+            current = Path.Combine(current, segment);
+            if (Directory.Exists(current))
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.CreateDirectory(current);
+            }
+            catch (IOException e)
+            {
+                throw NacelleException.Internal($"mkdir {current}: {e.Message}", e);
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw NacelleException.Internal($"mkdir {current}: {e.Message}", e);
+            }
+
+            created?.Invoke(parent, current);
+        }
+    }
+
+    /// <summary>Polls until <paramref name="done"/> is true or the wait bound passes; returns whether it became true.</summary>
+    public static async Task<bool> WaitUntilAsync(Func<bool> done, CancellationToken cancellationToken, Action? retry = null)
+    {
+        var deadline = DateTime.UtcNow + WaitBound;
+        var delay = TimeSpan.FromMilliseconds(1);
+        while (!done())
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 100));
+            retry?.Invoke();
+        }
+
+        return true;
+    }
+
+    /// <summary>After a kill: waits, bounded, until cgroup.procs is empty; DeadlineExceeded naming the survivors otherwise.</summary>
+    public static async Task WaitUntilEmptyAsync(ICgroup cgroup, CancellationToken cancellationToken, Action? retry)
+    {
+        if (!await WaitUntilAsync(() => cgroup.Processes().Count == 0, cancellationToken, retry).ConfigureAwait(false))
+        {
+            throw new NacelleException(ErrorKind.DeadlineExceeded,
+                $"cgroup {cgroup.Path}: processes {string.Join(' ', cgroup.Processes())} still alive {WaitBound.TotalSeconds} s after SIGKILL");
+        }
+    }
+
+    /// <summary>Normalises a cgroup path to "/a/b", refusing empty, "." and ".." segments.</summary>
+    public static string NormalizePath(string path, string what)
+    {
+        if (path is null || path.Contains('\0'))
+        {
+            throw NacelleException.InvalidArgument($"cgroup {what} \"{path}\" is not a path");
+        }
+
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var segment in segments)
+        {
+            if (segment is "." or "..")
+            {
+                throw NacelleException.InvalidArgument($"cgroup {what} \"{path}\" contains \"{segment}\"");
+            }
+        }
+
+        return "/" + string.Join('/', segments);
+    }
+}
