@@ -116,6 +116,11 @@ public sealed class ImageRpcTests : IAsyncLifetime
 
         var empty = await Assert.ThrowsAsync<RpcException>(async () => await Images.PullImageAsync(new PullImageRequest()));
         Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+        Assert.Equal("PullImage: image.image is empty", empty.Status.Detail);
+        var noStatus = await Assert.ThrowsAsync<RpcException>(async () => await Images.ImageStatusAsync(new ImageStatusRequest()));
+        Assert.Equal("ImageStatus: image.image is empty", noStatus.Status.Detail);
+        var noRemove = await Assert.ThrowsAsync<RpcException>(async () => await Images.RemoveImageAsync(new RemoveImageRequest { Image = Spec(" ") }));
+        Assert.Equal(StatusCode.InvalidArgument, noRemove.StatusCode);
 
         // The daemon is fine afterwards.
         Assert.Empty((await Images.ListImagesAsync(new ListImagesRequest())).Images);

@@ -1,3 +1,4 @@
+using Nacelle.Common;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Store;
 using Runtime.V1;
@@ -9,6 +10,10 @@ namespace Nacelle.CriServer.Services;
 /// </summary>
 internal sealed partial class CriImageService(ImageManager images) : Runtime.V1.ImageService.ImageServiceBase
 {
+    /// <summary>The image a request names; InvalidArgument naming the rpc when it names none.</summary>
+    private static string RequireImage(ImageSpec? image, string rpc) =>
+        string.IsNullOrWhiteSpace(image?.Image) ? throw NacelleException.InvalidArgument($"{rpc}: image.image is empty") : image.Image;
+
     /// <summary>The CRI view of a stored image.</summary>
     internal static Image ToCri(ImageRecord record)
     {

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Grpc.Core;
-using Nacelle.Common;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -9,11 +8,7 @@ internal sealed partial class CriImageService
 {
     public override Task<ImageStatusResponse> ImageStatus(ImageStatusRequest request, ServerCallContext context)
     {
-        var spec = request.Image?.Image;
-        if (string.IsNullOrWhiteSpace(spec))
-        {
-            throw NacelleException.InvalidArgument("ImageStatus: image.image is empty");
-        }
+        var spec = RequireImage(request.Image, nameof(ImageStatus));
 
         // CRI: an image that is not present is an empty answer, not an error.
         var response = new ImageStatusResponse();

@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Nacelle.Common;
 using Nacelle.ImageService.Registry;
 using Runtime.V1;
 
@@ -9,12 +8,7 @@ internal sealed partial class CriImageService
 {
     public override async Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
     {
-        var name = request.Image?.Image;
-        if (string.IsNullOrWhiteSpace(name))
-        {
-            throw NacelleException.InvalidArgument("PullImage: image.image is empty");
-        }
-
+        var name = RequireImage(request.Image, nameof(PullImage));
         var auth = request.Auth;
         var credentials = auth is null
             ? null

@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Nacelle.Common;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -8,11 +7,7 @@ internal sealed partial class CriImageService
 {
     public override async Task<RemoveImageResponse> RemoveImage(RemoveImageRequest request, ServerCallContext context)
     {
-        var spec = request.Image?.Image;
-        if (string.IsNullOrWhiteSpace(spec))
-        {
-            throw NacelleException.InvalidArgument("RemoveImage: image.image is empty");
-        }
+        var spec = RequireImage(request.Image, nameof(RemoveImage));
 
         // Removing an image that is not there succeeds (CRI: RemoveImage is idempotent).
         await images.RemoveAsync(spec, context.CancellationToken).ConfigureAwait(false);
