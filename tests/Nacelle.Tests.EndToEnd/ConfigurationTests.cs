@@ -76,6 +76,21 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Fact]
+    public async Task ACorruptMetadataDatabaseIsAClearStartError()
+    {
+        var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
+        Directory.CreateDirectory(Path.Combine(dir, "root"));
+        await File.WriteAllTextAsync(Path.Combine(dir, "root", "metadata.db"), "this is not an SQLite database, it is a text file of some length");
+
+        await using var daemon = await DaemonProcess.StartAsync(directory: dir, waitUntilServing: false);
+
+        Assert.Equal(1, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("nacelle: cannot start:", daemon.Output);
+        Assert.Contains("metadata.db", daemon.Output);
+        Assert.DoesNotContain("   at ", daemon.Output); // a message, not a stack trace
+    }
+
+    [Fact]
     public async Task UnknownCommandsAreUsageErrors()
     {
         var (exit, _, stderr) = await DaemonProcess.RunToExitAsync("--frobnicate");

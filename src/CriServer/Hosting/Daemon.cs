@@ -112,7 +112,14 @@ internal static class Daemon
         });
 
         // Opens the stores (and clears leftovers of interrupted pulls) before the socket answers.
-        app.Services.GetRequiredService<ImageManager>();
+        try
+        {
+            app.Services.GetRequiredService<ImageManager>();
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException($"cannot open the image stores under {config.Root}: {e.Message}");
+        }
         await app.StartAsync().ConfigureAwait(false);
 
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.
