@@ -46,6 +46,17 @@ public sealed class ObservabilityTests
     }
 
     [Fact]
+    public async Task MetricsListenBeforeTheSocketFirstAnswers()
+    {
+        // Regression: the socket was bound first and could answer while /metrics was not listening yet.
+        for (var i = 0; i < 3; i++)
+        {
+            await using var daemon = await DaemonProcess.StartAsync(); // returns right after the first Version answer
+            Assert.True(Ports.IsListening(daemon.MetricsPort), $"run {i}: /metrics not listening when the socket answered");
+        }
+    }
+
+    [Fact]
     public async Task MetricsCanBeTurnedOff()
     {
         await using var daemon = await DaemonProcess.StartAsync(metricsEnabled: false);

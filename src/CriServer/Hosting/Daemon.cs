@@ -42,11 +42,15 @@ internal static class Daemon
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.ListenUnixSocket(config.Grpc.Socket, listen => listen.Protocols = HttpProtocols.Http2);
+
+            // Kestrel binds endpoints in order and serves each as soon as it is bound: the CRI socket goes last, so
+            // once it answers, /metrics is listening too.
             if (metricsEndPoint is not null)
             {
                 kestrel.Listen(metricsEndPoint, listen => listen.Protocols = HttpProtocols.Http1);
             }
+
+            kestrel.ListenUnixSocket(config.Grpc.Socket, listen => listen.Protocols = HttpProtocols.Http2);
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.Grpc.ShutdownTimeout);
         builder.Services.AddRoutingCore();
