@@ -16,7 +16,8 @@ public static class Digests
 
     public static string Of(ReadOnlySpan<byte> content) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(content));
 
-    public static string FromHash(IncrementalHash hash) => "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+    /// <summary>The digest of everything appended to a SHA-256 <paramref name="hash"/> so far.</summary>
+    public static string FromHash(IncrementalHash hash) => "sha256:" + Convert.ToHexStringLower(hash.GetCurrentHash());
 
     /// <summary>OCI chain id: chain(L0) = diff(L0); chain(Ln) = sha256(chain(Ln-1) + " " + diff(Ln)).</summary>
     public static IReadOnlyList<string> ChainIds(IReadOnlyList<string> diffIds)

@@ -166,7 +166,7 @@ internal sealed class HashingStream(Stream inner) : ObservingStream(inner, leave
     public long BytesRead { get; private set; }
 
     /// <summary>"sha256:&lt;hex&gt;" of everything read so far.</summary>
-    public string Digest() => "sha256:" + Convert.ToHexStringLower(_hash.GetCurrentHash());
+    public string Digest() => Content.Digests.FromHash(_hash);
 
     /// <summary>Reads the stream to its end (the tar reader stops at the end-of-archive marker; padding follows).</summary>
     public async Task DrainAsync(CancellationToken cancellationToken)

@@ -159,7 +159,7 @@ public sealed class RegistryClient : IDisposable
     private static string ComputeDigest(string algorithm, byte[] body) => algorithm switch
     {
         "sha512" => "sha512:" + Convert.ToHexStringLower(SHA512.HashData(body)),
-        _ => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(body)),
+        _ => Content.Digests.Of(body),
     };
 
     private static string DescribePlatforms(IReadOnlyList<Descriptor> entries)
