@@ -36,6 +36,10 @@ public interface ICgroup
     /// <summary>True for a cgroup v2 (unified) cgroup.</summary>
     bool IsUnified { get; }
 
+    /// <summary>Every cgroup.procs file a process is written into to join this cgroup (v1: one per hierarchy,
+    /// plus the hybrid cgroup2 twin), as the spawn helper does before it clones the container process.</summary>
+    IReadOnlyList<string> ProcsFiles { get; }
+
     /// <summary>
     /// Validates, then writes the limits (v2: enabling the needed controllers in the parents first; device rules are
     /// compiled to an eBPF program that replaces the one attached before). Fields left null are not touched.

@@ -34,6 +34,9 @@ public sealed class V1Cgroup : ICgroup
     /// <summary>The twin directory in the hybrid cgroup2 mount, if there is one.</summary>
     public string? UnifiedDirectory { get; }
 
+    public IReadOnlyList<string> ProcsFiles =>
+        [.. _directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
+
     /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount).</summary>
     public IReadOnlyList<string> Directories => _directories;
 

@@ -24,6 +24,8 @@ public sealed class V2Cgroup : ICgroup
 
     public bool IsUnified => true;
 
+    public IReadOnlyList<string> ProcsFiles => [FilePath("cgroup.procs")];
+
     public void Apply(CgroupResources resources)
     {
         CgroupResourceValidator.Validate(resources);

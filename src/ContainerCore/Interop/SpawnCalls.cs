@@ -1,0 +1,293 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Nacelle.ContainerCore.Interop;
+
+/// <summary>
+/// The system calls around starting the spawn helper: memfd_create and file seals (the helper runs from a sealed
+/// in-memory copy), socketpair (its control socket), posix_spawn with fd remapping, and getrlimit.
+/// </summary>
+public static partial class SpawnCalls
+{
+    private const uint MFD_CLOEXEC = 0x1;
+    private const uint MFD_ALLOW_SEALING = 0x2;
+    private const int F_ADD_SEALS = 1033;
+    private const int F_GET_SEALS = 1034;
+    private const int F_DUPFD_CLOEXEC = 1030;
+
+    public const int F_SEAL_SEAL = 0x1;
+    public const int F_SEAL_SHRINK = 0x2;
+    public const int F_SEAL_GROW = 0x4;
+    public const int F_SEAL_WRITE = 0x8;
+
+    private const int AF_UNIX = 1;
+    private const int SOCK_SEQPACKET = 5;
+    private const int SOCK_CLOEXEC = 0x80000;
+
+    /// <summary>An anonymous memory file that can be sealed, close-on-exec.</summary>
+    public static SafeFileHandle CreateMemoryFile(string name, bool allowSealing)
+    {
+        var fd = memfd_create(name, MFD_CLOEXEC | (allowSealing ? MFD_ALLOW_SEALING : 0));
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw Error($"memfd_create({name})");
+    }
+
+    /// <summary>Adds seals to a memfd: with F_SEAL_WRITE|GROW|SHRINK|SEAL its content can never change again.</summary>
+    public static void AddSeals(SafeFileHandle memfd, int seals)
+    {
+        if (fcntl(Fd(memfd), F_ADD_SEALS, seals) < 0)
+        {
+            throw Error("fcntl(F_ADD_SEALS)");
+        }
+    }
+
+    /// <summary>The seals of a memfd.</summary>
+    public static int GetSeals(SafeFileHandle memfd)
+    {
+        var seals = fcntl(Fd(memfd), F_GET_SEALS, 0);
+        return seals >= 0 ? seals : throw Error("fcntl(F_GET_SEALS)");
+    }
+
+    /// <summary>A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec.</summary>
+    public static unsafe (SafeFileHandle First, SafeFileHandle Second) CreateSeqPacketPair()
+    {
+        var fds = stackalloc int[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+        {
+            throw Error("socketpair");
+        }
+
+        return (new SafeFileHandle(fds[0], ownsHandle: true), new SafeFileHandle(fds[1], ownsHandle: true));
+    }
+
+    /// <summary>
+    /// posix_spawn of <paramref name="path"/> whose fd i is <paramref name="childFds"/>[i] (null: /dev/null for 0-2).
+    /// Every other fd of this process is close-on-exec in .NET, so the child gets exactly these. Returns the pid.
+    /// </summary>
+    public static unsafe int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<SafeFileHandle?> childFds)
+    {
+        var actions = stackalloc byte[FileActionsSize];
+        Check(posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
+        var strings = new List<IntPtr>();
+        var duplicates = new List<int>();
+        try
+        {
+            // Duplicate every source above the target range (0..n-1) first, so no dup2 overwrites a source still needed.
+            var sources = new int[childFds.Count];
+            for (var i = 0; i < childFds.Count; i++)
+            {
+                sources[i] = -1;
+                if (childFds[i] is { } handle)
+                {
+                    var copy = fcntl(Fd(handle), F_DUPFD_CLOEXEC, childFds.Count);
+                    if (copy < 0)
+                    {
+                        throw Error("fcntl(F_DUPFD_CLOEXEC)");
+                    }
+
+                    duplicates.Add(copy);
+                    sources[i] = copy;
+                }
+            }
+
+            for (var i = 0; i < childFds.Count; i++)
+            {
+                if (sources[i] < 0)
+                {
+                    Check(posix_spawn_file_actions_addopen(actions, i, "/dev/null", i == 0 ? 0 : 1, 0), "addopen");
+                }
+                else
+                {
+                    // dup2 onto the target clears close-on-exec there.
+                    Check(posix_spawn_file_actions_adddup2(actions, sources[i], i), "adddup2");
+                }
+            }
+
+            var args = new IntPtr[argv.Count + 1];
+            for (var i = 0; i < argv.Count; i++)
+            {
+                args[i] = Marshal.StringToCoTaskMemUTF8(argv[i]);
+                strings.Add(args[i]);
+            }
+
+            var env = new IntPtr[1];
+            int pid;
+            fixed (IntPtr* argvPtr = args, envPtr = env)
+            {
+                Check(posix_spawn(&pid, path, actions, IntPtr.Zero, argvPtr, envPtr), $"posix_spawn {path}");
+            }
+
+            return pid;
+        }
+        finally
+        {
+            posix_spawn_file_actions_destroy(actions);
+            foreach (var s in strings)
+            {
+                Marshal.FreeCoTaskMem(s);
+            }
+
+            foreach (var fd in duplicates)
+            {
+                close(fd);
+            }
+        }
+    }
+
+    /// <summary>getrlimit(2) for resource number <paramref name="resource"/>.</summary>
+    public static unsafe (ulong Soft, ulong Hard) GetResourceLimit(int resource)
+    {
+        var limits = stackalloc ulong[2];
+        if (getrlimit(resource, limits) < 0)
+        {
+            throw Error($"getrlimit({resource})");
+        }
+
+        return (limits[0], limits[1]);
+    }
+
+    /// <summary>Sends bytes on a socket (MSG_NOSIGNAL); false when the peer has gone (EPIPE/ECONNRESET).</summary>
+    public static unsafe bool Send(SafeFileHandle socket, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            while (true)
+            {
+                var n = send(Fd(socket), p, (nuint)data.Length, MsgNoSignal);
+                if (n >= 0)
+                {
+                    return true;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == 4)
+                {
+                    continue; // EINTR
+                }
+
+                if (errno is 32 or 104)
+                {
+                    return false; // EPIPE, ECONNRESET
+                }
+
+                throw Error("send", errno);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Receives one datagram, waiting at most <paramref name="timeoutMs"/> (-1: forever). Returns its length, 0 at
+    /// end of stream (every peer closed its end), or -1 on timeout.
+    /// </summary>
+    public static unsafe int Receive(SafeFileHandle socket, Span<byte> buffer, int timeoutMs)
+    {
+        var poll = new PollFd { Fd = Fd(socket), Events = 1 };
+        while (true)
+        {
+            var ready = poll_(&poll, 1, timeoutMs);
+            if (ready < 0)
+            {
+                if (Marshal.GetLastPInvokeError() == 4)
+                {
+                    continue;
+                }
+
+                throw Error("poll");
+            }
+
+            if (ready == 0)
+            {
+                return -1;
+            }
+
+            fixed (byte* p = buffer)
+            {
+                var n = recv(Fd(socket), p, (nuint)buffer.Length, 0);
+                if (n >= 0)
+                {
+                    return (int)n;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == 4)
+                {
+                    continue;
+                }
+
+                if (errno == 104)
+                {
+                    return 0; // ECONNRESET: the peer is gone
+                }
+
+                throw Error("recv", errno);
+            }
+        }
+    }
+
+    private const int MsgNoSignal = 0x4000;
+
+    // glibc's posix_spawn_file_actions_t is 80 bytes on 64-bit Linux; keep a margin.
+    private const int FileActionsSize = 128;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    private static int Fd(SafeFileHandle handle) => (int)handle.DangerousGetHandle();
+
+    private static void Check(int result, string what)
+    {
+        if (result != 0)
+        {
+            throw Error(what, result);
+        }
+    }
+
+    private static IOException Error(string what, int? errno = null)
+    {
+        var e = errno ?? Marshal.GetLastPInvokeError();
+        return new IOException($"{what}: {Marshal.GetPInvokeErrorMessage(e)}", e);
+    }
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int memfd_create(string name, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int socketpair(int domain, int type, int protocol, int* fds);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int getrlimit(int resource, ulong* limits);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint send(int fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint recv(int fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static unsafe partial int poll_(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawn_file_actions_init(byte* actions);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawn_file_actions_destroy(byte* actions);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawn_file_actions_adddup2(byte* actions, int fd, int newFd);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int posix_spawn_file_actions_addopen(byte* actions, int fd, string path, int flags, uint mode);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int posix_spawn(int* pid, string path, byte* actions, IntPtr attributes, IntPtr* argv, IntPtr* envp);
+}

@@ -1,0 +1,493 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Processes;
+using Nacelle.ContainerCore.Spawn;
+using Nacelle.ContainerCore.Spec;
+
+namespace Nacelle.ContainerCore.Runtime;
+
+/// <summary>Where the core keeps its state and how it creates containers.</summary>
+public sealed record ContainerRuntimeOptions
+{
+    /// <summary>One directory per container (state.json), volatile (under /run).</summary>
+    public required string StateDirectory { get; init; }
+
+    public required CgroupManager Cgroups { get; init; }
+
+    /// <summary>The cgroup parent for containers whose spec has no cgroupsPath (default: the manager's).</summary>
+    public string? CgroupParent { get; init; }
+
+    public SpawnHelperBinary? Helper { get; init; }
+
+    public HostFacts? Host { get; init; }
+
+    /// <summary>Bound on the helper's setup (namespaces, mounts, ...), and on start.</summary>
+    public TimeSpan SetupTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}
+
+/// <summary>
+/// The core API over OCI runtime specs: create (init parked before execve), start, kill, state, delete, exec,
+/// pause/resume, update and stats. The process using it becomes the parent of every container process (the per-pod
+/// monitor, in nacelle) and watches them through pidfds. Each create registers an undo for everything it acquired.
+/// </summary>
+public sealed partial class ContainerRuntime : IAsyncDisposable
+{
+    private readonly ContainerRuntimeOptions _options;
+    private readonly Spawner _spawner;
+    private readonly HostFacts _host;
+    private readonly ILogger _log;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Entry> _containers = new(StringComparer.Ordinal);
+
+    private sealed class Entry(string id, RuntimeSpec spec, ICgroup cgroup, ulong oomBaseline)
+    {
+        public string Id { get; } = id;
+        public RuntimeSpec Spec { get; } = spec;
+        public ICgroup Cgroup { get; } = cgroup;
+        public ulong OomBaseline { get; } = oomBaseline;
+        public required ContainerState State { get; set; }
+        public SpawnedProcess? Spawned { get; set; }
+        public WatchedProcess? Process { get; set; }
+        public Task<ProcessExit>? Exit { get; set; }
+        public readonly SemaphoreSlim Operation = new(1, 1);
+    }
+
+    public ContainerRuntime(ContainerRuntimeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _host = options.Host ?? HostFacts.Detect();
+        _spawner = new Spawner(options.Helper ?? SpawnHelperBinary.Shared, options.SetupTimeout);
+        _log = options.Logger;
+        Directory.CreateDirectory(options.StateDirectory);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    private static partial Regex IdPattern();
+
+    /// <summary>Creates the container of <paramref name="bundle"/>/config.json.</summary>
+    public Task<ContainerState> CreateAsync(string id, string bundle, SpawnStdio stdio, CancellationToken cancellationToken = default)
+    {
+        var path = Path.Combine(bundle, "config.json");
+        if (!File.Exists(path))
+        {
+            throw NacelleException.InvalidArgument($"bundle {bundle} has no config.json");
+        }
+
+        return CreateAsync(id, RuntimeSpecFile.Parse(File.ReadAllText(path), path), bundle, stdio, cancellationToken);
+    }
+
+    /// <summary>
+    /// Creates a container: validates and plans the spec (refusing bad input before anything exists), creates and
+    /// configures its cgroup, and spawns its init, which stops just before execve until <see cref="StartAsync"/>.
+    /// </summary>
+    public async Task<ContainerState> CreateAsync(string id, RuntimeSpec spec, string bundle, SpawnStdio stdio,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(id);
+        if (!IdPattern().IsMatch(id))
+        {
+            throw NacelleException.InvalidArgument($"container id '{id}' must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit");
+        }
+
+        lock (_gate)
+        {
+            if (_containers.ContainsKey(id) || Directory.Exists(StateDir(id)))
+            {
+                throw NacelleException.AlreadyExists($"container {id} already exists");
+            }
+        }
+
+        var cgroupPath = CgroupPathFor(id, spec);
+        var v1Mounts = _options.Cgroups.IsUnified ? null : V1MountsFor(cgroupPath);
+        var plan = SpawnPlanner.PlanContainer(spec, bundle, _host, v1Mounts);
+        foreach (var adjustment in plan.Adjustments)
+        {
+            RuntimeLog.Adjusted(_log, id, adjustment);
+        }
+
+        var undo = new Stack<(string What, Func<Task> Action)>();
+        try
+        {
+            Directory.CreateDirectory(StateDir(id));
+            undo.Push(("state directory", () => { Directory.Delete(StateDir(id), recursive: true); return Task.CompletedTask; }));
+
+            var cgroup = CreateCgroup(cgroupPath);
+            undo.Push(("cgroup", () => cgroup.RemoveAsync(CancellationToken.None)));
+            if (spec.Linux?.Resources is { } resources)
+            {
+                cgroup.Apply(CgroupSpecMapping.FromSpec(resources));
+            }
+
+            plan.Request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
+            var spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
+            undo.Push(("init process", async () =>
+            {
+                spawned.Process.Signal(Signals.SIGKILL);
+                await spawned.Process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+                spawned.Dispose();
+            }));
+
+            var state = new ContainerState
+            {
+                Id = id,
+                Status = ContainerStatus.Created,
+                Pid = spawned.Pid,
+                PidStartTime = ProcessIdentity.StartTime(spawned.Pid) ?? 0,
+                Bundle = bundle,
+                Rootfs = plan.Request.Rootfs!,
+                CgroupPath = cgroup.Path,
+                CreatedAt = DateTimeOffset.UtcNow,
+                Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
+            };
+            var entry = new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
+            {
+                State = state, Spawned = spawned, Process = spawned.Process,
+            };
+            Persist(state);
+            lock (_gate)
+            {
+                _containers.Add(id, entry);
+            }
+
+            entry.Exit = WatchExitAsync(entry);
+            RuntimeLog.Created(_log, id, spawned.Pid, cgroup.Path);
+            return state;
+        }
+        catch (Exception e)
+        {
+            RuntimeLog.CreateFailed(_log, id, e.Message);
+            while (undo.TryPop(out var step))
+            {
+                try
+                {
+                    await step.Action().WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception undoError)
+                {
+                    RuntimeLog.UndoFailed(_log, id, $"{step.What}: {undoError.Message}");
+                }
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Releases the parked init to execve its program.</summary>
+    public async Task StartAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var entry = Get(id);
+        await entry.Operation.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (entry.State.Status != ContainerStatus.Created || entry.Spawned is not { Parked: true } spawned)
+            {
+                throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}, not created: it can only be started once");
+            }
+
+            await spawned.StartAsync(_options.SetupTimeout, cancellationToken).ConfigureAwait(false);
+            Update(entry, s => s.Status == ContainerStatus.Created
+                ? s with { Status = ContainerStatus.Running, StartedAt = DateTimeOffset.UtcNow }
+                : s with { StartedAt = DateTimeOffset.UtcNow });
+            RuntimeLog.Started(_log, id);
+        }
+        finally
+        {
+            entry.Operation.Release();
+        }
+    }
+
+    /// <summary>Signals the init process, or with <paramref name="all"/> every process in the container's cgroup.</summary>
+    public void Kill(string id, int signal, bool all = false)
+    {
+        var entry = Get(id);
+        if (signal is < 1 or > 64)
+        {
+            throw NacelleException.InvalidArgument($"signal {signal} is not a signal number (1-64)");
+        }
+
+        if (all)
+        {
+            foreach (var pid in entry.Cgroup.Processes())
+            {
+                Signals.Send(pid, signal);
+            }
+
+            return;
+        }
+
+        if (entry.State.Status == ContainerStatus.Stopped || entry.Process is not { } process || !process.Signal(signal))
+        {
+            throw NacelleException.FailedPrecondition($"container {id} is not running");
+        }
+    }
+
+    public ContainerState State(string id) => Get(id).State;
+
+    public IReadOnlyList<ContainerState> List()
+    {
+        lock (_gate)
+        {
+            return [.. _containers.Values.Select(e => e.State).OrderBy(s => s.Id, StringComparer.Ordinal)];
+        }
+    }
+
+    /// <summary>Waits for the container's init to exit; returns the final state.</summary>
+    public async Task<ContainerState> WaitAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var entry = Get(id);
+        if (entry.Exit is { } exit)
+        {
+            await exit.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return entry.State;
+    }
+
+    /// <summary>
+    /// Deletes a container: its processes (only when stopped, unless <paramref name="force"/> kills them), its cgroup
+    /// (retried while processes drain) and its state. Its mounts lived in its own mount namespace and went with it.
+    /// Deleting an unknown container is NotFound.
+    /// </summary>
+    public async Task DeleteAsync(string id, bool force = false, CancellationToken cancellationToken = default)
+    {
+        var entry = Get(id);
+        await entry.Operation.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var running = entry.State.Status != ContainerStatus.Stopped;
+            if (running && entry.State.Status != ContainerStatus.Created && !force)
+            {
+                throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}; stop it or delete with force");
+            }
+
+            if (entry.State.Status == ContainerStatus.Paused)
+            {
+                await entry.Cgroup.ThawAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (running)
+            {
+                entry.Process?.Signal(Signals.SIGKILL);
+            }
+
+            await entry.Cgroup.KillAsync(cancellationToken).ConfigureAwait(false);
+            if (entry.Exit is { } exit)
+            {
+                await exit.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+            }
+
+            await entry.Cgroup.RemoveAsync(cancellationToken).ConfigureAwait(false);
+            entry.Spawned?.Dispose();
+            entry.Process?.Dispose();
+            lock (_gate)
+            {
+                _containers.Remove(id);
+            }
+
+            if (Directory.Exists(StateDir(id)))
+            {
+                Directory.Delete(StateDir(id), recursive: true);
+            }
+
+            RuntimeLog.Deleted(_log, id);
+        }
+        finally
+        {
+            entry.Operation.Release();
+        }
+    }
+
+    /// <summary>
+    /// Runs an extra process in a running container: same namespaces and cgroup, its own user, capabilities and
+    /// environment from <paramref name="process"/>, the container's seccomp profile. Returns once it executes.
+    /// </summary>
+    public async Task<SpawnedProcess> ExecAsync(string id, SpecProcess process, SpawnStdio stdio, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        var entry = Get(id);
+        if (entry.State.Status is not (ContainerStatus.Running or ContainerStatus.Created) || entry.Process is not { HasExited: false })
+        {
+            throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}: exec needs a running container");
+        }
+
+        var probe = new RuntimeSpec { Process = process, Root = new SpecRoot { Path = "/" } };
+        SpecValidator.Validate(probe);
+        var plan = SpawnPlanner.PlanExec(entry.Spec, process, entry.State.Pid, entry.Cgroup, _host);
+        foreach (var adjustment in plan.Adjustments)
+        {
+            RuntimeLog.Adjusted(_log, id, adjustment);
+        }
+
+        var spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
+        RuntimeLog.ExecStarted(_log, id, spawned.Pid);
+        return spawned;
+    }
+
+    public async Task PauseAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var entry = Get(id);
+        if (entry.State.Status != ContainerStatus.Running)
+        {
+            throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}, not running");
+        }
+
+        await entry.Cgroup.FreezeAsync(cancellationToken).ConfigureAwait(false);
+        Update(entry, s => s with { Status = ContainerStatus.Paused });
+    }
+
+    public async Task ResumeAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var entry = Get(id);
+        if (entry.State.Status != ContainerStatus.Paused)
+        {
+            throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}, not paused");
+        }
+
+        await entry.Cgroup.ThawAsync(cancellationToken).ConfigureAwait(false);
+        Update(entry, s => s.Status == ContainerStatus.Paused ? s with { Status = ContainerStatus.Running } : s);
+    }
+
+    /// <summary>Changes the container's cgroup limits (fields left null stay as they are).</summary>
+    public void UpdateResources(string id, SpecResources resources)
+    {
+        ArgumentNullException.ThrowIfNull(resources);
+        var entry = Get(id);
+        if (entry.State.Status == ContainerStatus.Stopped)
+        {
+            throw NacelleException.FailedPrecondition($"container {id} has stopped");
+        }
+
+        entry.Cgroup.Apply(CgroupSpecMapping.FromSpec(resources));
+    }
+
+    public CgroupStats Stats(string id) => Get(id).Cgroup.Stats();
+
+    public async ValueTask DisposeAsync()
+    {
+        List<Entry> entries;
+        lock (_gate)
+        {
+            entries = [.. _containers.Values];
+        }
+
+        foreach (var entry in entries)
+        {
+            entry.Spawned?.Dispose();
+            entry.Process?.Dispose();
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private async Task<ProcessExit> WatchExitAsync(Entry entry)
+    {
+        var exit = await entry.Process!.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        // The OOM killer's count in this cgroup went up: it killed the init or another of its processes.
+        var oomKilled = SafeOomKills(entry.Cgroup) > entry.OomBaseline;
+        Update(entry, s => s with
+        {
+            Status = ContainerStatus.Stopped,
+            ExitCode = exit.ExitCode,
+            ExitSignal = exit.Signal == 0 ? null : exit.Signal,
+            FinishedAt = exit.ExitedAt,
+            OomKilled = oomKilled,
+        });
+        RuntimeLog.Exited(_log, entry.Id, exit.ExitCode, exit.Signal, oomKilled);
+        return exit;
+    }
+
+    private static ulong SafeOomKills(ICgroup cgroup)
+    {
+        try
+        {
+            return cgroup.OomKills().OomKills;
+        }
+        catch (NacelleException)
+        {
+            return 0;
+        }
+    }
+
+    private void Update(Entry entry, Func<ContainerState, ContainerState> change)
+    {
+        lock (_gate)
+        {
+            entry.State = change(entry.State);
+            if (Directory.Exists(StateDir(entry.Id)))
+            {
+                Persist(entry.State);
+            }
+        }
+    }
+
+    private void Persist(ContainerState state)
+    {
+        var path = Path.Combine(StateDir(state.Id), "state.json");
+        var temp = path + ".tmp";
+        File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(state, ContainerStateJson.Default.ContainerState));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    private Entry Get(string id)
+    {
+        lock (_gate)
+        {
+            return _containers.TryGetValue(id ?? string.Empty, out var entry)
+                ? entry
+                : throw NacelleException.NotFound($"container {id} does not exist");
+        }
+    }
+
+    private string StateDir(string id) => Path.Combine(_options.StateDirectory, id);
+
+    private string CgroupPathFor(string id, RuntimeSpec spec)
+    {
+        var requested = spec.Linux?.CgroupsPath;
+        if (string.IsNullOrEmpty(requested))
+        {
+            var parent = _options.CgroupParent ?? _options.Cgroups.DefaultParentPath;
+            return parent.TrimEnd('/') + "/" + id;
+        }
+
+        if (!requested.StartsWith('/'))
+        {
+            // Relative paths hang under the configured parent, as runc does under its own.
+            var parent = _options.CgroupParent ?? _options.Cgroups.DefaultParentPath;
+            return parent.TrimEnd('/') + "/" + requested;
+        }
+
+        return requested;
+    }
+
+    private ICgroup CreateCgroup(string path)
+    {
+        var slash = path.LastIndexOf('/');
+        var parent = slash <= 0 ? "/" : path[..slash];
+        return _options.Cgroups.Create(path[(slash + 1)..], parent);
+    }
+
+    /// <summary>On v1: hierarchy directory name -> this cgroup's directory in it (what the container's /sys/fs/cgroup shows).</summary>
+    private Dictionary<string, string> V1MountsFor(string cgroupPath)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var mount in _options.Cgroups.Layout.V1Controllers.Values.Distinct(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(mount.TrimEnd('/'));
+            if (!string.IsNullOrEmpty(name))
+            {
+                result[name] = mount.TrimEnd('/') + cgroupPath;
+            }
+        }
+
+        return result;
+    }
+}

@@ -1,0 +1,86 @@
+using Microsoft.Win32.SafeHandles;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+
+namespace Nacelle.ContainerCore.Spawn;
+
+/// <summary>
+/// The spawn helper as it is executed: a sealed in-memory copy of <c>nacelle-spawn</c>, never the file on disk.
+/// A process in a container can reach the helper while it sets the container up (/proc/PID/exe); were that the
+/// file on the node, a root process in the container could rewrite it and run code on the host the next time
+/// (CVE-2019-5736). A memfd sealed against writes, growth and shrinking cannot be changed by anyone, root included.
+/// One copy serves the whole process.
+/// </summary>
+public sealed class SpawnHelperBinary : IDisposable
+{
+    /// <summary>Environment variable that points at another helper binary (tests, packaging).</summary>
+    public const string PathVariable = "NACELLE_SPAWN_HELPER";
+
+    private const int AllSeals = SpawnCalls.F_SEAL_SEAL | SpawnCalls.F_SEAL_SHRINK | SpawnCalls.F_SEAL_GROW | SpawnCalls.F_SEAL_WRITE;
+
+    private static readonly Lock SharedGate = new();
+    private static SpawnHelperBinary? _shared;
+
+    private readonly SafeFileHandle _memfd;
+
+    private SpawnHelperBinary(string sourcePath, SafeFileHandle memfd)
+    {
+        SourcePath = sourcePath;
+        _memfd = memfd;
+    }
+
+    /// <summary>Where the helper was read from.</summary>
+    public string SourcePath { get; }
+
+    /// <summary>The path to execute: the memfd through /proc/self/fd (resolved in the spawned child before exec).</summary>
+    public string ExecPath => $"/proc/self/fd/{(int)_memfd.DangerousGetHandle()}";
+
+    /// <summary>The seals on the copy (all four when loaded by <see cref="Load"/>).</summary>
+    public int Seals => SpawnCalls.GetSeals(_memfd);
+
+    /// <summary>The helper next to this program (or at $NACELLE_SPAWN_HELPER).</summary>
+    public static string DefaultPath =>
+        Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } path ? path : Path.Combine(AppContext.BaseDirectory, "nacelle-spawn");
+
+    /// <summary>The process-wide copy of the helper at <see cref="DefaultPath"/>, loaded on first use.</summary>
+    public static SpawnHelperBinary Shared
+    {
+        get
+        {
+            lock (SharedGate)
+            {
+                return _shared ??= Load(DefaultPath);
+            }
+        }
+    }
+
+    /// <summary>Copies the helper at <paramref name="path"/> into a memfd and seals it.</summary>
+    public static SpawnHelperBinary Load(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"the spawn helper {path} cannot be read ({e.Message}); it is built with nacelle (gcc) and installed next to it");
+        }
+
+        var memfd = SpawnCalls.CreateMemoryFile("nacelle-spawn", allowSealing: true);
+        try
+        {
+            RandomAccess.Write(memfd, bytes, 0);
+            SpawnCalls.AddSeals(memfd, AllSeals);
+            return new SpawnHelperBinary(path, memfd);
+        }
+        catch
+        {
+            memfd.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _memfd.Dispose();
+}

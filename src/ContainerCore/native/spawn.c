@@ -1,0 +1,827 @@
+/*
+ * nacelle-spawn: the only code between clone() and execve() of a container process.
+ *
+ * .NET cannot run managed code in a forked child, so C# (ContainerCore/Spawn) computes everything a
+ * container needs -- namespaces, mounts, devices, ids, capability masks, seccomp BPF, argv, env --
+ * and hands it over as one flat message (spawn_protocol.h). This program only executes that plan,
+ * in a fixed order, and reports {stage, errno, message} when a step fails:
+ *
+ *   helper process (P)                      container process (C)
+ *   ------------------                      ---------------------
+ *   parse message, reset signals
+ *   join cgroups (before any clone)
+ *   oom_score_adj
+ *   join namespaces given by path
+ *   clone(new namespaces | CLONE_PARENT) -> waits for P
+ *   report pid, write uid/gid maps,
+ *   release C, exit                         mounts, devices, symlinks (all inside the rootfs)
+ *                                           pivot_root, masked and read-only paths
+ *                                           hostname, domainname, sysctls
+ *                                           rlimits
+ *                                           user (bounding set, groups, gid, uid)
+ *                                           no_new_privs
+ *                                           capabilities
+ *                                           seccomp (installed last)
+ *                                           cwd, executable lookup, close fds
+ *                                           report ready, wait for the start byte
+ *                                           execve
+ *
+ * CLONE_PARENT makes C a child of the C# process that started P, so that process reaps it through a
+ * pidfd. Each stage renames the process (comm and argv) so `ps` shows where a spawn hangs.
+ *
+ * Rules for this file: no malloc, no stdio, no threads; every buffer is static or on the stack; the
+ * message is read through a private mapping of the memfd on fd 4.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "spawn_protocol.h"
+
+#define CONTROL_FD 3
+#define MESSAGE_FD 4
+#define MAX_ARGS 4096
+#define MAX_ENV 4096
+#define MAX_JOIN 8
+#define MAX_GROUPS 256
+#define PATH_BUF 4096
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define NSP_MOUNT_BIND_RECURSIVE_READONLY 2
+
+/* ---- the message ------------------------------------------------------------------------ */
+
+static const unsigned char *msg;   /* the mapped message */
+static uint32_t msg_len;
+
+struct record { uint16_t type; uint32_t len; const unsigned char *data; };
+
+static uint32_t u32_at(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t u64_at(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Steps *offset to the next record; 0 at the end. The message was validated by validate_message. */
+static int next_record(uint32_t *offset, struct record *r)
+{
+    if (*offset + NSP_RECORD_HEADER_SIZE > msg_len) return 0;
+    const unsigned char *p = msg + *offset;
+    r->type = (uint16_t)(p[0] | (p[1] << 8));
+    r->len = u32_at(p + 4);
+    r->data = p + NSP_RECORD_HEADER_SIZE;
+    *offset += NSP_RECORD_HEADER_SIZE + ((r->len + 7u) & ~7u);
+    return 1;
+}
+
+/* The n-th NUL-terminated string of a payload starting at byte `skip`; NULL when absent. */
+static const char *string_at(const struct record *r, uint32_t skip, int n)
+{
+    uint32_t i = skip;
+    for (int k = 0; k < n; k++) {
+        while (i < r->len && r->data[i] != 0) i++;
+        i++;
+    }
+    return i < r->len ? (const char *)r->data + i : NULL;
+}
+
+/* ---- reports and stage names ------------------------------------------------------------ */
+
+static char *title;       /* argv[0]'s memory, as long as all of argv: what ps shows */
+static size_t title_len;
+static int current_stage;
+
+static const char *stage_name(int stage)
+{
+    switch (stage) {
+    case NSP_STAGE_PARSE: return "parse";
+    case NSP_STAGE_CGROUP: return "cgroup";
+    case NSP_STAGE_OOM: return "oom-score";
+    case NSP_STAGE_JOIN: return "join-ns";
+    case NSP_STAGE_CLONE: return "clone";
+    case NSP_STAGE_IDMAP: return "id-maps";
+    case NSP_STAGE_MOUNTS: return "mounts";
+    case NSP_STAGE_DEVICES: return "devices";
+    case NSP_STAGE_PIVOT: return "pivot-root";
+    case NSP_STAGE_MASK: return "mask-paths";
+    case NSP_STAGE_HOSTNAME: return "hostname";
+    case NSP_STAGE_SYSCTL: return "sysctl";
+    case NSP_STAGE_RLIMITS: return "rlimits";
+    case NSP_STAGE_USER: return "user";
+    case NSP_STAGE_NO_NEW_PRIVS: return "no-new-privs";
+    case NSP_STAGE_CAPS: return "caps";
+    case NSP_STAGE_SECCOMP: return "seccomp";
+    case NSP_STAGE_CWD: return "cwd";
+    case NSP_STAGE_LOOKUP: return "lookup";
+    case NSP_STAGE_CLOSE_FDS: return "close-fds";
+    case NSP_STAGE_WAIT_START: return "wait-start";
+    case NSP_STAGE_EXEC: return "exec";
+    default: return "?";
+    }
+}
+
+/* A tiny append-only string builder (no stdio). */
+struct text { char *buf; size_t cap, len; };
+static void put(struct text *t, const char *s)
+{
+    while (s && *s && t->len + 1 < t->cap) t->buf[t->len++] = *s++;
+    t->buf[t->len] = 0;
+}
+static void put_int(struct text *t, long v)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
+    do { digits[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) put(t, "-");
+    while (n) { char c[2] = { digits[--n], 0 }; put(t, c); }
+}
+
+/* Names the stage in comm ("nsp:<stage>", at most 15 chars) and in argv ("nacelle-spawn: <stage>"). */
+static void enter(int stage)
+{
+    current_stage = stage;
+    char comm[16];
+    struct text c = { comm, sizeof comm, 0 };
+    put(&c, "nsp:");
+    put(&c, stage_name(stage));
+    prctl(PR_SET_NAME, comm, 0, 0, 0);
+    if (title) {
+        struct text t = { title, title_len, 0 };
+        memset(title, 0, title_len);
+        put(&t, "nacelle-spawn: ");
+        put(&t, stage_name(stage));
+    }
+}
+
+static void send_report(uint32_t kind, int err, int pid, const char *message)
+{
+    unsigned char r[NSP_REPORT_SIZE];
+    memset(r, 0, sizeof r);
+    uint32_t magic = NSP_MAGIC;
+    int32_t stage = current_stage;
+    memcpy(r, &magic, 4);
+    memcpy(r + 4, &kind, 4);
+    memcpy(r + 8, &stage, 4);
+    memcpy(r + 12, &err, 4);
+    memcpy(r + 16, &pid, 4);
+    if (message) {
+        size_t n = strlen(message);
+        if (n >= NSP_REPORT_MESSAGE_SIZE) n = NSP_REPORT_MESSAGE_SIZE - 1;
+        memcpy(r + 20, message, n);
+    }
+    /* MSG_NOSIGNAL: SIGPIPE is back to its default, and a vanished reader must not kill us silently. */
+    while (send(CONTROL_FD, r, sizeof r, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+}
+
+/* Reports the failure of the current stage, with errno and what was being done, and exits. */
+static _Noreturn void fail(int err, const char *what, const char *detail)
+{
+    char buf[NSP_REPORT_MESSAGE_SIZE];
+    struct text t = { buf, sizeof buf, 0 };
+    put(&t, what);
+    if (detail) { put(&t, " "); put(&t, detail); }
+    send_report(NSP_REPORT_ERROR, err, 0, buf);
+    _exit(1);
+}
+
+/* ---- file system helpers, all resolving inside the container root ------------------------- */
+
+static char fd_path_buf[64];
+/* "/proc/self/fd/N": mounting onto the magic link targets exactly the inode fd N resolved to. */
+static const char *fd_path(int fd)
+{
+    struct text t = { fd_path_buf, sizeof fd_path_buf, 0 };
+    put(&t, "/proc/self/fd/");
+    put_int(&t, fd);
+    return fd_path_buf;
+}
+
+/* openat2(root, path, RESOLVE_IN_ROOT): symlinks and ".." can never leave the root (CVE-2021-30465). */
+static int open_in_root(int rootfd, const char *path, int flags)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd;
+    do { fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how); } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/*
+ * Opens `path` (absolute, inside the root) as O_PATH, creating what is missing on the way: directories
+ * for every parent, and the last component as a directory or an empty file. Each missing component is
+ * created with mkdirat/openat on the already-resolved parent fd, so nothing is created outside the root.
+ */
+static int open_or_create_in_root(int rootfd, const char *path, int create)
+{
+    int fd = open_in_root(rootfd, path, O_PATH);
+    if (fd >= 0 || errno != ENOENT) return fd;
+
+    static char buf[PATH_BUF];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buf, path, n + 1);
+
+    int parent = dup(rootfd);
+    if (parent < 0) return -1;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && buf[i] == '/') i++;
+        if (i >= n) break;
+        size_t start = i;
+        while (i < n && buf[i] != '/') i++;
+        int last = (i >= n);
+        char saved = buf[i];
+        buf[i] = 0;
+        int next = open_in_root(rootfd, buf, O_PATH);
+        if (next < 0 && errno == ENOENT) {
+            const char *name = buf + start;
+            if (last && create == NSP_CREATE_FILE) {
+                int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (f >= 0) close(f);
+                else if (errno != EEXIST) { close(parent); return -1; }
+            } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
+                close(parent);
+                return -1;
+            }
+            next = open_in_root(rootfd, buf, O_PATH);
+        }
+        buf[i] = saved;
+        close(parent);
+        if (next < 0) return -1;
+        parent = next;
+    }
+    return parent;
+}
+
+/* The parent directory of `path` (created if missing) and a pointer to its last component. */
+static int open_parent_in_root(int rootfd, const char *path, const char **base)
+{
+    static char dir[PATH_BUF];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash[1] == 0) { errno = EINVAL; return -1; }
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof dir) { errno = ENAMETOOLONG; return -1; }
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    *base = slash + 1;
+    return n == 0 ? dup(rootfd) : open_or_create_in_root(rootfd, dir, NSP_CREATE_DIR);
+}
+
+/* The MS_* flags a mount already has, so a read-only remount keeps nosuid/nodev/noexec (which may be locked). */
+static unsigned long current_mount_flags(const char *path)
+{
+    struct statvfs s;
+    if (statvfs(path, &s) < 0) return 0;
+    unsigned long f = 0;
+    if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+    if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    return f;
+}
+
+static int remount_bind(const char *path, unsigned long flags)
+{
+    unsigned long f = MS_REMOUNT | MS_BIND | (flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT));
+    if (mount(NULL, path, NULL, f, NULL) == 0) return 0;
+    if (errno != EPERM) return -1;
+    return mount(NULL, path, NULL, f | current_mount_flags(path), NULL);
+}
+
+/* One NSP_REC_MOUNT: resolve (or create) the target inside the root, mount onto its fd, then remount/propagate. */
+static void do_mount(int rootfd, const struct record *r)
+{
+    unsigned long flags = (unsigned long)u64_at(r->data);
+    unsigned long propagation = (unsigned long)u64_at(r->data + 8);
+    uint32_t kind = u32_at(r->data + 16), create = u32_at(r->data + 20);
+    const char *source = string_at(r, 24, 0), *target = string_at(r, 24, 1);
+    const char *fstype = string_at(r, 24, 2), *data = string_at(r, 24, 3);
+    if (!source || !target || !fstype || !data) fail(EINVAL, "malformed mount record", NULL);
+
+    int fd = open_or_create_in_root(rootfd, target, (int)create);
+    if (fd < 0) fail(errno, "cannot create mount point", target);
+
+    if (kind == NSP_MOUNT_FS) {
+        if (mount(*source ? source : fstype, fd_path(fd), fstype, flags, *data ? data : NULL) < 0)
+            fail(errno, "cannot mount", target);
+    } else {
+        if (mount(source, fd_path(fd), NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
+            fail(errno, "cannot bind-mount onto", target);
+    }
+    close(fd);
+
+    /* The fd above names the covered inode; reopen to reach the new mount for the follow-up calls. */
+    int need_remount = kind != NSP_MOUNT_FS && (flags & ~(unsigned long)(MS_BIND | MS_REC)) != 0;
+    if (!need_remount && !propagation && kind != NSP_MOUNT_BIND_RECURSIVE_READONLY) return;
+    fd = open_in_root(rootfd, target, O_PATH);
+    if (fd < 0) fail(errno, "cannot reopen mount", target);
+    if (need_remount && remount_bind(fd_path(fd), flags) < 0) fail(errno, "cannot remount", target);
+    if (kind == NSP_MOUNT_BIND_RECURSIVE_READONLY) {
+        struct mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+            fail(errno, "cannot make recursively read-only", target);
+    }
+    if (propagation && mount(NULL, fd_path(fd), NULL, propagation, NULL) < 0)
+        fail(errno, "cannot set propagation of", target);
+    close(fd);
+}
+
+/* One NSP_REC_DEVICE: mknod inside the root; where mknod is not allowed (user namespace), bind the host node. */
+static void make_device(int rootfd, const struct record *r)
+{
+    uint32_t type = u32_at(r->data), mode = u32_at(r->data + 4);
+    uint32_t major_ = u32_at(r->data + 8), minor_ = u32_at(r->data + 12);
+    uint32_t uid = u32_at(r->data + 16), gid = u32_at(r->data + 20);
+    const char *path = string_at(r, 24, 0);
+    if (!path) fail(EINVAL, "malformed device record", NULL);
+
+    const char *base;
+    int dir = open_parent_in_root(rootfd, path, &base);
+    if (dir < 0) fail(errno, "cannot create the directory of device", path);
+    unlinkat(dir, base, 0); /* a node the image shipped is replaced; a directory there is an error below */
+    if (mknodat(dir, base, type | (mode & 07777), makedev(major_, minor_)) == 0) {
+        if (fchownat(dir, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) fail(errno, "cannot chown device", path);
+        close(dir);
+        return;
+    }
+    if (errno != EPERM) fail(errno, "cannot mknod", path);
+    int f = openat(dir, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0) fail(errno, "cannot create bind target for device", path);
+    close(f);
+    int target = open_in_root(rootfd, path, O_PATH);
+    if (target < 0 || mount(path, fd_path(target), NULL, MS_BIND, NULL) < 0) fail(errno, "cannot bind device", path);
+    close(target);
+    close(dir);
+}
+
+static void make_symlink(int rootfd, const struct record *r)
+{
+    const char *target = string_at(r, 0, 0), *link = string_at(r, 0, 1);
+    if (!target || !link) fail(EINVAL, "malformed symlink record", NULL);
+    const char *base;
+    int dir = open_parent_in_root(rootfd, link, &base);
+    if (dir < 0) fail(errno, "cannot create the directory of link", link);
+    if (symlinkat(target, dir, base) < 0 && errno != EEXIST) fail(errno, "cannot create link", link);
+    close(dir);
+}
+
+/* ---- after pivot_root: masked and read-only paths ------------------------------------------ */
+
+static void mask_path(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT) return;
+        fail(errno, "cannot stat masked path", path);
+    }
+    int rc = S_ISDIR(st.st_mode)
+        ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0")
+        : mount("/dev/null", path, NULL, MS_BIND, NULL);
+    if (rc < 0) fail(errno, "cannot mask", path);
+}
+
+static void readonly_path(const char *path)
+{
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        if (errno == ENOENT) return;
+        fail(errno, "cannot bind read-only path", path);
+    }
+    if (remount_bind(path, MS_RDONLY) < 0) fail(errno, "cannot make read-only", path);
+}
+
+static void write_file(const char *path, const char *text, const char *what)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail(errno, what, path);
+    size_t n = strlen(text);
+    if (write(fd, text, n) != (ssize_t)n) fail(errno, what, path);
+    close(fd);
+}
+
+/* ---- credentials ------------------------------------------------------------------------- */
+
+static void set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable)
+{
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    data[0].effective = (uint32_t)effective;
+    data[1].effective = (uint32_t)(effective >> 32);
+    data[0].permitted = (uint32_t)permitted;
+    data[1].permitted = (uint32_t)(permitted >> 32);
+    data[0].inheritable = (uint32_t)inheritable;
+    data[1].inheritable = (uint32_t)(inheritable >> 32);
+    if (syscall(SYS_capset, &header, data) < 0) fail(errno, "capset failed", NULL);
+}
+
+static void install_seccomp(const struct record *r)
+{
+    uint32_t flags = u32_at(r->data);
+    struct sock_fprog prog;
+    prog.len = (unsigned short)((r->len - 8) / 8);
+    prog.filter = (struct sock_filter *)(r->data + 8); /* records are 8-byte aligned in the mapping */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) < 0) fail(errno, "cannot install the seccomp filter", NULL);
+}
+
+/* ---- the executable ---------------------------------------------------------------------- */
+
+static char exec_path[PATH_BUF];
+
+/* Resolves argv[0] as execvp would, with the container's PATH, so a missing command fails at create. */
+static void lookup_executable(const char *arg0, char *const envp[])
+{
+    if (strchr(arg0, '/')) {
+        if (strlen(arg0) >= sizeof exec_path) fail(ENAMETOOLONG, "executable path too long", NULL);
+        strcpy(exec_path, arg0);
+        struct stat st;
+        if (stat(exec_path, &st) < 0) fail(errno, "cannot find executable", arg0);
+        if (!S_ISREG(st.st_mode) || access(exec_path, X_OK) < 0) fail(EACCES, "not an executable file:", arg0);
+        return;
+    }
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; envp[i]; i++)
+        if (strncmp(envp[i], "PATH=", 5) == 0) path = envp[i] + 5;
+    int denied = 0;
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t n = end ? (size_t)(end - path) : strlen(path);
+        struct text t = { exec_path, sizeof exec_path, 0 };
+        if (n == 0) put(&t, ".");
+        else { memcpy(exec_path, path, n < sizeof exec_path ? n : sizeof exec_path - 1); t.len = n; exec_path[n] = 0; }
+        put(&t, "/");
+        put(&t, arg0);
+        struct stat st;
+        if (stat(exec_path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(exec_path, X_OK) == 0) return;
+            denied = 1;
+        }
+        path += n + (end ? 1 : 0);
+        if (!end) break;
+    }
+    fail(denied ? EACCES : ENOENT, "executable file not found in $PATH:", arg0);
+}
+
+static void close_other_fds(void)
+{
+    /* Everything but stdio and the control socket (close-on-exec, so it goes with execve). */
+    if (syscall(SYS_close_range, MESSAGE_FD, ~0U, 0) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = MESSAGE_FD; fd < (max > 0 ? max : 65536); fd++) close((int)fd);
+}
+
+/* ---- the container process ---------------------------------------------------------------- */
+
+static char *argv_out[MAX_ARGS + 1];
+static char *envp_out[MAX_ENV + 1];
+
+static _Noreturn void container_process(int sync_fd)
+{
+    /* Wait until the helper has reported our pid and written the id maps. */
+    char go;
+    ssize_t got;
+    do { got = read(sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(1);
+    close(sync_fd);
+    /* The control socket must not survive execve: its closing tells C# the program is running. */
+    if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0) fail(errno, "cannot mark the control socket close-on-exec", NULL);
+
+    uint64_t clone_flags = 0;
+    const struct record *rootfs = NULL, *caps = NULL, *seccomp = NULL, *user = NULL;
+    const char *cwd = "/";
+    int park = 0, no_new_privs = 0, root_readonly = 0, new_session = 0, has_umask = 0;
+    uint64_t prop_before = MS_REC | MS_SLAVE, prop_after = 0;
+    mode_t spec_umask = 022;
+    int argc = 0, envc = 0;
+    static struct record found[4];
+    uint32_t off = NSP_HEADER_SIZE;
+    struct record r;
+    while (next_record(&off, &r)) {
+        switch (r.type) {
+        case NSP_REC_CLONE_FLAGS: clone_flags = u64_at(r.data); break;
+        case NSP_REC_ROOTFS: found[0] = r; rootfs = &found[0]; break;
+        case NSP_REC_CAPS: found[1] = r; caps = &found[1]; break;
+        case NSP_REC_SECCOMP: found[2] = r; seccomp = &found[2]; break;
+        case NSP_REC_USER: found[3] = r; user = &found[3]; break;
+        case NSP_REC_ROOT_PROPAGATION: prop_before = u64_at(r.data); prop_after = u64_at(r.data + 8); break;
+        case NSP_REC_CWD: cwd = (const char *)r.data; break;
+        case NSP_REC_PARK: park = 1; break;
+        case NSP_REC_NO_NEW_PRIVS: no_new_privs = 1; break;
+        case NSP_REC_ROOT_READONLY: root_readonly = 1; break;
+        case NSP_REC_NEW_SESSION: new_session = 1; break;
+        case NSP_REC_UMASK: spec_umask = (mode_t)u32_at(r.data); has_umask = 1; break;
+        case NSP_REC_ARG: if (argc < MAX_ARGS) argv_out[argc++] = (char *)r.data; break;
+        case NSP_REC_ENV: if (envc < MAX_ENV) envp_out[envc++] = (char *)r.data; break;
+        default: break;
+        }
+    }
+    argv_out[argc] = NULL;
+    envp_out[envc] = NULL;
+    (void)has_umask;
+
+    if (new_session && setsid() < 0) fail(errno, "setsid failed", NULL);
+    if (clone_flags & CLONE_NEWUSER) {
+        enter(NSP_STAGE_IDMAP);
+        /* The maps are written; become the namespace's root for the setup that follows. */
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(errno, "cannot become root in the user namespace", NULL);
+    }
+    umask(0); /* device and mount-point modes are exactly what the message says */
+
+    if (rootfs) {
+        const char *root = (const char *)rootfs->data;
+        enter(NSP_STAGE_MOUNTS);
+        /* Keep the host's mount events out (rslave by default), then make the rootfs a mount point. */
+        if (mount(NULL, "/", NULL, (unsigned long)prop_before, NULL) < 0) fail(errno, "cannot set / propagation", NULL);
+        if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0) fail(errno, "cannot bind the rootfs", root);
+        int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) fail(errno, "cannot open the rootfs", root);
+        off = NSP_HEADER_SIZE;
+        while (next_record(&off, &r))
+            if (r.type == NSP_REC_MOUNT) do_mount(rootfd, &r);
+
+        enter(NSP_STAGE_DEVICES);
+        off = NSP_HEADER_SIZE;
+        while (next_record(&off, &r)) {
+            if (r.type == NSP_REC_DEVICE) make_device(rootfd, &r);
+            else if (r.type == NSP_REC_SYMLINK) make_symlink(rootfd, &r);
+        }
+
+        /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the rootfs. */
+        enter(NSP_STAGE_PIVOT);
+        if (fchdir(rootfd) < 0) fail(errno, "cannot enter the rootfs", root);
+        if (syscall(SYS_pivot_root, ".", ".") < 0) fail(errno, "pivot_root failed", root);
+        if (umount2(".", MNT_DETACH) < 0) fail(errno, "cannot detach the old root", NULL);
+        if (chdir("/") < 0) fail(errno, "chdir / failed", NULL);
+        close(rootfd);
+        if (prop_after && mount(NULL, "/", NULL, (unsigned long)prop_after, NULL) < 0)
+            fail(errno, "cannot set rootfs propagation", NULL);
+
+        enter(NSP_STAGE_MASK);
+        off = NSP_HEADER_SIZE;
+        while (next_record(&off, &r)) {
+            if (r.type == NSP_REC_MASKED_PATH) mask_path((const char *)r.data);
+            else if (r.type == NSP_REC_READONLY_PATH) readonly_path((const char *)r.data);
+        }
+        if (root_readonly && remount_bind("/", MS_RDONLY) < 0) fail(errno, "cannot make the rootfs read-only", NULL);
+    }
+
+    enter(NSP_STAGE_HOSTNAME);
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r)) {
+        const char *name = (const char *)r.data;
+        if (r.type == NSP_REC_HOSTNAME && sethostname(name, strlen(name)) < 0) fail(errno, "sethostname failed", name);
+        if (r.type == NSP_REC_DOMAINNAME && setdomainname(name, strlen(name)) < 0) fail(errno, "setdomainname failed", name);
+    }
+
+    enter(NSP_STAGE_SYSCTL);
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r)) {
+        if (r.type != NSP_REC_SYSCTL) continue;
+        static char path[PATH_BUF];
+        struct text t = { path, sizeof path, 0 };
+        put(&t, "/proc/sys/");
+        put(&t, string_at(&r, 0, 0));
+        write_file(path, string_at(&r, 0, 1), "cannot write sysctl");
+    }
+
+    enter(NSP_STAGE_RLIMITS);
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r)) {
+        if (r.type != NSP_REC_RLIMIT) continue;
+        struct rlimit limit = { (rlim_t)u64_at(r.data + 8), (rlim_t)u64_at(r.data + 16) };
+        if (setrlimit((__rlimit_resource_t)u32_at(r.data), &limit) < 0) fail(errno, "setrlimit failed for resource", NULL);
+    }
+
+    /* Without no_new_privs only CAP_SYS_ADMIN allows a filter: install it while we still have it. */
+    int seccomp_early = seccomp && !no_new_privs;
+    if (seccomp_early) { enter(NSP_STAGE_SECCOMP); install_seccomp(seccomp); }
+
+    enter(NSP_STAGE_USER);
+    if (caps) {
+        /* Keep the permitted set across the uid change; drop what is not in the bounding set. */
+        uint32_t last = u32_at(caps->data);
+        uint64_t bounding = u64_at(caps->data + 8);
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(errno, "PR_SET_KEEPCAPS failed", NULL);
+        for (uint32_t cap = 0; cap <= last && cap < 64; cap++)
+            if (!(bounding & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                fail(errno, "cannot drop a capability from the bounding set", NULL);
+    }
+    if (user) {
+        uid_t uid = u32_at(user->data);
+        gid_t gid = u32_at(user->data + 4);
+        uint32_t count = u32_at(user->data + 8);
+        static gid_t groups[MAX_GROUPS];
+        if (count > MAX_GROUPS) fail(E2BIG, "too many additional groups", NULL);
+        for (uint32_t i = 0; i < count; i++) groups[i] = u32_at(user->data + 12 + 4 * i);
+        if (setgroups(count, groups) < 0) fail(errno, "setgroups failed", NULL);
+        if (setresgid(gid, gid, gid) < 0) fail(errno, "setresgid failed", NULL);
+        if (setresuid(uid, uid, uid) < 0) fail(errno, "setresuid failed", NULL);
+    }
+
+    if (no_new_privs) {
+        enter(NSP_STAGE_NO_NEW_PRIVS);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "PR_SET_NO_NEW_PRIVS failed", NULL);
+    }
+
+    if (caps) {
+        enter(NSP_STAGE_CAPS);
+        uint64_t effective = u64_at(caps->data + 16), inheritable = u64_at(caps->data + 24);
+        uint64_t permitted = u64_at(caps->data + 32), ambient = u64_at(caps->data + 40);
+        uint32_t last = u32_at(caps->data);
+        set_capabilities(effective, permitted, inheritable);
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+            fail(errno, "cannot clear ambient capabilities", NULL);
+        for (uint32_t cap = 0; cap <= last && cap < 64; cap++)
+            if ((ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+                fail(errno, "cannot raise an ambient capability", NULL);
+        prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
+
+    if (seccomp && !seccomp_early) { enter(NSP_STAGE_SECCOMP); install_seccomp(seccomp); }
+
+    enter(NSP_STAGE_CWD);
+    if (chdir(cwd) < 0) fail(errno, "cannot change to the working directory", cwd);
+
+    enter(NSP_STAGE_LOOKUP);
+    if (argc == 0) fail(EINVAL, "no command (args is empty)", NULL);
+    lookup_executable(argv_out[0], envp_out);
+
+    enter(NSP_STAGE_CLOSE_FDS);
+    close_other_fds();
+    umask(spec_umask);
+
+    /* Created: parked here until the start byte arrives; EOF means the creator gave up. */
+    if (park) enter(NSP_STAGE_WAIT_START);
+    send_report(NSP_REPORT_READY, 0, 0, NULL);
+    if (park) {
+        char start = 0;
+        do { got = read(CONTROL_FD, &start, 1); } while (got < 0 && errno == EINTR);
+        if (got != 1 || start != NSP_START_BYTE) _exit(1);
+    }
+
+    enter(NSP_STAGE_EXEC);
+    execve(exec_path, argv_out, envp_out);
+    fail(errno, "execve failed:", exec_path);
+}
+
+/* ---- the helper process -------------------------------------------------------------------- */
+
+static int validate_message(void)
+{
+    if (msg_len < NSP_HEADER_SIZE || u32_at(msg) != NSP_MAGIC) return 0;
+    if (u32_at(msg + 4) != NSP_VERSION || u32_at(msg + 8) != msg_len) return 0;
+    uint32_t off = NSP_HEADER_SIZE;
+    while (off < msg_len) {
+        if (off + NSP_RECORD_HEADER_SIZE > msg_len) return 0;
+        uint32_t len = u32_at(msg + off + 4);
+        if (len > msg_len - off - NSP_RECORD_HEADER_SIZE) return 0;
+        uint16_t type = (uint16_t)(msg[off] | (msg[off + 1] << 8));
+        /* String-only records must end with their NUL inside the payload. */
+        int is_string = type == NSP_REC_CGROUP_PROCS || type == NSP_REC_UID_MAP || type == NSP_REC_GID_MAP ||
+            type == NSP_REC_ROOTFS || type == NSP_REC_MASKED_PATH || type == NSP_REC_READONLY_PATH ||
+            type == NSP_REC_HOSTNAME || type == NSP_REC_DOMAINNAME || type == NSP_REC_CWD ||
+            type == NSP_REC_ARG || type == NSP_REC_ENV;
+        /* Records that end in strings must end with a NUL inside the payload too. */
+        int ends_in_string = type == NSP_REC_MOUNT || type == NSP_REC_DEVICE || type == NSP_REC_SYMLINK ||
+            type == NSP_REC_SYSCTL || type == NSP_REC_JOIN_NS;
+        if ((is_string || ends_in_string) && (len == 0 || msg[off + NSP_RECORD_HEADER_SIZE + len - 1] != 0)) return 0;
+        if (type == NSP_REC_SECCOMP && (len < 8 || (len - 8) % 8 != 0)) return 0;
+        off += NSP_RECORD_HEADER_SIZE + ((len + 7u) & ~7u);
+    }
+    return 1;
+}
+
+static void reset_signals(void)
+{
+    /* .NET blocks and ignores some signals (SIGPIPE); blocked masks and SIG_IGN survive execve. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 0) {
+        title = argv[0];
+        title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
+    }
+    reset_signals();
+
+    enter(NSP_STAGE_PARSE);
+    struct stat st;
+    if (fstat(MESSAGE_FD, &st) < 0) fail(errno, "no message on fd 4", NULL);
+    msg_len = (uint32_t)st.st_size;
+    msg = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, MESSAGE_FD, 0);
+    if (msg == MAP_FAILED) fail(errno, "cannot map the message", NULL);
+    if (!validate_message()) fail(EPROTO, "malformed message or unsupported version", NULL);
+
+    /* Into the cgroup first: every process cloned from here on starts there, before any user code. */
+    enter(NSP_STAGE_CGROUP);
+    char pid_text[24];
+    struct text pt = { pid_text, sizeof pid_text, 0 };
+    put_int(&pt, getpid());
+    uint32_t off = NSP_HEADER_SIZE;
+    struct record r;
+    uint64_t clone_flags = 0;
+    const char *uid_map = NULL, *gid_map = NULL;
+    while (next_record(&off, &r)) {
+        if (r.type == NSP_REC_CGROUP_PROCS) write_file((const char *)r.data, pid_text, "cannot join cgroup");
+        else if (r.type == NSP_REC_CLONE_FLAGS) clone_flags = u64_at(r.data);
+        else if (r.type == NSP_REC_UID_MAP) uid_map = (const char *)r.data;
+        else if (r.type == NSP_REC_GID_MAP) gid_map = (const char *)r.data;
+    }
+
+    /* Already clamped by C# to what this process may set (no CAP_SYS_RESOURCE: not below its own). */
+    enter(NSP_STAGE_OOM);
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r)) {
+        if (r.type != NSP_REC_OOM_SCORE_ADJ) continue;
+        char v[24];
+        struct text t = { v, sizeof v, 0 };
+        put_int(&t, (int32_t)u32_at(r.data));
+        write_file("/proc/self/oom_score_adj", v, "cannot write");
+    }
+
+    /* Open every namespace first (paths may live in a mount namespace we are about to leave), then
+     * join: the user namespace first (it owns the others), the mount namespace last. */
+    enter(NSP_STAGE_JOIN);
+    int ns_fd[MAX_JOIN];
+    uint32_t ns_type[MAX_JOIN];
+    int joins = 0;
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r)) {
+        if (r.type != NSP_REC_JOIN_NS) continue;
+        if (joins == MAX_JOIN) fail(E2BIG, "too many namespaces to join", NULL);
+        const char *path = string_at(&r, 4, 0);
+        ns_type[joins] = u32_at(r.data);
+        ns_fd[joins] = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns_fd[joins] < 0) fail(errno, "cannot open namespace", path);
+        joins++;
+    }
+    static const uint32_t order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
+                                      CLONE_NEWCGROUP, CLONE_NEWNS };
+    for (unsigned k = 0; k < sizeof order / sizeof order[0]; k++)
+        for (int i = 0; i < joins; i++)
+            if (ns_type[i] == order[k] && setns(ns_fd[i], (int)ns_type[i]) < 0) fail(errno, "setns failed for a namespace of type", NULL);
+    for (int i = 0; i < joins; i++) close(ns_fd[i]);
+
+    /* The container process: new namespaces, and the same parent as us (the C# process). */
+    enter(NSP_STAGE_CLONE);
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC) < 0) fail(errno, "pipe2 failed", NULL);
+    long pid = syscall(SYS_clone, (unsigned long)(clone_flags | CLONE_PARENT | SIGCHLD), 0, 0, 0, 0);
+    if (pid < 0) fail(errno, "clone failed", NULL);
+    if (pid == 0) {
+        close(sync[1]);
+        container_process(sync[0]);
+    }
+    close(sync[0]);
+    send_report(NSP_REPORT_PID, 0, (int)pid, NULL);
+
+    if (uid_map || gid_map) {
+        enter(NSP_STAGE_IDMAP);
+        char path[64];
+        struct text t = { path, sizeof path, 0 };
+        put(&t, "/proc/");
+        put_int(&t, pid);
+        size_t base = t.len;
+        if (uid_map) { put(&t, "/uid_map"); write_file(path, uid_map, "cannot write"); }
+        t.len = base;
+        if (gid_map) { put(&t, "/gid_map"); write_file(path, gid_map, "cannot write"); }
+    }
+    /* Release the container process; our part is done. (On a failure above, the closed pipe stops it.) */
+    if (write(sync[1], "g", 1) != 1) fail(errno, "cannot release the container process", NULL);
+    return 0;
+}
