@@ -119,6 +119,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         {
             Directory.CreateDirectory(StateDir(id));
             undo.Push(("state directory", () => { Directory.Delete(StateDir(id), recursive: true); return Task.CompletedTask; }));
+            File.WriteAllText(Path.Combine(StateDir(id), "config.json"), RuntimeSpecFile.Serialize(spec));
 
             var cgroup = CreateCgroup(cgroupPath);
             undo.Push(("cgroup", () => cgroup.RemoveAsync(CancellationToken.None)));
@@ -179,6 +180,83 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Loads the containers a previous instance left in the state directory (after a restart of the process that
+    /// runs the core). A container's init is taken back only if its pid still names the same process (same start
+    /// time): a pid reused by another process is never mistaken for it, and such a container is reported stopped.
+    /// Processes taken back are observed, not reaped (their parent is gone): their exit code is not known here.
+    /// </summary>
+    public IReadOnlyList<ContainerState> Recover()
+    {
+        var recovered = new List<ContainerState>();
+        foreach (var dir in Directory.GetDirectories(_options.StateDirectory))
+        {
+            var id = Path.GetFileName(dir);
+            var statePath = Path.Combine(dir, "state.json");
+            var specPath = Path.Combine(dir, "config.json");
+            lock (_gate)
+            {
+                if (_containers.ContainsKey(id) || !File.Exists(statePath) || !File.Exists(specPath))
+                {
+                    continue;
+                }
+            }
+
+            var state = JsonSerializer.Deserialize(File.ReadAllBytes(statePath), ContainerStateJson.Default.ContainerState)!;
+            var spec = RuntimeSpecFile.Parse(File.ReadAllText(specPath), specPath);
+            var cgroup = _options.Cgroups.Open(state.CgroupPath);
+            WatchedProcess? process = null;
+            if (state.Status != ContainerStatus.Stopped)
+            {
+                if (ProcessIdentity.StartTime(state.Pid) == state.PidStartTime)
+                {
+                    try
+                    {
+                        process = WatchedProcess.Open(state.Pid);
+                    }
+                    catch (NacelleException)
+                    {
+                        process = null;
+                    }
+                }
+
+                // Opened, then checked again: the pidfd pins the process, so a match now is the same process.
+                if (process is not null && ProcessIdentity.StartTime(state.Pid) != state.PidStartTime)
+                {
+                    process.Dispose();
+                    process = null;
+                }
+
+                if (process is null)
+                {
+                    RuntimeLog.PidReused(_log, id, state.Pid);
+                    state = state with { Status = ContainerStatus.Stopped, FinishedAt = state.FinishedAt ?? DateTimeOffset.UtcNow };
+                }
+                else if (state.Status == ContainerStatus.Created)
+                {
+                    // A parked init whose creator is gone cannot be started any more (its control socket died with it).
+                    process.Signal(Signals.SIGKILL);
+                }
+            }
+
+            var entry = new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process };
+            lock (_gate)
+            {
+                _containers[id] = entry;
+                Persist(state);
+            }
+
+            if (process is not null)
+            {
+                entry.Exit = WatchExitAsync(entry);
+            }
+
+            recovered.Add(state);
+        }
+
+        return recovered;
     }
 
     /// <summary>Releases the parked init to execve its program.</summary>
@@ -396,7 +474,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         Update(entry, s => s with
         {
             Status = ContainerStatus.Stopped,
-            ExitCode = exit.ExitCode,
+            ExitCode = exit.ExitCode < 0 ? null : exit.ExitCode,
             ExitSignal = exit.Signal == 0 ? null : exit.Signal,
             FinishedAt = exit.ExitedAt,
             OomKilled = oomKilled,

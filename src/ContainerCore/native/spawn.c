@@ -72,7 +72,6 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
-#define NSP_MOUNT_BIND_RECURSIVE_READONLY 2
 
 /* ---- the message ------------------------------------------------------------------------ */
 
@@ -235,13 +234,15 @@ static int open_in_root(int rootfd, const char *path, int flags)
  * Opens `path` (absolute, inside the root) as O_PATH, creating what is missing on the way: directories
  * for every parent, and the last component as a directory or an empty file. Each missing component is
  * created with mkdirat/openat on the already-resolved parent fd, so nothing is created outside the root.
+ * A dangling symlink on the way is followed the same way, inside the root (at most 8 levels deep).
  */
-static int open_or_create_in_root(int rootfd, const char *path, int create)
+static int open_or_create_in_root_depth(int rootfd, const char *path, int create, int depth)
 {
     int fd = open_in_root(rootfd, path, O_PATH);
     if (fd >= 0 || errno != ENOENT) return fd;
+    if (depth > 8) { errno = ELOOP; return -1; }
 
-    static char buf[PATH_BUF];
+    char buf[PATH_BUF];
     size_t n = strlen(path);
     if (n >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
     memcpy(buf, path, n + 1);
@@ -260,14 +261,29 @@ static int open_or_create_in_root(int rootfd, const char *path, int create)
         int next = open_in_root(rootfd, buf, O_PATH);
         if (next < 0 && errno == ENOENT) {
             const char *name = buf + start;
+            int made;
             if (last && create == NSP_CREATE_FILE) {
                 int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-                if (f >= 0) close(f);
-                else if (errno != EEXIST) { close(parent); return -1; }
-            } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
-                close(parent);
-                return -1;
+                made = f >= 0;
+                if (made) close(f);
+            } else {
+                made = mkdirat(parent, name, 0755) == 0;
             }
+            if (!made && errno == EEXIST) {
+                /* A dangling symlink: create its target instead, resolving it inside the root. */
+                char link[PATH_BUF], next_path[PATH_BUF];
+                ssize_t len = readlinkat(parent, name, link, sizeof link - 1);
+                if (len < 0) { close(parent); return -1; }
+                link[len] = 0;
+                struct text t = { next_path, sizeof next_path, 0 };
+                if (link[0] != '/') { buf[start] = 0; put(&t, buf); put(&t, "/"); }
+                put(&t, link);
+                if (!last) { put(&t, "/"); put(&t, path + i + 1); }
+                close(parent);
+                if (t.len + 1 >= sizeof next_path) { errno = ENAMETOOLONG; return -1; }
+                return open_or_create_in_root_depth(rootfd, next_path, create, depth + 1);
+            }
+            if (!made) { close(parent); return -1; }
             next = open_in_root(rootfd, buf, O_PATH);
         }
         buf[i] = saved;
@@ -276,6 +292,11 @@ static int open_or_create_in_root(int rootfd, const char *path, int create)
         parent = next;
     }
     return parent;
+}
+
+static int open_or_create_in_root(int rootfd, const char *path, int create)
+{
+    return open_or_create_in_root_depth(rootfd, path, create, 0);
 }
 
 /* The parent directory of `path` (created if missing) and a pointer to its last component. */

@@ -55,6 +55,7 @@
 /* NSP_REC_MOUNT kinds and create modes. */
 #define NSP_MOUNT_FS 0            /* mount(source, target, fstype, flags, data) */
 #define NSP_MOUNT_BIND 1          /* bind the host path source; remounted when flags ask for more than MS_BIND|MS_REC */
+#define NSP_MOUNT_BIND_RECURSIVE_READONLY 2 /* a bind made read-only with every submount (mount_setattr) */
 #define NSP_CREATE_DIR 0
 #define NSP_CREATE_FILE 1
 

@@ -148,3 +148,60 @@ public sealed class ContainerCleanupTests
         _ = CultureInfo.InvariantCulture;
     }
 }
+
+/// <summary>A new runtime instance takes back what an earlier one left: running containers, never a reused pid.</summary>
+public sealed class ContainerRecoveryTests
+{
+    [Fact]
+    public async Task A_restarted_runtime_recovers_running_containers_and_can_stop_them()
+    {
+        Assert.True(ContainerTestScope.Available);
+        await using var scope = new ContainerTestScope();
+        var state = await scope.Runtime.CreateAsync("survivor", scope.Spec("sleep 100"), scope.Root, SpawnStdio.Null);
+        await scope.Runtime.StartAsync("survivor");
+
+        await using var second = new ContainerRuntime(new ContainerRuntimeOptions
+        {
+            StateDirectory = Path.Combine(scope.Root, "state"),
+            Cgroups = scope.Cgroups,
+        });
+        var recovered = Assert.Single(second.Recover());
+        Assert.Equal("survivor", recovered.Id);
+        Assert.Equal(ContainerStatus.Running, recovered.Status);
+        Assert.Equal(state.Pid, recovered.Pid);
+        Assert.Contains("sleep", File.ReadAllText($"/proc/{state.Pid}/cmdline"));
+
+        second.Kill("survivor", 9);
+        var final = await second.WaitAsync("survivor").WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(ContainerStatus.Stopped, final.Status);
+        await second.DeleteAsync("survivor");
+        Assert.False(Directory.Exists(Path.Combine(scope.Root, "state", "survivor")));
+    }
+
+    [Fact]
+    public async Task A_pid_now_used_by_another_process_is_not_mistaken_for_the_container()
+    {
+        Assert.True(ContainerTestScope.Available);
+        await using var scope = new ContainerTestScope();
+        await scope.Runtime.CreateAsync("reused", scope.Spec("sleep 100"), scope.Root, SpawnStdio.Null);
+        await scope.Runtime.StartAsync("reused");
+
+        // Rewrite the saved state as if the container's pid had been reused by this test process.
+        var statePath = Path.Combine(scope.Root, "state", "reused", "state.json");
+        var text = File.ReadAllText(statePath);
+        var pidLine = text.Split('\n').Single(l => l.Contains("\"Pid\":", StringComparison.Ordinal));
+        File.WriteAllText(statePath, text.Replace(pidLine, $"  \"Pid\": {Environment.ProcessId},"));
+
+        await using var second = new ContainerRuntime(new ContainerRuntimeOptions
+        {
+            StateDirectory = Path.Combine(scope.Root, "state"),
+            Cgroups = scope.Cgroups,
+        });
+        var recovered = Assert.Single(second.Recover());
+        Assert.Equal(ContainerStatus.Stopped, recovered.Status);
+        var error = Assert.Throws<NacelleException>(() => second.Kill("reused", 15));
+        Assert.Equal(ErrorKind.FailedPrecondition, error.Kind);
+        Assert.True(Directory.Exists($"/proc/{Environment.ProcessId}"));
+        await scope.Runtime.DeleteAsync("reused", force: true);
+    }
+}

@@ -241,3 +241,30 @@ public sealed class ContainerIsolationTests
         Assert.Equal(hostValue, File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
     }
 }
+
+/// <summary>Without CAP_SYS_RESOURCE (this CI machine, hardened nodes) limits the node cannot grant are clamped, not fatal.</summary>
+public sealed class ContainerClampTests
+{
+    [Fact]
+    public async Task Oom_score_adj_and_hard_rlimits_are_clamped_to_what_this_process_may_grant()
+    {
+        Assert.True(ContainerTestScope.Available);
+        var host = HostFacts.Detect();
+        await using var scope = new ContainerTestScope();
+        var spec = scope.Spec("echo \"oom=$(cat /proc/self/oom_score_adj)\"; echo \"nofile=$(ulimit -Hn)\"");
+        spec.Process!.OomScoreAdj = -998;
+        spec.Process.Rlimits = [new SpecRlimit { Type = "RLIMIT_NOFILE", Soft = 1024, Hard = 1UL << 40 }];
+        var (state, stdout, stderr) = await scope.RunAsync(spec);
+        Assert.True(state.ExitCode == 0, stderr);
+        var ownHard = host.HardLimit(7);
+        if (host.HasSysResource)
+        {
+            Assert.Contains("oom=-998", stdout);
+        }
+        else
+        {
+            Assert.Contains($"oom={host.OwnOomScoreAdj}\n", stdout);
+            Assert.Contains($"nofile={ownHard}\n", stdout);
+        }
+    }
+}
