@@ -17,9 +17,11 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-packages=(clang zlib1g-dev)
+# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link.
+packages=(gcc libc6-dev clang zlib1g-dev)
 if [[ $want_test -eq 1 ]]; then
-  packages+=(prometheus docker-registry busybox-static apache2-utils)
+  # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
+  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
 fi
 
 missing=()

@@ -55,7 +55,7 @@ public sealed class WatchedProcess : IDisposable
     public bool Signal(int signal) => !_pidfd.IsClosed && PidfdCalls.SendSignal(_pidfd, signal);
 
     /// <summary>
-    /// Waits for the exit on a dedicated thread (the pidfd turns readable). The code is known for children (read, and
+    /// Waits for the exit (the pidfd turns readable; one epoll thread serves every wait of the process). The code is known for children (read, and
     /// reaped when adopted); for a process that is not a child of this process the exit is seen without a code (-1).
     /// </summary>
     public Task<ProcessExit> WaitForExitAsync(CancellationToken cancellationToken = default)
@@ -65,15 +65,13 @@ public sealed class WatchedProcess : IDisposable
             return Task.FromResult(known);
         }
 
-        return Task.Factory.StartNew(() =>
-        {
-            while (!PidfdCalls.PollExited(_pidfd, 100))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-            }
+        return PidfdCalls.PollExited(_pidfd, 0) ? Task.FromResult(Reap()) : WaitReadableThenReapAsync(cancellationToken);
+    }
 
-            return Reap();
-        }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    private async Task<ProcessExit> WaitReadableThenReapAsync(CancellationToken cancellationToken)
+    {
+        await FdReactor.WaitReadableAsync(_pidfd, cancellationToken).ConfigureAwait(false);
+        return Reap();
     }
 
     private ProcessExit Reap()

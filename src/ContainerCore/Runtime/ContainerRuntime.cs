@@ -357,7 +357,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 entry.Process?.Signal(Signals.SIGKILL);
             }
 
-            await entry.Cgroup.KillAsync(cancellationToken).ConfigureAwait(false);
+            if (running || entry.Cgroup.Processes().Count > 0)
+            {
+                await entry.Cgroup.KillAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             if (entry.Exit is { } exit)
             {
                 await exit.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);

@@ -109,33 +109,40 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
     internal readonly record struct Report(uint Kind, int Stage, int Errno, int Pid, string Message);
 
     /// <summary>The next report; null at end of stream (every helper-side end closed).</summary>
-    internal static Task<Report?> ReceiveAsync(SafeFileHandle socket, DateTime deadline, CancellationToken cancellationToken)
-        => Task.Factory.StartNew(() =>
+    internal static async Task<Report?> ReceiveAsync(SafeFileHandle socket, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[SpawnProtocol.ReportSize];
+        while (true)
         {
-            var buffer = new byte[SpawnProtocol.ReportSize];
-            while (true)
+            var n = SpawnCalls.Receive(socket, buffer, 0);
+            if (n == 0)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var remaining = deadline - DateTime.UtcNow;
-                if (remaining <= TimeSpan.Zero)
-                {
-                    throw new NacelleException(ErrorKind.DeadlineExceeded, "the spawn helper did not report in time");
-                }
+                return null;
+            }
 
-                var n = SpawnCalls.Receive(socket, buffer, (int)Math.Min(remaining.TotalMilliseconds, 200));
-                if (n < 0)
-                {
-                    continue;
-                }
-
-                if (n == 0)
-                {
-                    return (Report?)null;
-                }
-
+            if (n > 0)
+            {
                 return Decode(buffer.AsSpan(0, n));
             }
-        }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new NacelleException(ErrorKind.DeadlineExceeded, "the spawn helper did not report in time");
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(remaining);
+            try
+            {
+                await FdReactor.WaitReadableAsync(socket, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // the deadline: checked at the top of the next round
+            }
+        }
+    }
 
     internal static Report Decode(ReadOnlySpan<byte> data)
     {

@@ -272,8 +272,11 @@ public static class SpecValidator
         }
     }
 
-    /// <summary>The namespace that makes a sysctl per-container, or null when it is node-wide.</summary>
-    public static string? SysctlNamespace(string key) => key switch
+    /// <summary>The namespace that makes a sysctl per-container, or null when it is node-wide. Keys may be written with
+    /// dots or slashes ("net/ipv4/conf/eth0.100/forwarding").</summary>
+    public static string? SysctlNamespace(string key) => Classify(key.Contains('/') ? key.Replace('/', '.') : key);
+
+    private static string? Classify(string key) => key switch
     {
         _ when key.StartsWith("net.", StringComparison.Ordinal) => "network",
         "kernel.msgmax" or "kernel.msgmnb" or "kernel.msgmni" or "kernel.sem" or "kernel.shmall" or "kernel.shmmax"

@@ -1,0 +1,246 @@
+using System.Text.Json;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Runtime;
+using Nacelle.ContainerCore.Spawn;
+using Nacelle.ContainerCore.Spec;
+
+namespace Nacelle.Tests.Unit.ContainerCore.Spawn;
+
+/// <summary>OCI spec -> spawn request: every decision the C helper later executes.</summary>
+public sealed class SpawnPlannerTests : IDisposable
+{
+    private readonly string _bundle = Directory.CreateTempSubdirectory("nacelle-plan-").FullName;
+
+    private static readonly HostFacts Privileged = new(true, 40, 0, _ => ulong.MaxValue);
+    private static readonly HostFacts Hardened = new(false, 40, -500, r => r == 7 ? 4096UL : ulong.MaxValue);
+
+    public SpawnPlannerTests() => Directory.CreateDirectory(Path.Combine(_bundle, "rootfs"));
+
+    public void Dispose() => Directory.Delete(_bundle, recursive: true);
+
+    private RuntimeSpec Spec() => SpecDefaults.Container("rootfs", ["/bin/true"]);
+
+    private SpawnRequest Plan(RuntimeSpec spec, HostFacts? host = null, IReadOnlyDictionary<string, string>? v1 = null) =>
+        SpawnPlanner.PlanContainer(spec, _bundle, host ?? Privileged, v1).Request;
+
+    [Fact]
+    public void New_namespaces_become_clone_flags_and_paths_become_joins()
+    {
+        var spec = Spec();
+        var netns = Path.Combine(_bundle, "netns");
+        File.WriteAllText(netns, string.Empty);
+        spec.Linux!.Namespaces.RemoveAll(n => n.Type == "network");
+        spec.Linux.Namespaces.Add(new SpecNamespace { Type = "network", Path = netns });
+        var request = Plan(spec);
+        Assert.Equal(MountFlags.CLONE_NEWPID | MountFlags.CLONE_NEWIPC | MountFlags.CLONE_NEWUTS | MountFlags.CLONE_NEWNS, request.CloneFlags);
+        var join = Assert.Single(request.JoinNamespaces);
+        Assert.Equal(MountFlags.CLONE_NEWNET, join.Type);
+        Assert.Equal(netns, join.Path);
+        Assert.True(request.Park);
+        Assert.Equal(Path.Combine(_bundle, "rootfs"), request.Rootfs);
+    }
+
+    [Fact]
+    public void Mount_options_become_flags_propagation_and_data()
+    {
+        var spec = Spec();
+        var source = Path.Combine(_bundle, "data");
+        Directory.CreateDirectory(source);
+        var file = Path.Combine(_bundle, "hosts");
+        File.WriteAllText(file, "x");
+        spec.Mounts.Add(new SpecMount { Destination = "/data", Type = "bind", Source = source, Options = ["rbind", "ro", "nosuid", "rslave"] });
+        spec.Mounts.Add(new SpecMount { Destination = "/etc//hosts/", Type = "bind", Source = file, Options = ["bind"] });
+        spec.Mounts.Add(new SpecMount { Destination = "/ro-all", Type = "bind", Source = source, Options = ["rbind", "rro"] });
+        var mounts = Plan(spec).Mounts;
+
+        var proc = mounts.Single(m => m.Target == "/proc");
+        Assert.Equal(SpawnProtocol.MountFs, proc.Kind);
+        Assert.Equal(MountFlags.MS_NOSUID | MountFlags.MS_NOEXEC | MountFlags.MS_NODEV, proc.Flags);
+        var dev = mounts.Single(m => m.Target == "/dev");
+        Assert.Equal("mode=755,size=65536k", dev.Data);
+        Assert.Equal(MountFlags.MS_NOSUID | MountFlags.MS_STRICTATIME, dev.Flags);
+
+        var data = mounts.Single(m => m.Target == "/data");
+        Assert.Equal(SpawnProtocol.MountBind, data.Kind);
+        Assert.Equal(MountFlags.MS_BIND | MountFlags.MS_REC | MountFlags.MS_RDONLY | MountFlags.MS_NOSUID, data.Flags);
+        Assert.Equal(MountFlags.MS_SLAVE | MountFlags.MS_REC, data.Propagation);
+        Assert.False(data.TargetIsFile);
+
+        var hosts = mounts.Single(m => m.Target == "/etc/hosts");
+        Assert.True(hosts.TargetIsFile);
+        Assert.Equal(MountFlags.MS_BIND, hosts.Flags);
+        Assert.Equal(SpawnProtocol.MountBindRecursiveReadonly, mounts.Single(m => m.Target == "/ro-all").Kind);
+    }
+
+    [Fact]
+    public void A_tmpfs_dev_gets_the_default_devices_and_links_and_spec_devices_win()
+    {
+        var spec = Spec();
+        spec.Linux!.Devices.Add(new SpecDevice { Type = "c", Path = "/dev/null", Major = 1, Minor = 3, FileMode = 0b110_000_000 });
+        spec.Linux.Devices.Add(new SpecDevice { Type = "b", Path = "/dev/sda", Major = 8, Minor = 0, Uid = 5, Gid = 6 });
+        var request = Plan(spec);
+        Assert.Equal(["/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/null", "/dev/sda"],
+            request.Devices.Select(d => d.Path));
+        Assert.Equal(0b110_000_000u, request.Devices.Single(d => d.Path == "/dev/null").Mode);
+        var sda = request.Devices.Single(d => d.Path == "/dev/sda");
+        Assert.Equal((0x6000u, 8u, 0u, 5u, 6u), (sda.Type, sda.Major, sda.Minor, sda.Uid, sda.Gid));
+        Assert.Equal(0b110_110_110u, request.Devices.Single(d => d.Path == "/dev/zero").Mode);
+        Assert.Contains(("pts/ptmx", "/dev/ptmx"), request.Symlinks);
+        Assert.Contains(("/proc/self/fd", "/dev/fd"), request.Symlinks);
+
+        spec.Mounts.RemoveAll(m => m.Destination.StartsWith("/dev", StringComparison.Ordinal));
+        spec.Linux.Devices.Clear();
+        Assert.Empty(Plan(spec).Devices);
+    }
+
+    [Fact]
+    public void The_cgroup_mount_is_cgroup2_on_v2_and_bound_hierarchies_on_v1()
+    {
+        var v2 = Plan(Spec()).Mounts.Single(m => m.Target == "/sys/fs/cgroup");
+        Assert.Equal("cgroup2", v2.FsType);
+        Assert.NotEqual(0UL, v2.Flags & MountFlags.MS_RDONLY);
+
+        var v1 = new Dictionary<string, string> { ["memory"] = "/sys/fs/cgroup/memory/nacelle/c1", ["cpu,cpuacct"] = "/sys/fs/cgroup/cpu,cpuacct/nacelle/c1" };
+        var mounts = Plan(Spec(), v1: v1).Mounts.Where(m => m.Target.StartsWith("/sys/fs/cgroup", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["/sys/fs/cgroup", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory"], mounts.Select(m => m.Target));
+        Assert.Equal("tmpfs", mounts[0].FsType);
+        Assert.Equal("/sys/fs/cgroup/memory/nacelle/c1", mounts[2].Source);
+        Assert.All(mounts.Skip(1), m => Assert.NotEqual(0UL, m.Flags & MountFlags.MS_RDONLY));
+    }
+
+    [Fact]
+    public void Process_settings_capabilities_rlimits_and_sysctls()
+    {
+        var spec = Spec();
+        spec.Process!.User = new SpecUser { Uid = 7, Gid = 8, AdditionalGids = [9], Umask = 18 };
+        spec.Process.Cwd = "/work";
+        spec.Process.OomScoreAdj = 300;
+        spec.Linux!.Sysctl["net.ipv4.ip_forward"] = "1";
+        spec.Linux.Sysctl["net/ipv4/conf/eth0.100/forwarding"] = "0";
+        var request = Plan(spec);
+        Assert.Equal(new SpawnUser(7, 8, [9]).Uid, request.User!.Uid);
+        Assert.Equal([9u], request.User.AdditionalGids);
+        Assert.Equal(18u, request.Umask);
+        Assert.Equal("/work", request.Cwd);
+        Assert.Equal(["/bin/true"], request.Args);
+        Assert.True(request.NoNewPrivileges);
+        Assert.Equal(300, request.OomScoreAdj);
+        Assert.Equal(new SpawnRlimit(7, 1024, 1024), Assert.Single(request.Rlimits));
+        Assert.Contains(("net/ipv4/ip_forward", "1"), request.Sysctls);
+        Assert.Contains(("net/ipv4/conf/eth0.100/forwarding", "0"), request.Sysctls);
+        var defaults = Nacelle.ContainerCore.Security.Capabilities.ToMask(Nacelle.ContainerCore.Security.Capabilities.DefaultNames);
+        Assert.Equal(defaults, request.Capabilities!.Value.Bounding);
+        Assert.Equal(0UL, request.Capabilities.Value.Ambient);
+        Assert.Equal(Nacelle.ContainerCore.Security.Capabilities.DefaultNames.Count, System.Numerics.BitOperations.PopCount(defaults));
+    }
+
+    [Fact]
+    public void Without_CAP_SYS_RESOURCE_oom_score_adj_and_hard_limits_are_clamped_and_reported()
+    {
+        var spec = Spec();
+        spec.Process!.OomScoreAdj = -999;
+        spec.Process.Rlimits = [new SpecRlimit { Type = "RLIMIT_NOFILE", Soft = 10000, Hard = 20000 }];
+        var plan = SpawnPlanner.PlanContainer(spec, _bundle, Hardened, null);
+        Assert.Equal(-500, plan.Request.OomScoreAdj);
+        Assert.Equal(new SpawnRlimit(7, 4096, 4096), Assert.Single(plan.Request.Rlimits));
+        Assert.Equal(2, plan.Adjustments.Count);
+        Assert.Contains(plan.Adjustments, a => a.Contains("oomScoreAdj -999 clamped to -500", StringComparison.Ordinal));
+        Assert.Contains(plan.Adjustments, a => a.Contains("RLIMIT_NOFILE", StringComparison.Ordinal));
+
+        spec.Process.OomScoreAdj = 100; // raising is always allowed
+        Assert.Equal(100, SpawnPlanner.PlanContainer(spec, _bundle, Hardened, null).Request.OomScoreAdj);
+    }
+
+    [Fact]
+    public void Root_propagation_shared_is_applied_after_pivot_root()
+    {
+        var spec = Spec();
+        spec.Linux!.RootfsPropagation = "rshared";
+        var shared = Plan(spec);
+        Assert.Equal(MountFlags.MS_SLAVE | MountFlags.MS_REC, shared.PropagationBeforePivot);
+        Assert.Equal(MountFlags.MS_SHARED | MountFlags.MS_REC, shared.PropagationAfterPivot);
+        spec.Linux.RootfsPropagation = "private";
+        var priv = Plan(spec);
+        Assert.Equal(MountFlags.MS_PRIVATE, priv.PropagationBeforePivot);
+        Assert.Equal(0UL, priv.PropagationAfterPivot);
+    }
+
+    [Fact]
+    public void Seccomp_is_compiled_and_id_maps_are_rendered()
+    {
+        var spec = Spec();
+        spec.Linux!.Seccomp = JsonDocument.Parse("""{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}""").RootElement.Clone();
+        spec.Linux.Namespaces.Add(new SpecNamespace { Type = "user" });
+        spec.Linux.UidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 1000, Size = 10 }, new SpecIdMapping { ContainerId = 10, HostId = 5000, Size = 1 }];
+        spec.Linux.GidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 1000, Size = 10 }];
+        var request = Plan(spec);
+        Assert.NotNull(request.Seccomp);
+        Assert.Equal(0, request.Seccomp.Filter.Length % 8);
+        Assert.Equal("0 1000 10\n10 5000 1\n", request.UidMap);
+        Assert.Equal("0 1000 10\n", request.GidMap);
+        Assert.NotEqual(0UL, request.CloneFlags & MountFlags.CLONE_NEWUSER);
+    }
+
+    public static TheoryData<string, Action<RuntimeSpec>> Refusals => new()
+    {
+        { "a new mount namespace is required", s => s.Linux!.Namespaces.RemoveAll(n => n.Type == "mount") },
+        { "time namespace is not supported", s => s.Linux!.Namespaces.Add(new SpecNamespace { Type = "time" }) },
+        { "linux.namespaces[5].path", s => s.Linux!.Namespaces.Add(new SpecNamespace { Type = "cgroup", Path = "/nonexistent/ns" }) },
+        { "mounts[7].source: '/nonexistent/src' does not exist", s => s.Mounts.Add(new SpecMount { Destination = "/x", Type = "bind", Source = "/nonexistent/src" }) },
+        { "mounts[7].source: 'relative' is not an absolute path", s => s.Mounts.Add(new SpecMount { Destination = "/x", Type = "bind", Source = "relative" }) },
+        { "mounts[7].options: 'size=1' is not a bind mount option", s => s.Mounts.Add(new SpecMount { Destination = "/x", Type = "bind", Source = "/", Options = ["size=1"] }) },
+        { "root.path", s => s.Root!.Path = "missing-rootfs" },
+        { "linux.devices[0].type", s => s.Linux!.Devices.Add(new SpecDevice { Type = "x", Path = "/dev/x" }) },
+        { "linux.sysctl.net..x", s => { s.Linux!.Sysctl["net..x"] = "1"; } },
+        { "process.capabilities.effective", s => s.Process!.Capabilities!.Effective.Add("CAP_BOGUS") },
+    };
+
+    [Theory]
+    [MemberData(nameof(Refusals))]
+    public void Unsupported_or_inconsistent_specs_are_refused_naming_the_field(string expected, Action<RuntimeSpec> breakIt)
+    {
+        var spec = Spec();
+        breakIt(spec);
+        var error = Assert.Throws<NacelleException>(() => Plan(spec));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Exec_joins_every_namespace_of_the_container_through_its_init()
+    {
+        var spec = Spec();
+        var process = new SpecProcess { Args = ["ls"], Env = ["PATH=/bin"], Cwd = "/" };
+        var plan = SpawnPlanner.PlanExec(spec, process, 4242, new FakeCgroup(), Privileged);
+        Assert.False(plan.Request.Park);
+        Assert.Equal(0UL, plan.Request.CloneFlags);
+        Assert.Null(plan.Request.Rootfs);
+        Assert.Equal(["/proc/4242/ns/pid", "/proc/4242/ns/net", "/proc/4242/ns/ipc", "/proc/4242/ns/uts", "/proc/4242/ns/mnt"],
+            plan.Request.JoinNamespaces.Select(j => j.Path));
+        Assert.Equal(["/fake/cgroup.procs"], plan.Request.CgroupProcsFiles);
+    }
+
+    [Theory]
+    [InlineData("1234 (sleep) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 100", 98765UL)]
+    [InlineData("1234 (a) b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 555 1000 100", 555UL)]
+    [InlineData("garbage", null)]
+    public void The_start_time_comes_from_field_22_even_with_odd_command_names(string stat, ulong? expected)
+        => Assert.Equal(expected, ProcessIdentity.ParseStartTime(stat));
+
+    private sealed class FakeCgroup : Nacelle.ContainerCore.Cgroups.ICgroup
+    {
+        public string Path => "/fake";
+        public bool IsUnified => true;
+        public IReadOnlyList<string> ProcsFiles => ["/fake/cgroup.procs"];
+        public void Apply(Nacelle.ContainerCore.Cgroups.CgroupResources resources) => throw new NotSupportedException();
+        public void AddProcess(int pid) => throw new NotSupportedException();
+        public IReadOnlyList<int> Processes() => [];
+        public Task FreezeAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+        public Task ThawAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+        public Task KillAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+        public Nacelle.ContainerCore.Cgroups.CgroupStats Stats() => throw new NotSupportedException();
+        public Nacelle.ContainerCore.Cgroups.CgroupOomStatus OomKills() => throw new NotSupportedException();
+        public Task RemoveAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+        public Microsoft.Win32.SafeHandles.SafeFileHandle OpenDirectory() => throw new NotSupportedException();
+    }
+}
