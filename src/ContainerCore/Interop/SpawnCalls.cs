@@ -63,9 +63,18 @@ public static partial class SpawnCalls
     /// posix_spawn of <paramref name="path"/> whose fd i is <paramref name="childFds"/>[i] (null: /dev/null for 0-2).
     /// Every other fd of this process is close-on-exec in .NET, so the child gets exactly these. Returns the pid.
     /// </summary>
-    public static unsafe int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<SafeFileHandle?> childFds)
+    public static unsafe int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<SafeFileHandle?> childFds,
+        bool newSession = false, IReadOnlyList<string>? environment = null)
     {
         var actions = stackalloc byte[FileActionsSize];
+        var attributes = stackalloc byte[AttributesSize];
+        Check(posix_spawnattr_init(attributes), "posix_spawnattr_init");
+        if (newSession)
+        {
+            // Its own session and process group: a terminal hang-up or a signal to our group does not reach it.
+            Check(posix_spawnattr_setflags(attributes, PosixSpawnSetsid), "posix_spawnattr_setflags");
+        }
+
         Check(posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
         var strings = new List<IntPtr>();
         var duplicates = new List<int>();
@@ -109,11 +118,17 @@ public static partial class SpawnCalls
                 strings.Add(args[i]);
             }
 
-            var env = new IntPtr[1];
+            var env = new IntPtr[(environment?.Count ?? 0) + 1];
+            for (var i = 0; i < env.Length - 1; i++)
+            {
+                env[i] = Marshal.StringToCoTaskMemUTF8(environment![i]);
+                strings.Add(env[i]);
+            }
+
             int pid;
             fixed (IntPtr* argvPtr = args, envPtr = env)
             {
-                Check(posix_spawn(&pid, path, actions, IntPtr.Zero, argvPtr, envPtr), $"posix_spawn {path}");
+                Check(posix_spawn(&pid, path, actions, (IntPtr)attributes, argvPtr, envPtr), $"posix_spawn {path}");
             }
 
             return pid;
@@ -121,6 +136,7 @@ public static partial class SpawnCalls
         finally
         {
             posix_spawn_file_actions_destroy(actions);
+            posix_spawnattr_destroy(attributes);
             foreach (var s in strings)
             {
                 Marshal.FreeCoTaskMem(s);
@@ -225,8 +241,10 @@ public static partial class SpawnCalls
 
     private const int MsgNoSignal = 0x4000;
 
-    // glibc's posix_spawn_file_actions_t is 80 bytes on 64-bit Linux; keep a margin.
+    // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on 64-bit Linux; keep a margin.
     private const int FileActionsSize = 128;
+    private const int AttributesSize = 512;
+    private const short PosixSpawnSetsid = 0x80;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PollFd
@@ -275,6 +293,15 @@ public static partial class SpawnCalls
 
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static unsafe partial int poll_(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawnattr_init(byte* attributes);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawnattr_destroy(byte* attributes);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawnattr_setflags(byte* attributes, short flags);
 
     [LibraryImport("libc")]
     private static unsafe partial int posix_spawn_file_actions_init(byte* actions);

@@ -513,10 +513,18 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
     private void Persist(ContainerState state)
     {
+        // A unique temp name: another instance recovering the same directory may write at the same moment.
         var path = Path.Combine(StateDir(state.Id), "state.json");
-        var temp = path + ".tmp";
-        File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(state, ContainerStateJson.Default.ContainerState));
-        File.Move(temp, path, overwrite: true);
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(state, ContainerStateJson.Default.ContainerState));
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && !Directory.Exists(StateDir(state.Id)))
+        {
+            // deleted meanwhile: nothing left to record
+        }
     }
 
     private Entry Get(string id)

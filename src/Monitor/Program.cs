@@ -1,0 +1,36 @@
+using Nacelle.Common;
+using Nacelle.Sandbox.Monitor;
+
+// nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>]
+// Started detached by the daemon, one per pod; serves <dir>/monitor.sock until a shutdown request.
+string? pod = null, dir = null, cgroupParent = null;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--pod": pod = args[i + 1]; break;
+        case "--dir": dir = args[i + 1]; break;
+        case "--cgroup-parent": cgroupParent = args[i + 1]; break;
+        default:
+            Console.Error.WriteLine($"nacelle-monitor: unknown option {args[i]}");
+            return 2;
+    }
+}
+
+if (pod is null || dir is null)
+{
+    Console.Error.WriteLine("usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>]");
+    return 2;
+}
+
+try
+{
+    await using var server = new MonitorServer(new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent });
+    await server.RunAsync();
+    return 0;
+}
+catch (NacelleException e)
+{
+    Console.Error.WriteLine($"nacelle-monitor {pod}: {e.Message}");
+    return 1;
+}

@@ -1,0 +1,169 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Processes;
+
+namespace Nacelle.Sandbox.Monitor;
+
+/// <summary>The daemon's side of one pod's monitor connection: one request at a time, reconnecting when needed.</summary>
+public sealed class MonitorClient : IAsyncDisposable
+{
+    private readonly string _socketPath;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private NetworkStream? _stream;
+    private readonly MemoryStream _pending = new();
+    private long _nextId;
+
+    public MonitorClient(string socketPath) => _socketPath = socketPath;
+
+    /// <summary>Connects, retrying until the monitor listens or <paramref name="timeout"/> passes, and checks the version.</summary>
+    public async Task<MonitorResponse> ConnectAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                return await SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = MonitorProtocol.Version }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Sends one request and returns its response; a failed response is thrown as its NacelleException.</summary>
+    public async Task<MonitorResponse> SendAsync(MonitorRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var stream = await EnsureConnectedAsync(cancellationToken).ConfigureAwait(false);
+            var sent = request with { Id = ++_nextId };
+            string? line;
+            try
+            {
+                await stream.WriteAsync(MonitorProtocol.Encode(sent, MonitorJson.Default.MonitorRequest), cancellationToken).ConfigureAwait(false);
+                line = await MonitorProtocol.ReadLineAsync(stream, _pending, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or SocketException)
+            {
+                Disconnect();
+                throw NacelleException.Unavailable($"pod monitor at {_socketPath}: {e.Message}", e);
+            }
+
+            if (line is null)
+            {
+                Disconnect();
+                throw NacelleException.Unavailable($"pod monitor at {_socketPath} closed the connection");
+            }
+
+            var response = JsonSerializer.Deserialize(line, MonitorJson.Default.MonitorResponse)
+                ?? throw NacelleException.Internal("pod monitor sent an empty response");
+            if (response.Id != sent.Id)
+            {
+                Disconnect();
+                throw NacelleException.Internal($"pod monitor answered request {response.Id}, expected {sent.Id}");
+            }
+
+            return response.Ok ? response : throw response.ToException();
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async Task<NetworkStream> EnsureConnectedAsync(CancellationToken cancellationToken)
+    {
+        if (_stream is { } connected)
+        {
+            return connected;
+        }
+
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socketPath), cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw NacelleException.Unavailable($"pod monitor at {_socketPath} is not answering: {e.Message}", e);
+        }
+
+        _pending.SetLength(0);
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        return _stream;
+    }
+
+    private void Disconnect()
+    {
+        _stream?.Dispose();
+        _stream = null;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Disconnect();
+        _lock.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Starts a pod's nacelle-monitor detached (own session), so it outlives the daemon.</summary>
+public static class MonitorLauncher
+{
+    /// <summary>Environment variable naming another monitor program (tests run the JIT build through `dotnet`).</summary>
+    public const string PathVariable = "NACELLE_MONITOR";
+
+    /// <summary>
+    /// Launches the monitor for <paramref name="options"/>. The daemon reaps it when it exits while the daemon runs
+    /// (the returned handle); after a daemon restart the monitor is init's child, and the daemon only reconnects.
+    /// </summary>
+    public static WatchedProcess Launch(MonitorOptions options, string? program = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        program ??= Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } p ? p : Path.Combine(AppContext.BaseDirectory, "nacelle-monitor");
+        var argv = new List<string>();
+        string path;
+        if (program.EndsWith(".dll", StringComparison.Ordinal))
+        {
+            path = Path.Combine(Path.GetDirectoryName(Environment.ProcessPath!)!, "dotnet");
+            if (!File.Exists(path))
+            {
+                path = "/usr/bin/dotnet";
+            }
+
+            argv.AddRange(["dotnet", program]);
+        }
+        else
+        {
+            path = program;
+            argv.Add("nacelle-monitor");
+        }
+
+        argv.AddRange(["--pod", options.PodId, "--dir", options.Directory]);
+        if (options.CgroupParent is { } parent)
+        {
+            argv.AddRange(["--cgroup-parent", parent]);
+        }
+
+        Directory.CreateDirectory(options.Directory);
+        using var log = File.OpenHandle(Path.Combine(options.Directory, "monitor.log"), FileMode.Append, FileAccess.Write);
+        var environment = new List<string> { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+        foreach (var name in new[] { "DOTNET_ROOT", "NACELLE_SPAWN_HELPER" })
+        {
+            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
+            {
+                environment.Add($"{name}={value}");
+            }
+        }
+
+        var pid = SpawnCalls.Spawn(path, argv, [null, log, log], newSession: true, environment);
+        return WatchedProcess.Adopt(pid);
+    }
+}
