@@ -15,13 +15,6 @@ public sealed class ContainerIsolationTests
 {
     private static string Ns(string pid, string type) => new FileInfo($"/proc/{pid}/ns/{type}").LinkTarget!;
 
-    private static Dictionary<string, string> Lines(string output) =>
-        output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => line.Split('=', 2))
-            .Where(parts => parts.Length == 2)
-            .GroupBy(parts => parts[0])
-            .ToDictionary(g => g.Key, g => g.Last()[1].Trim(), StringComparer.Ordinal);
-
     [Fact]
     public async Task New_namespaces_pid_1_hostname_and_domainname()
     {
@@ -34,9 +27,7 @@ public sealed class ContainerIsolationTests
             echo "domain=$(cat /proc/sys/kernel/domainname)"
             """);
         spec.Domainname = "example.test";
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         foreach (var type in new[] { "pid", "net", "ipc", "uts", "mnt" })
         {
             Assert.NotEqual(Ns("self", type), seen[type]);
@@ -67,9 +58,7 @@ public sealed class ContainerIsolationTests
             new() { Type = "pid" },
             new() { Type = "mount" },
         ];
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         Assert.Equal(Ns(holderPid, "net"), seen["net"]);
         Assert.Equal(Ns(holderPid, "ipc"), seen["ipc"]);
         Assert.Equal(Ns(holderPid, "uts"), seen["uts"]);
@@ -97,9 +86,7 @@ public sealed class ContainerIsolationTests
                 touch /tmp/x && echo "rootfs_write=yes" || echo "rootfs_write=no"
                 """);
             spec.Mounts.Add(new SpecMount { Destination = "/data/shared", Type = "bind", Source = shared, Options = ["rbind", "ro", "nosuid"] });
-            var (state, stdout, stderr) = await scope.RunAsync(spec);
-            Assert.True(state.ExitCode == 0, stderr);
-            var seen = Lines(stdout);
+            var seen = await scope.ProbeAsync(spec);
             Assert.StartsWith("proc,", seen["mount:/proc"]);
             Assert.StartsWith("tmpfs,", seen["mount:/dev"]);
             Assert.StartsWith("devpts,", seen["mount:/dev/pts"]);
@@ -136,9 +123,7 @@ public sealed class ContainerIsolationTests
             touch /dev/shm/ok && echo "shm_write=yes" || echo "shm_write=no"
             """);
         spec.Root!.Readonly = true;
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         Assert.NotEmpty(File.ReadAllText("/proc/timer_list")); // the host sees it; the container sees an empty file
         Assert.Equal("0", seen["timer_list"]);
         Assert.Equal("0", seen["keys"]);
@@ -170,9 +155,7 @@ public sealed class ContainerIsolationTests
             Ambient = ["CAP_NET_BIND_SERVICE"],
         };
         process.Rlimits = [new SpecRlimit { Type = "RLIMIT_NOFILE", Soft = 321, Hard = 654 }];
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         string Hex(params string[] names) => Capabilities.ToMask(names).ToString("x16", CultureInfo.InvariantCulture);
         Assert.Equal(Hex("CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_CHOWN"), seen["CapBnd"]);
         // After execve a non-root process without file capabilities keeps only its ambient set (permitted and effective).
@@ -195,9 +178,7 @@ public sealed class ContainerIsolationTests
         await using var scope = new ContainerTestScope();
         var spec = scope.Spec("grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | sed 's/:[[:space:]]*/=/'");
         spec.Process!.NoNewPrivileges = false;
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         Assert.Equal("0", seen["NoNewPrivs"]);
         Assert.Equal(Capabilities.ToMask(Capabilities.DefaultNames).ToString("x16", CultureInfo.InvariantCulture), seen["CapEff"]);
     }
@@ -218,9 +199,7 @@ public sealed class ContainerIsolationTests
             { "defaultAction": "SCMP_ACT_ALLOW",
               "syscalls": [ { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" } ] }
             """).RootElement.Clone();
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var seen = Lines(stdout);
+        var seen = await scope.ProbeAsync(spec);
         Assert.Equal("2", seen["Seccomp"]);
         Assert.Equal("1", seen["mkdir"]);
         Assert.Contains("Operation not permitted", seen["err"]);
@@ -235,9 +214,7 @@ public sealed class ContainerIsolationTests
         var spec = scope.Spec("echo \"port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)\"");
         spec.Linux!.ReadonlyPaths = [];
         spec.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"] = "80";
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        Assert.Equal("80", Lines(stdout)["port"]);
+        Assert.Equal("80", (await scope.ProbeAsync(spec))["port"]);
         Assert.Equal(hostValue, File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
     }
 }
@@ -254,17 +231,15 @@ public sealed class ContainerClampTests
         var spec = scope.Spec("echo \"oom=$(cat /proc/self/oom_score_adj)\"; echo \"nofile=$(ulimit -Hn)\"");
         spec.Process!.OomScoreAdj = -998;
         spec.Process.Rlimits = [new SpecRlimit { Type = "RLIMIT_NOFILE", Soft = 1024, Hard = 1UL << 40 }];
-        var (state, stdout, stderr) = await scope.RunAsync(spec);
-        Assert.True(state.ExitCode == 0, stderr);
-        var ownHard = host.HardLimit(7);
+        var seen = await scope.ProbeAsync(spec);
         if (host.HasSysResource)
         {
-            Assert.Contains("oom=-998", stdout);
+            Assert.Equal("-998", seen["oom"]);
         }
         else
         {
-            Assert.Contains($"oom={host.OwnOomScoreAdj}\n", stdout);
-            Assert.Contains($"nofile={ownHard}\n", stdout);
+            Assert.Equal($"{host.OwnOomScoreAdj}", seen["oom"]);
+            Assert.Equal($"{host.HardLimit(7)}", seen["nofile"]);
         }
     }
 }

@@ -67,6 +67,24 @@ internal sealed class ContainerTestScope : IAsyncDisposable
         return (state, stdout, stderr);
     }
 
+    /// <summary>
+    /// The probe: runs <paramref name="spec"/>, requires exit code 0 (failing with its stderr otherwise) and returns
+    /// the "key=value" lines it printed (the last value of a key wins).
+    /// </summary>
+    public async Task<Dictionary<string, string>> ProbeAsync(RuntimeSpec spec)
+    {
+        var (state, stdout, stderr) = await RunAsync(spec);
+        Assert.True(state.ExitCode == 0, $"probe exited {state.ExitCode}: {stderr}");
+        return ParseLines(stdout);
+    }
+
+    public static Dictionary<string, string> ParseLines(string output) =>
+        output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split('=', 2))
+            .Where(parts => parts.Length == 2)
+            .GroupBy(parts => parts[0])
+            .ToDictionary(g => g.Key, g => g.Last()[1].Trim(), StringComparer.Ordinal);
+
     public async ValueTask DisposeAsync()
     {
         foreach (var state in Runtime.List())
