@@ -45,6 +45,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
     private readonly ILogger _log;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Entry> _containers = new(StringComparer.Ordinal);
+    private volatile bool _disposed;
 
     private sealed class Entry(string id, RuntimeSpec spec, ICgroup cgroup, ulong oomBaseline)
     {
@@ -453,8 +454,13 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
     public CgroupStats Stats(string id) => Get(id).Cgroup.Stats();
 
+    /// <summary>
+    /// Lets go of the containers without stopping them (they keep running; a later instance can <see cref="Recover"/>
+    /// them). From here on this instance writes no more state.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        _disposed = true;
         List<Entry> entries;
         lock (_gate)
         {
@@ -504,7 +510,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         lock (_gate)
         {
             entry.State = change(entry.State);
-            if (Directory.Exists(StateDir(entry.Id)))
+            if (!_disposed && Directory.Exists(StateDir(entry.Id)))
             {
                 Persist(entry.State);
             }

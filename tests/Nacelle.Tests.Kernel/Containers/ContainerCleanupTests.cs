@@ -159,6 +159,8 @@ public sealed class ContainerRecoveryTests
         await using var scope = new ContainerTestScope();
         var state = await scope.Runtime.CreateAsync("survivor", scope.Spec("sleep 100"), scope.Root, SpawnStdio.Null);
         await scope.Runtime.StartAsync("survivor");
+        // The first instance goes away (as a restarted monitor's would); the container keeps running.
+        await scope.Runtime.DisposeAsync();
 
         await using var second = new ContainerRuntime(new ContainerRuntimeOptions
         {
