@@ -126,6 +126,18 @@ public static partial class Mounts
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int move_mount(int fromDirFd, string fromPath, int toDirFd, string toPath, uint flags);
 
+    /// <summary>Bind-mounts <paramref name="source"/> onto <paramref name="target"/> (e.g. an nsfs file to pin a namespace).</summary>
+    public static void Bind(string source, string target)
+    {
+        if (mount(source, target, null, MS_BIND_FLAG, null) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"bind mount {source} on {target}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+        }
+    }
+
+    private const ulong MS_BIND_FLAG = 0x1000;
+
     /// <summary>Lazily detaches the mount at <paramref name="target"/>; false when nothing is mounted there.</summary>
     public static bool Unmount(string target)
     {
@@ -160,7 +172,7 @@ public static partial class Mounts
     }
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int mount(string source, string target, string filesystemtype, ulong mountflags, string data);
+    private static partial int mount(string source, string target, string? filesystemtype, ulong mountflags, string? data);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int umount2(string target, int flags);

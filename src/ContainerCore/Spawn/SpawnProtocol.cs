@@ -58,7 +58,7 @@ public static class SpawnProtocol
     public static IReadOnlyList<(int Number, string Name)> Stages { get; } =
     [
         (1, "parse"), (2, "cgroup"), (3, "oom-score"), (4, "join-ns"), (5, "clone"), (6, "id-maps"), (7, "mounts"),
-        (8, "devices"), (9, "pivot-root"), (10, "mask-paths"), (11, "hostname"), (12, "sysctl"), (13, "rlimits"),
+        (8, "devices"), (9, "pivot-root"), (10, "hostname"), (11, "sysctl"), (12, "mask-paths"), (13, "rlimits"),
         (14, "user"), (15, "no-new-privs"), (16, "caps"), (17, "seccomp"), (18, "cwd"), (19, "lookup"),
         (20, "close-fds"), (21, "wait-start"), (22, "exec"),
     ];

@@ -15,8 +15,9 @@
  *   clone(new namespaces | CLONE_PARENT) -> waits for P
  *   report pid, write uid/gid maps,
  *   release C, exit                         mounts, devices, symlinks (all inside the rootfs)
- *                                           pivot_root, masked and read-only paths
+ *                                           pivot_root
  *                                           hostname, domainname, sysctls
+ *                                           masked and read-only paths, read-only root
  *                                           rlimits
  *                                           user (bounding set, groups, gid, uid)
  *                                           no_new_privs
@@ -426,7 +427,7 @@ static void mask_path(const char *path)
     }
     int rc = S_ISDIR(st.st_mode)
         ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0")
-        : mount("/dev/null", path, NULL, MS_BIND, NULL);
+        : mount("/dev/null", path, NULL, MS_BIND, NULL); /* the container's own /dev/null */
     if (rc < 0) fail(errno, "cannot mask", path);
 }
 
@@ -604,13 +605,6 @@ static _Noreturn void container_process(int sync_fd)
         if (prop_after && mount(NULL, "/", NULL, (unsigned long)prop_after, NULL) < 0)
             fail(errno, "cannot set rootfs propagation", NULL);
 
-        enter(NSP_STAGE_MASK);
-        off = NSP_HEADER_SIZE;
-        while (next_record(&off, &r)) {
-            if (r.type == NSP_REC_MASKED_PATH) mask_path((const char *)r.data);
-            else if (r.type == NSP_REC_READONLY_PATH) readonly_path((const char *)r.data);
-        }
-        if (root_readonly && remount_bind("/", MS_RDONLY) < 0) fail(errno, "cannot make the rootfs read-only", NULL);
     }
 
     enter(NSP_STAGE_HOSTNAME);
@@ -630,6 +624,17 @@ static _Noreturn void container_process(int sync_fd)
         put(&t, "/proc/sys/");
         put(&t, string_at(&r, 0, 0));
         write_file(path, string_at(&r, 0, 1), "cannot write sysctl");
+    }
+
+    /* After the sysctls (they write /proc/sys, which becomes read-only here), as runc orders it. */
+    if (rootfs) {
+        enter(NSP_STAGE_MASK);
+        off = NSP_HEADER_SIZE;
+        while (next_record(&off, &r)) {
+            if (r.type == NSP_REC_MASKED_PATH) mask_path((const char *)r.data);
+            else if (r.type == NSP_REC_READONLY_PATH) readonly_path((const char *)r.data);
+        }
+        if (root_readonly && remount_bind("/", MS_RDONLY) < 0) fail(errno, "cannot make the rootfs read-only", NULL);
     }
 
     enter(NSP_STAGE_RLIMITS);

@@ -1,0 +1,81 @@
+using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+
+namespace Nacelle.Sandbox.Namespaces;
+
+/// <summary>
+/// Pins a pod's namespaces as files under <c>/run/nacelle/ns/&lt;pod&gt;/</c> (bind mounts of /proc/PID/ns/*), so they
+/// outlive pause-init's pid being looked up: CNI gets a netns path, containers join by path, and a restarted daemon
+/// finds them again. Every pin has its undo (<see cref="Unpin"/>), which is idempotent.
+/// </summary>
+public sealed class NamespacePins(string root)
+{
+    /// <summary>Default root of the pins.</summary>
+    public const string DefaultRoot = "/run/nacelle/ns";
+
+    /// <summary>The namespace files pause-init can hold (names as in /proc/PID/ns).</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["net", "ipc", "uts", "pid"];
+
+    public string Root { get; } = root;
+
+    public string PathOf(string podId, string kind) => Path.Combine(Directory(podId), kind);
+
+    private string Directory(string podId) =>
+        podId.Length > 0 && !podId.Contains('/') && podId is not ("." or "..")
+            ? Path.Combine(Root, podId)
+            : throw NacelleException.InvalidArgument($"pod id '{podId}' cannot name a directory");
+
+    /// <summary>Pins the <paramref name="kinds"/> namespaces of <paramref name="pid"/>; on failure, unpins what it pinned.</summary>
+    public IReadOnlyDictionary<string, string> Pin(string podId, int pid, IEnumerable<string> kinds)
+    {
+        ArgumentNullException.ThrowIfNull(kinds);
+        var dir = Directory(podId);
+        System.IO.Directory.CreateDirectory(dir);
+        var pinned = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var kind in kinds)
+            {
+                if (!Kinds.Contains(kind))
+                {
+                    throw NacelleException.InvalidArgument($"'{kind}' is not a namespace a pod pins ({string.Join(", ", Kinds)})");
+                }
+
+                var target = Path.Combine(dir, kind);
+                File.WriteAllBytes(target, []);
+                Mounts.Bind($"/proc/{pid}/ns/{kind}", target);
+                pinned[kind] = target;
+            }
+
+            return pinned;
+        }
+        catch (Exception e) when (e is not NacelleException)
+        {
+            Unpin(podId);
+            throw NacelleException.Internal($"cannot pin the namespaces of pod {podId} (pid {pid}): {e.Message}", e);
+        }
+        catch
+        {
+            Unpin(podId);
+            throw;
+        }
+    }
+
+    /// <summary>Unmounts and removes every pin of the pod; a pod with no pins is fine.</summary>
+    public void Unpin(string podId)
+    {
+        var dir = Directory(podId);
+        if (!System.IO.Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var file in System.IO.Directory.GetFiles(dir))
+        {
+            Mounts.Unmount(file);
+            File.Delete(file);
+        }
+
+        System.IO.Directory.Delete(dir);
+    }
+}

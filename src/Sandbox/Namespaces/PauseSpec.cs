@@ -1,0 +1,87 @@
+using Nacelle.ContainerCore.Spec;
+
+namespace Nacelle.Sandbox.Namespaces;
+
+/// <summary>How a pod shares namespaces with the node (CRI NamespaceOption, in domain terms).</summary>
+public sealed record PodNamespaces(bool HostNetwork, bool HostPid, bool HostIpc, bool SharedPid);
+
+/// <summary>
+/// The OCI spec of a pod's pause-init: /pause (nacelle-pause) on a read-only root that holds nothing else, in new
+/// net/uts/ipc namespaces unless the pod uses the node's, a new pid namespace when the pod shares one (then it reaps
+/// as PID 1), its own mount namespace, no capabilities and no_new_privs. The pod's hostname and sysctls are applied
+/// in its namespaces.
+/// </summary>
+public static class PauseSpec
+{
+    /// <summary>The name of the pause binary beside the daemon, and inside the pause root.</summary>
+    public const string Binary = "nacelle-pause";
+
+    /// <summary>Makes (once) the pause root: an empty directory with /pause and the /proc and /dev mount points.</summary>
+    public static string PrepareRoot(string directory, string? pauseBinary = null)
+    {
+        pauseBinary ??= Path.Combine(AppContext.BaseDirectory, Binary);
+        var target = Path.Combine(directory, "pause");
+        System.IO.Directory.CreateDirectory(Path.Combine(directory, "proc"));
+        System.IO.Directory.CreateDirectory(Path.Combine(directory, "dev"));
+        if (!File.Exists(target) || new FileInfo(target).Length != new FileInfo(pauseBinary).Length)
+        {
+            var temp = target + ".tmp";
+            File.Copy(pauseBinary, temp, overwrite: true);
+            File.SetUnixFileMode(temp, (UnixFileMode)0b111_101_101);
+            File.Move(temp, target, overwrite: true);
+        }
+
+        return directory;
+    }
+
+    public static RuntimeSpec Create(string root, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls,
+        string? cgroupsPath)
+    {
+        ArgumentNullException.ThrowIfNull(namespaces);
+        ArgumentNullException.ThrowIfNull(sysctls);
+        var list = new List<SpecNamespace> { new() { Type = "mount" } };
+        if (!namespaces.HostNetwork)
+        {
+            list.Add(new SpecNamespace { Type = "network" });
+            list.Add(new SpecNamespace { Type = "uts" });
+        }
+
+        if (!namespaces.HostIpc)
+        {
+            list.Add(new SpecNamespace { Type = "ipc" });
+        }
+
+        if (namespaces.SharedPid && !namespaces.HostPid)
+        {
+            list.Add(new SpecNamespace { Type = "pid" });
+        }
+
+        return new RuntimeSpec
+        {
+            Process = new SpecProcess
+            {
+                Args = ["/pause"],
+                Cwd = "/",
+                NoNewPrivileges = true,
+                Capabilities = new SpecCapabilities(),
+                OomScoreAdj = -998,
+            },
+            Root = new SpecRoot { Path = root, Readonly = true },
+            Hostname = namespaces.HostNetwork ? null : hostname,
+            // /proc for the sysctls, a tmpfs /dev for /dev/null (the source that masks files in /proc).
+            Mounts =
+            [
+                new SpecMount { Destination = "/proc", Type = "proc", Source = "proc", Options = ["nosuid", "noexec", "nodev"] },
+                new SpecMount { Destination = "/dev", Type = "tmpfs", Source = "tmpfs", Options = ["nosuid", "noexec", "mode=755", "size=64k"] },
+            ],
+            Linux = new SpecLinux
+            {
+                Namespaces = list,
+                Sysctl = new Dictionary<string, string>(sysctls, StringComparer.Ordinal),
+                CgroupsPath = cgroupsPath,
+                MaskedPaths = [.. SpecDefaults.MaskedPaths.Where(p => p.StartsWith("/proc", StringComparison.Ordinal))],
+                ReadonlyPaths = [.. SpecDefaults.ReadonlyPaths],
+            },
+        };
+    }
+}

@@ -1,0 +1,78 @@
+using Nacelle.ContainerCore.Runtime;
+using Nacelle.ContainerCore.Spawn;
+using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Namespaces;
+using Nacelle.Tests.Kernel.Containers;
+
+namespace Nacelle.Tests.Kernel.Pods;
+
+/// <summary>pause-init holds a pod's namespaces, reaps orphans as PID 1, exits on SIGTERM; pins outlive it.</summary>
+public sealed class PauseInitKernelTests
+{
+    private static string Ns(string pid, string type) => new FileInfo($"/proc/{pid}/ns/{type}").LinkTarget!;
+
+    [Fact]
+    public async Task Pause_init_holds_pinned_namespaces_with_the_pod_hostname_and_sysctls_and_stops_on_sigterm()
+    {
+        Assert.True(ContainerTestScope.Available);
+        await using var scope = new ContainerTestScope();
+        var root = PauseSpec.PrepareRoot(Path.Combine(scope.Root, "pause-root"));
+        var pins = new NamespacePins(Path.Combine(scope.Root, "ns"));
+        var spec = PauseSpec.Create(root, new PodNamespaces(false, false, false, SharedPid: true), "web-0",
+            new Dictionary<string, string> { ["net.ipv4.ip_unprivileged_port_start"] = "81" }, cgroupsPath: null);
+        var state = await scope.Runtime.CreateAsync("pod1-pause", spec, scope.Root, SpawnStdio.Null);
+        await scope.Runtime.StartAsync("pod1-pause");
+        var pid = state.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            var pinned = pins.Pin("pod1", state.Pid, ["net", "ipc", "uts", "pid"]);
+            Assert.Equal(4, pinned.Count);
+            Assert.NotEqual(Ns("self", "net"), Ns(pid, "net"));
+            Assert.Equal("/pause", File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0'));
+
+            // A container joining the pod by the pinned paths sees the pod's hostname, sysctl and PID 1.
+            var probe = scope.Spec("""
+                echo "host=$(hostname)"
+                echo "port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)"
+                echo "init=$(cat /proc/1/cmdline)"
+                (sleep 0.2 &) ; echo "orphaned=yes"
+                """);
+            probe.Hostname = null;
+            probe.Linux!.Namespaces =
+            [
+                new() { Type = "network", Path = pinned["net"] }, new() { Type = "ipc", Path = pinned["ipc"] },
+                new() { Type = "uts", Path = pinned["uts"] }, new() { Type = "pid", Path = $"/proc/{pid}/ns/pid" },
+                new() { Type = "mount" },
+            ];
+            var seen = await scope.ProbeAsync(probe);
+            Assert.Equal("web-0", seen["host"]);
+            Assert.Equal("81", seen["port"]);
+            Assert.Equal("/pause", seen["init"]);
+
+            // The orphaned sleep was re-parented to pause-init, which reaps it: no zombie child stays behind.
+            await Task.Delay(800);
+            var zombies = Directory.GetDirectories("/proc").Select(Path.GetFileName)
+                .Where(p => p!.All(char.IsDigit))
+                .Select(p => { try { return File.ReadAllText($"/proc/{p}/stat"); } catch (IOException) { return ""; } })
+                .Where(stat => stat.Length > 0)
+                .Select(stat => stat[(stat.LastIndexOf(')') + 2)..].Split(' '))
+                .Count(fields => fields[0] == "Z" && fields[1] == pid);
+            Assert.Equal(0, zombies);
+
+            scope.Runtime.Kill("pod1-pause", 15);
+            var final = await scope.Runtime.WaitAsync("pod1-pause").WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, final.ExitCode);
+            // The pinned network namespace outlives its holder.
+            Assert.True(File.Exists(pinned["net"]));
+            Assert.Contains(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(pinned["net"], StringComparison.Ordinal));
+        }
+        finally
+        {
+            pins.Unpin("pod1");
+        }
+
+        Assert.False(Directory.Exists(Path.Combine(scope.Root, "ns", "pod1")));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(Path.Combine(scope.Root, "ns"), StringComparison.Ordinal));
+        pins.Unpin("pod1"); // idempotent
+    }
+}

@@ -1,0 +1,464 @@
+using Microsoft.Data.Sqlite;
+using Nacelle.Common;
+using Nacelle.Common.Storage;
+using Nacelle.Sandbox.Store;
+
+namespace Nacelle.Tests.Unit.Pods;
+
+/// <summary>The pod and container store against a real SQLite file: round trips, reservations, filters, updates, prefixes.</summary>
+public sealed class PodStoreTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("nacelle-podstore-").FullName;
+    private readonly string _dbPath;
+    private readonly PodStore _store;
+
+    public PodStoreTests()
+    {
+        _dbPath = Path.Combine(_root, "metadata.db");
+        _store = new PodStore(new MetadataDatabase(_dbPath));
+    }
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private static string Id(char c, string prefix = "") => (prefix + new string(c, 64))[..64];
+
+    private static PodRecord Pod(string id, string name = "web-0", string ns = "default", string uid = "uid-1", uint attempt = 0,
+        PodState state = PodState.Ready, long createdAt = 1_763_900_000_123_456_789, Dictionary<string, string>? labels = null) => new()
+    {
+        Id = id,
+        Name = name,
+        Namespace = ns,
+        Uid = uid,
+        Attempt = attempt,
+        State = state,
+        CreatedAt = createdAt,
+        Labels = labels ?? new Dictionary<string, string> { ["app"] = "web" },
+    };
+
+    private static ContainerRecord Container(string id, string podId, string name = "app", uint attempt = 0,
+        ContainerRecordState state = ContainerRecordState.Created, long createdAt = 1_763_900_001_000_000_001,
+        Dictionary<string, string>? labels = null) => new()
+    {
+        Id = id,
+        PodId = podId,
+        Name = name,
+        Attempt = attempt,
+        State = state,
+        CreatedAt = createdAt,
+        Labels = labels ?? new Dictionary<string, string> { ["tier"] = "front" },
+    };
+
+    private static void AssertSame(PodRecord expected, PodRecord actual)
+    {
+        Assert.Equal(expected with { Labels = null!, Annotations = null!, Ips = null! }, actual with { Labels = null!, Annotations = null!, Ips = null! });
+        Assert.Equal(expected.Labels.OrderBy(p => p.Key), actual.Labels.OrderBy(p => p.Key));
+        Assert.Equal(expected.Annotations.OrderBy(p => p.Key), actual.Annotations.OrderBy(p => p.Key));
+        Assert.Equal(expected.Ips, actual.Ips);
+    }
+
+    private static void AssertSame(ContainerRecord expected, ContainerRecord actual)
+    {
+        Assert.Equal(expected with { Labels = null!, Annotations = null! }, actual with { Labels = null!, Annotations = null! });
+        Assert.Equal(expected.Labels.OrderBy(p => p.Key), actual.Labels.OrderBy(p => p.Key));
+        Assert.Equal(expected.Annotations.OrderBy(p => p.Key), actual.Annotations.OrderBy(p => p.Key));
+    }
+
+    private static NacelleException Fails(ErrorKind kind, Action action)
+    {
+        var e = Assert.Throws<NacelleException>(action);
+        Assert.Equal(kind, e.Kind);
+        return e;
+    }
+
+    // ---------------------------------------------------------------- pods
+
+    [Fact]
+    public void EveryPodFieldSurvivesAReopenedDatabase()
+    {
+        var pod = Pod(Id('a')) with
+        {
+            Attempt = uint.MaxValue,
+            CreatedAt = 1_763_900_000_123_456_789, // nanosecond precision kept
+            Labels = new Dictionary<string, string> { ["io.kubernetes.pod.name"] = "web-0", ["quote\"key"] = "ü\nvalue" },
+            Annotations = new Dictionary<string, string> { ["kubernetes.io/config.seen"] = "2026-11-23T12:00:00Z" },
+            RuntimeHandler = "fast",
+            NetnsPath = "/run/nacelle/ns/aaa/net",
+            Ips = ["10.88.0.5", "fd00::5"],
+            Hostname = "web-0",
+            LogDirectory = "/var/log/pods/default_web-0_uid-1",
+            CgroupParent = "/kubepods/besteffort/poduid-1",
+            NamespaceOptions = new PodNamespaceOptions(PodNamespaceMode.Node, PodNamespaceMode.Target, PodNamespaceMode.Pod, Id('f')),
+            Privileged = true,
+            MonitorPid = 4242,
+            MonitorStartTime = ulong.MaxValue,
+            PauseInitPid = 4243,
+            ConfigJson = """{"metadata":{"name":"web-0"}}""",
+        };
+        _store.AddPod(pod);
+
+        SqliteConnection.ClearAllPools();
+        var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
+        AssertSame(pod, reopened.GetPod(pod.Id));
+        Assert.Equal(["1"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+    }
+
+    [Fact]
+    public void NullPidsAndDefaultsRoundTrip()
+    {
+        var pod = Pod(Id('b'), state: PodState.NotReady) with { Labels = new Dictionary<string, string>() };
+        _store.AddPod(pod);
+        var read = _store.GetPod(pod.Id);
+        AssertSame(pod, read);
+        Assert.Null(read.MonitorPid);
+        Assert.Null(read.PauseInitPid);
+        Assert.Empty(read.Ips);
+        Assert.Equal(new PodNamespaceOptions(), read.NamespaceOptions);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("abc")]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
+    [InlineData("gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg")]
+    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    public void MalformedPodIdsAreRefused(string id)
+    {
+        var e = Fails(ErrorKind.InvalidArgument, () => _store.AddPod(Pod(id)));
+        Assert.Contains("pod id", e.Message);
+        Assert.Empty(_store.ListPods());
+    }
+
+    [Fact]
+    public void APodWithoutANameIsRefused()
+    {
+        Fails(ErrorKind.InvalidArgument, () => _store.AddPod(Pod(Id('a'), name: "")));
+    }
+
+    [Fact]
+    public void TheSameIdTwiceIsAlreadyExists()
+    {
+        _store.AddPod(Pod(Id('a')));
+        var e = Fails(ErrorKind.AlreadyExists, () => _store.AddPod(Pod(Id('a'), name: "other")));
+        Assert.Contains(Id('a'), e.Message);
+    }
+
+    [Fact]
+    public void ThePodNameIsReservedPerNamespaceNameUidAndAttempt()
+    {
+        _store.AddPod(Pod(Id('a')));
+        var e = Fails(ErrorKind.AlreadyExists, () => _store.AddPod(Pod(Id('b'))));
+        Assert.Contains("is reserved for pod " + Id('a'), e.Message);
+        Assert.Contains("web-0", e.Message);
+        Assert.Null(_store.TryGetPod(Id('b')));
+
+        // Any one part different is another reservation.
+        _store.AddPod(Pod(Id('c'), attempt: 1));
+        _store.AddPod(Pod(Id('d'), ns: "other"));
+        _store.AddPod(Pod(Id('e'), uid: "uid-2"));
+        _store.AddPod(Pod(Id('f'), name: "web-1"));
+        Assert.Equal(5, _store.ListPods().Count);
+    }
+
+    [Fact]
+    public void AnUnknownPodIsNotFound()
+    {
+        var e = Fails(ErrorKind.NotFound, () => _store.GetPod(Id('9')));
+        Assert.Contains(Id('9'), e.Message);
+        Assert.Null(_store.TryGetPod(Id('9')));
+    }
+
+    [Fact]
+    public void PodsAreListedOldestFirstAndFilteredByIdPrefixStateAndLabels()
+    {
+        _store.AddPod(Pod(Id('1', "ab"), name: "p1", createdAt: 30, labels: new() { ["app"] = "web", ["env"] = "prod" }));
+        _store.AddPod(Pod(Id('2', "ab"), name: "p2", createdAt: 10, state: PodState.NotReady, labels: new() { ["app"] = "web" }));
+        _store.AddPod(Pod(Id('3', "cd"), name: "p3", createdAt: 20, labels: new() { ["app"] = "db", ["env"] = "prod" }));
+
+        string[] Names(PodRecordFilter? filter) => [.. _store.ListPods(filter).Select(p => p.Name)];
+
+        Assert.Equal(["p2", "p3", "p1"], Names(null));
+        Assert.Equal(["p2", "p3", "p1"], Names(new PodRecordFilter(IdPrefix: "")));
+        Assert.Equal(["p2", "p1"], Names(new PodRecordFilter(IdPrefix: "ab")));
+        Assert.Equal(["p1"], Names(new PodRecordFilter(IdPrefix: Id('1', "ab"))));
+        Assert.Empty(Names(new PodRecordFilter(IdPrefix: "%")));       // no LIKE wildcards
+        Assert.Equal(["p3", "p1"], Names(new PodRecordFilter(State: PodState.Ready)));
+        Assert.Equal(["p2"], Names(new PodRecordFilter(State: PodState.NotReady)));
+        Assert.Equal(["p2", "p1"], Names(new PodRecordFilter(LabelSelector: new Dictionary<string, string> { ["app"] = "web" })));
+        Assert.Equal(["p1"], Names(new PodRecordFilter(LabelSelector: new Dictionary<string, string> { ["app"] = "web", ["env"] = "prod" })));
+        Assert.Empty(Names(new PodRecordFilter(LabelSelector: new Dictionary<string, string> { ["app"] = "WEB" })));
+        Assert.Empty(Names(new PodRecordFilter(LabelSelector: new Dictionary<string, string> { ["missing"] = "" })));
+        Assert.Equal(["p1"], Names(new PodRecordFilter(IdPrefix: "ab", State: PodState.Ready, LabelSelector: new Dictionary<string, string> { ["env"] = "prod" })));
+    }
+
+    [Fact]
+    public void UpdatesAreCommittedAndVisibleToAnotherStoreInstance()
+    {
+        _store.AddPod(Pod(Id('a'), state: PodState.NotReady));
+        var updated = _store.UpdatePod(Id('a'), p => p with
+        {
+            State = PodState.Ready,
+            Ips = ["10.88.0.9"],
+            NetnsPath = "/run/nacelle/ns/a/net",
+            MonitorPid = 100,
+            MonitorStartTime = 123456,
+            PauseInitPid = 101,
+        });
+
+        SqliteConnection.ClearAllPools();
+        var other = new PodStore(new MetadataDatabase(_dbPath));
+        var read = other.GetPod(Id('a'));
+        AssertSame(updated, read);
+        Assert.Equal(PodState.Ready, read.State);
+        Assert.Equal(["10.88.0.9"], read.Ips);
+        Assert.Equal(101, read.PauseInitPid);
+
+        other.UpdatePod(Id('a'), p => p with { State = PodState.NotReady, MonitorPid = null });
+        Assert.Null(_store.GetPod(Id('a')).MonitorPid);
+        Assert.Equal(PodState.NotReady, _store.GetPod(Id('a')).State);
+    }
+
+    public static TheoryData<string, Func<PodRecord, PodRecord>> IdentityChanges() => new()
+    {
+        { "id", p => p with { Id = Id('b') } },
+        { "name", p => p with { Name = "x" } },
+        { "namespace", p => p with { Namespace = "x" } },
+        { "uid", p => p with { Uid = "x" } },
+        { "attempt", p => p with { Attempt = 7 } },
+        { "created_at", p => p with { CreatedAt = 1 } },
+    };
+
+    [Theory]
+    [MemberData(nameof(IdentityChanges))]
+    public void AnUpdateCannotChangeAPodsIdentity(string field, Func<PodRecord, PodRecord> change)
+    {
+        _store.AddPod(Pod(Id('a')));
+        var e = Fails(ErrorKind.InvalidArgument, () => _store.UpdatePod(Id('a'), change));
+        Assert.Contains(field, e.Message);
+        AssertSame(Pod(Id('a')), _store.GetPod(Id('a')));
+    }
+
+    [Fact]
+    public void UpdatingAnUnknownPodIsNotFound()
+    {
+        Fails(ErrorKind.NotFound, () => _store.UpdatePod(Id('a'), p => p));
+    }
+
+    [Fact]
+    public void ConcurrentUpdatesFromSeveralInstancesAreNotLost()
+    {
+        _store.AddPod(Pod(Id('a')));
+        const int Writers = 4, Each = 10;
+        Parallel.For(0, Writers, new ParallelOptions { MaxDegreeOfParallelism = Writers }, _ =>
+        {
+            var store = new PodStore(new MetadataDatabase(_dbPath));
+            for (var i = 0; i < Each; i++)
+            {
+                store.UpdatePod(Id('a'), p => p with { MonitorStartTime = p.MonitorStartTime + 1 });
+            }
+        });
+        Assert.Equal((ulong)(Writers * Each), _store.GetPod(Id('a')).MonitorStartTime);
+    }
+
+    [Fact]
+    public void DeletingIsIdempotentAndTakesThePodsContainers()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddPod(Pod(Id('b'), name: "other"));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        _store.AddContainer(Container(Id('2'), Id('b')));
+
+        Assert.True(_store.DeletePod(Id('a')));
+        Assert.False(_store.DeletePod(Id('a')));
+        Assert.False(_store.DeletePod("not-even-an-id"));
+        Assert.Null(_store.TryGetPod(Id('a')));
+        Assert.Null(_store.TryGetContainer(Id('1')));
+        Assert.Equal([Id('2')], _store.ListContainers().Select(c => c.Id));
+
+        // The reservation is released with the pod.
+        _store.AddPod(Pod(Id('c')));
+    }
+
+    [Fact]
+    public void APodIdPrefixResolvesToTheOnePodItStarts()
+    {
+        _store.AddPod(Pod(Id('1', "abc"), name: "p1"));
+        _store.AddPod(Pod(Id('2', "abd"), name: "p2"));
+
+        Assert.Equal(Id('1', "abc"), _store.ResolvePodId("abc"));
+        Assert.Equal(Id('2', "abd"), _store.ResolvePodId("abd2"));
+        Assert.Equal(Id('1', "abc"), _store.ResolvePodId(Id('1', "abc")));
+
+        var ambiguous = Fails(ErrorKind.InvalidArgument, () => _store.ResolvePodId("ab"));
+        Assert.Contains(Id('1', "abc"), ambiguous.Message);
+        Assert.Contains(Id('2', "abd"), ambiguous.Message);
+        Assert.Contains("ambiguous", ambiguous.Message);
+
+        Assert.Contains("ff", Fails(ErrorKind.NotFound, () => _store.ResolvePodId("ff")).Message);
+        Fails(ErrorKind.NotFound, () => _store.ResolvePodId("_"));
+        Fails(ErrorKind.InvalidArgument, () => _store.ResolvePodId(""));
+    }
+
+    // ---------------------------------------------------------------- containers
+
+    [Fact]
+    public void EveryContainerFieldSurvivesAReopenedDatabase()
+    {
+        _store.AddPod(Pod(Id('a')));
+        var container = Container(Id('1'), Id('a')) with
+        {
+            Attempt = 3,
+            ImageRef = "docker.io/library/busybox:latest",
+            ImageId = "sha256:" + new string('e', 64),
+            State = ContainerRecordState.Exited,
+            CreatedAt = 1_000_000_001,
+            StartedAt = 2_000_000_002,
+            FinishedAt = 3_000_000_003,
+            ExitCode = 137,
+            Reason = "OOMKilled",
+            Message = "killed\nby the kernel",
+            Annotations = new Dictionary<string, string> { ["io.kubernetes.container.hash"] = "abc" },
+            LogPath = "app/3.log",
+            Pid = 777,
+            ConfigJson = """{"metadata":{"name":"app","attempt":3}}""",
+        };
+        _store.AddContainer(container);
+
+        SqliteConnection.ClearAllPools();
+        AssertSame(container, new PodStore(new MetadataDatabase(_dbPath)).GetContainer(container.Id));
+    }
+
+    [Fact]
+    public void AFreshContainerHasNullTimesExitCodeAndPid()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        var read = _store.GetContainer(Id('1'));
+        Assert.Equal(ContainerRecordState.Created, read.State);
+        Assert.Null(read.StartedAt);
+        Assert.Null(read.FinishedAt);
+        Assert.Null(read.ExitCode);
+        Assert.Null(read.Pid);
+    }
+
+    [Fact]
+    public void AContainerOfAnUnknownPodIsNotFound()
+    {
+        var e = Fails(ErrorKind.NotFound, () => _store.AddContainer(Container(Id('1'), Id('a'))));
+        Assert.Contains(Id('a'), e.Message);
+        Assert.Empty(_store.ListContainers());
+    }
+
+    [Fact]
+    public void MalformedContainerIdsAreRefused()
+    {
+        _store.AddPod(Pod(Id('a')));
+        Assert.Contains("container id", Fails(ErrorKind.InvalidArgument, () => _store.AddContainer(Container("123", Id('a')))).Message);
+        Fails(ErrorKind.InvalidArgument, () => _store.AddContainer(Container(Id('1'), Id('a'), name: "")));
+    }
+
+    [Fact]
+    public void TheContainerNameIsReservedPerPodNameAndAttempt()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddPod(Pod(Id('b'), name: "other"));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+
+        var e = Fails(ErrorKind.AlreadyExists, () => _store.AddContainer(Container(Id('2'), Id('a'))));
+        Assert.Contains("is reserved for container " + Id('1'), e.Message);
+        Assert.Contains($"container {Id('1')} exists already", Fails(ErrorKind.AlreadyExists, () => _store.AddContainer(Container(Id('1'), Id('b')))).Message);
+
+        _store.AddContainer(Container(Id('3'), Id('a'), attempt: 1));
+        _store.AddContainer(Container(Id('4'), Id('a'), name: "sidecar"));
+        _store.AddContainer(Container(Id('5'), Id('b')));
+        Assert.Equal(4, _store.ListContainers().Count);
+    }
+
+    [Fact]
+    public void ContainersAreFilteredByIdPrefixPodStateAndLabels()
+    {
+        _store.AddPod(Pod(Id('a', "aa")));
+        _store.AddPod(Pod(Id('b', "ab"), name: "other"));
+        _store.AddContainer(Container(Id('1', "c1"), Id('a', "aa"), name: "c1", createdAt: 3, state: ContainerRecordState.Running));
+        _store.AddContainer(Container(Id('2', "c2"), Id('a', "aa"), name: "c2", createdAt: 1, labels: new() { ["tier"] = "back" }));
+        _store.AddContainer(Container(Id('3', "c3"), Id('b', "ab"), name: "c3", createdAt: 2, state: ContainerRecordState.Exited));
+
+        string[] Names(ContainerRecordFilter? filter) => [.. _store.ListContainers(filter).Select(c => c.Name)];
+
+        Assert.Equal(["c2", "c3", "c1"], Names(null));
+        Assert.Equal(["c1"], Names(new ContainerRecordFilter(IdPrefix: "c1")));
+        Assert.Equal(["c2", "c1"], Names(new ContainerRecordFilter(PodIdPrefix: Id('a', "aa"))));
+        Assert.Equal(["c3"], Names(new ContainerRecordFilter(PodIdPrefix: "ab")));
+        Assert.Equal(["c2", "c3", "c1"], Names(new ContainerRecordFilter(PodIdPrefix: "a")));
+        Assert.Equal(["c3"], Names(new ContainerRecordFilter(State: ContainerRecordState.Exited)));
+        Assert.Empty(Names(new ContainerRecordFilter(State: ContainerRecordState.Unknown)));
+        Assert.Equal(["c3", "c1"], Names(new ContainerRecordFilter(LabelSelector: new Dictionary<string, string> { ["tier"] = "front" })));
+        Assert.Equal(["c1"], Names(new ContainerRecordFilter(PodIdPrefix: "aa", LabelSelector: new Dictionary<string, string> { ["tier"] = "front" })));
+    }
+
+    [Fact]
+    public void AContainerUpdateRecordsItsLifecycle()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        _store.UpdateContainer(Id('1'), c => c with { State = ContainerRecordState.Running, StartedAt = 5, Pid = 900 });
+        var exited = _store.UpdateContainer(Id('1'), c => c with
+        {
+            State = ContainerRecordState.Exited,
+            FinishedAt = 9,
+            ExitCode = 0,
+            Reason = "Completed",
+            Pid = null,
+        });
+
+        var read = _store.GetContainer(Id('1'));
+        AssertSame(exited, read);
+        Assert.Equal(5, read.StartedAt);
+        Assert.Equal(9, read.FinishedAt);
+        Assert.Equal(0, read.ExitCode);
+        Assert.Null(read.Pid);
+    }
+
+    [Fact]
+    public void AContainerUpdateCannotChangeItsIdentityOrReachAnUnknownContainer()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddPod(Pod(Id('b'), name: "other"));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        Assert.Contains("pod id", Fails(ErrorKind.InvalidArgument, () => _store.UpdateContainer(Id('1'), c => c with { PodId = Id('b') })).Message);
+        Fails(ErrorKind.InvalidArgument, () => _store.UpdateContainer(Id('1'), c => c with { Name = "x" }));
+        Fails(ErrorKind.InvalidArgument, () => _store.UpdateContainer(Id('1'), c => c with { Attempt = 2 }));
+        Fails(ErrorKind.InvalidArgument, () => _store.UpdateContainer(Id('1'), c => c with { CreatedAt = 0 }));
+        Fails(ErrorKind.NotFound, () => _store.UpdateContainer(Id('2'), c => c));
+        Assert.Equal(Id('a'), _store.GetContainer(Id('1')).PodId);
+    }
+
+    [Fact]
+    public void DeletingAContainerIsIdempotentAndReleasesItsName()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        Assert.True(_store.DeleteContainer(Id('1')));
+        Assert.False(_store.DeleteContainer(Id('1')));
+        Fails(ErrorKind.NotFound, () => _store.GetContainer(Id('1')));
+        _store.AddContainer(Container(Id('2'), Id('a')));
+        Assert.NotNull(_store.TryGetPod(Id('a')));
+    }
+
+    [Fact]
+    public void AContainerIdPrefixResolvesToTheOneContainerItStarts()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddContainer(Container(Id('1', "12"), Id('a'), name: "x"));
+        _store.AddContainer(Container(Id('3', "13"), Id('a'), name: "y"));
+        Assert.Equal(Id('1', "12"), _store.ResolveContainerId("12"));
+        var e = Fails(ErrorKind.InvalidArgument, () => _store.ResolveContainerId("1"));
+        Assert.Contains(Id('1', "12"), e.Message);
+        Assert.Contains(Id('3', "13"), e.Message);
+        Fails(ErrorKind.NotFound, () => _store.ResolveContainerId("14"));
+        Fails(ErrorKind.NotFound, () => _store.ResolveContainerId(Id('a'))); // a pod id is not a container id
+    }
+}
