@@ -53,6 +53,9 @@ public static class ConfigKeys
         ["tracing"] = "OpenTelemetry traces (one span per CRI call) exported over OTLP. Keys set here win over the\n" +
                       "standard OTEL_* environment variables; OTEL_* variables win over the built-in defaults.",
         ["cgroup"] = "How containers' cgroups are managed.",
+        ["cni"] = "Pod networking through CNI plugins. The first valid *.conf, *.conflist or *.json in conf_dir (lexical order)\n" +
+                  "is the pod network; changes are picked up without a restart. Without one, the built-in default network\n" +
+                  "(bridge + host-local + portmap) is used when default_network = true.",
         ["image"] = "Image pulls.",
         ["registry"] = "Talking to image registries. Registries on loopback (localhost, 127.0.0.0/8, ::1) may use plain HTTP\n" +
                        "without configuration; per-registry settings go in [registry.hosts.\"<host>\"] tables (see below).",
@@ -176,6 +179,52 @@ public static class ConfigKeys
                 "systemd" => "'systemd' is not supported yet; use cgroupfs",
                 _ => $"'{v}' is not a cgroup driver (cgroupfs)",
             },
+        },
+        new()
+        {
+            Path = "cni.conf_dir", Type = ConfigValueType.String,
+            Comment = "Directory of CNI network configurations (as containerd's and CRI-O's).",
+            Get = c => c.Cni.ConfDir, Set = (c, v) => c.Cni.ConfDir = (string)v, Validate = AbsolutePath,
+        },
+        new()
+        {
+            Path = "cni.bin_dirs", Type = ConfigValueType.StringList,
+            Comment = "Directories searched in order for CNI plugin executables (passed to plugins as CNI_PATH).",
+            Get = c => c.Cni.BinDirs, Set = (c, v) => c.Cni.BinDirs = (List<string>)v, Validate = DirectoryList,
+        },
+        new()
+        {
+            Path = "cni.cache_dir", Type = ConfigValueType.String,
+            Comment = "Cached CNI results (so pods can be detached after a restart) and the built-in network's IP allocations.\n" +
+                      "Empty: <root>/cni.",
+            Get = c => c.Cni.CacheDir, Set = (c, v) => c.Cni.CacheDir = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "cni.plugin_timeout", Type = ConfigValueType.Duration,
+            Comment = "How long one plugin invocation (ADD, DEL, CHECK, STATUS) may run before it is killed.",
+            Get = c => c.Cni.PluginTimeout, Set = (c, v) => c.Cni.PluginTimeout = (TimeSpan)v,
+            Validate = v => (TimeSpan)v < TimeSpan.FromSeconds(1) || (TimeSpan)v > TimeSpan.FromMinutes(10) ? "must be between 1s and 10m" : null,
+        },
+        new()
+        {
+            Path = "cni.default_network", Type = ConfigValueType.Boolean,
+            Comment = "Use the built-in default network while conf_dir holds no valid configuration (false: the node's network\n" +
+                      "stays NotReady until one is installed).",
+            Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (bool)v,
+        },
+        new()
+        {
+            Path = "cni.default_pod_cidr", Type = ConfigValueType.String,
+            Comment = "Pod CIDR of the built-in network until kubelet sets the node's (UpdateRuntimeConfig); an IPv4 and an IPv6\n" +
+                      "range separated by a comma for dual stack.",
+            Get = c => c.Cni.DefaultPodCidr, Set = (c, v) => c.Cni.DefaultPodCidr = (string)v, Validate = PodCidr,
+        },
+        new()
+        {
+            Path = "cni.default_bridge", Type = ConfigValueType.String,
+            Comment = "Linux bridge of the built-in network.",
+            Get = c => c.Cni.DefaultBridge, Set = (c, v) => c.Cni.DefaultBridge = (string)v, Validate = InterfaceName,
         },
         new()
         {
@@ -315,6 +364,49 @@ public static class ConfigKeys
         // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
         var length = System.Text.Encoding.UTF8.GetByteCount((string)value);
         return length > 107 ? $"'{value}' is {length} bytes long; a unix socket path may be at most 107" : null;
+    }
+
+    private static string? DirectoryList(object value)
+    {
+        var list = (List<string>)value;
+        if (list.Count == 0)
+        {
+            return "must name at least one directory";
+        }
+
+        return list.Select(AbsolutePath).FirstOrDefault(why => why is not null);
+    }
+
+    private static string? PodCidr(object value)
+    {
+        try
+        {
+            _ = Nacelle.Sandbox.Network.DefaultNetwork.ParsePodCidrs((string)value);
+            return null;
+        }
+        catch (Nacelle.Common.NacelleException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>Why a name cannot be a Linux network interface (IFNAMSIZ 16 with the NUL; no '/', ':' or white space).</summary>
+    private static string? InterfaceName(object value)
+    {
+        var name = (string)value;
+        if (name.Length == 0 || name is "." or "..")
+        {
+            return $"'{name}' is not an interface name";
+        }
+
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > 15)
+        {
+            return $"'{name}' is longer than 15 bytes, the limit of a Linux interface name";
+        }
+
+        return name.Any(c => c is '/' or ':' or '\0' || char.IsWhiteSpace(c))
+            ? $"'{name}' contains '/', ':' or white space, which a Linux interface name may not"
+            : null;
     }
 
     private static string? MessageSize(object value) =>

@@ -1,3 +1,5 @@
+using Nacelle.Sandbox.Network;
+
 namespace Nacelle.CriServer.Configuration;
 
 /// <summary>
@@ -16,6 +18,7 @@ public sealed class NacelleConfig
     public CgroupSection Cgroup { get; } = new();
     public ImageSection Image { get; } = new();
     public RegistrySection Registry { get; } = new();
+    public CniSection Cni { get; } = new();
 
     public sealed class GrpcSection
     {
@@ -67,5 +70,22 @@ public sealed class NacelleConfig
         public string CaFile { get; set; } = string.Empty;
         public string ClientCertFile { get; set; } = string.Empty;
         public string ClientKeyFile { get; set; } = string.Empty;
+    }
+
+    public sealed class CniSection
+    {
+        public string ConfDir { get; set; } = CniOptions.DefaultConfDir;
+        public List<string> BinDirs { get; set; } = [.. CniOptions.DefaultBinDirs];
+
+        /// <summary>Result cache and the built-in network's IP allocations; empty means &lt;root&gt;/cni.</summary>
+        public string CacheDir { get; set; } = string.Empty;
+
+        public TimeSpan PluginTimeout { get; set; } = TimeSpan.FromSeconds(60);
+        public bool DefaultNetwork { get; set; } = true;
+        public string DefaultPodCidr { get; set; } = CniOptions.DefaultPodCidrValue;
+        public string DefaultBridge { get; set; } = CniOptions.DefaultBridgeNameValue;
+
+        /// <summary>The cache directory in effect: <see cref="CacheDir"/>, or &lt;root&gt;/cni when it is empty.</summary>
+        public string EffectiveCacheDir(string root) => CacheDir.Length > 0 ? CacheDir : System.IO.Path.Combine(root, "cni");
     }
 }

@@ -11,6 +11,7 @@ using Nacelle.Common.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
+using Nacelle.Sandbox.Network;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
@@ -70,6 +71,9 @@ internal static class Daemon
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(services =>
             new ImageManager(ImageOptions(config), database, services.GetRequiredService<ILoggerFactory>()));
+        // Disposed (its conf dir watcher stopped) with the host's service provider when the daemon stops.
+        builder.Services.AddSingleton(services =>
+            new CniNetwork(CniOptions(config), services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Network")));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
@@ -124,6 +128,12 @@ internal static class Daemon
         {
             throw new DaemonStartException($"cannot open the image stores under {config.Root}: {e.Message}");
         }
+
+        // Pod network readiness is known (and the conf dir watched) before the first Status call.
+        var network = app.Services.GetRequiredService<CniNetwork>();
+        network.StartWatching();
+        var networkStatus = network.Status();
+        Log.CniWatching(logger, network.Options.ConfDir, string.Join(", ", network.Options.BinDirs), networkStatus.Ready, networkStatus.Message);
         await app.StartAsync().ConfigureAwait(false);
 
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.
@@ -177,6 +187,24 @@ internal static class Daemon
             }).ToList(),
         },
     };
+
+    /// <summary>The CNI client's view of the configuration.</summary>
+    internal static CniOptions CniOptions(NacelleConfig config)
+    {
+        var cacheDir = config.Cni.EffectiveCacheDir(config.Root);
+        return new CniOptions
+        {
+            ConfDir = config.Cni.ConfDir,
+            BinDirs = [.. config.Cni.BinDirs],
+            CacheDir = cacheDir,
+            PluginTimeout = config.Cni.PluginTimeout,
+            EnableDefaultNetwork = config.Cni.DefaultNetwork,
+            DefaultPodCidr = config.Cni.DefaultPodCidr,
+            DefaultBridgeName = config.Cni.DefaultBridge,
+            // host-local's allocations of the built-in network live with the cache, not in the host's /var/lib/cni.
+            HostLocalDataDir = Path.Combine(cacheDir, "networks"),
+        };
+    }
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 

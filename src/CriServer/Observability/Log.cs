@@ -35,6 +35,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "runtime not ready: {Reason}: {Detail}")]
     public static partial void RuntimeNotReady(ILogger logger, string reason, string detail);
 
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Information,
+        Message = "pod network: watching CNI conf dir {ConfDir}, plugins from {BinDirs}; ready={Ready}: {Detail}")]
+    public static partial void CniWatching(ILogger logger, string confDir, string binDirs, bool ready, string detail);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

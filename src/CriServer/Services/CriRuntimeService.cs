@@ -1,4 +1,5 @@
 using Nacelle.CriServer.Hosting;
+using Nacelle.Sandbox.Network;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -7,6 +8,7 @@ namespace Nacelle.CriServer.Services;
 /// The CRI RuntimeService. One file per rpc under Services/Runtime/ (this class is partial); rpcs not overridden
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
-internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness) : RuntimeService.RuntimeServiceBase
+internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network)
+    : RuntimeService.RuntimeServiceBase
 {
 }

@@ -1,5 +1,6 @@
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.CriServer.Hosting;
+using Nacelle.Sandbox.Network;
 
 namespace Nacelle.CriServer.Services;
 
@@ -10,10 +11,10 @@ internal sealed record Readiness(bool Ready, string Reason, string Message)
 }
 
 /// <summary>
-/// Answers "can this runtime take pods?" from real checks each time Status asks, and "is pod networking ready?",
-/// which stays false until CNI support exists.
+/// Answers "can this runtime take pods?" from real checks each time Status asks, and "is pod networking ready?"
+/// from the CNI client's latest view of the conf dir and plugin directories.
 /// </summary>
-internal sealed class RuntimeReadiness(DaemonInfo daemon)
+internal sealed class RuntimeReadiness(DaemonInfo daemon, CniNetwork network)
 {
     public Readiness Runtime()
     {
@@ -33,8 +34,12 @@ internal sealed class RuntimeReadiness(DaemonInfo daemon)
         return Readiness.Yes;
     }
 
-    public static Readiness Network() =>
-        new(false, "NetworkPluginNotReady", "pod networking (CNI) is not implemented in this nacelle build yet");
+    /// <summary>NetworkReady: true with what the network is, or false with NetworkPluginNotReady and why.</summary>
+    public Readiness Network() => FromCni(network.Status());
+
+    public static Readiness FromCni(CniNetworkStatus status) => status.Ready
+        ? new Readiness(true, string.Empty, status.Message)
+        : new Readiness(false, string.IsNullOrEmpty(status.Reason) ? CniNetworkStatus.NotReadyReason : status.Reason, status.Message);
 
     private static bool IsWritableDirectory(string directory, out string why)
     {

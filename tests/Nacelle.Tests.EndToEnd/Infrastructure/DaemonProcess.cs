@@ -30,7 +30,28 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public string State => Path.Combine(WorkDirectory, "state");
 
+    /// <summary>The CNI conf dir of daemons started without a [cni] table of their own (created empty).</summary>
+    public string CniConfDir => Path.Combine(WorkDirectory, "cni", "net.d");
+
     public int MetricsPort { get; }
+
+    /// <summary>
+    /// Debian's plugins (containernetworking-plugins, installed by scripts/install-deps.sh --test): the built-in network's
+    /// bridge, host-local, portmap and loopback.
+    /// </summary>
+    public const string HostCniBinDir = "/usr/lib/cni";
+
+    /// <summary>
+    /// A [cni] table that keeps the daemon off the host's CNI state: the conf dir in <paramref name="directory"/> (created
+    /// empty), plugins from <paramref name="binDirs"/> (default: <see cref="HostCniBinDir"/>); the cache follows --root.
+    /// </summary>
+    public static string CniToml(string directory, IEnumerable<string>? binDirs = null, string extra = "")
+    {
+        var confDir = Path.Combine(directory, "cni", "net.d");
+        System.IO.Directory.CreateDirectory(confDir);
+        var bins = string.Join(", ", (binDirs ?? [HostCniBinDir]).Select(d => $"\"{d}\""));
+        return $"[cni]\nconf_dir = \"{confDir}\"\nbin_dirs = [{bins}]\n{extra}\n";
+    }
 
     public Process Process { get; }
 
@@ -95,7 +116,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts a daemon. <paramref name="configToml"/> is appended to a config that already sets the metrics address;
-    /// when <paramref name="waitUntilServing"/> is true this returns once a Version call is answered.
+    /// when <paramref name="waitUntilServing"/> is true this returns once a Version call is answered. Unless
+    /// <paramref name="configToml"/> has a [cni] table of its own, <see cref="CniToml"/> keeps the daemon off the host's
+    /// /etc/cni/net.d and /var/lib/cni.
     /// </summary>
     public static async Task<DaemonProcess> StartAsync(
         string configToml = "",
@@ -108,8 +131,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
         directory ??= System.IO.Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
         var metricsPort = Ports.FreeLoopbackPort();
         var configPath = Path.Combine(directory, "config.toml");
+        var cni = configToml.Contains("[cni]", StringComparison.Ordinal) ? string.Empty : CniToml(directory);
         await File.WriteAllTextAsync(configPath,
-            $"metrics.enabled = {(metricsEnabled ? "true" : "false")}\nmetrics.address = \"127.0.0.1:{metricsPort}\"\n{configToml}\n");
+            $"metrics.enabled = {(metricsEnabled ? "true" : "false")}\nmetrics.address = \"127.0.0.1:{metricsPort}\"\n{configToml}\n{cni}");
 
         var args = new List<string>
         {

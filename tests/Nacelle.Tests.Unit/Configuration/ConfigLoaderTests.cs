@@ -125,6 +125,26 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[registry.hosts.\"r.example\"]\nmirrors = [\"m.example:5000\"]", "registry.hosts.\"r.example\".mirrors", "mirror 'm.example:5000' is not an absolute http" },
         { "[registry.hosts.\"r.example\"]\nca_file = \"ca.pem\"", "registry.hosts.\"r.example\".ca_file", "not an absolute path" },
         { "[registry]\nhosts = 3", "registry.hosts", "expected a table of registry tables" },
+        { "[cni]\nconf_dir = \"net.d\"", "cni.conf_dir", "'net.d' is not an absolute path" },
+        { "[cni]\nconf_dir = 5", "cni.conf_dir", "expected a string, got the integer 5" },
+        { "[cni]\nbin_dirs = \"/usr/lib/cni\"", "cni.bin_dirs", "expected an array of strings, got the string" },
+        { "[cni]\nbin_dirs = []", "cni.bin_dirs", "must name at least one directory" },
+        { "[cni]\nbin_dirs = [\"/opt/cni/bin\", \"lib/cni\"]", "cni.bin_dirs", "'lib/cni' is not an absolute path" },
+        { "[cni]\ncache_dir = \"cni-cache\"", "cni.cache_dir", "'cni-cache' is not an absolute path" },
+        { "[cni]\nplugin_timeout = \"100ms\"", "cni.plugin_timeout", "between 1s and 10m" },
+        { "[cni]\nplugin_timeout = \"1h\"", "cni.plugin_timeout", "between 1s and 10m" },
+        { "[cni]\nplugin_timeout = \"forever\"", "cni.plugin_timeout", "'forever' is not a duration" },
+        { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "expected a boolean (true or false), got the string \"yes\"" },
+        { "[cni]\ndefault_pod_cidr = \"10.88.0.0\"", "cni.default_pod_cidr", "pod CIDR '10.88.0.0' is not an address/prefix" },
+        { "[cni]\ndefault_pod_cidr = \"10.88.0.1/16\"", "cni.default_pod_cidr", "has host bits set" },
+        { "[cni]\ndefault_pod_cidr = \"10.88.0.0/31\"", "cni.default_pod_cidr", "prefix /31 must be within /8../30" },
+        { "[cni]\ndefault_pod_cidr = \"10.88.0.0/16,10.89.0.0/16\"", "cni.default_pod_cidr", "two ranges of the same address family" },
+        { "[cni]\ndefault_pod_cidr = \"\"", "cni.default_pod_cidr", "pod CIDR is empty" },
+        { "[cni]\ndefault_bridge = \"\"", "cni.default_bridge", "is not an interface name" },
+        { "[cni]\ndefault_bridge = \"a-very-long-bridge0\"", "cni.default_bridge", "longer than 15 bytes" },
+        { "[cni]\ndefault_bridge = \"br/0\"", "cni.default_bridge", "contains '/', ':' or white space" },
+        { "[cni]\ndefault_brige = \"br0\"", "cni.default_brige", "unknown key (did you mean 'cni.default_bridge'?)" },
+        { "cni = true", "cni", "expected a table ([cni]), got the boolean true" },
     };
 
     [Theory]
@@ -197,5 +217,49 @@ public sealed class ConfigLoaderTests : IDisposable
     {
         var path = Write("config.toml", "[tracing]\nsampling_ratio = 0\n");
         Assert.Equal(0.0, ConfigLoader.Load(Sources(path)).Config.Tracing.SamplingRatio);
+    }
+
+    [Fact]
+    public void CniDefaultsAndOverrides()
+    {
+        var defaults = ConfigLoader.Load(Sources()).Config.Cni;
+        Assert.Equal("/etc/cni/net.d", defaults.ConfDir);
+        Assert.Equal(["/opt/cni/bin", "/usr/lib/cni"], defaults.BinDirs);
+        Assert.Equal(string.Empty, defaults.CacheDir);
+        Assert.Equal("/var/lib/nacelle/cni", defaults.EffectiveCacheDir("/var/lib/nacelle"));
+        Assert.Equal(TimeSpan.FromSeconds(60), defaults.PluginTimeout);
+        Assert.True(defaults.DefaultNetwork);
+        Assert.Equal("10.88.0.0/16", defaults.DefaultPodCidr);
+        Assert.Equal("nacelle0", defaults.DefaultBridge);
+
+        var path = Write("config.toml", """
+            root = "/srv/nacelle"
+            [cni]
+            conf_dir = "/srv/cni/net.d"
+            bin_dirs = ["/srv/cni/bin"]
+            plugin_timeout = "15s"
+            default_network = false
+            default_pod_cidr = "10.244.0.0/16, fd00:244::/64"
+            default_bridge = "cni0"
+            """);
+        var loaded = ConfigLoader.Load(Sources(path));
+        var cni = loaded.Config.Cni;
+        Assert.Equal("/srv/cni/net.d", cni.ConfDir);
+        Assert.Equal(["/srv/cni/bin"], cni.BinDirs);
+        Assert.Equal("/srv/nacelle/cni", cni.EffectiveCacheDir(loaded.Config.Root)); // follows root when not set
+        Assert.Equal(TimeSpan.FromSeconds(15), cni.PluginTimeout);
+        Assert.False(cni.DefaultNetwork);
+        Assert.Equal("10.244.0.0/16, fd00:244::/64", cni.DefaultPodCidr);
+        Assert.Equal("cni0", cni.DefaultBridge);
+        Assert.Contains("cni.bin_dirs", loaded.ExplicitKeys);
+
+        using var json = System.Text.Json.JsonDocument.Parse(ConfigRenderer.ToJson(loaded.Config));
+        var section = json.RootElement.GetProperty("cni");
+        Assert.Equal("/srv/cni/net.d", section.GetProperty("conf_dir").GetString());
+        Assert.Equal("15s", section.GetProperty("plugin_timeout").GetString());
+        Assert.Equal("/srv/cni/bin", section.GetProperty("bin_dirs")[0].GetString());
+
+        Write("config.d/50-cache.toml", "[cni]\ncache_dir = \"/srv/cni-cache\"\n");
+        Assert.Equal("/srv/cni-cache", ConfigLoader.Load(Sources(path)).Config.Cni.EffectiveCacheDir("/srv/nacelle"));
     }
 }

@@ -14,16 +14,20 @@ public sealed class DeployedConfigTests
             File.ReadAllText(shipped));
     }
 
-    private static string RepositoryRoot()
+    // Above the test binaries, or, when they are built elsewhere (--artifacts-path), above this source file.
+    private static string RepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string sourceFile = "")
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        foreach (var start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(sourceFile) ?? string.Empty })
         {
-            if (File.Exists(Path.Combine(dir.FullName, "Cri.sln")))
+            for (var dir = start.Length > 0 ? new DirectoryInfo(start) : null; dir is not null; dir = dir.Parent)
             {
-                return dir.FullName;
+                if (File.Exists(Path.Combine(dir.FullName, "Cri.sln")))
+                {
+                    return dir.FullName;
+                }
             }
         }
 
-        throw new InvalidOperationException($"no Cri.sln above {AppContext.BaseDirectory}");
+        throw new InvalidOperationException($"no Cri.sln above {AppContext.BaseDirectory} or {sourceFile}");
     }
 }

@@ -16,7 +16,7 @@ internal sealed partial class CriRuntimeService
                 Conditions =
                 {
                     Condition("RuntimeReady", readiness.Runtime()),
-                    Condition("NetworkReady", RuntimeReadiness.Network()),
+                    Condition("NetworkReady", readiness.Network()),
                 },
             },
         };
@@ -32,6 +32,7 @@ internal sealed partial class CriRuntimeService
         {
             response.Info["config"] = ConfigRenderer.ToJson(daemon.Config);
             response.Info["runtime"] = RuntimeInfoJson();
+            response.Info["cni"] = CniInfoJson();
         }
 
         return Task.FromResult(response);
@@ -59,6 +60,21 @@ internal sealed partial class CriRuntimeService
         }
 
         json.WriteEndArray();
+        json.WriteEndObject();
+    });
+
+    // The pod network in use, kept small: the full message is the NetworkReady condition's.
+    private string CniInfoJson() => JsonText.Write(json =>
+    {
+        var status = network.Status();
+        json.WriteStartObject();
+        json.WriteBoolean("ready", status.Ready);
+        json.WriteString("network", status.Network?.Name ?? string.Empty);
+        json.WriteBoolean("default", status.IsDefaultNetwork);
+        json.WriteString("source", status.Network?.Source ?? string.Empty);
+        json.WriteString("confDir", network.Options.ConfDir);
+        json.WriteString("podCidr", network.PodCidr);
+        json.WriteNumber("skippedConfigs", status.Skipped.Count);
         json.WriteEndObject();
     });
 }
