@@ -1,9 +1,9 @@
 using Nacelle.Common;
 using Nacelle.Sandbox.Monitor;
 
-// nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>]
-// Started detached by the daemon, one per pod; serves <dir>/monitor.sock until a shutdown request.
-string? pod = null, dir = null, cgroupParent = null;
+// nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
+// Started detached by the daemon, one per pod; serves its socket (default <dir>/monitor.sock) until a shutdown request.
+string? pod = null, dir = null, cgroupParent = null, socket = null;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -11,6 +11,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--pod": pod = args[i + 1]; break;
         case "--dir": dir = args[i + 1]; break;
         case "--cgroup-parent": cgroupParent = args[i + 1]; break;
+        case "--socket": socket = args[i + 1]; break;
         default:
             Console.Error.WriteLine($"nacelle-monitor: unknown option {args[i]}");
             return 2;
@@ -19,13 +20,14 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 if (pod is null || dir is null)
 {
-    Console.Error.WriteLine("usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>]");
+    Console.Error.WriteLine("usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>] [--socket <path>]");
     return 2;
 }
 
 try
 {
-    await using var server = new MonitorServer(new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent });
+    var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent };
+    await using var server = new MonitorServer(socket is null ? options : options with { SocketPath = socket });
     await server.RunAsync();
     return 0;
 }

@@ -8,6 +8,7 @@ public static partial class Mounts
     public const ulong MS_RDONLY = 0x1;
     public const ulong MS_NOSUID = 0x2;
     public const ulong MS_NODEV = 0x4;
+    public const ulong MS_NOEXEC = 0x8;
 
     private const int MNT_DETACH = 0x2;
     private const int UMOUNT_NOFOLLOW = 0x8;
@@ -137,6 +138,16 @@ public static partial class Mounts
     }
 
     private const ulong MS_BIND_FLAG = 0x1000;
+
+    /// <summary>Mounts a tmpfs (nosuid, nodev, noexec) with <paramref name="options"/> (e.g. "mode=1777,size=65536k").</summary>
+    public static void MountTmpfs(string target, string options)
+    {
+        if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"mount tmpfs on {target}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+        }
+    }
 
     /// <summary>Lazily detaches the mount at <paramref name="target"/>; false when nothing is mounted there.</summary>
     public static bool Unmount(string target)

@@ -146,7 +146,8 @@ public static class MonitorLauncher
             argv.Add("nacelle-monitor");
         }
 
-        argv.AddRange(["--pod", options.PodId, "--dir", options.Directory]);
+        options.CheckSocketPath();
+        argv.AddRange(["--pod", options.PodId, "--dir", options.Directory, "--socket", options.SocketPath]);
         if (options.CgroupParent is { } parent)
         {
             argv.AddRange(["--cgroup-parent", parent]);

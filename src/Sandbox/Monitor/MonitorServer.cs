@@ -27,7 +27,22 @@ public sealed record MonitorOptions
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
-    public string SocketPath => Path.Combine(Directory, "monitor.sock");
+    /// <summary>The monitor's socket (default: monitor.sock in <see cref="Directory"/>). Unix socket paths are limited to
+    /// 107 bytes, so the pod manager keeps them short.</summary>
+    public string SocketPath
+    {
+        get => field ?? Path.Combine(Directory, "monitor.sock");
+        init => field = value;
+    }
+
+    /// <summary>Refuses a socket path the kernel cannot bind (sun_path holds 108 bytes with its NUL).</summary>
+    public void CheckSocketPath()
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(SocketPath) > 107)
+        {
+            throw NacelleException.InvalidArgument($"monitor socket path '{SocketPath}' is longer than the 107 bytes a unix socket path may have");
+        }
+    }
 }
 
 /// <summary>
@@ -57,8 +72,10 @@ public sealed class MonitorServer : IAsyncDisposable
     public MonitorServer(MonitorOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.CheckSocketPath();
         _options = options;
         System.IO.Directory.CreateDirectory(options.Directory);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(options.SocketPath)!);
         _exits = new ExitRecordStore(Path.Combine(options.Directory, "exits"));
         _exits.RemoveTemporaryFiles();
         _runtime = new ContainerRuntime(new ContainerRuntimeOptions

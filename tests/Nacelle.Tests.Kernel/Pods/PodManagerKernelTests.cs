@@ -1,0 +1,162 @@
+using Nacelle.Common;
+using Nacelle.Common.Storage;
+using Nacelle.Sandbox.Network;
+using Nacelle.Sandbox.Pods;
+using Nacelle.Sandbox.Store;
+using Nacelle.Tests.Kernel.Cni;
+
+namespace Nacelle.Tests.Kernel.Pods;
+
+/// <summary>
+/// Pod sandboxes end to end below the CRI layer: a real monitor (JIT build), pause-init, pinned namespaces and the
+/// built-in CNI network on a test bridge behind the FORWARD guard; stop and remove leave nothing; a failure half way
+/// undoes everything.
+/// </summary>
+public sealed class PodManagerKernelTests
+{
+    private sealed class Fixture : IAsyncDisposable
+    {
+        public Fixture()
+        {
+            Cni = new CniKernelScope();
+            State = Path.Combine(Cni.Root, "run");
+            Network = new CniNetwork(Cni.Options());
+            Store = new PodStore(new MetadataDatabase(Path.Combine(Cni.Root, "meta.db")));
+            CgroupParent = "/nacelle-test-" + Cni.Id;
+            Manager = new PodManager(new PodManagerOptions
+            {
+                StateRoot = State,
+                MonitorProgram = Path.Combine(AppContext.BaseDirectory, "nacelle-monitor.dll"),
+                DefaultCgroupParent = CgroupParent,
+            }, Store, Network);
+        }
+
+        public CniKernelScope Cni { get; }
+        public string State { get; }
+        public CniNetwork Network { get; }
+        public PodStore Store { get; }
+        public string CgroupParent { get; }
+        public PodManager Manager { get; }
+
+        public PodSandboxRequest Request(string name) => new()
+        {
+            Name = name, Namespace = "nacelle-test", Uid = Guid.NewGuid().ToString(),
+            Dns = new PodDnsConfig(["10.96.0.10"], ["nacelle-test.svc.cluster.local"], ["ndots:5"]),
+        };
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var pod in Store.ListPods())
+            {
+                try
+                {
+                    await Manager.RemoveAsync(pod.Id);
+                }
+                catch (Exception)
+                {
+                    // keep cleaning
+                }
+            }
+
+            await Manager.DisposeAsync();
+            Network.Dispose();
+            foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
+            {
+                var dir = controller + CgroupParent;
+                if (Directory.Exists(dir))
+                {
+                    foreach (var child in Directory.GetDirectories(dir))
+                    {
+                        Directory.Delete(child);
+                    }
+
+                    Directory.Delete(dir);
+                }
+            }
+
+            await Cni.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Two_pods_get_addresses_reach_each_other_and_leave_nothing_when_removed()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var a = await f.Manager.RunAsync(f.Request("pod-a"));
+        var b = await f.Manager.RunAsync(f.Request("pod-b"));
+        var podA = f.Store.GetPod(a);
+        var podB = f.Store.GetPod(b);
+        Assert.Equal(PodState.Ready, podA.State);
+        Assert.Single(podA.Ips);
+        Assert.NotEqual(podA.Ips[0], podB.Ips[0]);
+        Assert.StartsWith(f.Cni.Subnet[..f.Cni.Subnet.LastIndexOf('.')], podA.Ips[0]);
+        Assert.True(File.Exists(podA.NetnsPath));
+        Assert.True(Directory.Exists($"/proc/{podA.PauseInitPid}"));
+        Assert.True(Directory.Exists($"/proc/{podA.MonitorPid}"));
+
+        var ping = CniKernelScope.Run("nsenter", $"--net={podA.NetnsPath}", "/bin/busybox", "ping", "-c", "1", "-W", "3", podB.Ips[0]);
+        Assert.True(ping.Exit == 0, ping.Stdout + ping.Stderr);
+
+        var resolv = File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "resolv.conf"));
+        Assert.Contains("nameserver 10.96.0.10", resolv);
+        Assert.Contains("search nacelle-test.svc.cluster.local", resolv);
+        Assert.Contains("options ndots:5", resolv);
+        Assert.Contains($"{podA.Ips[0]}\tpod-a", File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "hosts")));
+
+        await f.Manager.StopAsync(a);
+        await f.Manager.StopAsync(a); // idempotent
+        Assert.Equal(PodState.NotReady, f.Store.GetPod(a).State);
+        Assert.Empty(Directory.GetFiles(f.Cni.IpamDir, podA.Ips[0], SearchOption.AllDirectories));
+
+        await f.Manager.RemoveAsync(a);
+        await f.Manager.RemoveAsync(a); // idempotent
+        Assert.Null(f.Store.TryGetPod(a));
+        Assert.False(Directory.Exists(f.Manager.PodDirectory(a)));
+        Assert.False(File.Exists(podA.NetnsPath));
+        Assert.False(Directory.Exists($"/proc/{podA.PauseInitPid}"));
+        await WaitGoneAsync(podA.MonitorPid!.Value);
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(a, StringComparison.Ordinal));
+        await f.Manager.StopAsync("0000000000000000000000000000000000000000000000000000000000000000"); // unknown: fine
+    }
+
+    [Fact]
+    public async Task A_failure_half_way_undoes_every_step()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        // A node-wide sysctl is refused when pause-init is created, after the monitor is already running.
+        var request = f.Request("bad") with { Sysctls = new Dictionary<string, string> { ["kernel.panic"] = "1" } };
+        var error = await Assert.ThrowsAsync<NacelleException>(() => f.Manager.RunAsync(request));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("kernel.panic", error.Message);
+        Assert.Empty(f.Store.ListPods());
+        Assert.Empty(Directory.Exists(Path.Combine(f.State, "pods")) ? Directory.GetDirectories(Path.Combine(f.State, "pods")) : []);
+        Assert.Empty(Directory.Exists(Path.Combine(f.State, "ns")) ? Directory.GetDirectories(Path.Combine(f.State, "ns")) : []);
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(f.State, StringComparison.Ordinal));
+        Assert.DoesNotContain(Directory.GetDirectories("/proc"), d => File.Exists(d + "/cmdline")
+            && SafeRead(d + "/cmdline").Contains(Path.Combine(f.State, "pods"), StringComparison.Ordinal));
+    }
+
+    private static string SafeRead(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private static async Task WaitGoneAsync(int pid)
+    {
+        for (var i = 0; i < 100 && Directory.Exists($"/proc/{pid}"); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(Directory.Exists($"/proc/{pid}"), $"process {pid} is still there");
+    }
+}
