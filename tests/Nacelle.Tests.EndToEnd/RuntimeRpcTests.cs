@@ -69,9 +69,9 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     public async Task UnimplementedRuntimeRpcsSayWhichRpc()
     {
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
-            await Daemon.Client.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = new PodSandboxConfig() }));
+            await Daemon.Client.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = "p" }));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Equal("RunPodSandbox is not implemented by nacelle", e.Status.Detail);
+        Assert.Equal("CreateContainer is not implemented by nacelle", e.Status.Detail);
 
         e = await Assert.ThrowsAsync<RpcException>(async () =>
             await Daemon.Client.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = "abc" }));

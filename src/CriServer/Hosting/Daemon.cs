@@ -12,6 +12,8 @@ using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
 using Nacelle.Sandbox.Network;
+using Nacelle.Sandbox.Pods;
+using Nacelle.Sandbox.Store;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
@@ -74,6 +76,15 @@ internal static class Daemon
         // Disposed (its conf dir watcher stopped) with the host's service provider when the daemon stops.
         builder.Services.AddSingleton(services =>
             new CniNetwork(CniOptions(config), services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Network")));
+
+        // Pods: the store in the metadata database, their volatile state under the state directory. The monitor is
+        // the nacelle-monitor beside this program ($NACELLE_MONITOR overrides, e.g. a JIT build in development).
+        builder.Services.AddSingleton(new PodStore(database));
+        builder.Services.AddSingleton(services => new PodManager(new PodManagerOptions
+        {
+            StateRoot = config.State,
+            Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
+        }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");

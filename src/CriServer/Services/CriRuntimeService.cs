@@ -1,5 +1,6 @@
 using Nacelle.CriServer.Hosting;
 using Nacelle.Sandbox.Network;
+using Nacelle.Sandbox.Pods;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -8,7 +9,7 @@ namespace Nacelle.CriServer.Services;
 /// The CRI RuntimeService. One file per rpc under Services/Runtime/ (this class is partial); rpcs not overridden
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
-internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network)
+internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods)
     : RuntimeService.RuntimeServiceBase
 {
 }

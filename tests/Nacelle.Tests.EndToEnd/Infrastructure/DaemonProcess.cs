@@ -82,6 +82,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         {
             info = new ProcessStartInfo("dotnet");
             info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "nacelle.dll"));
+            // The JIT daemon's pods run the JIT monitor beside the tests (the AOT one sits beside the AOT daemon).
+            info.Environment["NACELLE_MONITOR"] = Path.Combine(AppContext.BaseDirectory, "nacelle-monitor.dll");
         }
 
         foreach (var arg in args)

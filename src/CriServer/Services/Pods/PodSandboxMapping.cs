@@ -1,0 +1,136 @@
+using Google.Protobuf;
+using Nacelle.Common;
+using Nacelle.Sandbox.Network;
+using Nacelle.Sandbox.Pods;
+using Nacelle.Sandbox.Store;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services.Pods;
+
+/// <summary>CRI pod sandbox messages <-> the pod layer's domain records.</summary>
+internal static class PodSandboxMapping
+{
+    /// <summary>The runtime handlers nacelle serves: the default ("") and its own name.</summary>
+    public static readonly IReadOnlySet<string> Handlers = new HashSet<string>(StringComparer.Ordinal) { "", "nacelle" };
+
+    public static PodSandboxRequest ToRequest(RunPodSandboxRequest request)
+    {
+        var config = request.Config ?? throw NacelleException.InvalidArgument("RunPodSandbox: config is required");
+        var metadata = config.Metadata ?? throw NacelleException.InvalidArgument("config.metadata is required");
+        if (string.IsNullOrEmpty(metadata.Name) || string.IsNullOrEmpty(metadata.Namespace) || string.IsNullOrEmpty(metadata.Uid))
+        {
+            throw NacelleException.InvalidArgument("config.metadata: name, namespace and uid are required");
+        }
+
+        if (!Handlers.Contains(request.RuntimeHandler))
+        {
+            throw NacelleException.InvalidArgument(
+                $"runtime_handler '{request.RuntimeHandler}' is not served by nacelle (known: \"\", \"nacelle\")");
+        }
+
+        var linux = config.Linux;
+        var options = linux?.SecurityContext?.NamespaceOptions;
+        var ports = config.PortMappings
+            .Where(p => p.HostPort > 0)
+            .Select(p => new CniPortMapping(p.HostPort, p.ContainerPort, p.Protocol switch
+            {
+                Protocol.Udp => "udp",
+                Protocol.Sctp => "sctp",
+                _ => "tcp",
+            }, string.IsNullOrEmpty(p.HostIp) ? null : p.HostIp))
+            .ToList();
+        return new PodSandboxRequest
+        {
+            Name = metadata.Name,
+            Namespace = metadata.Namespace,
+            Uid = metadata.Uid,
+            Attempt = metadata.Attempt,
+            Hostname = config.Hostname,
+            LogDirectory = config.LogDirectory,
+            Labels = new Dictionary<string, string>(config.Labels),
+            Annotations = new Dictionary<string, string>(config.Annotations),
+            Dns = config.DnsConfig is { } dns ? new PodDnsConfig([.. dns.Servers], [.. dns.Searches], [.. dns.Options]) : null,
+            PortMappings = ports,
+            NamespaceOptions = new PodNamespaceOptions(
+                (PodNamespaceMode)(int)(options?.Network ?? NamespaceMode.Pod),
+                (PodNamespaceMode)(int)(options?.Pid ?? NamespaceMode.Container),
+                (PodNamespaceMode)(int)(options?.Ipc ?? NamespaceMode.Pod),
+                options?.TargetId ?? ""),
+            CgroupParent = linux?.CgroupParent ?? "",
+            Sysctls = linux is null ? new Dictionary<string, string>() : new Dictionary<string, string>(linux.Sysctls),
+            Privileged = linux?.SecurityContext?.Privileged ?? false,
+            RuntimeHandler = request.RuntimeHandler,
+            ConfigJson = JsonFormatter.Default.Format(config),
+        };
+    }
+
+    public static PodSandboxConfig Config(PodRecord pod) =>
+        pod.ConfigJson.Length > 0 ? JsonParser.Default.Parse<PodSandboxConfig>(pod.ConfigJson) : new PodSandboxConfig();
+
+    public static PodSandboxMetadata Metadata(PodRecord pod) =>
+        new() { Name = pod.Name, Namespace = pod.Namespace, Uid = pod.Uid, Attempt = pod.Attempt };
+
+    public static PodSandboxState State(PodRecord pod) =>
+        pod.State == PodState.Ready ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
+
+    public static PodSandbox ToListItem(PodRecord pod)
+    {
+        var item = new PodSandbox
+        {
+            Id = pod.Id, Metadata = Metadata(pod), State = State(pod), CreatedAt = pod.CreatedAt, RuntimeHandler = pod.RuntimeHandler,
+        };
+        item.Labels.Add(new Dictionary<string, string>(pod.Labels));
+        item.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        return item;
+    }
+
+    public static PodSandboxStatus ToStatus(PodRecord pod)
+    {
+        var status = new PodSandboxStatus
+        {
+            Id = pod.Id,
+            Metadata = Metadata(pod),
+            State = State(pod),
+            CreatedAt = pod.CreatedAt,
+            RuntimeHandler = pod.RuntimeHandler,
+            Network = new PodSandboxNetworkStatus { Ip = pod.Ips.Count > 0 ? pod.Ips[0] : "" },
+            Linux = new LinuxPodSandboxStatus
+            {
+                Namespaces = new Namespace
+                {
+                    Options = new NamespaceOption
+                    {
+                        Network = (NamespaceMode)(int)pod.NamespaceOptions.Network,
+                        Pid = (NamespaceMode)(int)pod.NamespaceOptions.Pid,
+                        Ipc = (NamespaceMode)(int)pod.NamespaceOptions.Ipc,
+                        TargetId = pod.NamespaceOptions.TargetId,
+                    },
+                },
+            },
+        };
+        status.Network.AdditionalIps.Add(pod.Ips.Skip(1).Select(ip => new PodIP { Ip = ip }));
+        status.Labels.Add(new Dictionary<string, string>(pod.Labels));
+        status.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        return status;
+    }
+
+    public static bool Matches(PodRecord pod, PodSandboxFilter? filter)
+    {
+        if (filter is null)
+        {
+            return true;
+        }
+
+        if (filter.Id.Length > 0 && !pod.Id.StartsWith(filter.Id, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        if (filter.State is { } state && State(pod) != state.State)
+        {
+            return false;
+        }
+
+        return filter.LabelSelector.All(pair => pod.Labels.TryGetValue(pair.Key, out var value) && value == pair.Value);
+    }
+}

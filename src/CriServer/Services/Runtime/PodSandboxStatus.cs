@@ -1,0 +1,32 @@
+using Grpc.Core;
+using Nacelle.CriServer.Services.Pods;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    /// <summary>A pod's status; verbose adds info["info"] with the pause-init and monitor pids and the netns path.</summary>
+    public override Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    {
+        var pod = pods.Get(request.PodSandboxId);
+        var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod) };
+        if (request.Verbose)
+        {
+            response.Info["info"] = JsonText.Write(json =>
+            {
+                json.WriteStartObject();
+                json.WriteNumber("pid", pod.PauseInitPid ?? 0);
+                json.WriteNumber("pauseInitPid", pod.PauseInitPid ?? 0);
+                json.WriteNumber("monitorPid", pod.MonitorPid ?? 0);
+                json.WriteString("netnsPath", pod.NetnsPath);
+                json.WriteString("runtimeHandler", pod.RuntimeHandler);
+                json.WriteString("cgroupParent", pod.CgroupParent);
+                json.WriteString("podDirectory", pods.PodDirectory(pod.Id));
+                json.WriteEndObject();
+            });
+        }
+
+        return Task.FromResult(response);
+    }
+}

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using Grpc.Core;
+using Nacelle.Tests.EndToEnd.Infrastructure;
+using Runtime.V1;
+
+namespace Nacelle.Tests.EndToEnd;
+
+/// <summary>
+/// The pod rpcs through the socket as kubelet calls them. These pods use the node's network (no bridge is created on
+/// the test machine); the CNI path is covered by the kernel tests of the pod manager.
+/// </summary>
+public sealed class PodSandboxTests
+{
+    private static PodSandboxConfig HostNetworkPod(string name, string cgroupParent) => new()
+    {
+        Metadata = new PodSandboxMetadata { Name = name, Namespace = "e2e", Uid = Guid.NewGuid().ToString(), Attempt = 1 },
+        Hostname = name,
+        LogDirectory = "/tmp",
+        Labels = { ["app"] = name, ["tier"] = "test" },
+        Annotations = { ["note"] = "e2e" },
+        DnsConfig = new DNSConfig { Servers = { "10.96.0.10" }, Searches = { "e2e.svc" }, Options = { "ndots:2" } },
+        Linux = new LinuxPodSandboxConfig
+        {
+            CgroupParent = cgroupParent,
+            SecurityContext = new LinuxSandboxSecurityContext
+            {
+                NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node, Pid = NamespaceMode.Pod, Ipc = NamespaceMode.Pod },
+            },
+        },
+    };
+
+    [Fact]
+    public async Task Run_status_list_stop_and_remove_a_pod()
+    {
+        await using var daemon = await DaemonProcess.StartAsync();
+        var parent = "/nacelle-e2e-" + Guid.NewGuid().ToString("N")[..8];
+        var runtime = daemon.Client.Runtime;
+        try
+        {
+            var id = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = HostNetworkPod("web", parent) })).PodSandboxId;
+            Assert.Matches("^[0-9a-f]{64}$", id);
+
+            var status = await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id[..12], Verbose = true });
+            Assert.Equal(PodSandboxState.SandboxReady, status.Status.State);
+            Assert.Equal("web", status.Status.Metadata.Name);
+            Assert.Equal(1u, status.Status.Metadata.Attempt);
+            Assert.Equal(NamespaceMode.Node, status.Status.Linux.Namespaces.Options.Network);
+            Assert.Equal("e2e", status.Status.Annotations["note"]);
+            Assert.True(status.Status.CreatedAt > 0);
+            using var info = JsonDocument.Parse(status.Info["info"]);
+            var pausePid = info.RootElement.GetProperty("pauseInitPid").GetInt32();
+            var monitorPid = info.RootElement.GetProperty("monitorPid").GetInt32();
+            Assert.True(Directory.Exists($"/proc/{pausePid}"));
+            Assert.True(Directory.Exists($"/proc/{monitorPid}"));
+            // Shared pid namespace: pause-init is PID 1 there.
+            Assert.Contains("NSpid:\t" + pausePid + "\t1", File.ReadAllText($"/proc/{pausePid}/status"));
+            var podDir = info.RootElement.GetProperty("podDirectory").GetString()!;
+            Assert.Contains("nameserver 10.96.0.10", File.ReadAllText(Path.Combine(podDir, "resolv.conf")));
+
+            var other = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = HostNetworkPod("db", parent) })).PodSandboxId;
+            var byLabel = await runtime.ListPodSandboxAsync(new ListPodSandboxRequest
+            {
+                Filter = new PodSandboxFilter { LabelSelector = { ["app"] = "web" } },
+            });
+            Assert.Equal(id, Assert.Single(byLabel.Items).Id);
+            var byPrefix = await runtime.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = new PodSandboxFilter { Id = other[..8] } });
+            Assert.Equal(other, Assert.Single(byPrefix.Items).Id);
+
+            await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            var notReady = await runtime.ListPodSandboxAsync(new ListPodSandboxRequest
+            {
+                Filter = new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxNotready } },
+            });
+            Assert.Equal(id, Assert.Single(notReady.Items).Id);
+
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = other });
+            Assert.Empty((await runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.False(Directory.Exists($"/proc/{pausePid}"));
+            for (var i = 0; i < 100 && Directory.Exists($"/proc/{monitorPid}"); i++)
+            {
+                await Task.Delay(50);
+            }
+
+            Assert.False(Directory.Exists($"/proc/{monitorPid}"));
+            Assert.False(Directory.Exists(podDir));
+
+            var missing = await Assert.ThrowsAsync<RpcException>(async () =>
+                await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id }));
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        }
+        finally
+        {
+            foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
+            {
+                if (Directory.Exists(controller + parent))
+                {
+                    foreach (var child in Directory.GetDirectories(controller + parent))
+                    {
+                        Directory.Delete(child);
+                    }
+
+                    Directory.Delete(controller + parent);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Bad_requests_are_refused_naming_the_problem_and_leave_nothing()
+    {
+        await using var daemon = await DaemonProcess.StartAsync();
+        var runtime = daemon.Client.Runtime;
+        var handler = await Assert.ThrowsAsync<RpcException>(async () => await runtime.RunPodSandboxAsync(new RunPodSandboxRequest
+        {
+            Config = HostNetworkPod("x", "/nacelle-e2e-bad"), RuntimeHandler = "kata",
+        }));
+        Assert.Equal(StatusCode.InvalidArgument, handler.StatusCode);
+        Assert.Contains("kata", handler.Status.Detail);
+
+        var config = HostNetworkPod("y", "/nacelle-e2e-bad");
+        config.DnsConfig.Servers.Add("not-an-ip");
+        var dns = await Assert.ThrowsAsync<RpcException>(async () => await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }));
+        Assert.Equal(StatusCode.InvalidArgument, dns.StatusCode);
+        Assert.Contains("not-an-ip", dns.Status.Detail);
+
+        Assert.Empty((await runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        Assert.Empty(Directory.Exists(Path.Combine(daemon.State, "pods")) ? Directory.GetDirectories(Path.Combine(daemon.State, "pods")) : []);
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = new string('a', 64) });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = new string('a', 64) });
+    }
+}
