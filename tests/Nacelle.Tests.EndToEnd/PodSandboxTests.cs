@@ -93,17 +93,61 @@ public sealed class PodSandboxTests
         }
         finally
         {
-            foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
-            {
-                if (Directory.Exists(controller + parent))
-                {
-                    foreach (var child in Directory.GetDirectories(controller + parent))
-                    {
-                        Directory.Delete(child);
-                    }
+            RemoveCgroups(parent);
+        }
+    }
 
-                    Directory.Delete(controller + parent);
+    [Fact]
+    public async Task Pods_survive_a_kill_9_of_the_daemon_and_are_removed_by_the_next_one()
+    {
+        var daemon = await DaemonProcess.StartAsync();
+        var parent = "/nacelle-e2e-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            var id = (await daemon.Client.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = HostNetworkPod("survivor", parent) })).PodSandboxId;
+            var before = await daemon.Client.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+            using var info = JsonDocument.Parse(before.Info["info"]);
+            var pausePid = info.RootElement.GetProperty("pauseInitPid").GetInt32();
+            var monitorPid = info.RootElement.GetProperty("monitorPid").GetInt32();
+
+            await daemon.StopAsync(Nacelle.ContainerCore.Interop.Signals.SIGKILL);
+            Assert.True(Directory.Exists($"/proc/{monitorPid}"), "the monitor died with the daemon");
+            Assert.True(Directory.Exists($"/proc/{pausePid}"), "pause-init died with the daemon");
+            daemon = await DaemonProcess.RestartAsync(daemon);
+
+            var after = await daemon.Client.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id });
+            Assert.Equal(PodSandboxState.SandboxReady, after.Status.State);
+            Assert.Single((await daemon.Client.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+
+            await daemon.Client.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            for (var i = 0; i < 100 && Directory.Exists($"/proc/{monitorPid}"); i++)
+            {
+                await Task.Delay(50);
+            }
+
+            Assert.False(Directory.Exists($"/proc/{monitorPid}"), "the restarted daemon did not reach the monitor");
+            Assert.False(Directory.Exists($"/proc/{pausePid}"));
+            Assert.Empty((await daemon.Client.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+            RemoveCgroups(parent);
+        }
+    }
+
+    private static void RemoveCgroups(string parent)
+    {
+        foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
+        {
+            if (Directory.Exists(controller + parent))
+            {
+                foreach (var child in Directory.GetDirectories(controller + parent))
+                {
+                    Directory.Delete(child);
                 }
+
+                Directory.Delete(controller + parent);
             }
         }
     }

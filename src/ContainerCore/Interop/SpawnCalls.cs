@@ -47,6 +47,13 @@ public static partial class SpawnCalls
         return seals >= 0 ? seals : throw Error("fcntl(F_GET_SEALS)");
     }
 
+    /// <summary>A close-on-exec duplicate of <paramref name="handle"/> numbered at least <paramref name="minimum"/>.</summary>
+    public static SafeFileHandle DuplicateAtLeast(SafeFileHandle handle, int minimum)
+    {
+        var fd = fcntl(Fd(handle), F_DUPFD_CLOEXEC, minimum);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw Error("fcntl(F_DUPFD_CLOEXEC)");
+    }
+
     /// <summary>A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec.</summary>
     public static unsafe (SafeFileHandle First, SafeFileHandle Second) CreateSeqPacketPair()
     {

@@ -23,6 +23,9 @@ public sealed class SpawnHelperBinary : IDisposable
 
     private readonly SafeFileHandle _memfd;
 
+    /// <summary>The lowest fd number the helper copy may have: above the five the helper is started with (0-4).</summary>
+    public const int FirstFreeFd = 16;
+
     private SpawnHelperBinary(string sourcePath, SafeFileHandle memfd)
     {
         SourcePath = sourcePath;
@@ -34,6 +37,9 @@ public sealed class SpawnHelperBinary : IDisposable
 
     /// <summary>The path to execute: the memfd through /proc/self/fd (resolved in the spawned child before exec).</summary>
     public string ExecPath => $"/proc/self/fd/{(int)_memfd.DangerousGetHandle()}";
+
+    /// <summary>The fd number of the copy (at least <see cref="FirstFreeFd"/>).</summary>
+    public int Fd => (int)_memfd.DangerousGetHandle();
 
     /// <summary>The seals on the copy (all four when loaded by <see cref="Load"/>).</summary>
     public int Seals => SpawnCalls.GetSeals(_memfd);
@@ -73,7 +79,11 @@ public sealed class SpawnHelperBinary : IDisposable
         {
             RandomAccess.Write(memfd, bytes, 0);
             SpawnCalls.AddSeals(memfd, AllSeals);
-            return new SpawnHelperBinary(path, memfd);
+            // The child resolves /proc/self/fd/N after its fds 0-4 were set up: N must not be one of them, or the
+            // path names the container's stdio or the message instead of the helper (seen as ENOEXEC in the daemon).
+            var high = SpawnCalls.DuplicateAtLeast(memfd, FirstFreeFd);
+            memfd.Dispose();
+            return new SpawnHelperBinary(path, high);
         }
         catch
         {

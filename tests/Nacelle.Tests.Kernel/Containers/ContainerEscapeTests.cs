@@ -25,6 +25,8 @@ public sealed class ContainerEscapeTests
         Assert.StartsWith("/memfd:nacelle-spawn", exe);
         var allSeals = SpawnCalls.F_SEAL_SEAL | SpawnCalls.F_SEAL_SHRINK | SpawnCalls.F_SEAL_GROW | SpawnCalls.F_SEAL_WRITE;
         Assert.Equal(allSeals, SpawnHelperBinary.Shared.Seals);
+        // Regression: the copy's fd must not be one the child rearranges (0-4) before it executes /proc/self/fd/N.
+        Assert.True(SpawnHelperBinary.Shared.Fd >= SpawnHelperBinary.FirstFreeFd);
 
         // What an attacker would do as root in the container: open /proc/PID/exe for writing and overwrite it.
         var attempt = Record.Exception(() =>
