@@ -57,6 +57,12 @@ public sealed class PodSandboxTests
             var podDir = info.RootElement.GetProperty("podDirectory").GetString()!;
             Assert.Contains("nameserver 10.96.0.10", File.ReadAllText(Path.Combine(podDir, "resolv.conf")));
 
+            var stats = (await runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = id })).Stats;
+            Assert.Equal(id, stats.Attributes.Id);
+            Assert.True(stats.Linux.Memory.UsageBytes.Value > 0);
+            Assert.True(stats.Linux.Process.ProcessCount.Value >= 1);
+            Assert.NotNull(stats.Linux.Cpu.UsageCoreNanoSeconds);
+
             var other = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = HostNetworkPod("db", parent) })).PodSandboxId;
             var byLabel = await runtime.ListPodSandboxAsync(new ListPodSandboxRequest
             {
@@ -65,6 +71,12 @@ public sealed class PodSandboxTests
             Assert.Equal(id, Assert.Single(byLabel.Items).Id);
             var byPrefix = await runtime.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = new PodSandboxFilter { Id = other[..8] } });
             Assert.Equal(other, Assert.Single(byPrefix.Items).Id);
+
+            var listed = await runtime.ListPodSandboxStatsAsync(new ListPodSandboxStatsRequest
+            {
+                Filter = new PodSandboxStatsFilter { LabelSelector = { ["tier"] = "test" } },
+            });
+            Assert.Equal(new[] { id, other }.Order(), listed.Stats.Select(s => s.Attributes.Id).Order());
 
             await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
             await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common;
+using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Processes;
 using Nacelle.ContainerCore.Runtime;
@@ -32,6 +33,39 @@ public sealed record PodSandboxRequest
     public bool Privileged { get; init; }
     public string RuntimeHandler { get; init; } = "";
     public string ConfigJson { get; init; } = "";
+}
+
+/// <summary>A pod's usage at <paramref name="At"/>: its cgroup's accounting and its interfaces' counters.</summary>
+public sealed record PodUsage(DateTimeOffset At, CgroupStats? Cgroup, IReadOnlyList<NetworkCounters> Interfaces);
+
+/// <summary>One interface's counters from /proc/net/dev.</summary>
+public sealed record NetworkCounters(string Name, ulong RxBytes, ulong RxErrors, ulong TxBytes, ulong TxErrors)
+{
+    /// <summary>Parses /proc/net/dev: two header lines, then "name: rx_bytes packets errs drop fifo frame compressed
+    /// multicast tx_bytes packets errs ...".</summary>
+    public static IReadOnlyList<NetworkCounters> Parse(string text)
+    {
+        var result = new List<NetworkCounters>();
+        foreach (var line in text.Split('\n').Skip(2))
+        {
+            var colon = line.IndexOf(':');
+            if (colon < 0)
+            {
+                continue;
+            }
+
+            var f = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 11)
+            {
+                continue;
+            }
+
+            static ulong U(string s) => ulong.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+            result.Add(new NetworkCounters(line[..colon].Trim(), U(f[0]), U(f[2]), U(f[8]), U(f[10])));
+        }
+
+        return result;
+    }
 }
 
 public sealed record PodManagerOptions
@@ -65,6 +99,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ILogger _log = options.Logger;
+    private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
 
     public PodStore Store => store;
 
@@ -80,7 +115,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var hostNetwork = request.NamespaceOptions.Network == PodNamespaceMode.Node;
         var hostname = request.Hostname is { Length: > 0 } h ? h : hostNetwork ? null : request.Name;
-        var cgroupParent = request.CgroupParent is { Length: > 0 } parent ? parent : options.DefaultCgroupParent;
+        // kubelet names the pod's cgroup; without one the pod gets its own under the default parent (removed with it).
+        var cgroupParent = request.CgroupParent is { Length: > 0 } parent ? parent : OwnCgroup(id);
         var undo = new Stack<(string What, Func<Task> Action)>();
         try
         {
@@ -244,8 +280,49 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             Directory.Delete(dir, recursive: true);
         }
 
+        if (pod.CgroupParent == OwnCgroup(pod.Id))
+        {
+            await _cgroups.Value.Open(pod.CgroupParent).RemoveAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         store.DeletePod(pod.Id);
     }
+
+    /// <summary>
+    /// The pod's usage: cpu, memory and process count of its cgroup (every process of the pod is under it), network
+    /// counters of its network namespace (read through pause-init's /proc/PID/net/dev). Null parts are unknown.
+    /// </summary>
+    public PodUsage Usage(PodRecord pod)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        CgroupStats? cgroup = null;
+        try
+        {
+            cgroup = _cgroups.Value.Open(pod.CgroupParent).Stats();
+        }
+        catch (NacelleException)
+        {
+            // the cgroup is gone (stopped pod) or unreadable: no numbers rather than wrong ones
+        }
+
+        IReadOnlyList<NetworkCounters> interfaces = [];
+        if (pod.PauseInitPid is { } pid && pod.State == PodState.Ready && pod.NamespaceOptions.Network != PodNamespaceMode.Node)
+        {
+            var dev = $"/proc/{pid}/net/dev";
+            try
+            {
+                interfaces = NetworkCounters.Parse(File.ReadAllText(dev)).Where(i => i.Name != "lo").ToList();
+            }
+            catch (IOException)
+            {
+                // pause-init is gone
+            }
+        }
+
+        return new PodUsage(DateTimeOffset.UtcNow, cgroup, interfaces);
+    }
+
+    private string OwnCgroup(string id) => $"{options.DefaultCgroupParent.TrimEnd('/')}/pod-{id[..12]}";
 
     public PodRecord Get(string idOrPrefix) => store.GetPod(store.ResolvePodId(idOrPrefix));
 

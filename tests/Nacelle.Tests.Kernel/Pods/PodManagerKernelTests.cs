@@ -98,6 +98,11 @@ public sealed class PodManagerKernelTests
         var ping = CniKernelScope.Run("nsenter", $"--net={podA.NetnsPath}", "/bin/busybox", "ping", "-c", "1", "-W", "3", podB.Ips[0]);
         Assert.True(ping.Exit == 0, ping.Stdout + ping.Stderr);
 
+        var usage = f.Manager.Usage(podA);
+        var eth0 = Assert.Single(usage.Interfaces, i => i.Name == "eth0");
+        Assert.True(eth0.RxBytes > 0 && eth0.TxBytes > 0, $"rx {eth0.RxBytes} tx {eth0.TxBytes}");
+        Assert.True(usage.Cgroup!.Pids!.Current >= 1);
+
         var resolv = File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "resolv.conf"));
         Assert.Contains("nameserver 10.96.0.10", resolv);
         Assert.Contains("search nacelle-test.svc.cluster.local", resolv);

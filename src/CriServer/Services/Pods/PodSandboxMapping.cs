@@ -134,3 +134,60 @@ internal static class PodSandboxMapping
         return filter.LabelSelector.All(pair => pod.Labels.TryGetValue(pair.Key, out var value) && value == pair.Value);
     }
 }
+
+/// <summary>Pod usage -> CRI PodSandboxStats.</summary>
+internal static class PodStatsMapping
+{
+    public static Runtime.V1.PodSandboxStats ToStats(PodRecord pod, PodUsage usage)
+    {
+        var at = (usage.At.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        var attributes = new PodSandboxAttributes { Id = pod.Id, Metadata = PodSandboxMapping.Metadata(pod) };
+        attributes.Labels.Add(new Dictionary<string, string>(pod.Labels));
+        attributes.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        var linux = new LinuxPodSandboxStats();
+        if (usage.Cgroup?.Cpu is { } cpu)
+        {
+            linux.Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu.UsageNanoseconds } };
+        }
+
+        if (usage.Cgroup?.Memory is { } memory)
+        {
+            linux.Memory = new MemoryUsage
+            {
+                Timestamp = at,
+                WorkingSetBytes = new UInt64Value { Value = memory.WorkingSet },
+                UsageBytes = new UInt64Value { Value = memory.Usage },
+                RssBytes = new UInt64Value { Value = memory.Rss },
+            };
+            if (memory.Limit is { } limit)
+            {
+                linux.Memory.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
+            }
+        }
+
+        if (usage.Cgroup?.Pids is { } pids)
+        {
+            linux.Process = new ProcessUsage { Timestamp = at, ProcessCount = new UInt64Value { Value = pids.Current } };
+        }
+
+        if (usage.Interfaces.Count > 0)
+        {
+            static NetworkInterfaceUsage Interface(NetworkCounters c) => new()
+            {
+                Name = c.Name,
+                RxBytes = new UInt64Value { Value = c.RxBytes },
+                RxErrors = new UInt64Value { Value = c.RxErrors },
+                TxBytes = new UInt64Value { Value = c.TxBytes },
+                TxErrors = new UInt64Value { Value = c.TxErrors },
+            };
+            linux.Network = new NetworkUsage
+            {
+                Timestamp = at,
+                DefaultInterface = Interface(usage.Interfaces.FirstOrDefault(i => i.Name == "eth0") ?? usage.Interfaces[0]),
+            };
+            linux.Network.Interfaces.Add(usage.Interfaces.Select(Interface));
+        }
+
+        return new Runtime.V1.PodSandboxStats { Attributes = attributes, Linux = linux };
+    }
+}
