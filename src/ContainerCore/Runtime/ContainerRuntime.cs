@@ -115,15 +115,15 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             RuntimeLog.Adjusted(_log, id, adjustment);
         }
 
-        var undo = new Stack<(string What, Func<Task> Action)>();
+        var undo = new UndoStack();
         try
         {
             Directory.CreateDirectory(StateDir(id));
-            undo.Push(("state directory", () => { Directory.Delete(StateDir(id), recursive: true); return Task.CompletedTask; }));
+            undo.Push("state directory", () => Directory.Delete(StateDir(id), recursive: true));
             File.WriteAllText(Path.Combine(StateDir(id), "config.json"), RuntimeSpecFile.Serialize(spec));
 
             var cgroup = CreateCgroup(cgroupPath);
-            undo.Push(("cgroup", () => cgroup.RemoveAsync(CancellationToken.None)));
+            undo.Push("cgroup", () => cgroup.RemoveAsync(CancellationToken.None));
             if (spec.Linux?.Resources is { } resources)
             {
                 cgroup.Apply(CgroupSpecMapping.FromSpec(resources));
@@ -131,12 +131,12 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             plan.Request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
             var spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
-            undo.Push(("init process", async () =>
+            undo.Push("init process", async () =>
             {
                 spawned.Process.Signal(Signals.SIGKILL);
                 await spawned.Process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
                 spawned.Dispose();
-            }));
+            });
 
             var state = new ContainerState
             {
@@ -167,17 +167,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         catch (Exception e)
         {
             RuntimeLog.CreateFailed(_log, id, e.Message);
-            while (undo.TryPop(out var step))
-            {
-                try
-                {
-                    await step.Action().WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception undoError)
-                {
-                    RuntimeLog.UndoFailed(_log, id, $"{step.What}: {undoError.Message}");
-                }
-            }
+            await undo.RunAsync(TimeSpan.FromSeconds(30), (what, error) => RuntimeLog.UndoFailed(_log, id, $"{what}: {error.Message}")).ConfigureAwait(false);
 
             throw;
         }

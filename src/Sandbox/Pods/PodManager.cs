@@ -117,7 +117,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         var hostname = request.Hostname is { Length: > 0 } h ? h : hostNetwork ? null : request.Name;
         // kubelet names the pod's cgroup; without one the pod gets its own under the default parent (removed with it).
         var cgroupParent = request.CgroupParent is { Length: > 0 } parent ? parent : OwnCgroup(id);
-        var undo = new Stack<(string What, Func<Task> Action)>();
+        var undo = new UndoStack();
         try
         {
             store.AddPod(new PodRecord
@@ -128,18 +128,18 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 LogDirectory = request.LogDirectory, CgroupParent = cgroupParent, NamespaceOptions = request.NamespaceOptions,
                 Privileged = request.Privileged, ConfigJson = request.ConfigJson,
             });
-            undo.Push(("pod record", () => { store.DeletePod(id); return Task.CompletedTask; }));
+            undo.Push("pod record", () => store.DeletePod(id));
 
             // Files first: a bad DNS config or hostname is refused before any process exists.
             var dir = PodDirectory(id);
             Directory.CreateDirectory(dir);
-            undo.Push(("pod directory", () => { Directory.Delete(dir, recursive: true); return Task.CompletedTask; }));
+            undo.Push("pod directory", () => Directory.Delete(dir, recursive: true));
             _files.Write(dir, new PodFilesRequest(request.Dns, hostname, [], hostNetwork));
             if (request.NamespaceOptions.Ipc != PodNamespaceMode.Node)
             {
                 var shm = PodFiles.CreateShmDirectory(dir);
                 Mounts.MountTmpfs(shm, "mode=1777,size=65536k");
-                undo.Push(("/dev/shm", () => { Mounts.Unmount(shm); return Task.CompletedTask; }));
+                undo.Push("/dev/shm", () => Mounts.Unmount(shm));
             }
 
             var monitorOptions = new MonitorOptions
@@ -148,7 +148,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             };
             var monitor = MonitorLauncher.Launch(monitorOptions, options.MonitorProgram);
             var client = new MonitorClient(monitorOptions.SocketPath);
-            undo.Push(("monitor", () => ShutdownMonitorAsync(id, client, monitor)));
+            undo.Push("monitor", () => ShutdownMonitorAsync(id, client, monitor));
             await client.ConnectAsync(options.MonitorConnectTimeout, cancellationToken).ConfigureAwait(false);
 
             var root = PauseSpec.PrepareRoot(Path.Combine(options.StateRoot, "pause-root"));
@@ -166,7 +166,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             if (!namespaces.HostIpc) { kinds.Add("ipc"); }
             if (namespaces.SharedPid && !namespaces.HostPid) { kinds.Add("pid"); }
             var pinned = _pins.Pin(id, pause.Pid, kinds);
-            undo.Push(("namespace pins", () => { _pins.Unpin(id); return Task.CompletedTask; }));
+            undo.Push("namespace pins", () => _pins.Unpin(id));
 
             IReadOnlyList<string> ips = [];
             var netns = pinned.GetValueOrDefault("net") ?? "";
@@ -174,7 +174,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             {
                 var networkRequest = NetworkRequest(id, request.Name, request.Namespace, request.Uid, netns, request.PortMappings, request.Dns, request.Annotations);
                 var result = await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
-                undo.Push(("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None)));
+                undo.Push("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None));
                 ips = result.IpStrings;
                 _files.Write(dir, new PodFilesRequest(request.Dns, hostname, ips, hostNetwork));
             }
@@ -195,17 +195,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         catch (Exception e)
         {
             PodLog.RunFailed(_log, id, e.Message);
-            while (undo.TryPop(out var step))
-            {
-                try
-                {
-                    await step.Action().WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception undoError)
-                {
-                    PodLog.UndoFailed(_log, id, step.What, undoError.Message);
-                }
-            }
+            await undo.RunAsync(TimeSpan.FromSeconds(60), (what, error) => PodLog.UndoFailed(_log, id, what, error.Message)).ConfigureAwait(false);
 
             throw;
         }

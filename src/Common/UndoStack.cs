@@ -1,0 +1,37 @@
+namespace Nacelle.Common;
+
+/// <summary>
+/// The undo steps of a multi-step create: each acquired resource pushes how to release it; on failure
+/// <see cref="RunAsync"/> runs them newest first, each bounded in time and never cancelled by the caller, and keeps
+/// going past a failing step (reported through <c>onFailure</c>) so nothing else leaks.
+/// </summary>
+public sealed class UndoStack
+{
+    private readonly Stack<(string What, Func<Task> Action)> _steps = new();
+
+    public int Count => _steps.Count;
+
+    public void Push(string what, Func<Task> action) => _steps.Push((what, action));
+
+    public void Push(string what, Action action) => _steps.Push((what, () =>
+    {
+        action();
+        return Task.CompletedTask;
+    }));
+
+    public async Task RunAsync(TimeSpan bound, Action<string, Exception> onFailure)
+    {
+        ArgumentNullException.ThrowIfNull(onFailure);
+        while (_steps.TryPop(out var step))
+        {
+            try
+            {
+                await step.Action().WaitAsync(bound, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                onFailure(step.What, e);
+            }
+        }
+    }
+}
