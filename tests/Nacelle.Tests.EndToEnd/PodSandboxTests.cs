@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Grpc.Core;
 using Nacelle.Tests.EndToEnd.Infrastructure;
+using Nacelle.Tests.Support;
 using Runtime.V1;
 
 namespace Nacelle.Tests.EndToEnd;
@@ -105,7 +106,7 @@ public sealed class PodSandboxTests
         }
         finally
         {
-            RemoveCgroups(parent);
+            TestCgroups.RemoveTree(parent);
         }
     }
 
@@ -144,23 +145,7 @@ public sealed class PodSandboxTests
         finally
         {
             await daemon.DisposeAsync();
-            RemoveCgroups(parent);
-        }
-    }
-
-    private static void RemoveCgroups(string parent)
-    {
-        foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
-        {
-            if (Directory.Exists(controller + parent))
-            {
-                foreach (var child in Directory.GetDirectories(controller + parent))
-                {
-                    Directory.Delete(child);
-                }
-
-                Directory.Delete(controller + parent);
-            }
+            TestCgroups.RemoveTree(parent);
         }
     }
 

@@ -5,7 +5,8 @@ namespace Nacelle.ContainerCore.Interop;
 
 /// <summary>
 /// The system calls around starting the spawn helper: memfd_create and file seals (the helper runs from a sealed
-/// in-memory copy), socketpair (its control socket), posix_spawn with fd remapping, and getrlimit.
+/// in-memory copy), socketpair (its control socket), posix_spawn with fd remapping (also for plain host processes
+/// whose exit the caller reaps itself through a pidfd), and getrlimit.
 /// </summary>
 public static partial class SpawnCalls
 {
@@ -198,68 +199,44 @@ public static partial class SpawnCalls
     }
 
     /// <summary>
-    /// Receives one datagram, waiting at most <paramref name="timeoutMs"/> (-1: forever). Returns its length, 0 at
-    /// end of stream (every peer closed its end), or -1 on timeout.
+    /// Receives one datagram without waiting (MSG_DONTWAIT): its length, 0 at end of stream (every peer closed its
+    /// end), or -1 when nothing is there yet (wait with <see cref="FdReactor"/>).
     /// </summary>
-    public static unsafe int Receive(SafeFileHandle socket, Span<byte> buffer, int timeoutMs)
+    public static unsafe int TryReceive(SafeFileHandle socket, Span<byte> buffer)
     {
-        var poll = new PollFd { Fd = Fd(socket), Events = 1 };
-        while (true)
+        fixed (byte* p = buffer)
         {
-            var ready = poll_(&poll, 1, timeoutMs);
-            if (ready < 0)
+            while (true)
             {
-                if (Marshal.GetLastPInvokeError() == 4)
-                {
-                    continue;
-                }
-
-                throw Error("poll");
-            }
-
-            if (ready == 0)
-            {
-                return -1;
-            }
-
-            fixed (byte* p = buffer)
-            {
-                var n = recv(Fd(socket), p, (nuint)buffer.Length, 0);
+                var n = recv(Fd(socket), p, (nuint)buffer.Length, MsgDontWait);
                 if (n >= 0)
                 {
                     return (int)n;
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno == 4)
+                switch (errno)
                 {
-                    continue;
+                    case 4: // EINTR
+                        continue;
+                    case 11: // EAGAIN
+                        return -1;
+                    case 104: // ECONNRESET: the peer is gone
+                        return 0;
+                    default:
+                        throw Error("recv", errno);
                 }
-
-                if (errno == 104)
-                {
-                    return 0; // ECONNRESET: the peer is gone
-                }
-
-                throw Error("recv", errno);
             }
         }
     }
 
     private const int MsgNoSignal = 0x4000;
+    private const int MsgDontWait = 0x40;
 
     // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on 64-bit Linux; keep a margin.
     private const int FileActionsSize = 128;
     private const int AttributesSize = 512;
     private const short PosixSpawnSetsid = 0x80;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
 
     private static int Fd(SafeFileHandle handle) => (int)handle.DangerousGetHandle();
 
@@ -297,9 +274,6 @@ public static partial class SpawnCalls
 
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial nint recv(int fd, byte* buffer, nuint length, int flags);
-
-    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
-    private static unsafe partial int poll_(PollFd* fds, nuint count, int timeoutMs);
 
     [LibraryImport("libc")]
     private static unsafe partial int posix_spawnattr_init(byte* attributes);

@@ -114,7 +114,7 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
         var buffer = new byte[SpawnProtocol.ReportSize];
         while (true)
         {
-            var n = SpawnCalls.Receive(socket, buffer, 0);
+            var n = SpawnCalls.TryReceive(socket, buffer);
             if (n == 0)
             {
                 return null;

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Spawn;
@@ -145,7 +144,6 @@ public sealed class ContainerCleanupTests
         Assert.Equal(ErrorKind.AlreadyExists, dup.Kind);
         var bad = await Assert.ThrowsAsync<NacelleException>(() => scope.Runtime.CreateAsync("../evil", scope.Spec("true"), scope.Root, SpawnStdio.Null));
         Assert.Equal(ErrorKind.InvalidArgument, bad.Kind);
-        _ = CultureInfo.InvariantCulture;
     }
 }
 

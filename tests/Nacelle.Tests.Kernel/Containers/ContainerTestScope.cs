@@ -21,7 +21,7 @@ internal sealed class ContainerTestScope : IAsyncDisposable
         ["sh", "cat", "ls", "echo", "id", "hostname", "true", "false", "sleep", "grep", "readlink", "mount", "touch",
          "stat", "ulimit", "head", "wc", "dd", "mkdir", "rm", "ps", "kill", "nsenter", "wget", "env", "chroot", "ln", "seq", "tr", "cut", "sed", "xargs", "tail"];
 
-    public ContainerTestScope(string? name = null)
+    public ContainerTestScope()
     {
         Root = Directory.CreateTempSubdirectory("nacelle-ct-").FullName;
         Rootfs = Path.Combine(Root, "rootfs");
@@ -33,7 +33,6 @@ internal sealed class ContainerTestScope : IAsyncDisposable
             StateDirectory = Path.Combine(Root, "state"),
             Cgroups = Cgroups,
         });
-        _ = name;
     }
 
     public string Root { get; }

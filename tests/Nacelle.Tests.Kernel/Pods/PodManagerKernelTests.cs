@@ -4,6 +4,7 @@ using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
 using Nacelle.Tests.Kernel.Cni;
+using Nacelle.Tests.Support;
 
 namespace Nacelle.Tests.Kernel.Pods;
 
@@ -60,20 +61,7 @@ public sealed class PodManagerKernelTests
 
             await Manager.DisposeAsync();
             Network.Dispose();
-            foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
-            {
-                var dir = controller + CgroupParent;
-                if (Directory.Exists(dir))
-                {
-                    foreach (var child in Directory.GetDirectories(dir))
-                    {
-                        Directory.Delete(child);
-                    }
-
-                    Directory.Delete(dir);
-                }
-            }
-
+            TestCgroups.RemoveTree(CgroupParent);
             await Cni.DisposeAsync();
         }
     }

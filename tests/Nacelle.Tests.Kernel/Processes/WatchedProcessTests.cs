@@ -8,7 +8,7 @@ public sealed class WatchedProcessTests
 {
     private static readonly string[] Environment = ["PATH=/usr/bin:/bin"];
 
-    private static WatchedProcess Spawn(params string[] argv) => WatchedProcess.Adopt(PosixSpawn.Start(argv[0], argv, Environment));
+    private static WatchedProcess Spawn(params string[] argv) => WatchedProcess.Adopt(SpawnCalls.Spawn(argv[0], argv, [], environment: Environment));
 
     [Fact]
     public async Task AnExitCodeIsReapedFromOurOwnChild()
