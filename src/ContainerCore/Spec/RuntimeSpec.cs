@@ -189,4 +189,6 @@ public sealed class SpecHugepageLimit
 /// <summary>Source-generated JSON metadata for the spec (Native AOT: no reflection).</summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
 [JsonSerializable(typeof(RuntimeSpec))]
+[JsonSerializable(typeof(SpecProcess))]
+[JsonSerializable(typeof(SpecResources))]
 public sealed partial class RuntimeSpecJson : JsonSerializerContext;

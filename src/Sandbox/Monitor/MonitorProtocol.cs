@@ -25,6 +25,24 @@ public static class MonitorProtocol
     public const string ReopenLog = "reopen-log";
     public const string Shutdown = "shutdown";
 
+    /// <summary>Runs a process in a running container to completion and answers with its exit and captured output
+    /// (<see cref="MonitorRequest.ProcessJson"/>, <see cref="MonitorRequest.TimeoutMs"/>, <see cref="MonitorRequest.OutputLimit"/>
+    /// -> <see cref="MonitorResponse.Exec"/>).</summary>
+    public const string ExecSync = "exec-sync";
+
+    /// <summary>Changes a container's cgroup limits (<see cref="MonitorRequest.ResourcesJson"/>, OCI linux.resources).</summary>
+    public const string Update = "update";
+
+    /// <summary>
+    /// Turns the connection into an event stream: after the ok answer the monitor only writes event lines
+    /// (<see cref="MonitorResponse.Event"/> with <see cref="MonitorResponse.Container"/>, <see cref="MonitorRequest.Id"/> 0)
+    /// until either side closes. <see cref="EventExited"/> is sent once a container's exit is durably recorded; a
+    /// container that exited before the watch began is not repeated (the watcher lists first).
+    /// </summary>
+    public const string Watch = "watch";
+
+    public const string EventExited = "exited";
+
     /// <summary>The longest line either side accepts (a spec with a large seccomp profile fits comfortably).</summary>
     public const int MaxLineBytes = 4 << 20;
 
@@ -88,6 +106,35 @@ public sealed record MonitorRequest
     public int? Signal { get; init; }
     public bool All { get; init; }
     public bool Force { get; init; }
+
+    /// <summary>exec-sync: the process to run, OCI "process" JSON (args, env, cwd, user, capabilities...).</summary>
+    public string? ProcessJson { get; init; }
+
+    /// <summary>exec-sync: kill the process (SIGKILL) after this many milliseconds; null or 0: no timeout.</summary>
+    public long? TimeoutMs { get; init; }
+
+    /// <summary>exec-sync: the most bytes kept of each of stdout and stderr (kubelet's cap is 16 MiB); more is dropped
+    /// and flagged <see cref="MonitorExecResult.Truncated"/>.</summary>
+    public int? OutputLimit { get; init; }
+
+    /// <summary>update: OCI linux.resources JSON.</summary>
+    public string? ResourcesJson { get; init; }
+}
+
+/// <summary>The outcome of an exec-sync.</summary>
+public sealed record MonitorExecResult
+{
+    public int ExitCode { get; init; }
+
+    /// <summary>Captured output, base64 in JSON (byte arrays).</summary>
+    public byte[] Stdout { get; init; } = [];
+    public byte[] Stderr { get; init; } = [];
+
+    /// <summary>The timeout fired and the process was killed (ExitCode is then 137 or what it died of).</summary>
+    public bool TimedOut { get; init; }
+
+    /// <summary>Output beyond OutputLimit was dropped.</summary>
+    public bool Truncated { get; init; }
 }
 
 /// <summary>What the monitor knows of one container: state, pid, times, and the durably recorded exit.</summary>
@@ -103,6 +150,9 @@ public sealed record MonitorContainer
     public int? ExitSignal { get; init; }
     public bool OomKilled { get; init; }
     public string? LogPath { get; init; }
+
+    /// <summary>The container's cgroup (path inside the hierarchy): the daemon reads stats from it directly.</summary>
+    public string? CgroupPath { get; init; }
 }
 
 public sealed record MonitorResponse
@@ -116,6 +166,10 @@ public sealed record MonitorResponse
     public int? MonitorPid { get; init; }
     public MonitorContainer? Container { get; init; }
     public List<MonitorContainer>? Containers { get; init; }
+    public MonitorExecResult? Exec { get; init; }
+
+    /// <summary>On a watch connection: the event kind (<see cref="MonitorProtocol.EventExited"/>).</summary>
+    public string? Event { get; init; }
 
     /// <summary>The failure as the exception the caller would have got in process.</summary>
     public NacelleException ToException() =>
