@@ -11,6 +11,8 @@ using Nacelle.Common.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
+using Nacelle.CriServer.Translation;
+using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
@@ -85,6 +87,13 @@ internal static class Daemon
             StateRoot = config.State,
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
+        builder.Services.AddSingleton(new ContainerEvents(onDropped: metrics.EventsDropped));
+        builder.Services.AddSingleton(services => new ContainerManager(new ContainerManagerOptions
+        {
+            Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Containers"),
+            CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
+        }, services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
+        builder.Services.AddSingleton(new ContainerSpecTranslator(TranslationHost.Instance));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
@@ -145,6 +154,9 @@ internal static class Daemon
         network.StartWatching();
         var networkStatus = network.Status();
         Log.CniWatching(logger, network.Options.ConfDir, string.Join(", ", network.Options.BinDirs), networkStatus.Ready, networkStatus.Message);
+        // Containers: creates a killed daemon left half way are finished or undone, and every pod's monitor is watched
+        // for exits again (states brought up to date from its exit records) before the socket answers.
+        await app.Services.GetRequiredService<ContainerManager>().RecoverAsync().ConfigureAwait(false);
         await app.StartAsync().ConfigureAwait(false);
 
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.

@@ -16,6 +16,7 @@ public sealed class CriMetrics
     private readonly CollectorRegistry _registry;
     private readonly Histogram _duration;
     private readonly Counter _errors;
+    private readonly Counter _eventsDropped;
 
     public CriMetrics(CollectorRegistry registry)
     {
@@ -29,7 +30,13 @@ public sealed class CriMetrics
             "nacelle_cri_request_errors_total",
             "CRI calls answered with a status other than OK, by rpc and gRPC status code.",
             new CounterConfiguration { LabelNames = ["rpc", "code"] });
+        _eventsDropped = factory.CreateCounter(
+            "nacelle_container_events_dropped_total",
+            "Container events a GetContainerEvents subscriber lost because it did not keep up.");
     }
+
+    /// <summary>Counts container events dropped for a slow GetContainerEvents subscriber.</summary>
+    public void EventsDropped(long count) => _eventsDropped.Inc(count);
 
     /// <summary>The process-wide registry with the default process collectors, minus event counters and meters.</summary>
     public static CollectorRegistry CreateDefaultRegistry()

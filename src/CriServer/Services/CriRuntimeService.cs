@@ -1,4 +1,7 @@
 using Nacelle.CriServer.Hosting;
+using Nacelle.CriServer.Translation;
+using Nacelle.ImageService;
+using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Runtime.V1;
@@ -9,7 +12,8 @@ namespace Nacelle.CriServer.Services;
 /// The CRI RuntimeService. One file per rpc under Services/Runtime/ (this class is partial); rpcs not overridden
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
-internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods)
+internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods,
+    ContainerManager containers, ImageManager images, ContainerSpecTranslator translator)
     : RuntimeService.RuntimeServiceBase
 {
 }

@@ -666,6 +666,15 @@ public sealed class ContainerSpecTranslator(ITranslationHost host)
 
     // ---- resources ----------------------------------------------------------------------------------------------
 
+    /// <summary>UpdateContainerResources' translation: the same checks and mapping as at create time.</summary>
+    public static SpecResources TranslateResources(LinuxContainerResources resources)
+    {
+        ArgumentNullException.ThrowIfNull(resources);
+        var result = new SpecResources();
+        Resources(resources, result, new SpecProcess());
+        return result;
+    }
+
     private static void Resources(LinuxContainerResources? r, SpecResources resources, SpecProcess process)
     {
         if (r is null)

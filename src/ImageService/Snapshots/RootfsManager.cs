@@ -111,6 +111,13 @@ public sealed class RootfsManager
         return Describe(containerId, imageId, LowerDirs(ChainOf(reader.GetString(1))));
     }
 
+    /// <summary>Bytes and inodes used by the container's writable layer (its upper directory).</summary>
+    public (long Bytes, long Inodes) WritableUsage(string containerId)
+    {
+        ValidateId(containerId);
+        return DirectoryUsage.Measure(System.IO.Path.Combine(_containers, containerId, "upper"));
+    }
+
     /// <summary>Top chain ids of every recorded rootfs: their snapshots (and parents) must stay.</summary>
     public IReadOnlyList<string> TopChains() => _database.QueryStrings("SELECT top_chain_id FROM rootfs");
 

@@ -77,6 +77,60 @@ public sealed class MonitorClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Watches the monitor's exit events on a connection of its own: once the monitor has accepted the watch,
+    /// <paramref name="watching"/> runs (the caller lists, so nothing that exited before is missed), then every event
+    /// goes to <paramref name="onEvent"/>. Returns when the monitor closes the connection; throws Unavailable when it
+    /// cannot be reached.
+    /// </summary>
+    public static async Task WatchAsync(string socketPath, Func<Task> watching, Func<MonitorResponse, Task> onEvent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(watching);
+        ArgumentNullException.ThrowIfNull(onEvent);
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw NacelleException.Unavailable($"pod monitor at {socketPath} is not answering: {e.Message}", e);
+        }
+
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        var pending = new MemoryStream();
+        try
+        {
+            await stream.WriteAsync(MonitorProtocol.Encode(new MonitorRequest { Id = 1, Op = MonitorProtocol.Watch }, MonitorJson.Default.MonitorRequest),
+                cancellationToken).ConfigureAwait(false);
+            var first = await MonitorProtocol.ReadLineAsync(stream, pending, cancellationToken).ConfigureAwait(false);
+            if (first is null)
+            {
+                throw NacelleException.Unavailable($"pod monitor at {socketPath} closed the watch connection");
+            }
+
+            var answer = JsonSerializer.Deserialize(first, MonitorJson.Default.MonitorResponse)
+                ?? throw NacelleException.Internal("pod monitor sent an empty response");
+            if (!answer.Ok)
+            {
+                throw answer.ToException();
+            }
+
+            await watching().ConfigureAwait(false);
+            while (await MonitorProtocol.ReadLineAsync(stream, pending, cancellationToken).ConfigureAwait(false) is { } line)
+            {
+                if (JsonSerializer.Deserialize(line, MonitorJson.Default.MonitorResponse) is { Event: not null } e)
+                {
+                    await onEvent(e).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            throw NacelleException.Unavailable($"pod monitor at {socketPath}: {e.Message}", e);
+        }
+    }
+
     private async Task<NetworkStream> EnsureConnectedAsync(CancellationToken cancellationToken)
     {
         if (_stream is { } connected)

@@ -328,8 +328,16 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
     }
 
+    /// <summary>The pinned namespace file of <paramref name="kind"/> ("net", "ipc", "uts", "pid") of the pod, or null
+    /// when the pod does not have its own (host namespace, or pid not shared).</summary>
+    public string? NamespacePath(string podId, string kind)
+    {
+        var path = _pins.PathOf(podId, kind);
+        return File.Exists(path) ? path : null;
+    }
+
     /// <summary>The pod's monitor connection (connecting again after a daemon restart); null when the monitor is gone.</summary>
-    private async Task<MonitorClient?> ClientAsync(PodRecord pod, CancellationToken cancellationToken)
+    public async Task<MonitorClient?> ClientAsync(PodRecord pod, CancellationToken cancellationToken)
     {
         lock (_gate)
         {

@@ -64,4 +64,23 @@ public sealed record ContainerRecord
 
     /// <summary>The original ContainerConfig as JSON, opaque to the store.</summary>
     public string ConfigJson { get; init; } = "";
+
+    /// <summary>False while CreateContainer is still building the container: a row left incomplete by a daemon that
+    /// died half way is cleaned up by recovery, never shown as a container.</summary>
+    public bool Complete { get; init; } = true;
+
+    /// <summary>The signal StopContainer sends first (the container's or the image's stop signal, else SIGTERM).</summary>
+    public int StopSignal { get; init; } = 15;
+
+    /// <summary>The full path of the CRI log file the monitor writes ("" when kubelet asked for none).</summary>
+    public string LogFile { get; init; } = "";
+
+    /// <summary>The image's digest reference (repo@sha256:...), CRI image_ref.</summary>
+    public string ImageDigestRef { get; init; } = "";
+
+    /// <summary>The container's cgroup (path inside the hierarchy).</summary>
+    public string CgroupPath { get; init; } = "";
+
+    /// <summary>The image's name as the store knows it (its first repo tag), CRI ContainerStatus.image.</summary>
+    public string ImageName { get; init; } = "";
 }

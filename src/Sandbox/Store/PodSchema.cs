@@ -58,5 +58,16 @@ internal static class PodSchema
         );
         CREATE INDEX containers_by_pod ON containers(pod_id);
         """,
+        // What the runtime needs of a container beyond CRI's view: whether its create finished (a daemon killed half
+        // way through CreateContainer leaves an incomplete row, which recovery cleans up), its stop signal, the log
+        // file it writes, the image's digest reference, the container's cgroup, and OOM/signal facts of its exit.
+        """
+        ALTER TABLE containers ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE containers ADD COLUMN stop_signal INTEGER NOT NULL DEFAULT 15;
+        ALTER TABLE containers ADD COLUMN log_file TEXT NOT NULL DEFAULT '';
+        ALTER TABLE containers ADD COLUMN image_digest_ref TEXT NOT NULL DEFAULT '';
+        ALTER TABLE containers ADD COLUMN cgroup_path TEXT NOT NULL DEFAULT '';
+        ALTER TABLE containers ADD COLUMN image_name TEXT NOT NULL DEFAULT '';
+        """,
     ];
 }

@@ -46,7 +46,7 @@ public sealed class PodStore
 
     private const string ContainerColumns =
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
-        "labels, annotations, log_path, pid, config_json";
+        "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name";
 
     private readonly MetadataDatabase _database;
 
@@ -463,6 +463,12 @@ public sealed class PodStore
         p.AddWithValue("$log_path", container.LogPath ?? "");
         p.AddWithValue("$pid", Nullable(container.Pid));
         p.AddWithValue("$config_json", container.ConfigJson ?? "");
+        p.AddWithValue("$complete", container.Complete ? 1L : 0L);
+        p.AddWithValue("$stop_signal", (long)container.StopSignal);
+        p.AddWithValue("$log_file", container.LogFile ?? "");
+        p.AddWithValue("$image_digest_ref", container.ImageDigestRef ?? "");
+        p.AddWithValue("$cgroup_path", container.CgroupPath ?? "");
+        p.AddWithValue("$image_name", container.ImageName ?? "");
     }
 
     private static List<PodRecord> QueryPods(SqliteConnection connection, SqliteTransaction? transaction, string where,
@@ -532,6 +538,12 @@ public sealed class PodStore
                 LogPath = reader.GetString(15),
                 Pid = reader.IsDBNull(16) ? null : reader.GetInt32(16),
                 ConfigJson = reader.GetString(17),
+                Complete = reader.GetInt64(18) != 0,
+                StopSignal = reader.GetInt32(19),
+                LogFile = reader.GetString(20),
+                ImageDigestRef = reader.GetString(21),
+                CgroupPath = reader.GetString(22),
+                ImageName = reader.GetString(23),
             });
         }
 

@@ -1,14 +1,23 @@
 using Grpc.Core;
+using Nacelle.Sandbox.Containers;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    /// <summary>Removes a pod (stopping it first); idempotent, and an unknown id succeeds (CRI).</summary>
+    /// <summary>Removes a pod (stopping it first) with its containers and their writable layers; idempotent, and an
+    /// unknown id succeeds (CRI).</summary>
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
-        await pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        if (FindPod(request.PodSandboxId) is { } pod)
+        {
+            await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+            await containers.RemovePodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+            await pods.RemoveAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+            containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Deleted, Now()));
+        }
+
         return new RemovePodSandboxResponse();
     }
 }

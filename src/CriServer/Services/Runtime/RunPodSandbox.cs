@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Nacelle.Sandbox.Containers;
 using Nacelle.CriServer.Services.Pods;
 using Runtime.V1;
 
@@ -10,6 +11,8 @@ internal sealed partial class CriRuntimeService
     public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
         var id = await pods.RunAsync(PodSandboxMapping.ToRequest(request), context.CancellationToken).ConfigureAwait(false);
+        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Created, Now()));
+        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Started, Now()));
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
 }

@@ -1,14 +1,42 @@
 using Grpc.Core;
+using Nacelle.Common;
+using Nacelle.Sandbox.Containers;
+using Nacelle.Sandbox.Store;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    /// <summary>Stops a pod's processes and tears its network down; idempotent, and an unknown id succeeds (CRI).</summary>
+    /// <summary>Stops a pod: its containers get their stop signal then SIGKILL, its network is torn down; idempotent,
+    /// and an unknown id succeeds (CRI).</summary>
     public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
-        await pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        if (FindPod(request.PodSandboxId) is { } pod)
+        {
+            await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+            await pods.StopAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+            if (pod.State == PodState.Ready)
+            {
+                containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Stopped, Now()));
+            }
+        }
+
         return new StopPodSandboxResponse();
+    }
+
+    private static long Now() => (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+
+    /// <summary>The pod an id or unique prefix names, or null when there is none.</summary>
+    private PodRecord? FindPod(string idOrPrefix)
+    {
+        try
+        {
+            return pods.Get(idOrPrefix);
+        }
+        catch (NacelleException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return null;
+        }
     }
 }

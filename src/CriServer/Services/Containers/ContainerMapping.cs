@@ -1,0 +1,138 @@
+using Google.Protobuf;
+using Nacelle.ContainerCore.Spec;
+using Nacelle.CriServer.Translation;
+using Nacelle.Sandbox.Containers;
+using Nacelle.Sandbox.Store;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services.Containers;
+
+/// <summary>CRI container messages <-> the container layer's records.</summary>
+internal static class ContainerMapping
+{
+    public static ContainerConfig Config(ContainerRecord container) =>
+        container.ConfigJson.Length > 0 ? JsonParser.Default.Parse<ContainerConfig>(container.ConfigJson) : new ContainerConfig();
+
+    public static ContainerMetadata Metadata(ContainerRecord container) => new() { Name = container.Name, Attempt = container.Attempt };
+
+    public static ContainerState State(ContainerRecord container) => container.State switch
+    {
+        ContainerRecordState.Created => ContainerState.ContainerCreated,
+        ContainerRecordState.Running => ContainerState.ContainerRunning,
+        ContainerRecordState.Exited => ContainerState.ContainerExited,
+        _ => ContainerState.ContainerUnknown,
+    };
+
+    public static ContainerRecordFilter Filter(ContainerFilter? filter) => filter is null
+        ? new ContainerRecordFilter()
+        : new ContainerRecordFilter(
+            IdPrefix: filter.Id.Length > 0 ? filter.Id : null,
+            State: filter.State is { } state ? (ContainerRecordState)(int)state.State : null,
+            PodIdPrefix: filter.PodSandboxId.Length > 0 ? filter.PodSandboxId : null,
+            LabelSelector: filter.LabelSelector.Count > 0 ? new Dictionary<string, string>(filter.LabelSelector) : null);
+
+    public static ContainerRecordFilter Filter(ContainerStatsFilter? filter) => filter is null
+        ? new ContainerRecordFilter()
+        : new ContainerRecordFilter(
+            IdPrefix: filter.Id.Length > 0 ? filter.Id : null,
+            PodIdPrefix: filter.PodSandboxId.Length > 0 ? filter.PodSandboxId : null,
+            LabelSelector: filter.LabelSelector.Count > 0 ? new Dictionary<string, string>(filter.LabelSelector) : null);
+
+    private static ImageSpec Image(ContainerRecord container) => new() { Image = container.ImageName.Length > 0 ? container.ImageName : container.ImageRef, UserSpecifiedImage = container.ImageRef };
+
+    public static Container ToListItem(ContainerRecord container)
+    {
+        var item = new Container
+        {
+            Id = container.Id, PodSandboxId = container.PodId, Metadata = Metadata(container), Image = Image(container),
+            ImageRef = container.ImageDigestRef, ImageId = container.ImageId, State = State(container), CreatedAt = container.CreatedAt,
+        };
+        item.Labels.Add(new Dictionary<string, string>(container.Labels));
+        item.Annotations.Add(new Dictionary<string, string>(container.Annotations));
+        return item;
+    }
+
+    public static ContainerStatus ToStatus(ContainerRecord container, RuntimeSpec? spec)
+    {
+        var config = Config(container);
+        var status = new ContainerStatus
+        {
+            Id = container.Id,
+            Metadata = Metadata(container),
+            State = State(container),
+            CreatedAt = container.CreatedAt,
+            StartedAt = container.StartedAt ?? 0,
+            FinishedAt = container.FinishedAt ?? 0,
+            ExitCode = container.ExitCode ?? 0,
+            Image = Image(container),
+            ImageRef = container.ImageDigestRef,
+            ImageId = container.ImageId,
+            Reason = container.Reason,
+            Message = container.Message,
+            LogPath = container.LogFile,
+        };
+        status.Labels.Add(new Dictionary<string, string>(container.Labels));
+        status.Annotations.Add(new Dictionary<string, string>(container.Annotations));
+        status.Mounts.Add(config.Mounts.Select(m => m.Clone()));
+        if (config.Linux?.Resources is { } resources)
+        {
+            status.Resources = new ContainerResources { Linux = resources.Clone() };
+        }
+
+        if (spec?.Process?.User is { } user)
+        {
+            var linux = new LinuxContainerUser { Uid = user.Uid, Gid = user.Gid };
+            linux.SupplementalGroups.Add(user.AdditionalGids.Select(g => (long)g));
+            status.User = new ContainerUser { Linux = linux };
+        }
+
+        if (Enum.TryParse<Signal>(StopSignals.NameOf(container.StopSignal), out var signal))
+        {
+            status.StopSignal = signal;
+        }
+
+        return status;
+    }
+
+    public static Runtime.V1.ContainerStats ToStats(ContainerRecord container, ContainerUsage usage, string writableMountpoint)
+    {
+        var at = (usage.At.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        var attributes = new ContainerAttributes { Id = container.Id, Metadata = Metadata(container) };
+        attributes.Labels.Add(new Dictionary<string, string>(container.Labels));
+        attributes.Annotations.Add(new Dictionary<string, string>(container.Annotations));
+        var stats = new Runtime.V1.ContainerStats
+        {
+            Attributes = attributes,
+            WritableLayer = new FilesystemUsage
+            {
+                Timestamp = at,
+                FsId = new FilesystemIdentifier { Mountpoint = writableMountpoint },
+                UsedBytes = new UInt64Value { Value = (ulong)usage.WritableBytes },
+                InodesUsed = new UInt64Value { Value = (ulong)usage.WritableInodes },
+            },
+        };
+        if (usage.Cgroup?.Cpu is { } cpu)
+        {
+            stats.Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu.UsageNanoseconds } };
+        }
+
+        if (usage.Cgroup?.Memory is { } memory)
+        {
+            stats.Memory = new MemoryUsage
+            {
+                Timestamp = at,
+                WorkingSetBytes = new UInt64Value { Value = memory.WorkingSet },
+                UsageBytes = new UInt64Value { Value = memory.Usage },
+                RssBytes = new UInt64Value { Value = memory.Rss },
+            };
+            if (memory.Limit is { } limit)
+            {
+                stats.Memory.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
+            }
+
+            stats.Swap = new SwapUsage { Timestamp = at, SwapUsageBytes = new UInt64Value { Value = memory.Swap } };
+        }
+
+        return stats;
+    }
+}

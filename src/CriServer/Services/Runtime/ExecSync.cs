@@ -1,0 +1,26 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Nacelle.Common;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    /// <summary>Runs a command in a running container and answers with its output (kubelet's 16 MiB cap per stream)
+    /// and exit code; a timeout (seconds, 0: none) that fires is DeadlineExceeded.</summary>
+    public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
+    {
+        if (request.Timeout < 0)
+        {
+            throw NacelleException.InvalidArgument($"timeout {request.Timeout} is negative");
+        }
+
+        var result = await containers.ExecSyncAsync(request.ContainerId, [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout),
+            context.CancellationToken).ConfigureAwait(false);
+        return new ExecSyncResponse
+        {
+            ExitCode = result.ExitCode, Stdout = ByteString.CopyFrom(result.Stdout), Stderr = ByteString.CopyFrom(result.Stderr),
+        };
+    }
+}

@@ -1,0 +1,28 @@
+using Grpc.Core;
+using Nacelle.CriServer.Services.Containers;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    /// <summary>Containers matching the filter (id prefix as crictl sends it, state, pod id, labels).</summary>
+    public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+    {
+        var response = new ListContainersResponse();
+        response.Containers.Add(containers.List(ContainerMapping.Filter(request.Filter)).Select(ContainerMapping.ToListItem));
+        return Task.FromResult(response);
+    }
+
+    /// <summary>The same list as ListContainers, streamed one container per message.</summary>
+    public override async Task StreamContainers(StreamContainersRequest request, IServerStreamWriter<StreamContainersResponse> responseStream,
+        ServerCallContext context)
+    {
+        foreach (var container in containers.List(ContainerMapping.Filter(request.Filter)))
+        {
+            var message = new StreamContainersResponse();
+            message.Containers.Add(ContainerMapping.ToListItem(container));
+            await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
+        }
+    }
+}

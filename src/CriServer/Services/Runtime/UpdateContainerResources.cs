@@ -1,0 +1,35 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Nacelle.Common;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.CriServer.Translation;
+using Runtime.V1;
+
+namespace Nacelle.CriServer.Services;
+
+internal sealed partial class CriRuntimeService
+{
+    /// <summary>Applies new linux resources to a container's cgroup; ContainerStatus reports them afterwards.</summary>
+    public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
+    {
+        var linux = request.Linux ?? throw NacelleException.InvalidArgument("linux resources are required (Windows resources are not supported)");
+        var resources = ContainerSpecTranslator.TranslateResources(linux);
+        var container = containers.Get(request.ContainerId);
+        await containers.UpdateResourcesAsync(container.Id, resources, context.CancellationToken).ConfigureAwait(false);
+        containers.Store.UpdateContainer(container.Id, c =>
+        {
+            var config = ContainerMapping.Config(c);
+            config.Linux ??= new LinuxContainerConfig();
+            config.Linux.Resources = linux;
+            return c with { ConfigJson = JsonFormatter.Default.Format(config) };
+        });
+        return new UpdateContainerResourcesResponse();
+    }
+
+    /// <summary>Asks the pod's monitor to reopen the container's log file (after kubelet rotated it).</summary>
+    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    {
+        await containers.ReopenLogAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        return new ReopenContainerLogResponse();
+    }
+}

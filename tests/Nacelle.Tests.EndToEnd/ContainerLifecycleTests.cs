@@ -1,0 +1,435 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Grpc.Core;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.Tests.EndToEnd.Infrastructure;
+using Nacelle.Tests.Support;
+using Nacelle.Tests.Support.Registry;
+using Runtime.V1;
+
+namespace Nacelle.Tests.EndToEnd;
+
+/// <summary>
+/// The container rpcs through the socket in kubelet's order (pull, RunPodSandbox, CreateContainer, StartContainer,
+/// ExecSync, the CRI log, stats, StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox), the failure paths,
+/// events, and recovery after a kill -9 of the daemon. The pods use the node's network (no bridge is made); the image
+/// is the busybox test image from a registry on loopback.
+/// </summary>
+public sealed class ContainerLifecycleTests : IAsyncLifetime
+{
+    private RegistryServer _registry = null!;
+    private string _image = null!;
+    private readonly string _cgroupParent = "/nacelle-e2e-" + Guid.NewGuid().ToString("N")[..8];
+    private readonly string _logDirectory = Directory.CreateTempSubdirectory("nacelle-e2e-logs-").FullName;
+
+    public async Task InitializeAsync()
+    {
+        _registry = await RegistryServer.StartAsync();
+        using var pusher = _registry.CreatePusher();
+        await TestImages.PushBusyboxAsync(pusher, "e2e/busybox", "ctr");
+        _image = $"{_registry.Host}/e2e/busybox:ctr";
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _registry.DisposeAsync();
+        TestCgroups.RemoveTree(_cgroupParent);
+        Directory.Delete(_logDirectory, recursive: true);
+    }
+
+    private PodSandboxConfig Pod(string name) => new()
+    {
+        Metadata = new PodSandboxMetadata { Name = name, Namespace = "e2e", Uid = Guid.NewGuid().ToString(), Attempt = 0 },
+        Hostname = name,
+        LogDirectory = Path.Combine(_logDirectory, name),
+        Linux = new LinuxPodSandboxConfig
+        {
+            CgroupParent = _cgroupParent,
+            SecurityContext = new LinuxSandboxSecurityContext
+            {
+                NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node, Pid = NamespaceMode.Container, Ipc = NamespaceMode.Pod },
+            },
+        },
+    };
+
+    private ContainerConfig Container(string name, params string[] command)
+    {
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = name },
+            Image = new ImageSpec { Image = _image },
+            LogPath = $"{name}/0.log",
+            Labels = { ["container"] = name },
+            Annotations = { ["note"] = "e2e" },
+        };
+        config.Command.Add(command);
+        return config;
+    }
+
+    /// <summary>A daemon plus the pods made through it: on dispose every pod is removed through the daemon (which kills
+    /// its processes and unmounts its layers) before the daemon goes, even when the test failed.</summary>
+    private sealed class Session(DaemonProcess daemon) : IAsyncDisposable
+    {
+        public DaemonProcess Daemon { get; set; } = daemon;
+        public RuntimeService.RuntimeServiceClient Runtime => Daemon.Client.Runtime;
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                if (!Daemon.Process.HasExited)
+                {
+                    foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
+                    {
+                        await Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id });
+                    }
+                }
+            }
+            finally
+            {
+                await Daemon.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<Session> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var session = new Session(await DaemonProcess.StartAsync(environment: environment));
+        await session.Daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = _image } });
+        return session;
+    }
+
+    private static async Task<ContainerStatus> WaitForStateAsync(RuntimeService.RuntimeServiceClient runtime, string id, ContainerState state)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+            if (status.State == state || clock.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                return status;
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    private static async Task<string> WaitForLogAsync(string path, string text)
+    {
+        var clock = Stopwatch.StartNew();
+        var content = "";
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            content = File.Exists(path) ? await File.ReadAllTextAsync(path) : "";
+            if (content.Contains(text, StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return content;
+    }
+
+    [Fact]
+    public async Task The_kubelet_lifecycle_pull_run_create_start_exec_log_stats_stop_remove()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("lifecycle");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+
+        var config = Container("app", "/bin/sh", "-c", "echo hello; echo oops >&2; echo $GREETING; exec sleep 3600");
+        config.Envs.Add(new KeyValue { Key = "GREETING", Value = Google.Protobuf.ByteString.CopyFromUtf8("hi-from-env") });
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+        Assert.Matches("^[0-9a-f]{64}$", id);
+
+        var created = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+        Assert.Equal(ContainerState.ContainerCreated, created.State);
+        Assert.Equal(0, created.StartedAt);
+
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        var running = await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id[..12], Verbose = true });
+        Assert.Equal(ContainerState.ContainerRunning, running.Status.State);
+        Assert.True(running.Status.StartedAt >= running.Status.CreatedAt);
+        Assert.Equal("app", running.Status.Metadata.Name);
+        Assert.Equal("app", running.Status.Labels["container"]);
+        Assert.Equal("e2e", running.Status.Annotations["note"]);
+        Assert.Equal(_image, running.Status.Image.Image);
+        Assert.StartsWith($"{_registry.Host}/e2e/busybox@sha256:", running.Status.ImageRef);
+        Assert.StartsWith("sha256:", running.Status.ImageId);
+        var logPath = Path.Combine(podConfig.LogDirectory, "app", "0.log");
+        Assert.Equal(logPath, running.Status.LogPath);
+        using (var info = JsonDocument.Parse(running.Info["info"]))
+        {
+            var pid = info.RootElement.GetProperty("pid").GetInt32();
+            Assert.True(pid > 0 && Directory.Exists($"/proc/{pid}"));
+            Assert.Equal(pod, info.RootElement.GetProperty("sandboxID").GetString());
+            Assert.Equal("/bin/sh", info.RootElement.GetProperty("runtimeSpec").GetProperty("process").GetProperty("args")[0].GetString());
+        }
+
+        // ExecSync: output, exit code, the container's environment.
+        var exec = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/sh", "-c", "echo out; echo err >&2; echo $GREETING; exit 3" }, Timeout = 10 });
+        Assert.Equal(3, exec.ExitCode);
+        Assert.Equal("out\nhi-from-env\n", exec.Stdout.ToStringUtf8());
+        Assert.Equal("err\n", exec.Stderr.ToStringUtf8());
+        var hostname = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "hostname" } });
+        Assert.Equal(0, hostname.ExitCode);
+
+        // The CRI log: both streams, full lines, RFC 3339 timestamps.
+        var log = await WaitForLogAsync(logPath, "hi-from-env");
+        Assert.Matches(@"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F hello$", log);
+        Assert.Contains(" stderr F oops\n", log);
+        Assert.Contains(" stdout F hi-from-env\n", log);
+
+        var stats = (await runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
+        Assert.Equal(id, stats.Attributes.Id);
+        Assert.True(stats.Memory.WorkingSetBytes.Value > 0, "memory working set");
+        Assert.NotNull(stats.Cpu.UsageCoreNanoSeconds);
+        Assert.NotNull(stats.WritableLayer.UsedBytes);
+        Assert.NotNull(stats.WritableLayer.InodesUsed);
+        var listedStats = await runtime.ListContainerStatsAsync(new ListContainerStatsRequest { Filter = new ContainerStatsFilter { PodSandboxId = pod } });
+        Assert.Equal(id, Assert.Single(listedStats.Stats).Attributes.Id);
+
+        // Lists: by id prefix, state, pod and label.
+        Assert.Equal(id, Assert.Single((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { Id = id[..6] } })).Containers).Id);
+        Assert.Single((await runtime.ListContainersAsync(new ListContainersRequest
+        {
+            Filter = new ContainerFilter { State = new ContainerStateValue { State = ContainerState.ContainerRunning }, PodSandboxId = pod, LabelSelector = { ["container"] = "app" } },
+        })).Containers);
+        Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { LabelSelector = { ["container"] = "other" } } })).Containers);
+
+        // sleep is PID 1 of its own pid namespace and ignores SIGTERM: StopContainer kills it after the timeout.
+        var clock = Stopwatch.StartNew();
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.9), $"stopped after {clock.Elapsed}");
+        var exited = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+        Assert.Equal(ContainerState.ContainerExited, exited.State);
+        Assert.Equal(137, exited.ExitCode);
+        Assert.Equal("Error", exited.Reason);
+        Assert.True(exited.FinishedAt >= exited.StartedAt);
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
+
+        var execStopped = await Assert.ThrowsAsync<RpcException>(async () => await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "true" } }));
+        Assert.Equal(StatusCode.FailedPrecondition, execStopped.StatusCode);
+
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.False(Directory.Exists(Path.Combine(session.Daemon.Root, "containers", id)), "the writable layer stayed");
+        var gone = await Assert.ThrowsAsync<RpcException>(async () => await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }));
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        Assert.True(File.Exists(logPath), "the log belongs to kubelet and stays");
+
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        Assert.Empty((await runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+    }
+
+    [Fact]
+    public async Task Exit_codes_reasons_and_refusals_name_the_problem()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("failures");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+
+        async Task<string> RunAsync(ContainerConfig config)
+        {
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            return id;
+        }
+
+        var failing = await RunAsync(Container("failing", "/bin/sh", "-c", "exit 7"));
+        var done = await RunAsync(Container("done", "/bin/true"));
+        var failed = await WaitForStateAsync(runtime, failing, ContainerState.ContainerExited);
+        Assert.Equal(ContainerState.ContainerExited, failed.State);
+        Assert.Equal(7, failed.ExitCode);
+        Assert.Equal("Error", failed.Reason);
+        var completed = await WaitForStateAsync(runtime, done, ContainerState.ContainerExited);
+        Assert.Equal(0, completed.ExitCode);
+        Assert.Equal("Completed", completed.Reason);
+
+        var duplicate = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("done", "/bin/true"), SandboxConfig = podConfig }));
+        Assert.Equal(StatusCode.AlreadyExists, duplicate.StatusCode);
+        Assert.Contains("done", duplicate.Status.Detail);
+
+        var missingImage = Container("noimage", "/bin/true");
+        missingImage.Image.Image = $"{_registry.Host}/e2e/never-pushed:1";
+        var noImage = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = missingImage, SandboxConfig = podConfig }));
+        Assert.Equal(StatusCode.NotFound, noImage.StatusCode);
+        Assert.Contains("never-pushed", noImage.Status.Detail);
+
+        var noCommand = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("nocmd", "/no/such/program"), SandboxConfig = podConfig }));
+        Assert.Contains("/no/such/program", noCommand.Status.Detail);
+
+        var badMount = Container("badmount", "/bin/true");
+        badMount.Mounts.Add(new Mount { HostPath = "/nonexistent/nacelle-e2e", ContainerPath = "/data" });
+        var noSource = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = badMount, SandboxConfig = podConfig }));
+        Assert.Contains("/nonexistent/nacelle-e2e", noSource.Status.Detail);
+
+        var noPod = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = new string('a', 64), Config = Container("x", "/bin/true"), SandboxConfig = podConfig }));
+        Assert.Equal(StatusCode.NotFound, noPod.StatusCode);
+
+        // Nothing of the refused creates remains: only the two containers, and only their two writable layers.
+        Assert.Equal(2, (await runtime.ListContainersAsync(new ListContainersRequest())).Containers.Count);
+        Assert.Equal(2, Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")).Length);
+    }
+
+    [Fact]
+    public async Task Events_follow_a_container_and_its_pod()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stream = runtime.GetContainerEvents(new GetEventsRequest(), cancellationToken: cancel.Token);
+        var events = new List<ContainerEventResponse>();
+        var reader = Task.Run(async () =>
+        {
+            try
+            {
+                while (await stream.ResponseStream.MoveNext(cancel.Token))
+                {
+                    lock (events)
+                    {
+                        events.Add(stream.ResponseStream.Current);
+                    }
+                }
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)
+            {
+            }
+        });
+        await Task.Delay(200);
+
+        var podConfig = Pod("events");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("short", "/bin/sh", "-c", "exit 0"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        await WaitForStateAsync(runtime, id, ContainerState.ContainerExited);
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            lock (events)
+            {
+                if (events.Any(e => e.ContainerId == pod && e.ContainerEventType == ContainerEventType.ContainerDeletedEvent))
+                {
+                    break;
+                }
+            }
+
+            await Task.Delay(50);
+        }
+
+        await cancel.CancelAsync();
+        await reader;
+        var ofContainer = events.Where(e => e.ContainerId == id).Select(e => e.ContainerEventType).ToList();
+        Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent,
+            ContainerEventType.ContainerDeletedEvent], ofContainer);
+        var ofPod = events.Where(e => e.ContainerId == pod).Select(e => e.ContainerEventType).ToList();
+        Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent,
+            ContainerEventType.ContainerDeletedEvent], ofPod);
+        var created = events.First(e => e.ContainerId == id);
+        Assert.Equal(pod, created.PodSandboxStatus.Id);
+        Assert.Contains(created.ContainersStatuses, s => s.Id == id);
+    }
+
+    [Fact]
+    public async Task After_a_kill_9_of_the_daemon_states_exit_codes_and_logs_are_whole()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("recovery");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        async Task<string> RunAsync(ContainerConfig config)
+        {
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            return id;
+        }
+
+        var counter = await RunAsync(Container("counter", "/bin/sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"));
+        var exiting = await RunAsync(Container("exiting", "/bin/sh", "-c", "sleep 2; exit 5"));
+        var created = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("parked", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+        var counterLog = Path.Combine(podConfig.LogDirectory, "counter", "0.log");
+        await WaitForLogAsync(counterLog, "line 5\n");
+
+        var killedAt = DateTimeOffset.UtcNow;
+        await session.Daemon.StopAsync(Signals.SIGKILL);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+        runtime = session.Runtime;
+
+        var exited = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = exiting })).Status;
+        Assert.Equal(ContainerState.ContainerExited, exited.State);
+        Assert.Equal(5, exited.ExitCode);
+        Assert.Equal("Error", exited.Reason);
+        var finished = DateTimeOffset.UnixEpoch.AddTicks(exited.FinishedAt / 100);
+        Assert.True(finished > killedAt, $"finished {finished:O}, daemon killed {killedAt:O}: the exit happened while the daemon was gone");
+        Assert.Equal(ContainerState.ContainerRunning, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = counter })).Status.State);
+        Assert.Equal(ContainerState.ContainerCreated, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = created })).Status.State);
+        Assert.Equal(3, (await runtime.ListContainersAsync(new ListContainersRequest())).Containers.Count);
+
+        // The log kept growing while the daemon was away, with no line missing.
+        await Task.Delay(500);
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = counter, Timeout = 0 });
+        var numbers = (await File.ReadAllLinesAsync(counterLog))
+            .Select(l => l.Split(' '))
+            .Where(f => f.Length == 5 && f[1] == "stdout" && f[3] == "line")
+            .Select(f => int.Parse(f[4], System.Globalization.CultureInfo.InvariantCulture))
+            .ToList();
+        Assert.True(numbers.Count > 60, $"{numbers.Count} lines: the container did not keep logging while the daemon was gone");
+        Assert.Equal(Enumerable.Range(0, numbers.Count), numbers);
+
+        // The parked container still starts after the restart.
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = created });
+        Assert.Equal(0, (await WaitForStateAsync(runtime, created, ContainerState.ContainerExited)).ExitCode);
+    }
+
+    [Theory]
+    [InlineData("create-after-rootfs", false)]
+    [InlineData("create-after-monitor", true)]
+    public async Task A_create_cut_short_by_a_crash_is_completed_or_cleaned_up_never_half(string crashPoint, bool completes)
+    {
+        await using var session = await StartAsync(new Dictionary<string, string> { ["NACELLE_TEST_CRASH"] = crashPoint });
+        var runtime = session.Runtime;
+        var podConfig = Pod("crash");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("cut", "/bin/true"), SandboxConfig = podConfig }));
+        Assert.True(await session.Daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)) != 0);
+
+        session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+        runtime = session.Runtime;
+        var listed = (await runtime.ListContainersAsync(new ListContainersRequest())).Containers;
+        var layers = Directory.Exists(Path.Combine(session.Daemon.Root, "containers")) ? Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")) : [];
+        if (completes)
+        {
+            var container = Assert.Single(listed);
+            Assert.Equal(ContainerState.ContainerCreated, container.State);
+            Assert.Single(layers);
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container.Id });
+            Assert.Equal(0, (await WaitForStateAsync(runtime, container.Id, ContainerState.ContainerExited)).ExitCode);
+        }
+        else
+        {
+            Assert.Empty(listed);
+            Assert.Empty(layers);
+            // The name is free again.
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("cut", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            Assert.Matches("^[0-9a-f]{64}$", id);
+        }
+    }
+}
