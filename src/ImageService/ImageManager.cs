@@ -108,6 +108,29 @@ public sealed class ImageManager : IDisposable
         return Rootfs.Create(containerId, image.Id, image.Layers.Select(l => l.ChainId).ToList());
     }
 
+    /// <summary>
+    /// Removes a container's rootfs and writable layer (idempotent). An image may be removed while containers use it
+    /// (CRI semantics, as containerd: RemoveImage succeeds, the image and its names go, its layers stay for the
+    /// containers); the layers only this rootfs still kept are deleted with it.
+    /// </summary>
+    public void RemoveRootfs(string containerId)
+    {
+        var rootfs = Rootfs.Get(containerId);
+        Rootfs.Remove(containerId);
+        if (rootfs is not null && _images.Get(rootfs.ImageId) is null)
+        {
+            _removals.Wait();
+            try
+            {
+                CollectGarbage();
+            }
+            finally
+            {
+                _removals.Release();
+            }
+        }
+    }
+
     public void Dispose()
     {
         _registry.Dispose();

@@ -285,6 +285,34 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Removing_an_image_in_use_keeps_its_layers_until_the_last_container_goes()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var images = session.Daemon.Client.Images;
+        var podConfig = Pod("imageinuse");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("user", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        var snapshots = Path.Combine(session.Daemon.Root, "snapshots");
+        var layersBefore = Directory.GetDirectories(snapshots).Length;
+        Assert.True(layersBefore > 0);
+
+        // CRI semantics (as containerd): the removal succeeds and the image is gone from the image service...
+        await images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = _image } });
+        Assert.Null((await images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = _image } })).Image);
+        // ...while the container keeps its layers and runs on.
+        Assert.Equal(layersBefore, Directory.GetDirectories(snapshots).Length);
+        Assert.Equal(0, (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/ls", "/bin/busybox" } })).ExitCode);
+        var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+        Assert.StartsWith("sha256:", status.ImageId);
+
+        // The last container's removal takes the layers nothing else uses.
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        Assert.Empty(Directory.GetDirectories(snapshots));
+    }
+
+    [Fact]
     public async Task Events_follow_a_container_and_its_pod()
     {
         await using var session = await StartAsync();

@@ -149,7 +149,7 @@ public sealed class ContainerManager : IAsyncDisposable
             undo.Push("container record", () => _store.DeleteContainer(id));
 
             _images.CreateRootfs(id, image.Id);
-            undo.Push("rootfs", () => _images.Rootfs.Remove(id));
+            undo.Push("rootfs", () => _images.RemoveRootfs(id));
             var rootfs = _images.Rootfs.Mount(id);
             CrashIfAsked("create-after-rootfs");
 
@@ -303,7 +303,7 @@ public sealed class ContainerManager : IAsyncDisposable
             }
         }
 
-        _images.Rootfs.Remove(container.Id);
+        _images.RemoveRootfs(container.Id);
         var bundle = BundleDirectory(container.PodId, container.Id);
         if (Directory.Exists(bundle))
         {
@@ -565,7 +565,7 @@ public sealed class ContainerManager : IAsyncDisposable
         ContainerLog.CreateAbandoned(_log, row.Id);
         try
         {
-            _images.Rootfs.Remove(row.Id);
+            _images.RemoveRootfs(row.Id);
         }
         catch (NacelleException)
         {
