@@ -53,7 +53,7 @@ internal static class PodSandboxMapping
             PortMappings = ports,
             NamespaceOptions = new PodNamespaceOptions(
                 (PodNamespaceMode)(int)(options?.Network ?? NamespaceMode.Pod),
-                (PodNamespaceMode)(int)(options?.Pid ?? NamespaceMode.Container),
+                (PodNamespaceMode)(int)(options?.Pid ?? NamespaceMode.Pod),
                 (PodNamespaceMode)(int)(options?.Ipc ?? NamespaceMode.Pod),
                 options?.TargetId ?? ""),
             CgroupParent = linux?.CgroupParent ?? "",

@@ -1,0 +1,45 @@
+using Nacelle.CriServer.Services.Pods;
+using Nacelle.Sandbox.Store;
+using Runtime.V1;
+
+namespace Nacelle.Tests.Unit.Pods;
+
+public sealed class PodSandboxMappingTests
+{
+    private static RunPodSandboxRequest Request(LinuxPodSandboxConfig? linux) => new()
+    {
+        Config = new PodSandboxConfig
+        {
+            Metadata = new PodSandboxMetadata { Name = "p", Namespace = "n", Uid = "u" },
+            Linux = linux,
+        },
+    };
+
+    /// <summary>Regression: a pod config without namespace options (crictl's minimal pod.json) meant a per-container
+    /// pid namespace for the pod but POD (proto3's zero) for its containers, so every CreateContainer in it failed with
+    /// "the pod has no shared pid namespace". Absent options are all-zero options: POD for network, pid and ipc.</summary>
+    [Fact]
+    public void Absent_namespace_options_mean_pod_namespaces_as_proto3_zero_values_do()
+    {
+        foreach (var linux in new[] { null, new LinuxPodSandboxConfig(), new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext() } })
+        {
+            var options = PodSandboxMapping.ToRequest(Request(linux)).NamespaceOptions;
+            Assert.Equal(PodNamespaceMode.Pod, options.Network);
+            Assert.Equal(PodNamespaceMode.Pod, options.Pid);
+            Assert.Equal(PodNamespaceMode.Pod, options.Ipc);
+        }
+    }
+
+    [Fact]
+    public void Explicit_namespace_options_are_kept()
+    {
+        var options = PodSandboxMapping.ToRequest(Request(new LinuxPodSandboxConfig
+        {
+            SecurityContext = new LinuxSandboxSecurityContext
+            {
+                NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node, Pid = NamespaceMode.Container, Ipc = NamespaceMode.Node },
+            },
+        })).NamespaceOptions;
+        Assert.Equal(new PodNamespaceOptions(PodNamespaceMode.Node, PodNamespaceMode.Container, PodNamespaceMode.Node, ""), options);
+    }
+}
