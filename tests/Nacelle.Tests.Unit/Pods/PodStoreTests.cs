@@ -103,7 +103,7 @@ public sealed class PodStoreTests : IDisposable
         SqliteConnection.ClearAllPools();
         var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
         AssertSame(pod, reopened.GetPod(pod.Id));
-        Assert.Equal(["1"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+        Assert.Equal(["1", "2"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
     }
 
     [Fact]
@@ -324,6 +324,12 @@ public sealed class PodStoreTests : IDisposable
             LogPath = "app/3.log",
             Pid = 777,
             ConfigJson = """{"metadata":{"name":"app","attempt":3}}""",
+            Complete = false,
+            StopSignal = 3,
+            LogFile = "/var/log/pods/x/app/3.log",
+            ImageDigestRef = "docker.io/library/busybox@sha256:" + new string('d', 64),
+            CgroupPath = "/kubepods/pod-x/" + Id('1'),
+            ImageName = "docker.io/library/busybox:latest",
         };
         _store.AddContainer(container);
 
@@ -342,6 +348,8 @@ public sealed class PodStoreTests : IDisposable
         Assert.Null(read.FinishedAt);
         Assert.Null(read.ExitCode);
         Assert.Null(read.Pid);
+        Assert.True(read.Complete);
+        Assert.Equal(15, read.StopSignal);
     }
 
     [Fact]
