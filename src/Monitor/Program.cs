@@ -1,4 +1,5 @@
 using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.Sandbox.Monitor;
 
 // nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
@@ -26,12 +27,15 @@ if (pod is null || dir is null)
 
 try
 {
-    var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent };
+    // A child subreaper: orphaned descendants (a host-pid container's double-forked daemons, the background children
+    // of an exec) are re-parented to the monitor instead of init, and its OrphanReaper collects them.
+    ChildReaping.BecomeSubreaper();
+    var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent, ReapOrphans = true };
     await using var server = new MonitorServer(socket is null ? options : options with { SocketPath = socket });
     await server.RunAsync();
     return 0;
 }
-catch (NacelleException e)
+catch (Exception e) when (e is NacelleException or IOException)
 {
     Console.Error.WriteLine($"nacelle-monitor {pod}: {e.Message}");
     return 1;

@@ -154,6 +154,11 @@ public static class SpawnMessage
             w.Record(SpawnProtocol.RecNewSession, _ => { });
         }
 
+        if (request.Terminal is { } terminal)
+        {
+            w.Record(SpawnProtocol.RecTerminal, r => r.U32(terminal.Rows).U32(terminal.Columns));
+        }
+
         return w.Finish();
     }
 

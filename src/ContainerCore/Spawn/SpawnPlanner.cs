@@ -208,6 +208,10 @@ public static class SpawnPlanner
         request.Args.AddRange(process.Args);
         request.Env.AddRange(process.Env);
         request.NoNewPrivileges = process.NoNewPrivileges;
+        if (process.Terminal)
+        {
+            request.Terminal = new SpawnTerminal(process.ConsoleSize?.Height ?? 0, process.ConsoleSize?.Width ?? 0);
+        }
         request.Umask = process.User.Umask;
         request.User = new SpawnUser(process.User.Uid, process.User.Gid, process.User.AdditionalGids);
         request.LastCapability = host.LastCapability;

@@ -61,4 +61,14 @@ public sealed class SpawnRequest
 
     /// <summary>setsid() in the container process.</summary>
     public bool NewSession { get; set; } = true;
+
+    /// <summary>
+    /// process.terminal: the helper allocates a pty from the container's own /dev/ptmx, makes the slave the process's
+    /// stdio and controlling terminal, and sends the master back (<see cref="SpawnStdio.ConsoleReceived"/>); the stdio
+    /// handles given to the spawn are then not used by the process.
+    /// </summary>
+    public SpawnTerminal? Terminal { get; set; }
 }
+
+/// <summary>A pty for the process; a size of 0 leaves the kernel's default (process.consoleSize).</summary>
+public sealed record SpawnTerminal(uint Rows = 0, uint Columns = 0);

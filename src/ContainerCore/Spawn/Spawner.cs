@@ -12,6 +12,13 @@ namespace Nacelle.ContainerCore.Spawn;
 public sealed record SpawnStdio(SafeFileHandle? Stdin = null, SafeFileHandle? Stdout = null, SafeFileHandle? Stderr = null)
 {
     public static SpawnStdio Null { get; } = new();
+
+    /// <summary>
+    /// For a process with a terminal (<see cref="SpawnRequest.Terminal"/>): receives the pty master once the helper has
+    /// allocated it, before the spawn returns; the handle is then the receiver's to dispose. Without a receiver the
+    /// master is closed (the process's output is then lost).
+    /// </summary>
+    public Action<SafeFileHandle>? ConsoleReceived { get; init; }
 }
 
 /// <summary>
@@ -43,6 +50,7 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
         var (ours, theirs) = SpawnCalls.CreateSeqPacketPair();
         WatchedProcess? helperProcess = null;
         WatchedProcess? container = null;
+        SafeFileHandle? console = null;
         try
         {
             using (theirs)
@@ -60,11 +68,36 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
                 report = await ReceiveAsync(ours, deadline, cancellationToken).ConfigureAwait(false);
             }
 
+            // A terminal: the pty master comes before the ready report.
+            while (report is { Kind: SpawnProtocol.ReportConsole } consoleReport)
+            {
+                console?.Dispose();
+                console = consoleReport.Descriptor;
+                report = await ReceiveAsync(ours, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
             var helperExit = await helperProcess.WaitForExitAsync(cancellationToken).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
             switch (report)
             {
+                case { Kind: SpawnProtocol.ReportReady } when container is not null && request.Terminal is not null && console is null:
+                    throw NacelleException.Internal("the spawn helper reported ready without sending the terminal it allocated");
                 case { Kind: SpawnProtocol.ReportReady } when container is not null:
                     var spawned = new SpawnedProcess(container, ours, request.Park);
+                    if (console is not null)
+                    {
+                        var receiver = stdio.ConsoleReceived;
+                        var master = console;
+                        console = null;
+                        if (receiver is null)
+                        {
+                            master.Dispose();
+                        }
+                        else
+                        {
+                            receiver(master);
+                        }
+                    }
+
                     if (!request.Park)
                     {
                         await spawned.WaitForExecAsync(deadline, cancellationToken).ConfigureAwait(false);
@@ -93,6 +126,7 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
         }
         finally
         {
+            console?.Dispose();
             if (helperProcess is not null)
             {
                 if (!helperProcess.HasExited)
@@ -106,23 +140,43 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
         }
     }
 
-    internal readonly record struct Report(uint Kind, int Stage, int Errno, int Pid, string Message);
+    internal readonly record struct Report(uint Kind, int Stage, int Errno, int Pid, string Message)
+    {
+        /// <summary>A descriptor the report carried (the pty master of <see cref="SpawnProtocol.ReportConsole"/>).</summary>
+        public SafeFileHandle? Descriptor { get; init; }
+    }
 
     /// <summary>The next report; null at end of stream (every helper-side end closed).</summary>
     internal static async Task<Report?> ReceiveAsync(SafeFileHandle socket, DateTime deadline, CancellationToken cancellationToken)
     {
         var buffer = new byte[SpawnProtocol.ReportSize];
+        var descriptors = new List<SafeFileHandle>();
         while (true)
         {
-            var n = SpawnCalls.TryReceive(socket, buffer);
+            // recvmsg, not recv: a descriptor sent along (the pty master) would be closed by a plain recv.
+            var n = Pty.TryReceiveWithDescriptors(socket, buffer, descriptors);
             if (n == 0)
             {
+                descriptors.ForEach(d => d.Dispose());
                 return null;
             }
 
             if (n > 0)
             {
-                return Decode(buffer.AsSpan(0, n));
+                Report report;
+                try
+                {
+                    report = Decode(buffer.AsSpan(0, n));
+                }
+                catch
+                {
+                    descriptors.ForEach(d => d.Dispose());
+                    throw;
+                }
+
+                // One descriptor per report at most; anything more is not ours to keep.
+                descriptors.Skip(1).ToList().ForEach(d => d.Dispose());
+                return descriptors.Count > 0 ? report with { Descriptor = descriptors[0] } : report;
             }
 
             var remaining = deadline - DateTime.UtcNow;

@@ -18,6 +18,7 @@
  *                                           pivot_root
  *                                           hostname, domainname, sysctls
  *                                           masked and read-only paths, read-only root
+ *                                           console (a pty from the container's /dev/ptmx)
  *                                           rlimits
  *                                           user (bounding set, groups, gid, uid)
  *                                           no_new_privs
@@ -25,6 +26,7 @@
  *                                           seccomp (installed last)
  *                                           cwd, executable lookup, close fds
  *                                           report ready, wait for the start byte
+ *                                           controlling terminal (with a console)
  *                                           execve
  *
  * CLONE_PARENT makes C a child of the C# process that started P, so that process reaps it through a
@@ -45,6 +47,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -54,6 +57,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "spawn_protocol.h"
@@ -69,6 +73,9 @@
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
 struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -138,6 +145,7 @@ static const char *stage_name(int stage)
     case NSP_STAGE_CLOSE_FDS: return "close-fds";
     case NSP_STAGE_WAIT_START: return "wait-start";
     case NSP_STAGE_EXEC: return "exec";
+    case NSP_STAGE_CONSOLE: return "console";
     default: return "?";
     }
 }
@@ -176,7 +184,8 @@ static void enter(int stage)
     }
 }
 
-static void send_report(uint32_t kind, int err, int pid, const char *message)
+/* One report datagram; with fd >= 0 that descriptor travels along as SCM_RIGHTS (the receiver gets its own copy). */
+static void send_report_fd(uint32_t kind, int err, int pid, const char *message, int fd)
 {
     unsigned char r[NSP_REPORT_SIZE];
     memset(r, 0, sizeof r);
@@ -192,8 +201,29 @@ static void send_report(uint32_t kind, int err, int pid, const char *message)
         if (n >= NSP_REPORT_MESSAGE_SIZE) n = NSP_REPORT_MESSAGE_SIZE - 1;
         memcpy(r + 20, message, n);
     }
+    struct iovec iov = { r, sizeof r };
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
     /* MSG_NOSIGNAL: SIGPIPE is back to its default, and a vanished reader must not kill us silently. */
-    while (send(CONTROL_FD, r, sizeof r, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+    while (sendmsg(CONTROL_FD, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+}
+
+static void send_report(uint32_t kind, int err, int pid, const char *message)
+{
+    send_report_fd(kind, err, pid, message, -1);
 }
 
 /* Reports the failure of the current stage, with errno and what was being done, and exits. */
@@ -519,6 +549,69 @@ static void close_other_fds(void)
     for (long fd = MESSAGE_FD; fd < (max > 0 ? max : 65536); fd++) close((int)fd);
 }
 
+/* ---- the console (process.terminal) --------------------------------------------------------- */
+
+/*
+ * Allocates a pty from the container's own devpts instance (its /dev/ptmx, after pivot_root or inside the joined
+ * mount namespace), so that inside the container the terminal is a /dev/pts/N it can see. The master goes back
+ * to C# on the control socket; the slave replaces stdin, stdout and stderr. It becomes the controlling terminal
+ * only just before execve (take_controlling_terminal).
+ */
+static void setup_console(const struct record *r)
+{
+    /* posix_openpt: a new master from the container's ptmx (no controlling-terminal side effect yet). */
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) fail(errno, "cannot open", "/dev/ptmx");
+
+    /* unlockpt: the slave side can be opened only once the master unlocks it. */
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0) fail(errno, "cannot unlock the pty", NULL);
+
+    /* The slave, opened through its master (no path lookup, so it is certainly this pty's peer). Kernels before
+     * 4.13 lack TIOCGPTPEER: ptsname (TIOCGPTN) and open /dev/pts/N instead. */
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0 && (errno == EINVAL || errno == ENOTTY)) {
+        unsigned int n = 0;
+        if (ioctl(master, TIOCGPTN, &n) < 0) fail(errno, "cannot get the pty number", NULL);
+        char name[32];
+        struct text t = { name, sizeof name, 0 };
+        put(&t, "/dev/pts/");
+        put_int(&t, (long)n);
+        slave = open(name, O_RDWR | O_NOCTTY);
+    }
+    if (slave < 0) fail(errno, "cannot open the pty slave", NULL);
+
+    /* The window size the spec asks for (consoleSize); 0 leaves the kernel's default. */
+    uint32_t rows = r->len >= 8 ? u32_at(r->data) : 0, columns = r->len >= 8 ? u32_at(r->data + 4) : 0;
+    if (rows && columns) {
+        struct winsize size;
+        memset(&size, 0, sizeof size);
+        size.ws_row = (unsigned short)rows;
+        size.ws_col = (unsigned short)columns;
+        if (ioctl(slave, TIOCSWINSZ, &size) < 0) fail(errno, "cannot set the terminal size", NULL);
+    }
+
+    /* Hand the master to C# (it logs the output and may write input); our copy goes. */
+    send_report_fd(NSP_REPORT_CONSOLE, 0, 0, NULL, master);
+    close(master);
+
+    /* The slave becomes stdin, stdout and stderr (dup2 clears close-on-exec on the copies). */
+    for (int fd = 0; fd <= 2; fd++)
+        if (dup2(slave, fd) < 0) fail(errno, "cannot make the pty the standard streams", NULL);
+    if (slave > 2) close(slave);
+}
+
+/* Just before execve: the pty on fd 0 becomes the controlling terminal of a session the process leads. */
+static void take_controlling_terminal(void)
+{
+    /* Only a session leader can acquire a controlling terminal: a new session unless the new-session record
+     * already made one (a second setsid() would fail with EPERM). */
+    if (getsid(0) != getpid() && setsid() < 0) fail(errno, "setsid failed", NULL);
+    /* TIOCSCTTY with 0: take the terminal only if no other session has it (never steal). The terminal's
+     * foreground process group becomes ours. */
+    if (ioctl(0, TIOCSCTTY, 0) < 0) fail(errno, "cannot make the pty the controlling terminal", NULL);
+}
+
 /* ---- the container process ---------------------------------------------------------------- */
 
 static char *argv_out[MAX_ARGS + 1];
@@ -536,13 +629,13 @@ static _Noreturn void container_process(int sync_fd)
     if (fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC) < 0) fail(errno, "cannot mark the control socket close-on-exec", NULL);
 
     uint64_t clone_flags = 0;
-    const struct record *rootfs = NULL, *caps = NULL, *seccomp = NULL, *user = NULL;
+    const struct record *rootfs = NULL, *caps = NULL, *seccomp = NULL, *user = NULL, *terminal = NULL;
     const char *cwd = "/";
     int park = 0, no_new_privs = 0, root_readonly = 0, new_session = 0, has_umask = 0;
     uint64_t prop_before = MS_REC | MS_SLAVE, prop_after = 0;
     mode_t spec_umask = 022;
     int argc = 0, envc = 0;
-    static struct record found[4];
+    static struct record found[5];
     uint32_t off = NSP_HEADER_SIZE;
     struct record r;
     while (next_record(&off, &r)) {
@@ -552,6 +645,7 @@ static _Noreturn void container_process(int sync_fd)
         case NSP_REC_CAPS: found[1] = r; caps = &found[1]; break;
         case NSP_REC_SECCOMP: found[2] = r; seccomp = &found[2]; break;
         case NSP_REC_USER: found[3] = r; user = &found[3]; break;
+        case NSP_REC_TERMINAL: found[4] = r; terminal = &found[4]; break;
         case NSP_REC_ROOT_PROPAGATION: prop_before = u64_at(r.data); prop_after = u64_at(r.data + 8); break;
         case NSP_REC_CWD: cwd = (const char *)r.data; break;
         case NSP_REC_PARK: park = 1; break;
@@ -637,6 +731,9 @@ static _Noreturn void container_process(int sync_fd)
         if (root_readonly && remount_bind("/", MS_RDONLY) < 0) fail(errno, "cannot make the rootfs read-only", NULL);
     }
 
+    /* Still root and the container's /dev is in place: the pty comes from its devpts. */
+    if (terminal) { enter(NSP_STAGE_CONSOLE); setup_console(terminal); }
+
     enter(NSP_STAGE_RLIMITS);
     off = NSP_HEADER_SIZE;
     while (next_record(&off, &r)) {
@@ -713,6 +810,7 @@ static _Noreturn void container_process(int sync_fd)
     }
 
     enter(NSP_STAGE_EXEC);
+    if (terminal) take_controlling_terminal();
     execve(exec_path, argv_out, envp_out);
     fail(errno, "execve failed:", exec_path);
 }

@@ -5,7 +5,7 @@
  * ContainerCore/Spawn/SpawnProtocol.cs; a unit test parses this file and compares them.
  *
  * File descriptors the helper is started with:
- *   0, 1, 2  the container's stdio
+ *   0, 1, 2  the container's stdio (replaced by a pty slave when NSP_REC_TERMINAL is present)
  *   3        control socket (AF_UNIX, SOCK_SEQPACKET): reports out, the start byte in
  *   4        the message: a memfd holding one flat, versioned message
  *
@@ -51,6 +51,9 @@
 #define NSP_REC_ENV 42            /* string "KEY=value", one record per variable */
 #define NSP_REC_PARK 43           /* no payload: wait for the start byte before execve (create); else run at once */
 #define NSP_REC_NEW_SESSION 44    /* no payload: setsid() */
+#define NSP_REC_TERMINAL 45       /* u32 rows, u32 columns (0: the kernel's default): allocate a pty from the
+                                   * container's own /dev/ptmx, send its master back (NSP_REPORT_CONSOLE), make the
+                                   * slave stdin/stdout/stderr and, just before execve, the controlling terminal */
 
 /* NSP_REC_MOUNT kinds and create modes. */
 #define NSP_MOUNT_FS 0            /* mount(source, target, fstype, flags, data) */
@@ -63,6 +66,7 @@
 #define NSP_REPORT_PID 1          /* pid: the container process, as this pid namespace sees it */
 #define NSP_REPORT_READY 2        /* setup done, parked before execve (or about to execve when not parked) */
 #define NSP_REPORT_ERROR 3        /* stage, err and message say what failed */
+#define NSP_REPORT_CONSOLE 4      /* carries the pty master as SCM_RIGHTS; sent before NSP_REPORT_READY */
 #define NSP_REPORT_MESSAGE_SIZE 256
 /* struct nsp_report { u32 magic; u32 kind; i32 stage; i32 err; i32 pid; char message[256]; } = 276 bytes */
 #define NSP_REPORT_SIZE 276
@@ -93,5 +97,6 @@
 #define NSP_STAGE_CLOSE_FDS 20
 #define NSP_STAGE_WAIT_START 21
 #define NSP_STAGE_EXEC 22
+#define NSP_STAGE_CONSOLE 23      /* runs after mask-paths (the container's /dev is in place), before rlimits */
 
 #endif

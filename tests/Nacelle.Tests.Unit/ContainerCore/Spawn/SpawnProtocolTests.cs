@@ -141,4 +141,47 @@ public sealed partial class SpawnProtocolTests
         Assert.Contains("errno 2", error.Message);
         Assert.Throws<NacelleException>(() => Spawner.Decode(report.AsSpan(0, 10)));
     }
+
+    [Fact]
+    public void A_terminal_is_one_record_with_the_console_size_and_comes_from_process_terminal()
+    {
+        var spec = new Nacelle.ContainerCore.Spec.RuntimeSpec
+        {
+            Process = new Nacelle.ContainerCore.Spec.SpecProcess
+            {
+                Args = ["/bin/sh"], Terminal = true, ConsoleSize = new Nacelle.ContainerCore.Spec.SpecConsoleSize { Height = 24, Width = 80 },
+            },
+            Root = new Nacelle.ContainerCore.Spec.SpecRoot { Path = "/" },
+            Linux = new Nacelle.ContainerCore.Spec.SpecLinux { Namespaces = [new() { Type = "mount" }] },
+        };
+        var host = new HostFacts(true, 40, 0, _ => ulong.MaxValue);
+        var request = SpawnPlanner.PlanContainer(spec, "/", host, null).Request;
+        Assert.Equal(new SpawnTerminal(24, 80), request.Terminal);
+
+        var bytes = SpawnMessage.Encode(request);
+        var offset = SpawnProtocol.HeaderSize;
+        byte[]? terminal = null;
+        while (offset < bytes.Length)
+        {
+            var type = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(offset));
+            var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4));
+            if (type == SpawnProtocol.RecTerminal)
+            {
+                Assert.Null(terminal);
+                terminal = bytes.AsSpan(offset + 8, length).ToArray();
+            }
+
+            offset += 8 + (length + 7) / 8 * 8;
+        }
+
+        Assert.NotNull(terminal);
+        Assert.Equal(8, terminal.Length);
+        Assert.Equal(24u, BinaryPrimitives.ReadUInt32LittleEndian(terminal));
+        Assert.Equal(80u, BinaryPrimitives.ReadUInt32LittleEndian(terminal.AsSpan(4)));
+
+        spec.Process.Terminal = false;
+        spec.Process.ConsoleSize = null;
+        Assert.Null(SpawnPlanner.PlanContainer(spec, "/", host, null).Request.Terminal);
+        Assert.Equal("console", SpawnProtocol.StageName(SpawnProtocol.StageConsole));
+    }
 }
