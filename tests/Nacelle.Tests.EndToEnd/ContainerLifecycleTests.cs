@@ -285,6 +285,37 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ExecSync_times_out_as_DeadlineExceeded_and_a_long_exec_does_not_hold_up_the_pod()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("execs");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("probe", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        var clock = Stopwatch.StartNew();
+        var timedOut = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/sleep", "30" }, Timeout = 1 }));
+        Assert.Equal(StatusCode.DeadlineExceeded, timedOut.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the timeout took {clock.Elapsed}");
+
+        // While a 4-second exec runs, status, another exec and stats of the same pod answer at once.
+        var slow = runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/sleep", "4" } }).ResponseAsync;
+        await Task.Delay(300);
+        clock.Restart();
+        Assert.Equal(ContainerState.ContainerRunning, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status.State);
+        Assert.Equal("quick\n", (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/echo", "quick" } })).Stdout.ToStringUtf8());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the pod's other requests waited {clock.Elapsed} for the long exec");
+        Assert.False(slow.IsCompleted);
+        Assert.Equal(0, (await slow).ExitCode);
+
+        // Output beyond kubelet's cap is cut, not an error: 1 MiB comes back whole.
+        var big = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/sh", "-c", "head -c 1048576 /dev/zero" }, Timeout = 20 });
+        Assert.Equal(1 << 20, big.Stdout.Length);
+    }
+
+    [Fact]
     public async Task Removing_an_image_in_use_keeps_its_layers_until_the_last_container_goes()
     {
         await using var session = await StartAsync();

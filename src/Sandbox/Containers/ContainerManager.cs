@@ -434,7 +434,10 @@ public sealed class ContainerManager : IAsyncDisposable
         var process = spec.Process ?? new SpecProcess();
         process.Args = [.. command];
         process.Terminal = false;
-        var client = await MonitorOfAsync(_pods.Get(container.PodId), cancellationToken).ConfigureAwait(false);
+        // A connection of its own: a long exec (a slow probe) must not hold up the pod's other requests, and the
+        // monitor serves connections concurrently.
+        await using var client = new MonitorClient(_pods.MonitorSocket(container.PodId));
+        await client.ConnectAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         var result = (await client.SendAsync(new MonitorRequest
         {
             Op = MonitorProtocol.ExecSync, ContainerId = container.Id,
