@@ -275,6 +275,10 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
             await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = badMount, SandboxConfig = podConfig }));
         Assert.Contains("/nonexistent/nacelle-e2e", noSource.Status.Detail);
 
+        // Stop and remove of an unknown container succeed (CRI idempotence; critest checks StopContainer).
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = new string('b', 64), Timeout = 1 });
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = new string('b', 64) });
+
         var noPod = await Assert.ThrowsAsync<RpcException>(async () =>
             await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = new string('a', 64), Config = Container("x", "/bin/true"), SandboxConfig = podConfig }));
         Assert.Equal(StatusCode.NotFound, noPod.StatusCode);

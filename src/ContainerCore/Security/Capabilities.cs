@@ -139,6 +139,29 @@ public static class Capabilities
         return mask & MaskUpTo(lastCap);
     }
 
+    /// <summary>
+    /// The capabilities this process holds and may pass on (permitted and bounding, from /proc/self/status). A root
+    /// daemon on a hardened node or inside another container lacks some (CAP_SYS_RESOURCE here): "ALL" and privileged
+    /// containers get what the runtime has, as containerd does, since the kernel refuses to grant more.
+    /// </summary>
+    public static ulong? OfThisProcess(string statusPath = "/proc/self/status")
+    {
+        ulong? permitted = null, bounding = null;
+        foreach (var line in File.ReadLines(statusPath))
+        {
+            if (line.StartsWith("CapPrm:", StringComparison.Ordinal))
+            {
+                permitted = ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("CapBnd:", StringComparison.Ordinal))
+            {
+                bounding = ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return permitted is { } p && bounding is { } b ? p & b : null;
+    }
+
     /// <summary>The sets for a container from one capability mask, as CRI runtimes set them: bounding, effective and
     /// permitted get the mask; inheritable and ambient stay empty.</summary>
     public static CapabilitySets ForContainer(ulong mask) => new(mask, mask, 0, mask, 0);

@@ -94,7 +94,7 @@ public sealed class ContainerSpecTranslator(ITranslationHost host)
             Cwd = WorkingDir(config, image),
             Env = Env(config, image, hostname, user),
             User = new SpecUser { Uid = user.Uid, Gid = user.Gid, AdditionalGids = [.. user.AdditionalGids] },
-            Capabilities = CapabilitySet(sc, privileged, context.HostLastCap),
+            Capabilities = CapabilitySet(sc, privileged, context.HostLastCap, context.HostCapabilities),
             NoNewPrivileges = sc.NoNewPrivs,
         };
 
@@ -427,16 +427,24 @@ public sealed class ContainerSpecTranslator(ITranslationHost host)
         }
     }
 
-    private static SpecCapabilities CapabilitySet(LinuxContainerSecurityContext sc, bool privileged, int lastCap)
+    private static SpecCapabilities CapabilitySet(LinuxContainerSecurityContext sc, bool privileged, int lastCap, ulong? hostCapabilities)
     {
+        var host = (hostCapabilities ?? ulong.MaxValue) & Capabilities.MaskUpTo(lastCap);
         if (privileged)
         {
-            var all = Capabilities.ToNames(Capabilities.MaskUpTo(lastCap)).ToList();
+            var all = Capabilities.ToNames(host).ToList();
             return new SpecCapabilities { Bounding = all, Effective = [.. all], Inheritable = [.. all], Permitted = [.. all] };
         }
 
         var caps = sc.Capabilities;
         var mask = Capabilities.ResolveCri(caps?.AddCapabilities, caps?.DropCapabilities, lastCap);
+        if (caps?.AddCapabilities.Any(c => string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)) == true)
+        {
+            // "ALL" means all the runtime has; capabilities named one by one are asked for as they are.
+            var named = Capabilities.ResolveCri(caps.AddCapabilities.Where(c => !string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)),
+                caps.DropCapabilities, lastCap);
+            mask = (mask & host) | named;
+        }
         var ambient = Capabilities.ToMask(caps?.AddAmbientCapabilities ?? [], lastCap, $"{Sc}.capabilities.add_ambient_capabilities");
 
         // An ambient capability must also be permitted and inheritable, or the kernel refuses to raise it.

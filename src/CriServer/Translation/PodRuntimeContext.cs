@@ -77,6 +77,10 @@ public sealed record PodRuntimeContext
 
     /// <summary>The host's highest capability (cap_last_cap): "ALL" and privileged mean 0..this.</summary>
     public int HostLastCap { get; init; } = Capabilities.LastKnown;
+
+    /// <summary>The capabilities the runtime holds (null: every one up to <see cref="HostLastCap"/>): what a privileged
+    /// container or "ALL" gets, since the kernel grants no more.</summary>
+    public ulong? HostCapabilities { get; init; }
 }
 
 /// <summary>A device node on the host, as stat reports it.</summary>

@@ -237,8 +237,8 @@ public sealed class ContainerManager : IAsyncDisposable
     /// once). Idempotent: a container that is not running is left as it is.</summary>
     public async Task StopAsync(string idOrPrefix, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        var container = Get(idOrPrefix);
-        if (container.State == ContainerRecordState.Exited)
+        // An unknown container is already stopped (CRI: StopContainer is idempotent, like RemoveContainer).
+        if (Find(idOrPrefix) is not { Complete: true } container || container.State == ContainerRecordState.Exited)
         {
             return;
         }

@@ -114,7 +114,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         ArgumentNullException.ThrowIfNull(request);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var hostNetwork = request.NamespaceOptions.Network == PodNamespaceMode.Node;
-        var hostname = request.Hostname is { Length: > 0 } h ? h : hostNetwork ? null : request.Name;
+        // No hostname asked for: the node's (as containerd does); the pod's name may not even be a valid hostname.
+        var hostname = request.Hostname is { Length: > 0 } h ? h : hostNetwork ? null : _files.ResolveHostname(null);
         // kubelet names the pod's cgroup; without one the pod gets its own under the default parent (removed with it).
         var cgroupParent = request.CgroupParent is { Length: > 0 } parent ? parent : OwnCgroup(id);
         var undo = new UndoStack();

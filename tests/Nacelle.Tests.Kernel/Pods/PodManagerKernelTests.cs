@@ -95,7 +95,10 @@ public sealed class PodManagerKernelTests
         Assert.Contains("nameserver 10.96.0.10", resolv);
         Assert.Contains("search nacelle-test.svc.cluster.local", resolv);
         Assert.Contains("options ndots:5", resolv);
-        Assert.Contains($"{podA.Ips[0]}\tpod-a", File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "hosts")));
+        // No hostname asked for: the node's, as containerd does.
+        var nodeHostname = File.ReadAllText("/proc/sys/kernel/hostname").Trim();
+        Assert.Equal(nodeHostname, podA.Hostname);
+        Assert.Contains($"{podA.Ips[0]}\t{nodeHostname}", File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "hosts")));
 
         await f.Manager.StopAsync(a);
         await f.Manager.StopAsync(a); // idempotent
@@ -111,6 +114,24 @@ public sealed class PodManagerKernelTests
         await WaitGoneAsync(podA.MonitorPid!.Value);
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(a, StringComparison.Ordinal));
         await f.Manager.StopAsync("0000000000000000000000000000000000000000000000000000000000000000"); // unknown: fine
+    }
+
+    /// <summary>Regression (found by critest): a pod without a hostname was given its name as hostname, so a pod named
+    /// "create-PodSandbox-for-container-&lt;uuid&gt;" (too long, capitals) failed RunPodSandbox.</summary>
+    [Fact]
+    public async Task A_pod_without_a_hostname_gets_the_nodes_whatever_its_name()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var id = await f.Manager.RunAsync(f.Request("Create-PodSandbox-for-container-" + Guid.NewGuid()));
+        var pod = f.Store.GetPod(id);
+        var nodeHostname = File.ReadAllText("/proc/sys/kernel/hostname").Trim();
+        Assert.Equal(nodeHostname, pod.Hostname);
+        var uts = CniKernelScope.Run("nsenter", $"--uts=/proc/{pod.PauseInitPid}/ns/uts", "/bin/busybox", "hostname");
+        Assert.Equal(nodeHostname, uts.Stdout.Trim());
+
+        var named = await f.Manager.RunAsync(f.Request("named") with { Hostname = "web-0" });
+        Assert.Equal("web-0", f.Store.GetPod(named).Hostname);
     }
 
     [Fact]

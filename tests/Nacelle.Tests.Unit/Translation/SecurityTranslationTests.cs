@@ -47,6 +47,28 @@ public sealed class SecurityTranslationTests
         Assert.Contains("CAP_NET_ADMIN", caps.Bounding);
     }
 
+    /// <summary>Regression (found by critest): on a node whose runtime lacks CAP_SYS_RESOURCE, privileged containers and
+    /// "ALL" asked for it anyway and capset failed; they get what the runtime holds, as with containerd.</summary>
+    [Fact]
+    public void PrivilegedAndAllGetTheCapabilitiesTheRuntimeHolds()
+    {
+        const ulong withoutSysResource = 0x1fffeffffff; // CAP_SYS_RESOURCE is 24
+        var context = Context() with { HostLastCap = 40, HostCapabilities = withoutSysResource };
+        var privileged = Spec(Config(s => s.Privileged = true), sandbox: PodConfig(privileged: true), context: context).Process!.Capabilities!;
+        Assert.Equal(40, privileged.Bounding.Count);
+        Assert.DoesNotContain("CAP_SYS_RESOURCE", privileged.Bounding);
+        Assert.DoesNotContain("CAP_SYS_RESOURCE", privileged.Permitted);
+
+        var all = Spec(Config(s => s.Capabilities = new Capability { AddCapabilities = { "ALL" }, DropCapabilities = { "KILL" } }), context: context).Process!.Capabilities!;
+        Assert.DoesNotContain("CAP_SYS_RESOURCE", all.Bounding);
+        Assert.DoesNotContain("CAP_KILL", all.Bounding);
+        Assert.Contains("CAP_SYS_ADMIN", all.Bounding);
+
+        // Named one by one, a capability is asked for as it is (the kernel then refuses it, naming the stage).
+        var named = Spec(Config(s => s.Capabilities = new Capability { AddCapabilities = { "SYS_RESOURCE" } }), context: context).Process!.Capabilities!;
+        Assert.Contains("CAP_SYS_RESOURCE", named.Bounding);
+    }
+
     [Fact]
     public void PrivilegedMeansEverythingOpen()
     {

@@ -68,6 +68,7 @@ internal sealed partial class CriRuntimeService
                 ImageGroup = build.ImageGroup,
                 DefaultSeccompProfile = DefaultSeccompProfile.Json,
                 HostLastCap = HostLastCap.Value,
+                HostCapabilities = HostCapabilities.Value,
             });
             return new ContainerBuild(result.Spec, result.LogPath, result.StopSignal);
         }, context.CancellationToken).ConfigureAwait(false);
@@ -86,6 +87,8 @@ internal sealed partial class CriRuntimeService
         return containers.PidNamespaceOf(options.TargetId)
             ?? throw NacelleException.NotFound($"linux.security_context.namespace_options.target_id: container \"{options.TargetId}\" is not running");
     }
+
+    private static readonly Lazy<ulong?> HostCapabilities = new(() => Capabilities.OfThisProcess());
 
     private static readonly Lazy<int> HostLastCap = new(() =>
         int.TryParse(File.ReadAllText(Capabilities.CapLastCapPath).Trim(), out var last) ? last : Capabilities.LastKnown);

@@ -21,12 +21,19 @@ internal sealed partial class CriRuntimeService
             },
         };
 
-        // The default handler (""), with the optional features it supports: none of them yet.
-        response.RuntimeHandlers.Add(new RuntimeHandler
+        // The handlers ("" and "nacelle" are the same) with the optional features they support: recursive read-only
+        // mounts where the kernel has mount_setattr (5.12); no user namespaces for pods yet. Supplemental groups
+        // policy (Merge/Strict) is the runtime's.
+        foreach (var name in new[] { string.Empty, "nacelle" })
         {
-            Name = string.Empty,
-            Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = false, UserNamespaces = false },
-        });
+            response.RuntimeHandlers.Add(new RuntimeHandler
+            {
+                Name = name,
+                Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = KernelHasMountSetattr.Value, UserNamespaces = false },
+            });
+        }
+
+        response.Features = new RuntimeFeatures { SupplementalGroupsPolicy = true };
 
         if (request.Verbose)
         {
@@ -37,6 +44,8 @@ internal sealed partial class CriRuntimeService
 
         return Task.FromResult(response);
     }
+
+    private static readonly Lazy<bool> KernelHasMountSetattr = new(() => Environment.OSVersion.Version >= new Version(5, 12));
 
     private static RuntimeCondition Condition(string type, Readiness readiness) => new()
     {
