@@ -1,0 +1,100 @@
+using System.Globalization;
+
+namespace Nacelle.Bench.Cri;
+
+/// <summary>The command line: <c>pods|containers|cleanup --socket S --work DIR ...</c> (see Usage).</summary>
+internal sealed class BenchOptions
+{
+    public const string Usage = """
+        Nacelle.Bench.Cri pods|containers|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
+            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers)] [--warmup W (3)] [--memory-pods M (30)]
+            [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
+            [--ref-prefix P (ncb<pid>): the name prefix of the reference's netns and runc containers]
+        The daemon is started (and stopped) by bench/pods.sh and bench/containers.sh; cleanup stops and removes every
+        container and pod of the daemon and the runc reference's containers and netns.
+        """;
+
+    public required string Command { get; init; }
+
+    public string Socket { get; private set; } = string.Empty;
+
+    public string Work { get; private set; } = string.Empty;
+
+    public int DaemonPid { get; private set; }
+
+    public string CniConflist { get; private set; } = string.Empty;
+
+    public string CniBinDir { get; private set; } = "/usr/lib/cni";
+
+    public string NetworkName { get; set; } = string.Empty;
+
+    public int Iterations { get; private set; }
+
+    public int Warmup { get; private set; } = 3;
+
+    public int MemoryPods { get; private set; } = 30;
+
+    public string Runc { get; private set; } = "/usr/sbin/runc";
+
+    public string CgroupParent { get; private set; } = "/nacelle-bench";
+
+    public string? RegistryPidFile { get; private set; }
+
+    /// <summary>Prefix of every netns and runc container id this run creates (unique per run, found again by cleanup).</summary>
+    public string ReferencePrefix { get; private set; } = "ncb" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+
+    public static BenchOptions Parse(string[] args)
+    {
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "cleanup"))
+        {
+            throw new ArgumentException(Usage);
+        }
+
+        var options = new BenchOptions { Command = args[0] };
+        options.Iterations = args[0] == "containers" ? 50 : 30;
+        for (var i = 1; i < args.Length; i++)
+        {
+            var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");
+            switch (args[i])
+            {
+                case "--socket": options.Socket = value; break;
+                case "--work": options.Work = value; break;
+                case "--daemon-pid": options.DaemonPid = Int(value); break;
+                case "--cni-conflist": options.CniConflist = value; break;
+                case "--cni-bin": options.CniBinDir = value; break;
+                case "--iterations": options.Iterations = Int(value); break;
+                case "--warmup": options.Warmup = Int(value); break;
+                case "--memory-pods": options.MemoryPods = Int(value); break;
+                case "--runc": options.Runc = value; break;
+                case "--cgroup-parent": options.CgroupParent = value; break;
+                case "--registry-pid-file": options.RegistryPidFile = value; break;
+                case "--ref-prefix": options.ReferencePrefix = value; break;
+                default: throw new ArgumentException($"unknown argument {args[i]}\n{Usage}");
+            }
+
+            i++;
+        }
+
+        if (options.Socket.Length == 0 || options.Work.Length == 0 || options.DaemonPid == 0 || options.CniConflist.Length == 0)
+        {
+            throw new ArgumentException($"--socket, --work, --daemon-pid and --cni-conflist are required\n{Usage}");
+        }
+
+        return options;
+    }
+
+    private static int Int(string value) => int.Parse(value, CultureInfo.InvariantCulture);
+}
+
+/// <summary>One line describing where the numbers come from.</summary>
+internal static class Machine
+{
+    public static async Task<string> DescribeAsync(string runc)
+    {
+        var cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+        var runcVersion = (await Processes.RunAsync(runc, ["--version"])).Stdout.Split('\n')[0];
+        var cgroup = Directory.Exists("/sys/fs/cgroup/memory") ? "cgroup v1 (+ unified)" : "cgroup v2";
+        return $"Machine: kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, {Environment.ProcessorCount} cores ({cpu}), {cgroup}, " +
+               $"{runcVersion}, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end.";
+    }
+}
