@@ -319,6 +319,38 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(1 << 20, big.Stdout.Length);
     }
 
+    /// <summary>Regression (found by critest): a refresh of the pod's containers (the exit watch connecting, or any
+    /// ContainerStatus) took a create still under way for one a dead daemon left behind and removed its rootfs.</summary>
+    [Fact]
+    public async Task Creates_under_way_survive_status_calls_and_the_exit_watch_of_their_pod()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("busy");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var first = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("first", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+        using var stop = new CancellationTokenSource();
+        var poller = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = first });
+            }
+        });
+        var creates = Enumerable.Range(0, 6).Select(i =>
+            runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container($"c{i}", "/bin/true"), SandboxConfig = podConfig }).ResponseAsync).ToList();
+        var ids = (await Task.WhenAll(creates)).Select(r => r.ContainerId).ToList();
+        await stop.CancelAsync();
+        await poller;
+        foreach (var id in ids)
+        {
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            Assert.Equal(0, (await WaitForStateAsync(runtime, id, ContainerState.ContainerExited)).ExitCode);
+        }
+
+        Assert.Equal(7, (await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = pod } })).Containers.Count);
+    }
+
     [Fact]
     public async Task Removing_an_image_in_use_keeps_its_layers_until_the_last_container_goes()
     {

@@ -93,6 +93,10 @@ public sealed class ContainerManager : IAsyncDisposable
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect());
     private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Stop)> _watches = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _exitWaiters = new(StringComparer.Ordinal);
+
+    /// <summary>Creates under way in this daemon: their rows are incomplete on purpose, and a refresh must leave them be
+    /// (only a create a previous daemon left behind is cleaned up).</summary>
+    private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
     public ContainerManager(ContainerManagerOptions options, PodManager pods, ImageManager images, ContainerEvents events)
@@ -133,6 +137,7 @@ public sealed class ContainerManager : IAsyncDisposable
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var cgroupsPath = $"{pod.CgroupParent.TrimEnd('/')}/{id}";
         var undo = new UndoStack();
+        _creating[id] = 0;
         try
         {
             // The row reserves the name (AlreadyExists for a duplicate) and stays incomplete until the monitor has the
@@ -201,6 +206,10 @@ public sealed class ContainerManager : IAsyncDisposable
             ContainerLog.CreateFailed(_log, id, pod.Id, e.Message);
             await undo.RunAsync(TimeSpan.FromSeconds(60), (what, error) => ContainerLog.UndoFailed(_log, id, what, error.Message)).ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            _creating.TryRemove(id, out _);
         }
     }
 
@@ -537,7 +546,7 @@ public sealed class ContainerManager : IAsyncDisposable
             }
         }
 
-        foreach (var row in rows)
+        foreach (var row in rows.Where(r => !_creating.ContainsKey(r.Id)))
         {
             if (known.TryGetValue(row.Id, out var state))
             {
