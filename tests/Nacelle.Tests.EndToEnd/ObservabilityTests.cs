@@ -23,15 +23,15 @@ public sealed class ObservabilityTests
         }
 
         await daemon.Client.Runtime.StatusAsync(new StatusRequest());
-        await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Runtime.StopContainerAsync(new StopContainerRequest()));
+        await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "c" }));
         await Assert.ThrowsAsync<RpcException>(async () => await daemon.Client.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = "c" }));
         await daemon.Client.Images.ListImagesAsync(new ListImagesRequest());
 
         var text = await daemon.ScrapeMetricsAsync();
         Assert.Equal(versionsBefore + 3, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"Version\",code=\"OK\"}"));
         Assert.Equal(1, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"Status\",code=\"OK\"}"));
-        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"StopContainer\",code=\"Unimplemented\"}"));
-        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"ContainerStats\",code=\"Unimplemented\"}"));
+        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"CheckpointContainer\",code=\"Unimplemented\"}"));
+        Assert.Equal(1, Sample(text, "nacelle_cri_request_errors_total{rpc=\"ContainerStats\",code=\"NotFound\"}"));
         Assert.Equal(1, Sample(text, "nacelle_cri_request_duration_seconds_count{rpc=\"ListImages\",code=\"OK\"}"));
         Assert.DoesNotContain("nacelle_cri_request_errors_total{rpc=\"Version\"", text);
         Assert.Contains("# TYPE nacelle_cri_request_duration_seconds histogram", text);
@@ -72,10 +72,10 @@ public sealed class ObservabilityTests
         {
             await info.Client.Runtime.VersionAsync(new VersionRequest());
             await Assert.ThrowsAsync<RpcException>(async () =>
-                await info.Client.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = "c0ffee" }));
+                await info.Client.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = "c0ffee" }));
             Assert.Equal(0, await info.StopAsync());
 
-            Assert.Matches(@"info: .*RemoveContainer Unimplemented in [\d.]+ ms: RemoveContainer is not implemented by nacelle pod= container=c0ffee", info.Output);
+            Assert.Matches(@"info: .*StartContainer NotFound in [\d.]+ ms: container c0ffee not found pod= container=c0ffee", info.Output);
             Assert.DoesNotContain("Version OK", info.Output);
         }
 
@@ -90,7 +90,7 @@ public sealed class ObservabilityTests
     {
         await using var daemon = await DaemonProcess.StartAsync("log_format = \"json\"\n");
         await Assert.ThrowsAsync<RpcException>(async () =>
-            await daemon.Client.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = "pod-1234" }));
+            await daemon.Client.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = "pod-1234" }));
         Assert.Equal(0, await daemon.StopAsync());
 
         var line = daemon.Output.Split('\n').Single(l => l.Contains("pod-1234", StringComparison.Ordinal));
@@ -98,8 +98,8 @@ public sealed class ObservabilityTests
         Assert.Equal(2001, json.RootElement.GetProperty("EventId").GetInt32());
         Assert.Equal("Information", json.RootElement.GetProperty("LogLevel").GetString());
         var state = json.RootElement.GetProperty("State");
-        Assert.Equal("StopContainer", state.GetProperty("Rpc").GetString());
-        Assert.Equal("Unimplemented", state.GetProperty("Code").GetString());
+        Assert.Equal("StartContainer", state.GetProperty("Rpc").GetString());
+        Assert.Equal("NotFound", state.GetProperty("Code").GetString());
         Assert.Equal("pod-1234", state.GetProperty("ContainerId").GetString());
     }
 

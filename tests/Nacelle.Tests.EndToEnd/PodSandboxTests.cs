@@ -78,6 +78,19 @@ public sealed class PodSandboxTests
                 Filter = new PodSandboxStatsFilter { LabelSelector = { ["tier"] = "test" } },
             });
             Assert.Equal(new[] { id, other }.Order(), listed.Stats.Select(s => s.Attributes.Id).Order());
+            using (var streamed = runtime.StreamPodSandboxStats(new StreamPodSandboxStatsRequest
+            {
+                Filter = new PodSandboxStatsFilter { LabelSelector = { ["tier"] = "test" } },
+            }))
+            {
+                var ids = new List<string>();
+                while (await streamed.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                    ids.AddRange(streamed.ResponseStream.Current.PodSandboxStats.Select(s => s.Attributes.Id));
+                }
+
+                Assert.Equal(new[] { id, other }.Order(), ids.Order());
+            }
 
             await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
             await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });

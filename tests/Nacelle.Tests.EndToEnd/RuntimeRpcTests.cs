@@ -69,14 +69,14 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     public async Task UnimplementedRuntimeRpcsSayWhichRpc()
     {
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
-            await Daemon.Client.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = "p" }));
+            await Daemon.Client.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "abc" }));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Equal("CreateContainer is not implemented by nacelle", e.Status.Detail);
+        Assert.Equal("CheckpointContainer is not implemented by nacelle", e.Status.Detail);
 
         e = await Assert.ThrowsAsync<RpcException>(async () =>
-            await Daemon.Client.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = "abc" }));
+            await Daemon.Client.Runtime.ListMetricDescriptorsAsync(new ListMetricDescriptorsRequest()));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Contains("ExecSync", e.Status.Detail);
+        Assert.Contains("ListMetricDescriptors", e.Status.Detail);
     }
 
     [Fact]
@@ -91,10 +91,11 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     [Fact]
     public async Task UnimplementedStreamingRpcsSayWhichRpc()
     {
-        using var call = Daemon.Client.Runtime.GetContainerEvents(new GetEventsRequest());
-        var e = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext(CancellationToken.None));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = Daemon.Client.Runtime.StreamPodSandboxMetrics(new StreamPodSandboxMetricsRequest(), cancellationToken: timeout.Token);
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext(timeout.Token));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Equal("GetContainerEvents is not implemented by nacelle", e.Status.Detail);
+        Assert.Equal("StreamPodSandboxMetrics is not implemented by nacelle", e.Status.Detail);
     }
 
     [Fact]

@@ -101,33 +101,8 @@ internal sealed class CniKernelScope : IAsyncDisposable
         PodUid = Guid.NewGuid().ToString(),
     };
 
-    public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments)
-    {
-        var info = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(30_000))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            return (-1, stdout.Result, "timed out: " + stderr.Result);
-        }
-
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments) =>
+        Nacelle.Tests.Support.TestProcesses.Run(file, arguments);
 
     public static string Check((int Exit, string Stdout, string Stderr) run, string what)
     {

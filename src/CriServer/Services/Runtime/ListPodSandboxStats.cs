@@ -9,11 +9,28 @@ internal sealed partial class CriRuntimeService
     /// <summary>Stats of the ready pods matching the filter (id prefix, label selector).</summary>
     public override Task<ListPodSandboxStatsResponse> ListPodSandboxStats(ListPodSandboxStatsRequest request, ServerCallContext context)
     {
-        var filter = request.Filter is { } f ? new PodSandboxFilter { Id = f.Id, LabelSelector = { f.LabelSelector } } : null;
         var response = new ListPodSandboxStatsResponse();
-        response.Stats.Add(pods.Store.ListPods()
-            .Where(p => p.State == Nacelle.Sandbox.Store.PodState.Ready && PodSandboxMapping.Matches(p, filter))
-            .Select(p => PodStatsMapping.ToStats(p, pods.Usage(p))));
+        response.Stats.Add(PodStats(request.Filter));
         return Task.FromResult(response);
+    }
+
+    /// <summary>The same stats as ListPodSandboxStats, streamed one pod per message.</summary>
+    public override async Task StreamPodSandboxStats(StreamPodSandboxStatsRequest request, IServerStreamWriter<StreamPodSandboxStatsResponse> responseStream,
+        ServerCallContext context)
+    {
+        foreach (var stats in PodStats(request.Filter))
+        {
+            var message = new StreamPodSandboxStatsResponse();
+            message.PodSandboxStats.Add(stats);
+            await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private IEnumerable<Runtime.V1.PodSandboxStats> PodStats(PodSandboxStatsFilter? statsFilter)
+    {
+        var filter = statsFilter is { } f ? new PodSandboxFilter { Id = f.Id, LabelSelector = { f.LabelSelector } } : null;
+        return pods.Store.ListPods()
+            .Where(p => p.State == Nacelle.Sandbox.Store.PodState.Ready && PodSandboxMapping.Matches(p, filter))
+            .Select(p => PodStatsMapping.ToStats(p, pods.Usage(p)));
     }
 }

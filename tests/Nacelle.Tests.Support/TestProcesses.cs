@@ -1,0 +1,37 @@
+using System.Diagnostics;
+
+namespace Nacelle.Tests.Support;
+
+/// <summary>Host programs the tests run (ip, iptables, nsenter, busybox), each to completion.</summary>
+public static class TestProcesses
+{
+    /// <summary>Runs a program to completion (30 s at most, then it and its children are killed) and returns its exit
+    /// code and output; stdin is closed at once.</summary>
+    public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments)
+    {
+        var info = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(30_000))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            return (-1, stdout.Result, "timed out: " + stderr.Result);
+        }
+
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+}
