@@ -91,11 +91,14 @@ public sealed class ImageManager : IDisposable
         }
     }
 
+    /// <summary>Where the containers' writable layers live (the filesystem CRI's container stats name).</summary>
+    public string ContainersDirectory => Path.Combine(_root, "containers");
+
     public ImageFsUsage FsUsage()
     {
         var (snapshotBytes, snapshotInodes) = _snapshots.Usage();
         var (blobBytes, blobInodes) = _content.Usage();
-        var containers = Path.Combine(_root, "containers");
+        var containers = ContainersDirectory;
         var (containerBytes, containerInodes) = DirectoryUsage.Measure(containers);
         return new ImageFsUsage(Path.Combine(_root, "snapshots"), snapshotBytes + blobBytes, snapshotInodes + blobInodes,
             containers, containerBytes, containerInodes);

@@ -64,8 +64,8 @@ public sealed record ContainerManagerOptions
     /// <summary>How long StopPodSandbox waits after a container's stop signal before SIGKILL.</summary>
     public TimeSpan PodStopGrace { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>kubelet's cap on ExecSync output (16 MiB per stream).</summary>
-    public int ExecOutputLimit { get; init; } = 16 << 20;
+    /// <summary>kubelet's cap on ExecSync output per stream (the monitor's default, 16 MiB).</summary>
+    public int ExecOutputLimit { get; init; } = MonitorServer.DefaultOutputLimit;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
@@ -145,7 +145,7 @@ public sealed class ContainerManager : IAsyncDisposable
             _store.AddContainer(new ContainerRecord
             {
                 Id = id, PodId = pod.Id, Name = request.Name, Attempt = request.Attempt, ImageRef = request.Image,
-                ImageId = image.Id, State = ContainerRecordState.Created, CreatedAt = UnixNanos(DateTimeOffset.UtcNow),
+                ImageId = image.Id, State = ContainerRecordState.Created, CreatedAt = UnixTime.Now(),
                 Labels = request.Labels, Annotations = request.Annotations, LogPath = request.LogPath,
                 ConfigJson = request.ConfigJson, Complete = false, CgroupPath = cgroupsPath,
                 ImageName = image.RepoTags.Count > 0 ? image.RepoTags[0] : request.Image,
@@ -197,7 +197,7 @@ public sealed class ContainerManager : IAsyncDisposable
                 CgroupPath = created.CgroupPath ?? cgroupsPath,
             });
             EnsureWatching(pod.Id);
-            Events.Publish(new ContainerEvent(id, pod.Id, ContainerEventKind.Created, UnixNanos(DateTimeOffset.UtcNow)));
+            Events.Publish(new ContainerEvent(id, pod.Id, ContainerEventKind.Created, UnixTime.Now()));
             ContainerLog.Created(_log, id, pod.Id, request.Name);
             return id;
         }
@@ -237,9 +237,9 @@ public sealed class ContainerManager : IAsyncDisposable
             .ConfigureAwait(false)).Container!;
         // The exit watch may already have recorded a quick exit: never go back from Exited to Running.
         _store.UpdateContainer(container.Id, c => c.State == ContainerRecordState.Created
-            ? c with { State = ContainerRecordState.Running, StartedAt = UnixNanos(started.StartedAt ?? DateTimeOffset.UtcNow), Pid = started.Pid }
-            : c with { StartedAt = c.StartedAt ?? UnixNanos(started.StartedAt ?? DateTimeOffset.UtcNow) });
-        Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Started, UnixNanos(DateTimeOffset.UtcNow)));
+            ? c with { State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(started.StartedAt ?? DateTimeOffset.UtcNow), Pid = started.Pid }
+            : c with { StartedAt = c.StartedAt ?? UnixTime.Nanoseconds(started.StartedAt ?? DateTimeOffset.UtcNow) });
+        Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Started, UnixTime.Now()));
     }
 
     /// <summary>Stops a container: its stop signal, then SIGKILL once <paramref name="timeout"/> has passed (zero: at
@@ -322,25 +322,24 @@ public sealed class ContainerManager : IAsyncDisposable
         _store.DeleteContainer(container.Id);
         if (container.State != ContainerRecordState.Exited)
         {
-            Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Stopped, UnixNanos(DateTimeOffset.UtcNow)));
+            Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
         }
 
-        Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Deleted, UnixNanos(DateTimeOffset.UtcNow)));
+        Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Deleted, UnixTime.Now()));
         ContainerLog.Removed(_log, container.Id);
     }
 
     /// <summary>StopPodSandbox's part: every container of the pod gets its stop signal, SIGKILL after the grace.</summary>
     public async Task StopPodContainersAsync(string podId, CancellationToken cancellationToken = default)
     {
-        var running = _store.ListContainers(new ContainerRecordFilter(PodIdPrefix: podId))
-            .Where(c => c.PodId == podId && c.State != ContainerRecordState.Exited);
+        var running = OfPod(podId).Where(c => c.State != ContainerRecordState.Exited);
         await Task.WhenAll(running.Select(c => StopAsync(c.Id, _options.PodStopGrace, cancellationToken))).ConfigureAwait(false);
     }
 
     /// <summary>RemovePodSandbox's part: every container of the pod is removed (the pod's records go with the pod).</summary>
     public async Task RemovePodContainersAsync(string podId, CancellationToken cancellationToken = default)
     {
-        foreach (var container in _store.ListContainers(new ContainerRecordFilter(PodIdPrefix: podId)).Where(c => c.PodId == podId))
+        foreach (var container in RowsOf(podId))
         {
             await RemoveAsync(container.Id, cancellationToken).ConfigureAwait(false);
         }
@@ -371,6 +370,13 @@ public sealed class ContainerManager : IAsyncDisposable
     /// <summary>The complete containers matching <paramref name="filter"/> (a create in flight is not listed).</summary>
     public IReadOnlyList<ContainerRecord> List(ContainerRecordFilter? filter = null) =>
         _store.ListContainers(filter).Where(c => c.Complete).ToList();
+
+    /// <summary>The complete containers of exactly this pod.</summary>
+    public IReadOnlyList<ContainerRecord> OfPod(string podId) => RowsOf(podId).Where(c => c.Complete).ToList();
+
+    /// <summary>Every container row of exactly this pod (the store filters by prefix), a create under way included.</summary>
+    private List<ContainerRecord> RowsOf(string podId) =>
+        _store.ListContainers(new ContainerRecordFilter(PodIdPrefix: podId)).Where(c => c.PodId == podId).ToList();
 
     /// <summary>The container, its state first brought up to date from its monitor when it may have changed.</summary>
     public async Task<ContainerRecord> StatusAsync(string idOrPrefix, CancellationToken cancellationToken = default)
@@ -525,7 +531,7 @@ public sealed class ContainerManager : IAsyncDisposable
             return;
         }
 
-        var rows = _store.ListContainers(new ContainerRecordFilter(PodIdPrefix: podId)).Where(c => c.PodId == podId).ToList();
+        var rows = RowsOf(podId);
         var client = await _pods.ClientAsync(pod, cancellationToken).ConfigureAwait(false);
         Dictionary<string, MonitorContainer> known;
         if (client is null)
@@ -562,7 +568,7 @@ public sealed class ContainerManager : IAsyncDisposable
             }
             else if (!row.Complete)
             {
-                await CleanUpIncompleteAsync(row).ConfigureAwait(false);
+                CleanUpIncomplete(row);
             }
             else if (row.State != ContainerRecordState.Exited && (client is not null || !File.Exists(_pods.MonitorSocket(podId))))
             {
@@ -572,7 +578,7 @@ public sealed class ContainerManager : IAsyncDisposable
         }
     }
 
-    private async Task CleanUpIncompleteAsync(ContainerRecord row)
+    private void CleanUpIncomplete(ContainerRecord row)
     {
         ContainerLog.CreateAbandoned(_log, row.Id);
         try
@@ -591,17 +597,16 @@ public sealed class ContainerManager : IAsyncDisposable
         }
 
         _store.DeleteContainer(row.Id);
-        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     private void MarkLost(ContainerRecord row, string why)
     {
         _store.UpdateContainer(row.Id, c => c with
         {
-            State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixNanos(DateTimeOffset.UtcNow), ExitCode = c.ExitCode ?? 255,
+            State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
             Reason = "Unknown", Message = why,
         });
-        Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixNanos(DateTimeOffset.UtcNow)));
+        Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
         CompleteWaiter(row.Id);
     }
 
@@ -615,20 +620,20 @@ public sealed class ContainerManager : IAsyncDisposable
             _store.UpdateContainer(row.Id, c => c with
             {
                 State = ContainerRecordState.Exited,
-                StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixNanos(s) : null),
-                FinishedAt = UnixNanos(state.FinishedAt ?? DateTimeOffset.UtcNow),
+                StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
+                FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
                 ExitCode = code,
                 Reason = reason,
                 Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
             });
-            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixNanos(DateTimeOffset.UtcNow)));
+            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
             ContainerLog.Exited(_log, row.Id, code, reason);
         }
         else if (state.Status is "Running" or "Paused" && row.State == ContainerRecordState.Created)
         {
             _store.UpdateContainer(row.Id, c => c with
             {
-                State = ContainerRecordState.Running, StartedAt = UnixNanos(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
+                State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
             });
         }
 
@@ -785,8 +790,6 @@ public sealed class ContainerManager : IAsyncDisposable
         container.Complete ? container : throw NacelleException.NotFound($"container {container.Id} not found (its creation has not finished)");
 
     private static string StateName(ContainerRecordState state) => state.ToString().ToLowerInvariant();
-
-    private static long UnixNanos(DateTimeOffset time) => (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
 
     public async ValueTask DisposeAsync()
     {

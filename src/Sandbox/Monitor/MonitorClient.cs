@@ -87,16 +87,7 @@ public sealed class MonitorClient : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(watching);
         ArgumentNullException.ThrowIfNull(onEvent);
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            throw NacelleException.Unavailable($"pod monitor at {socketPath} is not answering: {e.Message}", e);
-        }
-
+        using var socket = await ConnectSocketAsync(socketPath, cancellationToken).ConfigureAwait(false);
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         var pending = new MemoryStream();
         try
@@ -138,20 +129,31 @@ public sealed class MonitorClient : IAsyncDisposable
             return connected;
         }
 
+        var socket = await ConnectSocketAsync(_socketPath, cancellationToken).ConfigureAwait(false);
+        _pending.SetLength(0);
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        return _stream;
+    }
+
+    /// <summary>A connected socket to the monitor; Unavailable when nothing listens there.</summary>
+    private static async Task<Socket> ConnectSocketAsync(string socketPath, CancellationToken cancellationToken)
+    {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socketPath), cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+            return socket;
         }
         catch (SocketException e)
         {
             socket.Dispose();
-            throw NacelleException.Unavailable($"pod monitor at {_socketPath} is not answering: {e.Message}", e);
+            throw NacelleException.Unavailable($"pod monitor at {socketPath} is not answering: {e.Message}", e);
         }
-
-        _pending.SetLength(0);
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        return _stream;
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     private void Disconnect()

@@ -124,7 +124,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             store.AddPod(new PodRecord
             {
                 Id = id, Name = request.Name, Namespace = request.Namespace, Uid = request.Uid, Attempt = request.Attempt,
-                State = PodState.NotReady, CreatedAt = UnixNanos(DateTimeOffset.UtcNow), Labels = request.Labels,
+                State = PodState.NotReady, CreatedAt = UnixTime.Now(), Labels = request.Labels,
                 Annotations = request.Annotations, RuntimeHandler = request.RuntimeHandler, Hostname = hostname ?? "",
                 LogDirectory = request.LogDirectory, CgroupParent = cgroupParent, NamespaceOptions = request.NamespaceOptions,
                 Privileged = request.Privileged, ConfigJson = request.ConfigJson,
@@ -317,7 +317,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
     public PodRecord Get(string idOrPrefix) => store.GetPod(store.ResolvePodId(idOrPrefix));
 
-    private PodRecord? Find(string idOrPrefix)
+    /// <summary>The pod an id or unique prefix names, or null when there is none.</summary>
+    public PodRecord? Find(string idOrPrefix)
     {
         try
         {
@@ -404,8 +405,6 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         Bandwidth = CniBandwidth.FromAnnotations(annotations), Annotations = annotations,
         Dns = dns is null ? null : new CniDns(dns.Servers, dns.Searches, dns.Options),
     };
-
-    private static long UnixNanos(DateTimeOffset time) => (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
 
     public async ValueTask DisposeAsync()
     {

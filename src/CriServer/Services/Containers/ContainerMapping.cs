@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.CriServer.Translation;
 using Nacelle.Sandbox.Containers;
@@ -96,7 +97,7 @@ internal static class ContainerMapping
 
     public static Runtime.V1.ContainerStats ToStats(ContainerRecord container, ContainerUsage usage, string writableMountpoint)
     {
-        var at = (usage.At.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        var at = UnixTime.Nanoseconds(usage.At);
         var attributes = new ContainerAttributes { Id = container.Id, Metadata = Metadata(container) };
         attributes.Labels.Add(new Dictionary<string, string>(container.Labels));
         attributes.Annotations.Add(new Dictionary<string, string>(container.Annotations));
@@ -111,25 +112,10 @@ internal static class ContainerMapping
                 InodesUsed = new UInt64Value { Value = (ulong)usage.WritableInodes },
             },
         };
-        if (usage.Cgroup?.Cpu is { } cpu)
-        {
-            stats.Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu.UsageNanoseconds } };
-        }
-
+        stats.Cpu = CgroupUsageMapping.Cpu(usage.Cgroup, at);
+        stats.Memory = CgroupUsageMapping.Memory(usage.Cgroup, at);
         if (usage.Cgroup?.Memory is { } memory)
         {
-            stats.Memory = new MemoryUsage
-            {
-                Timestamp = at,
-                WorkingSetBytes = new UInt64Value { Value = memory.WorkingSet },
-                UsageBytes = new UInt64Value { Value = memory.Usage },
-                RssBytes = new UInt64Value { Value = memory.Rss },
-            };
-            if (memory.Limit is { } limit)
-            {
-                stats.Memory.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
-            }
-
             stats.Swap = new SwapUsage { Timestamp = at, SwapUsageBytes = new UInt64Value { Value = memory.Swap } };
         }
 

@@ -140,30 +140,13 @@ internal static class PodStatsMapping
 {
     public static Runtime.V1.PodSandboxStats ToStats(PodRecord pod, PodUsage usage)
     {
-        var at = (usage.At.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        var at = UnixTime.Nanoseconds(usage.At);
         var attributes = new PodSandboxAttributes { Id = pod.Id, Metadata = PodSandboxMapping.Metadata(pod) };
         attributes.Labels.Add(new Dictionary<string, string>(pod.Labels));
         attributes.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
         var linux = new LinuxPodSandboxStats();
-        if (usage.Cgroup?.Cpu is { } cpu)
-        {
-            linux.Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu.UsageNanoseconds } };
-        }
-
-        if (usage.Cgroup?.Memory is { } memory)
-        {
-            linux.Memory = new MemoryUsage
-            {
-                Timestamp = at,
-                WorkingSetBytes = new UInt64Value { Value = memory.WorkingSet },
-                UsageBytes = new UInt64Value { Value = memory.Usage },
-                RssBytes = new UInt64Value { Value = memory.Rss },
-            };
-            if (memory.Limit is { } limit)
-            {
-                linux.Memory.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
-            }
-        }
+        linux.Cpu = CgroupUsageMapping.Cpu(usage.Cgroup, at);
+        linux.Memory = CgroupUsageMapping.Memory(usage.Cgroup, at);
 
         if (usage.Cgroup?.Pids is { } pids)
         {

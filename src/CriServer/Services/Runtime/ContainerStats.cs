@@ -38,5 +38,5 @@ internal sealed partial class CriRuntimeService
         containers.List(ContainerMapping.Filter(filter)).Where(c => c.State == ContainerRecordState.Running);
 
     private Runtime.V1.ContainerStats Stats(ContainerRecord container) =>
-        ContainerMapping.ToStats(container, containers.Usage(container), images.FsUsage().ContainerMountpoint);
+        ContainerMapping.ToStats(container, containers.Usage(container), images.ContainersDirectory);
 }

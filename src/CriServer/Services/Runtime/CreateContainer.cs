@@ -90,6 +90,5 @@ internal sealed partial class CriRuntimeService
 
     private static readonly Lazy<ulong?> HostCapabilities = new(() => Capabilities.OfThisProcess());
 
-    private static readonly Lazy<int> HostLastCap = new(() =>
-        int.TryParse(File.ReadAllText(Capabilities.CapLastCapPath).Trim(), out var last) ? last : Capabilities.LastKnown);
+    private static readonly Lazy<int> HostLastCap = new(() => Capabilities.ReadHostLastCap());
 }

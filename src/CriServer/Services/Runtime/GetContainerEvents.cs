@@ -2,7 +2,6 @@ using Grpc.Core;
 using Nacelle.CriServer.Services.Containers;
 using Nacelle.CriServer.Services.Pods;
 using Nacelle.Sandbox.Containers;
-using Nacelle.Sandbox.Store;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -28,9 +27,7 @@ internal sealed partial class CriRuntimeService
             if (pods.Store.TryGetPod(e.PodId) is { } pod)
             {
                 message.PodSandboxStatus = PodSandboxMapping.ToStatus(pod);
-                message.ContainersStatuses.Add(containers.List(new ContainerRecordFilter(PodIdPrefix: pod.Id))
-                    .Where(c => c.PodId == pod.Id)
-                    .Select(c => ContainerMapping.ToStatus(c, null)));
+                message.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => ContainerMapping.ToStatus(c, null)));
             }
 
             await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);

@@ -10,11 +10,9 @@ internal sealed partial class CriRuntimeService
     public override Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
     {
         var pod = pods.Get(request.PodSandboxId);
-        var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod), Timestamp = Now() };
+        var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod), Timestamp = Common.UnixTime.Now() };
         // For kubelet's evented PLEG: the pod's containers as ContainerStatus shows them.
-        response.ContainersStatuses.Add(containers.List(new Sandbox.Store.ContainerRecordFilter(PodIdPrefix: pod.Id))
-            .Where(c => c.PodId == pod.Id)
-            .Select(c => Containers.ContainerMapping.ToStatus(c, null)));
+        response.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => Containers.ContainerMapping.ToStatus(c, null)));
         if (request.Verbose)
         {
             response.Info["info"] = JsonText.Write(json =>

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Nacelle.Common;
 using Nacelle.Sandbox.Containers;
 using Runtime.V1;
 
@@ -10,12 +11,12 @@ internal sealed partial class CriRuntimeService
     /// unknown id succeeds (CRI).</summary>
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
-        if (FindPod(request.PodSandboxId) is { } pod)
+        if (pods.Find(request.PodSandboxId) is { } pod)
         {
             await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
             await containers.RemovePodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
             await pods.RemoveAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Deleted, Now()));
+            containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Deleted, UnixTime.Now()));
         }
 
         return new RemovePodSandboxResponse();

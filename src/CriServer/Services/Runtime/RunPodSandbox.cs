@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Nacelle.Common;
 using Nacelle.Sandbox.Containers;
 using Nacelle.CriServer.Services.Pods;
 using Runtime.V1;
@@ -11,8 +12,8 @@ internal sealed partial class CriRuntimeService
     public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
         var id = await pods.RunAsync(PodSandboxMapping.ToRequest(request), context.CancellationToken).ConfigureAwait(false);
-        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Created, Now()));
-        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Started, Now()));
+        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Created, UnixTime.Now()));
+        containers.Events.Publish(new ContainerEvent(id, id, ContainerEventKind.Started, UnixTime.Now()));
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
 }

@@ -12,31 +12,16 @@ internal sealed partial class CriRuntimeService
     /// and an unknown id succeeds (CRI).</summary>
     public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
-        if (FindPod(request.PodSandboxId) is { } pod)
+        if (pods.Find(request.PodSandboxId) is { } pod)
         {
             await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
             await pods.StopAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
             if (pod.State == PodState.Ready)
             {
-                containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Stopped, Now()));
+                containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Stopped, UnixTime.Now()));
             }
         }
 
         return new StopPodSandboxResponse();
-    }
-
-    private static long Now() => (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
-
-    /// <summary>The pod an id or unique prefix names, or null when there is none.</summary>
-    private PodRecord? FindPod(string idOrPrefix)
-    {
-        try
-        {
-            return pods.Get(idOrPrefix);
-        }
-        catch (NacelleException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            return null;
-        }
     }
 }
