@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests use, builds (including the Native AOT daemon, which the
 # end-to-end tests then drive over its unix socket), runs the unit and end-to-end suites, and prints
-# one closing line "N passed, N failed". Needs root (real sockets, later namespaces and cgroups).
+# one closing line "N passed, N failed, N skipped". Needs root (real sockets, later namespaces and cgroups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -17,7 +17,7 @@ NACELLE_BIN="$PWD/artifacts/nacelle/nacelle" \
     --blame-hang-timeout 5m \
   || status=$?
 
-passed=0; failed=0; total=0
+passed=0; failed=0; skipped=0; total=0
 shopt -s nullglob
 trx_files=("$results"/*.trx)
 for trx in "${trx_files[@]}"; do
@@ -25,6 +25,7 @@ for trx in "${trx_files[@]}"; do
   get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
   passed=$((passed + $(get passed)))
   failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
+  skipped=$((skipped + $(get notExecuted)))
   total=$((total + $(get total)))
 done
 
@@ -39,7 +40,8 @@ fi
 if [[ $status -ne 0 && $failed -eq 0 ]]; then
   echo "dotnet test exited with $status although no test failed: a test host aborted (see above)" >&2
 fi
-echo "$passed passed, $failed failed"
+# Skipped tests print their reason in the console log above ("Skipped <name>").
+echo "$passed passed, $failed failed, $skipped skipped"
 if [[ $failed -ne 0 ]]; then
   status=1
 fi

@@ -23,7 +23,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
     private readonly string _cgroupParent = "/nacelle-e2e-" + Guid.NewGuid().ToString("N")[..8];
     private readonly string _logDirectory = Directory.CreateTempSubdirectory("nacelle-e2e-logs-").FullName;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync();
         using var pusher = _registry.CreatePusher();
@@ -31,7 +31,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         _image = $"{_registry.Host}/e2e/busybox:ctr";
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _registry.DisposeAsync();
         TestCgroups.RemoveTree(_cgroupParent);

@@ -13,14 +13,14 @@ public sealed class ImageRpcTests : IAsyncLifetime
     private OciPusher _pusher = null!;
     private DaemonProcess _daemon = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync();
         _pusher = _registry.CreatePusher();
         _daemon = await DaemonProcess.StartAsync();
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _daemon.DisposeAsync();
         _pusher.Dispose();

@@ -5,7 +5,7 @@ public sealed class SharedDaemon : IAsyncLifetime
 {
     internal DaemonProcess Daemon { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Daemon = await DaemonProcess.StartAsync();
+    public async ValueTask InitializeAsync() => Daemon = await DaemonProcess.StartAsync();
 
-    public async Task DisposeAsync() => await Daemon.DisposeAsync();
+    public async ValueTask DisposeAsync() => await Daemon.DisposeAsync();
 }

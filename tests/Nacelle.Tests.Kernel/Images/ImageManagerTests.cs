@@ -15,14 +15,14 @@ public sealed class ImageManagerTests : IAsyncLifetime
     private OciPusher _pusher = null!;
     private ImageManager _images = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync();
         _pusher = _registry.CreatePusher();
         _images = NewManager();
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         _images.Dispose();
         _pusher.Dispose();
