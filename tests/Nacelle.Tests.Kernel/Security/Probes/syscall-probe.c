@@ -314,10 +314,12 @@ static int inspect(const char *comm)
     ssize_t n = readlink(path, buf, sizeof buf - 1);
     const char *rl = n >= 0 ? "open" : errno_name(errno);
     printf("exe-link=%s\n", rl ? rl : "other");
-    snprintf(path, sizeof path, "/proc/%d/fd", found);
-    try_open("fd-dir", path, O_RDONLY | O_DIRECTORY);
+    /* The fd directory lists numbers to its owner; what the descriptors are (links) and opening them needs access. */
     snprintf(path, sizeof path, "/proc/%d/fd/3", found);
     try_open("fd-3", path, O_RDONLY);
+    n = readlink(path, buf, sizeof buf - 1);
+    rl = n >= 0 ? "open" : errno_name(errno);
+    printf("fd-3-link=%s\n", rl ? rl : "other");
     snprintf(path, sizeof path, "/proc/%d/environ", found);
     try_open("environ", path, O_RDONLY);
     snprintf(path, sizeof path, "/proc/%d/mem", found);
