@@ -250,7 +250,9 @@ public static class DefaultSeccompProfile
     /// <summary>The profile for the default capability set (<see cref="Capabilities.DefaultNames"/>) as OCI JSON. A
     /// container granted more (CAP_SYS_ADMIN, CAP_SYS_PTRACE...) needs <see cref="For(IReadOnlyCollection{string})"/>
     /// with its own set; with this one those calls stay refused.</summary>
-    public static string Json => For([.. Capabilities.DefaultNames]).ToJson();
+    public static string Json => DefaultJson.Value;
+
+    private static readonly Lazy<string> DefaultJson = new(() => For([.. Capabilities.DefaultNames]).ToJson());
 
     private const string Allow = "SCMP_ACT_ALLOW";
 

@@ -2,6 +2,7 @@ using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
 using static Nacelle.ContainerCore.Security.Seccomp.SeccompConstants;
+using static Nacelle.Tests.Unit.ContainerCore.Security.BpfInterpreter;
 
 namespace Nacelle.Tests.Unit.ContainerCore.Security;
 
@@ -11,10 +12,6 @@ namespace Nacelle.Tests.Unit.ContainerCore.Security;
 /// </summary>
 public sealed class DefaultSeccompProfileTests
 {
-    private const uint X64 = AuditArchX86_64;
-    private const uint I386 = AuditArchI386;
-    private const uint Eperm = RetErrno | EPERM;
-    private const uint Enosys = RetErrno | ENOSYS;
     private const ulong CloneNewUser = 0x10000000, CloneNewNet = 0x40000000, CloneNewUts = 0x04000000, CloneNewNs = 0x20000;
     private const ulong ThreadFlags = 0x003d0f00; // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Security.Seccomp;
 using static Nacelle.ContainerCore.Security.Seccomp.SeccompConstants;
+using static Nacelle.Tests.Unit.ContainerCore.Security.BpfInterpreter;
 
 namespace Nacelle.Tests.Unit.ContainerCore.Security;
 
@@ -11,11 +12,7 @@ namespace Nacelle.Tests.Unit.ContainerCore.Security;
 /// </summary>
 public sealed class SeccompCompilerTests
 {
-    private const uint X64 = AuditArchX86_64;
-    private const uint I386 = AuditArchI386;
     private const uint A64 = AuditArchAarch64;
-    private const uint Eperm = RetErrno | EPERM;
-    private const uint Enosys = RetErrno | ENOSYS;
     private const int X32Bit = 0x40000000;
 
     // x86_64 numbers used below.
