@@ -8,7 +8,7 @@ namespace Nacelle.ContainerCore.Security.Seccomp;
 /// the container was not granted are refused even where the kernel would check the capability itself: the filter is
 /// the second wall. Privileged containers and Unconfined get no filter at all (CRI).
 /// <para>
-/// Known limit, shared with every runtime: on i386 the socket calls can also come through socketcall(2), whose
+/// Known limit, shared with runc and containerd: on i386 the socket calls can also come through socketcall(2), whose
 /// arguments live in memory seccomp cannot read, so the AF_VSOCK rule binds the direct socket(2) call only there.
 /// </para>
 /// </summary>

@@ -72,8 +72,6 @@ public sealed record SeccompProgram(byte[] Filter, uint Flags, IReadOnlyList<str
 /// </summary>
 public static class SeccompCompiler
 {
-    private static readonly string[] ArgIndexNames = ["0", "1", "2", "3", "4", "5"];
-
     /// <summary>Compiles <paramref name="profile"/> for a host of architecture <paramref name="nativeArch"/>; returns the filter bytes.</summary>
     public static byte[] Compile(SeccompProfile profile, SeccompArch nativeArch) => CompileProgram(profile, nativeArch).Filter;
 
@@ -150,7 +148,8 @@ public static class SeccompCompiler
                     AddOnce(warnings, $"seccomp: {field}: an earlier rule already decides \"{name}\"; this one has no effect");
                 }
 
-                if (LibSeccomp.ResolveName(name) is var libraryNr && libraryNr != LibSeccomp.UnknownSyscall)
+                var libraryNr = LibSeccomp.ResolveName(name);
+                if (libraryNr != LibSeccomp.UnknownSyscall)
                 {
                     var rc = LibSeccomp.AddRule(filter, rule.Action, libraryNr, rule.Args);
                     if (rc < 0)
@@ -374,7 +373,7 @@ public static class SeccompCompiler
                 {
                     // runc turns such a rule into one rule per condition (OR instead of AND); nacelle does not weaken it.
                     throw NacelleException.InvalidArgument(
-                        $"seccomp: syscalls[{i}].args[{a}]: a second condition on argument {ArgIndexNames[arg.Index]}; libseccomp cannot AND " +
+                        $"seccomp: syscalls[{i}].args[{a}]: a second condition on argument {arg.Index}; libseccomp cannot AND " +
                         "two conditions on one argument, write them as separate rules");
                 }
 
