@@ -14,7 +14,12 @@ namespace Nacelle.Tests.Kernel.Security;
 internal static class Probes
 {
     private static readonly string Sources = Path.Combine(AppContext.BaseDirectory, "Security", "Probes");
-    private static readonly Lazy<string> BuildDirectory = new(() => Directory.CreateTempSubdirectory("nacelle-probes-").FullName);
+    private static readonly Lazy<string> BuildDirectory = new(() =>
+    {
+        var directory = Directory.CreateTempSubdirectory("nacelle-probes-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(directory, recursive: true);
+        return directory;
+    });
     private static readonly Lazy<string> SyscallProbe = new(BuildSyscallProbe);
     private static readonly Dictionary<string, Lazy<string>> GoProbes = new(StringComparer.Ordinal);
 
@@ -110,18 +115,17 @@ internal static class Probes
     {
         var name = "goprobe-" + Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(go))!);
         var output = Path.Combine(BuildDirectory.Value, name);
-        var cache = Path.Combine(Path.GetTempPath(), "nacelle-go-build-cache");
+        // The toolchain's own build cache (the user's, as for any go build) keeps later runs quick; without a home
+        // directory (some CI shells), one inside the build directory.
+        var environment = new Dictionary<string, string> { ["CGO_ENABLED"] = "0", ["GOPROXY"] = "off", ["GO111MODULE"] = "off" };
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("HOME")) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("XDG_CACHE_HOME")))
+        {
+            environment["GOCACHE"] = Path.Combine(BuildDirectory.Value, "gocache");
+        }
+
         var (exit, stdout, stderr) = TestProcesses.Run(
             TimeSpan.FromMinutes(10),
-            new Dictionary<string, string>
-            {
-                ["CGO_ENABLED"] = "0",
-                ["GOCACHE"] = cache,
-                ["GOPATH"] = Path.Combine(BuildDirectory.Value, "gopath"),
-                ["GOPROXY"] = "off",
-                ["GO111MODULE"] = "off",
-                ["HOME"] = BuildDirectory.Value,
-            },
+            environment,
             go, "build", "-o", output, Path.Combine(Sources, "goprobe.go"));
         Assert.True(exit == 0, $"{go} build failed: {stdout}{stderr}");
         return output;
