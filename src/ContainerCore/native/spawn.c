@@ -8,7 +8,7 @@
  *
  *   helper process (P)                      container process (C)
  *   ------------------                      ---------------------
- *   non-dumpable, parse message, reset signals
+ *   reset signals, non-dumpable, parse message
  *   join cgroups (before any clone)
  *   oom_score_adj
  *   join namespaces given by path
