@@ -18,10 +18,14 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 # gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link.
-packages=(gcc libc6-dev clang zlib1g-dev)
+# libseccomp2: compiles seccomp profiles at run time (loaded by the monitor when it creates a container).
+packages=(gcc libc6-dev clang zlib1g-dev libseccomp2)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
   packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # seccomp tests: Go toolchains build static probes, python3 runs in a container, containerd (with runc) is the
+  # reference RuntimeDefault the differential test compares with.
+  packages+=(golang-go golang-1.23-go python3 containerd)
 fi
 
 missing=()

@@ -62,6 +62,14 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
             LogPath = $"{name}/0.log",
             Labels = { ["container"] = name },
             Annotations = { ["note"] = "e2e" },
+            // As kubelet sends it with seccompDefault (the default since Kubernetes 1.27 on many distributions).
+            Linux = new LinuxContainerConfig
+            {
+                SecurityContext = new LinuxContainerSecurityContext
+                {
+                    Seccomp = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault },
+                },
+            },
         };
         config.Command.Add(command);
         return config;
@@ -177,6 +185,19 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal("err\n", exec.Stderr.ToStringUtf8());
         var hostname = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "hostname" } });
         Assert.Equal(0, hostname.ExitCode);
+        // RuntimeDefault: the container and its execs run under a seccomp filter (mode 2).
+        var seccomp = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "/bin/sh", "-c", "grep '^Seccomp:' /proc/1/status /proc/self/status" } });
+        Assert.Equal(0, seccomp.ExitCode);
+        Assert.Equal(2, seccomp.Stdout.ToStringUtf8().Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(l => l.EndsWith("\t2", StringComparison.Ordinal)));
+        // Everyday tools still work under it: ICMP (a raw socket with CAP_NET_RAW), ps, df, top.
+        var tools = await runtime.ExecSyncAsync(new ExecSyncRequest
+        {
+            ContainerId = id,
+            Cmd = { "/bin/sh", "-c", "set -e; ping -c 1 -W 5 127.0.0.1 >/dev/null; ps >/dev/null; df / >/dev/null; top -b -n 1 >/dev/null; echo tools-ok" },
+            Timeout = 20,
+        });
+        Assert.True(tools.ExitCode == 0, tools.Stderr.ToStringUtf8());
+        Assert.Equal("tools-ok\n", tools.Stdout.ToStringUtf8());
 
         // The CRI log: both streams, full lines, RFC 3339 timestamps.
         var log = await WaitForLogAsync(logPath, "hi-from-env");

@@ -8,6 +8,11 @@ public static class TestProcesses
     /// <summary>Runs a program to completion (30 s at most, then it and its children are killed) and returns its exit
     /// code and output; stdin is closed at once.</summary>
     public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments)
+        => Run(TimeSpan.FromSeconds(30), null, file, arguments);
+
+    /// <summary>Runs a program to completion (<paramref name="timeout"/> at most) with extra environment variables.</summary>
+    public static (int Exit, string Stdout, string Stderr) Run(
+        TimeSpan timeout, IReadOnlyDictionary<string, string>? environment, string file, params string[] arguments)
     {
         var info = new ProcessStartInfo(file)
         {
@@ -21,11 +26,16 @@ public static class TestProcesses
             info.ArgumentList.Add(argument);
         }
 
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
         using var process = Process.Start(info)!;
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(30_000))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();

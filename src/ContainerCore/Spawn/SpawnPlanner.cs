@@ -352,14 +352,43 @@ public static class SpawnPlanner
             device.Uid ?? 0, device.Gid ?? 0);
     }
 
-    private static JsonElement? SeccompSection(SpecLinux linux) =>
-        linux.Seccomp is { ValueKind: JsonValueKind.Object } element ? element : null;
+    private static JsonElement? SeccompSection(SpecLinux linux) => linux.Seccomp switch
+    {
+        null or { ValueKind: JsonValueKind.Null or JsonValueKind.Undefined } => null,
+        { ValueKind: JsonValueKind.Object } element => element,
+        { } other => throw NacelleException.InvalidArgument($"linux.seccomp: a profile is a JSON object, not {other.ValueKind}"),
+    };
+
+    // The last few compiled profiles by their JSON text: every exec of a container compiles the container's profile
+    // again, and libseccomp takes some milliseconds for RuntimeDefault.
+    private static readonly Dictionary<string, SeccompProgram> CompiledProfiles = new(StringComparer.Ordinal);
+    private const int CompiledProfilesKept = 8;
 
     private static SpawnSeccomp CompileSeccomp(JsonElement section, List<string> adjustments)
     {
         var arch = SeccompCompiler.NativeArch()
             ?? throw NacelleException.InvalidArgument("linux.seccomp: this machine's architecture has no seccomp support in nacelle");
-        var program = SeccompCompiler.CompileProgram(SeccompProfile.FromJson(section), arch);
+        var text = section.GetRawText();
+        SeccompProgram? program;
+        lock (CompiledProfiles)
+        {
+            CompiledProfiles.TryGetValue(text, out program);
+        }
+
+        if (program is null)
+        {
+            program = SeccompCompiler.CompileProgram(SeccompProfile.FromJson(section), arch);
+            lock (CompiledProfiles)
+            {
+                if (CompiledProfiles.Count >= CompiledProfilesKept)
+                {
+                    CompiledProfiles.Clear();
+                }
+
+                CompiledProfiles[text] = program;
+            }
+        }
+
         adjustments.AddRange(program.Warnings);
         return new SpawnSeccomp(program.Flags, program.Filter);
     }

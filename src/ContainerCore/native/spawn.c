@@ -8,7 +8,7 @@
  *
  *   helper process (P)                      container process (C)
  *   ------------------                      ---------------------
- *   parse message, reset signals
+ *   reset signals, non-dumpable, parse message
  *   join cgroups (before any clone)
  *   oom_score_adj
  *   join namespaces given by path
@@ -22,7 +22,7 @@
  *                                           rlimits
  *                                           user (bounding set, groups, gid, uid)
  *                                           no_new_privs
- *                                           capabilities
+ *                                           capabilities, non-dumpable again
  *                                           seccomp (installed last)
  *                                           cwd, executable lookup, close fds
  *                                           report ready, wait for the start byte
@@ -787,6 +787,11 @@ static _Noreturn void container_process(int sync_fd)
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     }
 
+    /* A change of uid, gid or capabilities above resets dumpability to fs.suid_dumpable, which a host may have set
+     * to 1 (dumpable): make it 0 again for the rest of the wait. With the filter already in place (no_new_privs off)
+     * a profile may refuse prctl; fs.suid_dumpable then decides, as it does for a setuid program. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 && !seccomp_early) fail(errno, "cannot make the process non-dumpable", NULL);
+
     if (seccomp && !seccomp_early) { enter(NSP_STAGE_SECCOMP); install_seccomp(seccomp); }
 
     enter(NSP_STAGE_CWD);
@@ -864,6 +869,14 @@ int main(int argc, char **argv)
     reset_signals();
 
     enter(NSP_STAGE_PARSE);
+    /* Non-dumpable from here until execve, as runc makes its init. The container process cloned below inherits the
+     * flag, and it sits in the container's pid namespace until its program runs (parked for a whole create): without
+     * the flag, any process of the container with the same uid and capabilities could open its /proc/PID/exe (this
+     * helper), its fds (the control socket), environ and mem. Opening those needs ptrace access, which a non-dumpable
+     * process only grants to holders of CAP_SYS_PTRACE over the user namespace of its memory (the host's: no
+     * container has it). execve sets the flag anew for the program, by the kernel's rules: dumpable unless it is
+     * setuid-like or unreadable to its user. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail(errno, "cannot make the helper non-dumpable", NULL);
     struct stat st;
     if (fstat(MESSAGE_FD, &st) < 0) fail(errno, "no message on fd 4", NULL);
     msg_len = (uint32_t)st.st_size;

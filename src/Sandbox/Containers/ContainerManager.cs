@@ -617,17 +617,27 @@ public sealed class ContainerManager : IAsyncDisposable
         {
             var code = state.ExitCode ?? (state.ExitSignal is { } signal ? 128 + signal : 255);
             var reason = state.OomKilled ? "OOMKilled" : code == 0 ? "Completed" : "Error";
-            _store.UpdateContainer(row.Id, c => c with
+            // The exit watch and a status refresh may both get here with rows read before either wrote: only the
+            // one that moves the stored row to Exited (inside the store's transaction) reports the stop.
+            var stopped = false;
+            _store.UpdateContainer(row.Id, c =>
             {
-                State = ContainerRecordState.Exited,
-                StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
-                FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
-                ExitCode = code,
-                Reason = reason,
-                Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
+                stopped = c.State != ContainerRecordState.Exited;
+                return !stopped ? c : c with
+                {
+                    State = ContainerRecordState.Exited,
+                    StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
+                    FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
+                    ExitCode = code,
+                    Reason = reason,
+                    Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
+                };
             });
-            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
-            ContainerLog.Exited(_log, row.Id, code, reason);
+            if (stopped)
+            {
+                Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+                ContainerLog.Exited(_log, row.Id, code, reason);
+            }
         }
         else if (state.Status is "Running" or "Paused" && row.State == ContainerRecordState.Created)
         {

@@ -1,9 +1,9 @@
-using System.Buffers.Binary;
 using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
 
 namespace Nacelle.ContainerCore.Security.Seccomp;
 
-/// <summary>The architectures an OCI profile may name (SCMP_ARCH_*).</summary>
+/// <summary>The system-call ABIs nacelle filters: x86_64, i386 and x32 on amd64; aarch64 and 32-bit arm on arm64.</summary>
 public enum SeccompArch
 {
     X86_64,
@@ -47,212 +47,148 @@ public static class SeccompConstants
     public const int InstructionSize = 8;
 
     public const uint EPERM = 1;
+    public const uint ENOSYS = 38;
 }
 
-/// <summary>A compiled filter: the struct sock_filter bytes, the seccomp() flags, and what was skipped.</summary>
+/// <summary>A compiled filter: the struct sock_filter bytes, the seccomp() flags, and what was skipped or ignored.</summary>
 public sealed record SeccompProgram(byte[] Filter, uint Flags, IReadOnlyList<string> Warnings)
 {
     public int InstructionCount => Filter.Length / SeccompConstants.InstructionSize;
 }
 
 /// <summary>
-/// Compiles an OCI seccomp profile into a classic BPF program over struct seccomp_data
-/// ({ int nr; u32 arch; u64 instruction_pointer; u64 args[6]; }), as the spawn helper installs it.
-/// Layout: an arch dispatch (unlisted arches get the default action), then per arch one block per syscall with its
-/// rules in profile order (a rule's arg conditions are ANDed; the first matching rule decides), then the default action.
+/// Compiles an OCI seccomp profile into the classic BPF program the spawn helper installs, through libseccomp (the
+/// library runc and crun use), with runc's rules: every ABI the CPU can enter and the profile names is filtered with its
+/// own numbers, any other architecture (x32 too, unless named) kills the process, rules whose action is the default are
+/// redundant, names no listed ABI knows are skipped. In front of libseccomp's program nacelle puts a short prologue of
+/// its own (<see cref="SeccompPrologue"/>) that
+/// <list type="bullet">
+/// <item>answers ENOSYS for numbers above the highest the profile names on that ABI (calls newer than the profile, so
+/// libraries fall back), unless the default action lets calls through anyway (ALLOW, LOG, TRACE), and</item>
+/// <item>matches, by nacelle's own tables, the names this libseccomp is too old to know (argument conditions on those
+/// are refused: the prologue compares numbers only).</item>
+/// </list>
+/// Everything a profile asks for is either compiled or refused naming the field; nothing is silently weakened.
 /// </summary>
 public static class SeccompCompiler
 {
-    // Classic BPF opcodes (linux/bpf_common.h).
-    internal const ushort LdWAbs = 0x20;     // BPF_LD | BPF_W | BPF_ABS
-    internal const ushort AluAndK = 0x54;    // BPF_ALU | BPF_AND | BPF_K
-    internal const ushort Ja = 0x05;         // BPF_JMP | BPF_JA
-    internal const ushort JeqK = 0x15;       // BPF_JMP | BPF_JEQ | BPF_K
-    internal const ushort JgtK = 0x25;       // BPF_JMP | BPF_JGT | BPF_K
-    internal const ushort JgeK = 0x35;       // BPF_JMP | BPF_JGE | BPF_K
-    internal const ushort JsetK = 0x45;      // BPF_JMP | BPF_JSET | BPF_K
-    internal const ushort RetK = 0x06;       // BPF_RET | BPF_K
-
-    private const uint OffsetNr = 0;
-    private const uint OffsetArch = 4;
-    private const uint OffsetArgs = 16;
-
     /// <summary>Compiles <paramref name="profile"/> for a host of architecture <paramref name="nativeArch"/>; returns the filter bytes.</summary>
     public static byte[] Compile(SeccompProfile profile, SeccompArch nativeArch) => CompileProgram(profile, nativeArch).Filter;
 
-    /// <summary>Compiles <paramref name="profile"/>; the result also carries the flags and the warnings (unknown syscall names skipped).</summary>
+    /// <summary>Compiles <paramref name="profile"/>; the result also carries the seccomp() flags and the warnings.</summary>
     public static SeccompProgram CompileProgram(SeccompProfile profile, SeccompArch nativeArch)
     {
         ArgumentNullException.ThrowIfNull(profile);
-        if (SyscallTable.For(nativeArch) is null)
+        if (nativeArch is not (SeccompArch.X86_64 or SeccompArch.Aarch64))
         {
-            throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: native architecture {nativeArch} is not supported (x86_64 and aarch64 are)");
+            throw NacelleException.InvalidArgument($"seccomp: native architecture {ArchName(nativeArch)} is not supported (x86_64 and aarch64 are)");
+        }
+
+        if (NativeArch() != nativeArch)
+        {
+            // libseccomp always filters the architecture it was built for; it cannot compile for another host.
+            throw new ArgumentException($"seccomp filters are compiled for this host's architecture, not {ArchName(nativeArch)}", nameof(nativeArch));
+        }
+
+        profile.ThrowIfNotOci();
+        if (!string.IsNullOrEmpty(profile.ListenerPath))
+        {
+            throw NacelleException.InvalidArgument("seccomp: listenerPath: nacelle runs no seccomp agent (SCMP_ACT_NOTIFY is not supported)");
         }
 
         var warnings = new List<string>();
-        var defaultAction = ParseAction(profile.DefaultAction, profile.DefaultErrnoRet, "defaultAction");
+        var defaultAction = ParseAction(profile.DefaultAction, profile.DefaultErrnoRet, "defaultAction", "defaultErrnoRet");
         var flags = ParseFlags(profile.Flags);
+        var arches = Architectures(profile.Architectures, nativeArch, warnings);
+        var rules = ParseRules(profile.Syscalls);
 
-        // Architectures: the native one always, plus those listed. x32 rides on x86_64's audit arch.
-        var listed = new List<SeccompArch>();
-        for (var i = 0; i < profile.Architectures.Count; i++)
+        using var filter = LibSeccomp.Create(defaultAction);
+        Check(LibSeccomp.SetAttribute(filter, LibSeccomp.Attribute.RawReturnCodes, 1), "set SCMP_FLTATR_API_SYSRAWRC");
+        // An ABI the profile does not name is refused outright, never given the default action.
+        Check(LibSeccomp.SetAttribute(filter, LibSeccomp.Attribute.BadArchAction, SeccompConstants.RetKillProcess), "set SCMP_FLTATR_ACT_BADARCH");
+        // The filter is exported, not loaded here: the spawn helper sets no_new_privs itself when the spec asks.
+        Check(LibSeccomp.SetAttribute(filter, LibSeccomp.Attribute.NoNewPrivileges, 0), "set SCMP_FLTATR_CTL_NNP");
+        foreach (var arch in arches.Where(a => a != nativeArch))
         {
-            var arch = ParseArch(profile.Architectures[i], $"architectures[{i}]");
-            if (!listed.Contains(arch))
-            {
-                listed.Add(arch);
-            }
+            Check(LibSeccomp.AddArchitecture(filter, Token(arch)), $"add {ArchName(arch)}");
         }
 
-        var allowX32 = listed.Contains(SeccompArch.X32);
-        var arches = new List<SeccompArch> { nativeArch };
-        foreach (var arch in listed)
+        var prologue = new SeccompPrologue(arches);
+        var unconditional = new Dictionary<string, uint>(StringComparer.Ordinal);
+        foreach (var rule in rules)
         {
-            if (arch == SeccompArch.X32 || arches.Contains(arch))
+            for (var j = 0; j < rule.Names.Count; j++)
             {
-                continue;
-            }
-
-            if (SyscallTable.For(arch) is null)
-            {
-                warnings.Add($"seccomp: no syscall table for {ArchName(arch)}; its syscalls get the default action");
-                continue;
-            }
-
-            arches.Add(arch);
-        }
-
-        if (allowX32 && !arches.Contains(SeccompArch.X86_64))
-        {
-            warnings.Add("seccomp: SCMP_ARCH_X32 needs SCMP_ARCH_X86_64; ignored");
-        }
-
-        // Validate every rule once (actions, ops, indices), independent of the architecture.
-        var rules = new List<(SeccompSyscallRule Rule, uint Action, Condition[] Conditions, int Index)>();
-        for (var i = 0; i < profile.Syscalls.Count; i++)
-        {
-            var rule = profile.Syscalls[i]
-                ?? throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: syscalls[{i}] is null");
-            var action = ParseAction(rule.Action, rule.ErrnoRet, $"syscalls[{i}].action");
-            var conditions = new Condition[rule.Args.Count];
-            for (var a = 0; a < rule.Args.Count; a++)
-            {
-                var arg = rule.Args[a]
-                    ?? throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: syscalls[{i}].args[{a}] is null");
-                if (arg.Index > 5)
+                var name = rule.Names[j];
+                var field = $"syscalls[{rule.Index}].names[{j}]";
+                var numbers = arches.Select(a => (Arch: a, Library: LibSeccomp.ResolveName(Token(a), name), Ours: SyscallTable.Lookup(a, name))).ToList();
+                if (numbers.All(n => n.Library < 0 && !LibSeccomp.IsMultiplexed(n.Library) && n.Ours is null))
                 {
-                    throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: syscalls[{i}].args[{a}].index {arg.Index} is out of range (0-5)");
-                }
-
-                conditions[a] = new Condition(arg.Index, ParseOp(arg.Op, $"syscalls[{i}].args[{a}].op"), arg.Value, arg.ValueTwo);
-            }
-
-            rules.Add((rule, action, conditions, i));
-        }
-
-        var e = new Emitter();
-        var archLabels = new int[arches.Count];
-        e.Load(OffsetArch);
-        for (var i = 0; i < arches.Count; i++)
-        {
-            archLabels[i] = e.NewLabel();
-            e.JumpIf(JeqK, AuditArch(arches[i]), skipIfFalse: 1);
-            e.JumpAlways(archLabels[i]);
-        }
-
-        e.Return(defaultAction);
-
-        foreach (var (arch, index) in arches.Select((a, i) => (a, i)))
-        {
-            e.Mark(archLabels[index]);
-            var table = SyscallTable.For(arch)!;
-            e.Load(OffsetNr);
-            if (arch == SeccompArch.X86_64)
-            {
-                if (allowX32)
-                {
-                    // x32 syscalls use x86_64's numbers plus the x32 bit: strip it and apply the same rules.
-                    e.Emit(AluAndK, 0, 0, ~SeccompConstants.X32SyscallBit);
-                }
-                else
-                {
-                    // x32 not listed: such syscalls get the default action, as for a foreign architecture.
-                    e.JumpIf(JsetK, SeccompConstants.X32SyscallBit, skipIfFalse: 1);
-                    e.Return(defaultAction);
-                }
-            }
-
-            // Group the rules by syscall number, keeping the profile order within each syscall.
-            var groups = new List<(int Nr, List<(uint Action, Condition[] Conditions)> Rules)>();
-            var byNr = new Dictionary<int, int>();
-            foreach (var (rule, action, conditions, ruleIndex) in rules)
-            {
-                foreach (var name in rule.Names)
-                {
-                    if (name is null || !table.TryGetValue(name, out var nr))
-                    {
-                        var warning = $"seccomp: unknown syscall \"{name}\" on {ArchName(arch)} (syscalls[{ruleIndex}]) skipped";
-                        if (!warnings.Contains(warning))
-                        {
-                            warnings.Add(warning);
-                        }
-
-                        continue;
-                    }
-
-                    if (!byNr.TryGetValue(nr, out var g))
-                    {
-                        g = groups.Count;
-                        byNr[nr] = g;
-                        groups.Add((nr, []));
-                    }
-
-                    groups[g].Rules.Add((action, conditions));
-                }
-            }
-
-            foreach (var (nr, groupRules) in groups)
-            {
-                if (groupRules[0].Conditions.Length == 0)
-                {
-                    // The common case: no conditions, two instructions and no long jump.
-                    e.JumpIf(JeqK, (uint)nr, skipIfFalse: 1);
-                    e.Return(groupRules[0].Action);
+                    AddOnce(warnings, $"seccomp: {field}: \"{name}\" is not a system call of {string.Join(", ", arches.Select(ArchName))}; skipped");
                     continue;
                 }
 
-                var nextSyscall = e.NewLabel();
-                e.Emit(JeqK, 1, 0, (uint)nr);   // match: skip the long jump into this syscall's rules
-                e.JumpAlways(nextSyscall);
-                foreach (var (action, conditions) in groupRules)
+                foreach (var (arch, library, ours) in numbers)
                 {
-                    if (conditions.Length == 0)
+                    // A negative libseccomp number is a pseudo one (a call i386 multiplexes, or none on that ABI).
+                    if ((library >= 0 ? library : ours) is { } nr)
                     {
-                        e.Return(action);
-                        goto decided;   // later rules for this syscall can never match
+                        prologue.Know(arch, nr);
                     }
-
-                    var nextRule = e.NewLabel();
-                    foreach (var condition in conditions)
-                    {
-                        EmitCondition(e, condition, nextRule);
-                    }
-
-                    e.Return(action);
-                    e.Mark(nextRule);
                 }
 
-                // The syscall matched but none of its rules did; the accumulator no longer holds nr.
-                e.Return(defaultAction);
-            decided:
-                e.Mark(nextSyscall);
-            }
+                if (rule.Action == defaultAction)
+                {
+                    continue; // redundant (runc skips it too); its numbers still count as known above
+                }
 
-            e.Return(defaultAction);
+                if (rule.Args.Length == 0 && !unconditional.TryAdd(name, rule.Action) && unconditional[name] != rule.Action)
+                {
+                    // libseccomp keeps the earlier rule (as under runc); say so rather than let it pass unnoticed.
+                    AddOnce(warnings, $"seccomp: {field}: an earlier rule already decides \"{name}\"; this one has no effect");
+                }
+
+                var libraryNr = LibSeccomp.ResolveName(name);
+                if (libraryNr != LibSeccomp.UnknownSyscall)
+                {
+                    var rc = LibSeccomp.AddRule(filter, rule.Action, libraryNr, rule.Args);
+                    if (rc < 0)
+                    {
+                        throw NacelleException.InvalidArgument(
+                            $"seccomp: syscalls[{rule.Index}] (\"{name}\"): libseccomp {LibSeccomp.LibraryVersion()} refused the rule: {Errno(rc)}");
+                    }
+                }
+
+                // ABIs on which this libseccomp does not know the name at all but nacelle's table does: the prologue
+                // matches them.
+                foreach (var (arch, library, ours) in numbers)
+                {
+                    if (library != LibSeccomp.UnknownSyscall || ours is not { } nr)
+                    {
+                        continue;
+                    }
+
+                    if (rule.Args.Length > 0)
+                    {
+                        throw NacelleException.InvalidArgument(
+                            $"seccomp: syscalls[{rule.Index}].args: \"{name}\" is newer than libseccomp {LibSeccomp.LibraryVersion()}, " +
+                            "which cannot compare its arguments; give it a rule without args");
+                    }
+
+                    prologue.Match(arch, nr, rule.Action);
+                }
+            }
         }
 
-        var bytes = e.Assemble();
-        return new SeccompProgram(bytes, flags, warnings);
+        var body = LibSeccomp.ExportBpf(filter);
+        var program = prologue.Assemble(body, refusesByDefault: !LetsThrough(defaultAction));
+        if (program.Length / SeccompConstants.InstructionSize > SeccompConstants.MaxInstructions)
+        {
+            throw NacelleException.InvalidArgument(
+                $"seccomp: the compiled filter has {program.Length / SeccompConstants.InstructionSize} instructions; the kernel accepts at most {SeccompConstants.MaxInstructions}");
+        }
+
+        return new SeccompProgram(program, flags, warnings);
     }
 
     /// <summary>The AUDIT_ARCH_* value the kernel puts in seccomp_data.arch for <paramref name="arch"/>.</summary>
@@ -265,6 +201,9 @@ public static class SeccompCompiler
         _ => throw new ArgumentOutOfRangeException(nameof(arch)),
     };
 
+    /// <summary>libseccomp's SCMP_ARCH_* token for <paramref name="arch"/> (the audit value; x32 has its own).</summary>
+    public static uint Token(SeccompArch arch) => arch == SeccompArch.X32 ? 0x4000003E : AuditArch(arch);
+
     /// <summary>The architecture this process runs on, or null when nacelle cannot compile filters for it.</summary>
     public static SeccompArch? NativeArch() => System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture switch
     {
@@ -273,18 +212,26 @@ public static class SeccompCompiler
         _ => null,
     };
 
-    /// <summary>Parses an SCMP_ARCH_* name; unknown names are refused naming <paramref name="field"/>.</summary>
-    public static SeccompArch ParseArch(string name, string field = "architectures") => name switch
+    /// <summary>The ABIs a CPU of <paramref name="nativeArch"/> can enter, native first.</summary>
+    public static IReadOnlyList<SeccompArch> AbisOf(SeccompArch nativeArch) => nativeArch switch
     {
-        "SCMP_ARCH_X86_64" => SeccompArch.X86_64,
-        "SCMP_ARCH_X86" => SeccompArch.X86,
-        "SCMP_ARCH_X32" => SeccompArch.X32,
-        "SCMP_ARCH_AARCH64" => SeccompArch.Aarch64,
-        "SCMP_ARCH_ARM" => SeccompArch.Arm,
-        _ => throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: {field}: unknown or unsupported architecture \"{name}\""),
+        SeccompArch.X86_64 => [SeccompArch.X86_64, SeccompArch.X86, SeccompArch.X32],
+        SeccompArch.Aarch64 => [SeccompArch.Aarch64, SeccompArch.Arm],
+        _ => [nativeArch],
     };
 
-    /// <summary>The SECCOMP_FILTER_FLAG_* bits for the profile's flags; unknown flags are refused.</summary>
+    /// <summary>The SCMP_ARCH_* name of <paramref name="arch"/>.</summary>
+    public static string ArchName(SeccompArch arch) => arch switch
+    {
+        SeccompArch.X86_64 => "SCMP_ARCH_X86_64",
+        SeccompArch.X86 => "SCMP_ARCH_X86",
+        SeccompArch.X32 => "SCMP_ARCH_X32",
+        SeccompArch.Aarch64 => "SCMP_ARCH_AARCH64",
+        _ => "SCMP_ARCH_ARM",
+    };
+
+    /// <summary>The SECCOMP_FILTER_FLAG_* bits for the profile's flags; unknown flags and the listener flags (nothing
+    /// listens) are refused naming the field.</summary>
     public static uint ParseFlags(IReadOnlyList<string> flags)
     {
         uint result = 0;
@@ -295,22 +242,33 @@ public static class SeccompCompiler
                 "SECCOMP_FILTER_FLAG_TSYNC" => SeccompConstants.FilterFlagTsync,
                 "SECCOMP_FILTER_FLAG_LOG" => SeccompConstants.FilterFlagLog,
                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => SeccompConstants.FilterFlagSpecAllow,
-                "SECCOMP_FILTER_FLAG_NEW_LISTENER" => SeccompConstants.FilterFlagNewListener,
                 "SECCOMP_FILTER_FLAG_TSYNC_ESRCH" => SeccompConstants.FilterFlagTsyncEsrch,
-                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => SeccompConstants.FilterFlagWaitKillableRecv,
-                var other => throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: flags[{i}]: unknown flag \"{other}\""),
+                "SECCOMP_FILTER_FLAG_NEW_LISTENER" or "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => throw NacelleException.InvalidArgument(
+                    $"seccomp: flags[{i}]: {flags[i]} needs a seccomp agent, and nacelle runs none"),
+                var other => throw NacelleException.InvalidArgument($"seccomp: flags[{i}]: unknown flag \"{other}\""),
             };
         }
 
         return result;
     }
 
-    /// <summary>The SECCOMP_RET_* value of an SCMP_ACT_* action; unknown actions are refused naming <paramref name="field"/>.</summary>
-    public static uint ParseAction(string action, uint? errnoRet, string field)
+    /// <summary>The SECCOMP_RET_* value of an SCMP_ACT_* action. ERRNO and TRACE take <paramref name="errnoRet"/>
+    /// (EPERM when absent, as runc does); any other action with an errno, an unknown action and SCMP_ACT_NOTIFY (nothing
+    /// listens) are refused naming the field.</summary>
+    public static uint ParseAction(string action, uint? errnoRet, string field, string errnoField)
     {
-        if (errnoRet is > SeccompConstants.RetDataMask)
+        var takesErrno = action is "SCMP_ACT_ERRNO" or "SCMP_ACT_TRACE";
+        if (errnoRet is { } errno)
         {
-            throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: {field}: errnoRet {errnoRet} does not fit in 16 bits");
+            if (!takesErrno)
+            {
+                throw NacelleException.InvalidArgument($"seccomp: {errnoField}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return an errno, not {Quote(action)}");
+            }
+
+            if (errno > SeccompConstants.RetDataMask)
+            {
+                throw NacelleException.InvalidArgument($"seccomp: {errnoField}: {errno} does not fit in 16 bits");
+            }
         }
 
         return action switch
@@ -319,197 +277,143 @@ public static class SeccompCompiler
             "SCMP_ACT_KILL_PROCESS" => SeccompConstants.RetKillProcess,
             "SCMP_ACT_TRAP" => SeccompConstants.RetTrap,
             "SCMP_ACT_ERRNO" => SeccompConstants.RetErrno | (errnoRet ?? SeccompConstants.EPERM),
-            "SCMP_ACT_TRACE" => SeccompConstants.RetTrace | (errnoRet ?? 0),
+            "SCMP_ACT_TRACE" => SeccompConstants.RetTrace | (errnoRet ?? SeccompConstants.EPERM),
             "SCMP_ACT_LOG" => SeccompConstants.RetLog,
             "SCMP_ACT_ALLOW" => SeccompConstants.RetAllow,
-            "SCMP_ACT_NOTIFY" => throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: {field}: SCMP_ACT_NOTIFY is not supported"),
-            _ => throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: {field}: unknown action \"{action}\""),
+            "SCMP_ACT_NOTIFY" => throw NacelleException.InvalidArgument(
+                $"seccomp: {field}: SCMP_ACT_NOTIFY needs a seccomp agent to answer, and nacelle runs none"),
+            _ => throw NacelleException.InvalidArgument($"seccomp: {field}: unknown action {Quote(action)}"),
         };
     }
 
     /// <summary>Parses an SCMP_CMP_* operator; unknown ones are refused naming <paramref name="field"/>.</summary>
-    public static SeccompOp ParseOp(string op, string field) => op switch
+    public static LibSeccomp.Compare ParseOp(string op, string field) => op switch
     {
-        "SCMP_CMP_NE" => SeccompOp.NotEqual,
-        "SCMP_CMP_LT" => SeccompOp.LessThan,
-        "SCMP_CMP_LE" => SeccompOp.LessOrEqual,
-        "SCMP_CMP_EQ" => SeccompOp.Equal,
-        "SCMP_CMP_GE" => SeccompOp.GreaterOrEqual,
-        "SCMP_CMP_GT" => SeccompOp.GreaterThan,
-        "SCMP_CMP_MASKED_EQ" => SeccompOp.MaskedEqual,
-        _ => throw new NacelleException(ErrorKind.InvalidArgument, $"seccomp: {field}: unknown operator \"{op}\""),
+        "SCMP_CMP_NE" => LibSeccomp.Compare.NotEqual,
+        "SCMP_CMP_LT" => LibSeccomp.Compare.LessThan,
+        "SCMP_CMP_LE" => LibSeccomp.Compare.LessOrEqual,
+        "SCMP_CMP_EQ" => LibSeccomp.Compare.Equal,
+        "SCMP_CMP_GE" => LibSeccomp.Compare.GreaterOrEqual,
+        "SCMP_CMP_GT" => LibSeccomp.Compare.GreaterThan,
+        "SCMP_CMP_MASKED_EQ" => LibSeccomp.Compare.MaskedEqual,
+        _ => throw NacelleException.InvalidArgument($"seccomp: {field}: unknown operator {Quote(op)}"),
     };
 
-    private static string ArchName(SeccompArch arch) => arch switch
+    // The listed architectures this CPU can enter, native first and always (as runc: libseccomp starts with it). Known
+    // architectures of other CPUs never reach this kernel's filter; they are noted and left out.
+    private static List<SeccompArch> Architectures(IReadOnlyList<string> names, SeccompArch nativeArch, List<string> warnings)
     {
-        SeccompArch.X86_64 => "SCMP_ARCH_X86_64",
-        SeccompArch.X86 => "SCMP_ARCH_X86",
-        SeccompArch.X32 => "SCMP_ARCH_X32",
-        SeccompArch.Aarch64 => "SCMP_ARCH_AARCH64",
-        _ => "SCMP_ARCH_ARM",
-    };
-
-    // A 64-bit unsigned comparison of args[i] against value, done on the two 32-bit halves (little-endian: the low
-    // half at 16+8i, the high half at +4). Falls through when the condition holds, jumps to `fail` otherwise.
-    private static void EmitCondition(Emitter e, Condition c, int fail)
-    {
-        var lo = OffsetArgs + (8 * c.Index);
-        var hi = lo + 4;
-        var vLo = (uint)c.Value;
-        var vHi = (uint)(c.Value >> 32);
-        var pass = e.NewLabel();
-        switch (c.Op)
+        var abis = AbisOf(nativeArch);
+        var result = new List<SeccompArch> { nativeArch };
+        for (var i = 0; i < names.Count; i++)
         {
-            case SeccompOp.Equal:
-                e.Load(hi);
-                e.Branch(JeqK, vHi, Emitter.Next, fail);
-                e.Load(lo);
-                e.Branch(JeqK, vLo, pass, fail);
-                break;
-            case SeccompOp.NotEqual:
-                e.Load(hi);
-                e.Branch(JeqK, vHi, Emitter.Next, pass);
-                e.Load(lo);
-                e.Branch(JeqK, vLo, fail, pass);
-                break;
-            case SeccompOp.GreaterThan:
-            case SeccompOp.GreaterOrEqual:
-                e.Load(hi);
-                e.Branch(JgtK, vHi, pass, Emitter.Next);
-                e.Branch(JeqK, vHi, Emitter.Next, fail);
-                e.Load(lo);
-                e.Branch(c.Op == SeccompOp.GreaterThan ? JgtK : JgeK, vLo, pass, fail);
-                break;
-            case SeccompOp.LessThan:
-            case SeccompOp.LessOrEqual:
-                e.Load(hi);
-                e.Branch(JgtK, vHi, fail, Emitter.Next);
-                e.Branch(JeqK, vHi, Emitter.Next, pass);
-                e.Load(lo);
-                // arg < v  <=>  !(lo >= vLo); arg <= v  <=>  !(lo > vLo)
-                e.Branch(c.Op == SeccompOp.LessThan ? JgeK : JgtK, vLo, fail, pass);
-                break;
-            case SeccompOp.MaskedEqual:
-                // (arg & value) == valueTwo
-                e.Load(hi);
-                e.Emit(AluAndK, 0, 0, vHi);
-                e.Branch(JeqK, (uint)(c.ValueTwo >> 32), Emitter.Next, fail);
-                e.Load(lo);
-                e.Emit(AluAndK, 0, 0, vLo);
-                e.Branch(JeqK, (uint)c.ValueTwo, pass, fail);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(c));
-        }
-
-        e.Mark(pass);
-    }
-
-    private readonly record struct Condition(uint Index, SeccompOp Op, ulong Value, ulong ValueTwo);
-
-    // Collects instructions whose jump targets are labels and resolves them at the end. Conditional jumps (8-bit
-    // offsets) are only used within one rule, which is far shorter than 255 instructions; every jump that can be long
-    // (arch dispatch, skipping a syscall's rules) is a BPF_JA with its 32-bit offset.
-    private sealed class Emitter
-    {
-        public const int Next = -1;
-
-        private readonly List<(ushort Code, int Jt, int Jf, uint K, int KLabel)> _code = [];
-        private readonly List<int> _labels = [];
-
-        public int NewLabel()
-        {
-            _labels.Add(-1);
-            return _labels.Count - 1;
-        }
-
-        public void Mark(int label) => _labels[label] = _code.Count;
-
-        public void Emit(ushort code, byte jt, byte jf, uint k) => _code.Add((code, -2 - jt, -2 - jf, k, -1));
-
-        public void Load(uint offset) => Emit(LdWAbs, 0, 0, offset);
-
-        public void Return(uint action) => Emit(RetK, 0, 0, action);
-
-        /// <summary>A conditional jump that skips <paramref name="skipIfFalse"/> instructions when false.</summary>
-        public void JumpIf(ushort code, uint k, byte skipIfFalse) => Emit(code, 0, skipIfFalse, k);
-
-        public void JumpAlways(int label) => _code.Add((Ja, -2, -2, 0, label));
-
-        /// <summary>A conditional jump to labels (or <see cref="Next"/>).</summary>
-        public void Branch(ushort code, uint k, int trueLabel, int falseLabel) => _code.Add((code, trueLabel, falseLabel, k, -1));
-
-        public byte[] Assemble()
-        {
-            if (_code.Count > SeccompConstants.MaxInstructions)
+            var name = names[i];
+            SeccompArch? arch = name switch
             {
-                throw new NacelleException(
-                    ErrorKind.InvalidArgument,
-                    $"seccomp: the compiled filter has {_code.Count} instructions; the kernel accepts at most {SeccompConstants.MaxInstructions}");
+                "SCMP_ARCH_X86_64" => SeccompArch.X86_64,
+                "SCMP_ARCH_X86" => SeccompArch.X86,
+                "SCMP_ARCH_X32" => SeccompArch.X32,
+                "SCMP_ARCH_AARCH64" => SeccompArch.Aarch64,
+                "SCMP_ARCH_ARM" => SeccompArch.Arm,
+                "SCMP_ARCH_MIPS" or "SCMP_ARCH_MIPS64" or "SCMP_ARCH_MIPS64N32" or "SCMP_ARCH_MIPSEL" or "SCMP_ARCH_MIPSEL64"
+                    or "SCMP_ARCH_MIPSEL64N32" or "SCMP_ARCH_PPC" or "SCMP_ARCH_PPC64" or "SCMP_ARCH_PPC64LE" or "SCMP_ARCH_S390"
+                    or "SCMP_ARCH_S390X" or "SCMP_ARCH_PARISC" or "SCMP_ARCH_PARISC64" or "SCMP_ARCH_RISCV64"
+                    or "SCMP_ARCH_LOONGARCH64" or "SCMP_ARCH_M68K" or "SCMP_ARCH_SH" or "SCMP_ARCH_SHEB" => null,
+                _ => throw NacelleException.InvalidArgument($"seccomp: architectures[{i}]: unknown architecture {Quote(name)}"),
+            };
+            if (arch is not { } known || !abis.Contains(known))
+            {
+                AddOnce(warnings, $"seccomp: architectures[{i}]: {name} is not an ABI of this {ArchName(nativeArch)} CPU; ignored");
+                continue;
             }
 
-            var bytes = new byte[_code.Count * SeccompConstants.InstructionSize];
-            for (var i = 0; i < _code.Count; i++)
+            if (!result.Contains(known))
             {
-                var (code, jt, jf, k, kLabel) = _code[i];
-                if (kLabel >= 0)
+                result.Add(known);
+            }
+        }
+
+        return result;
+    }
+
+    private sealed record Rule(int Index, IReadOnlyList<string> Names, uint Action, LibSeccomp.ArgCompare[] Args);
+
+    // Validates every rule once (names, action, errnoRet, argument index/op), before anything is compiled.
+    private static List<Rule> ParseRules(IReadOnlyList<SeccompSyscallRule> syscalls)
+    {
+        var rules = new List<Rule>(syscalls.Count);
+        for (var i = 0; i < syscalls.Count; i++)
+        {
+            var rule = syscalls[i] ?? throw NacelleException.InvalidArgument($"seccomp: syscalls[{i}] is null");
+            if (rule.Names.Count == 0)
+            {
+                throw NacelleException.InvalidArgument($"seccomp: syscalls[{i}].names is empty");
+            }
+
+            for (var j = 0; j < rule.Names.Count; j++)
+            {
+                if (string.IsNullOrWhiteSpace(rule.Names[j]))
                 {
-                    k = (uint)(Target(kLabel) - i - 1);
+                    throw NacelleException.InvalidArgument($"seccomp: syscalls[{i}].names[{j}] is empty");
+                }
+            }
+
+            var action = ParseAction(rule.Action, rule.ErrnoRet, $"syscalls[{i}].action", $"syscalls[{i}].errnoRet");
+            var args = new LibSeccomp.ArgCompare[rule.Args.Count];
+            var seen = new bool[6];
+            for (var a = 0; a < rule.Args.Count; a++)
+            {
+                var arg = rule.Args[a] ?? throw NacelleException.InvalidArgument($"seccomp: syscalls[{i}].args[{a}] is null");
+                if (arg.Index > 5)
+                {
+                    throw NacelleException.InvalidArgument($"seccomp: syscalls[{i}].args[{a}].index {arg.Index} is out of range (0-5)");
                 }
 
-                var span = bytes.AsSpan(i * SeccompConstants.InstructionSize, SeccompConstants.InstructionSize);
-                BinaryPrimitives.WriteUInt16LittleEndian(span, code);
-                span[2] = Offset(jt, i);
-                span[3] = Offset(jf, i);
-                BinaryPrimitives.WriteUInt32LittleEndian(span[4..], k);
+                if (seen[arg.Index])
+                {
+                    // runc turns such a rule into one rule per condition (OR instead of AND); nacelle does not weaken it.
+                    throw NacelleException.InvalidArgument(
+                        $"seccomp: syscalls[{i}].args[{a}]: a second condition on argument {arg.Index}; libseccomp cannot AND " +
+                        "two conditions on one argument, write them as separate rules");
+                }
+
+                seen[arg.Index] = true;
+                args[a] = new LibSeccomp.ArgCompare
+                {
+                    Argument = arg.Index,
+                    Op = ParseOp(arg.Op, $"syscalls[{i}].args[{a}].op"),
+                    DatumA = arg.Value,
+                    DatumB = arg.ValueTwo,
+                };
             }
 
-            return bytes;
+            rules.Add(new Rule(i, rule.Names, action, args));
         }
 
-        private int Target(int label)
+        return rules;
+    }
+
+    // ALLOW, LOG and TRACE let an unknown call through anyway: answering ENOSYS for newer calls would refuse them.
+    private static bool LetsThrough(uint action) =>
+        action == SeccompConstants.RetAllow || action == SeccompConstants.RetLog || (action & ~SeccompConstants.RetDataMask) == SeccompConstants.RetTrace;
+
+    private static void Check(int rc, string what)
+    {
+        if (rc < 0)
         {
-            var target = _labels[label];
-            if (target < 0)
-            {
-                throw new InvalidOperationException($"seccomp compiler: label {label} was never placed");
-            }
-
-            return target;
-        }
-
-        // jt/jf encoding: <= -2 is a literal offset (-2 - n), -1 (Next) is 0, >= 0 is a label.
-        private byte Offset(int jump, int at)
-        {
-            if (jump <= -2)
-            {
-                return (byte)(-2 - jump);
-            }
-
-            if (jump == Next)
-            {
-                return 0;
-            }
-
-            var offset = Target(jump) - at - 1;
-            if (offset is < 0 or > byte.MaxValue)
-            {
-                throw new InvalidOperationException($"seccomp compiler: conditional jump of {offset} at {at}");
-            }
-
-            return (byte)offset;
+            throw new InvalidOperationException($"seccomp: libseccomp {LibSeccomp.LibraryVersion()}: cannot {what}: {Errno(rc)}");
         }
     }
-}
 
-/// <summary>The SCMP_CMP_* argument comparisons (all unsigned 64-bit).</summary>
-public enum SeccompOp
-{
-    NotEqual,
-    LessThan,
-    LessOrEqual,
-    Equal,
-    GreaterOrEqual,
-    GreaterThan,
-    MaskedEqual,
+    private static string Errno(int rc) => System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(-rc);
+
+    private static string Quote(string? s) => s is null ? "null" : $"\"{s}\"";
+
+    private static void AddOnce(List<string> warnings, string warning)
+    {
+        if (!warnings.Contains(warning))
+        {
+            warnings.Add(warning);
+        }
+    }
 }

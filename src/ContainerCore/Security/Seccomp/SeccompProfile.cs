@@ -6,7 +6,9 @@ namespace Nacelle.ContainerCore.Security.Seccomp;
 
 // The OCI runtime-spec `linux.seccomp` section (also the format of Localhost profile files). Actions, ops and
 // architectures stay strings here: the compiler checks them and refuses unknown ones naming the field. Absent or null
-// lists and strings read as empty (the generated deserializer assigns every init property).
+// lists and strings read as empty (the generated deserializer assigns every init property). Docker's profile format
+// (archMap, per-rule includes/excludes) is recognised only to be refused: read as OCI it would silently lose its
+// conditions.
 
 /// <summary>A seccomp profile as the OCI runtime spec describes it.</summary>
 public sealed record SeccompProfile
@@ -16,14 +18,42 @@ public sealed record SeccompProfile
     [JsonPropertyName("architectures")] public IReadOnlyList<string> Architectures { get; init => field = value ?? []; } = [];
     [JsonPropertyName("flags")] public IReadOnlyList<string> Flags { get; init => field = value ?? []; } = [];
     [JsonPropertyName("syscalls")] public IReadOnlyList<SeccompSyscallRule> Syscalls { get; init => field = value ?? []; } = [];
+    [JsonPropertyName("listenerPath")] public string? ListenerPath { get; init; }
+
+    /// <summary>Docker's format only; its presence means the profile is not an OCI one.</summary>
+    [JsonPropertyName("archMap")] public JsonElement? ArchMap { get; init; }
+
+    /// <summary>The profile as OCI linux.seccomp JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, SeccompJson.Default.SeccompProfile);
+
+    /// <summary>Refuses Docker-format profiles (archMap, includes, excludes), naming the field: taken as OCI they
+    /// would lose their architecture and capability conditions without a word.</summary>
+    public void ThrowIfNotOci()
+    {
+        if (ArchMap is { ValueKind: not JsonValueKind.Null })
+        {
+            throw NacelleException.InvalidArgument("seccomp: archMap: this is Docker's profile format; give an OCI profile (architectures, syscalls)");
+        }
+
+        for (var i = 0; i < Syscalls.Count; i++)
+        {
+            if (Syscalls[i] is { } rule && (rule.Includes is { ValueKind: not JsonValueKind.Null } || rule.Excludes is { ValueKind: not JsonValueKind.Null }))
+            {
+                throw NacelleException.InvalidArgument(
+                    $"seccomp: syscalls[{i}].{(rule.Includes is { ValueKind: not JsonValueKind.Null } ? "includes" : "excludes")}: this is Docker's profile format; give an OCI profile");
+            }
+        }
+    }
 
     /// <summary>Parses a profile from JSON text (a spec's seccomp section or a Localhost profile file).</summary>
     public static SeccompProfile Parse(string json)
     {
         try
         {
-            return JsonSerializer.Deserialize(json, SeccompJson.Default.SeccompProfile)
+            var profile = JsonSerializer.Deserialize(json, SeccompJson.Default.SeccompProfile)
                 ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
+            profile.ThrowIfNotOci();
+            return profile;
         }
         catch (JsonException e)
         {
@@ -36,8 +66,10 @@ public sealed record SeccompProfile
     {
         try
         {
-            return element.Deserialize(SeccompJson.Default.SeccompProfile)
+            var profile = element.Deserialize(SeccompJson.Default.SeccompProfile)
                 ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
+            profile.ThrowIfNotOci();
+            return profile;
         }
         catch (JsonException e)
         {
@@ -53,6 +85,12 @@ public sealed record SeccompSyscallRule
     [JsonPropertyName("action")] public string Action { get; init => field = value ?? string.Empty; } = string.Empty;
     [JsonPropertyName("errnoRet")] public uint? ErrnoRet { get; init; }
     [JsonPropertyName("args")] public IReadOnlyList<SeccompArg> Args { get; init => field = value ?? []; } = [];
+
+    /// <summary>Docker's format only (a capability/architecture/kernel condition); refused.</summary>
+    [JsonPropertyName("includes")] public JsonElement? Includes { get; init; }
+
+    /// <summary>Docker's format only; refused.</summary>
+    [JsonPropertyName("excludes")] public JsonElement? Excludes { get; init; }
 }
 
 /// <summary>A condition on syscall argument <see cref="Index"/> (0-5). For SCMP_CMP_MASKED_EQ,

@@ -2,11 +2,15 @@ using System.Collections.Frozen;
 
 namespace Nacelle.ContainerCore.Security.Seccomp;
 
-/// <summary>Syscall name -> number for the architectures nacelle compiles filters for (x86_64 and aarch64, whose
-/// table is the asm-generic one). Numbers are kernel ABI facts; since 424 both share one numbering.</summary>
+/// <summary>
+/// Syscall name -> number, as the kernel numbers them (ABI facts from its syscall tables): x86_64, i386 and aarch64
+/// (the asm-generic table) in full; x32 and 32-bit arm only for the numbers every architecture shares since 424 (x32
+/// with its 0x40000000 bit). libseccomp knows these too; nacelle's own tables serve the names a library older than the
+/// kernel does not know yet, and the tests that hold both to the same numbers.
+/// </summary>
 public static class SyscallTable
 {
-    // x86_64: arch/x86/entry/syscalls/syscall_64.tbl, numbers 0..335 in order.
+    // x86_64: arch/x86/entry/syscalls/syscall_64.tbl, numbers 0..336 in order.
     private static readonly string[] X86_64Low =
     [
         "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap", // 0-9
@@ -42,7 +46,55 @@ public static class SyscallTable
         "fanotify_init", "fanotify_mark", "prlimit64", "name_to_handle_at", "open_by_handle_at", "clock_adjtime", "syncfs", "sendmmsg", "setns", "getcpu", // 300-309
         "process_vm_readv", "process_vm_writev", "kcmp", "finit_module", "sched_setattr", "sched_getattr", "renameat2", "seccomp", "getrandom", "memfd_create", // 310-319
         "kexec_file_load", "bpf", "execveat", "userfaultfd", "membarrier", "mlock2", "copy_file_range", "preadv2", "pwritev2", "pkey_mprotect", // 320-329
-        "pkey_alloc", "pkey_free", "statx", "io_pgetevents", "rseq", "uretprobe", // 330-335
+        "pkey_alloc", "pkey_free", "statx", "io_pgetevents", "rseq", "uretprobe", "uprobe", // 330-336
+    ];
+
+    // i386: arch/x86/entry/syscalls/syscall_32.tbl, numbers 0..423 in order ("": unassigned).
+    private static readonly string[] I386Low =
+    [
+        "restart_syscall", "exit", "fork", "read", "write", "open", "close", "waitpid", "creat", "link", // 0-9
+        "unlink", "execve", "chdir", "time", "mknod", "chmod", "lchown", "break", "oldstat", "lseek", // 10-19
+        "getpid", "mount", "umount", "setuid", "getuid", "stime", "ptrace", "alarm", "oldfstat", "pause", // 20-29
+        "utime", "stty", "gtty", "access", "nice", "ftime", "sync", "kill", "rename", "mkdir", // 30-39
+        "rmdir", "dup", "pipe", "times", "prof", "brk", "setgid", "getgid", "signal", "geteuid", // 40-49
+        "getegid", "acct", "umount2", "lock", "ioctl", "fcntl", "mpx", "setpgid", "ulimit", "oldolduname", // 50-59
+        "umask", "chroot", "ustat", "dup2", "getppid", "getpgrp", "setsid", "sigaction", "sgetmask", "ssetmask", // 60-69
+        "setreuid", "setregid", "sigsuspend", "sigpending", "sethostname", "setrlimit", "getrlimit", "getrusage", "gettimeofday", "settimeofday", // 70-79
+        "getgroups", "setgroups", "select", "symlink", "oldlstat", "readlink", "uselib", "swapon", "reboot", "readdir", // 80-89
+        "mmap", "munmap", "truncate", "ftruncate", "fchmod", "fchown", "getpriority", "setpriority", "profil", "statfs", // 90-99
+        "fstatfs", "ioperm", "socketcall", "syslog", "setitimer", "getitimer", "stat", "lstat", "fstat", "olduname", // 100-109
+        "iopl", "vhangup", "idle", "vm86old", "wait4", "swapoff", "sysinfo", "ipc", "fsync", "sigreturn", // 110-119
+        "clone", "setdomainname", "uname", "modify_ldt", "adjtimex", "mprotect", "sigprocmask", "create_module", "init_module", "delete_module", // 120-129
+        "get_kernel_syms", "quotactl", "getpgid", "fchdir", "bdflush", "sysfs", "personality", "afs_syscall", "setfsuid", "setfsgid", // 130-139
+        "_llseek", "getdents", "_newselect", "flock", "msync", "readv", "writev", "getsid", "fdatasync", "_sysctl", // 140-149
+        "mlock", "munlock", "mlockall", "munlockall", "sched_setparam", "sched_getparam", "sched_setscheduler", "sched_getscheduler", "sched_yield", "sched_get_priority_max", // 150-159
+        "sched_get_priority_min", "sched_rr_get_interval", "nanosleep", "mremap", "setresuid", "getresuid", "vm86", "query_module", "poll", "nfsservctl", // 160-169
+        "setresgid", "getresgid", "prctl", "rt_sigreturn", "rt_sigaction", "rt_sigprocmask", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_sigsuspend", // 170-179
+        "pread64", "pwrite64", "chown", "getcwd", "capget", "capset", "sigaltstack", "sendfile", "getpmsg", "putpmsg", // 180-189
+        "vfork", "ugetrlimit", "mmap2", "truncate64", "ftruncate64", "stat64", "lstat64", "fstat64", "lchown32", "getuid32", // 190-199
+        "getgid32", "geteuid32", "getegid32", "setreuid32", "setregid32", "getgroups32", "setgroups32", "fchown32", "setresuid32", "getresuid32", // 200-209
+        "setresgid32", "getresgid32", "chown32", "setuid32", "setgid32", "setfsuid32", "setfsgid32", "pivot_root", "mincore", "madvise", // 210-219
+        "getdents64", "fcntl64", "", "", "gettid", "readahead", "setxattr", "lsetxattr", "fsetxattr", "getxattr", // 220-229
+        "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr", "removexattr", "lremovexattr", "fremovexattr", "tkill", "sendfile64", // 230-239
+        "futex", "sched_setaffinity", "sched_getaffinity", "set_thread_area", "get_thread_area", "io_setup", "io_destroy", "io_getevents", "io_submit", "io_cancel", // 240-249
+        "fadvise64", "", "exit_group", "lookup_dcookie", "epoll_create", "epoll_ctl", "epoll_wait", "remap_file_pages", "set_tid_address", "timer_create", // 250-259
+        "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete", "clock_settime", "clock_gettime", "clock_getres", "clock_nanosleep", "statfs64", "fstatfs64", // 260-269
+        "tgkill", "utimes", "fadvise64_64", "vserver", "mbind", "get_mempolicy", "set_mempolicy", "mq_open", "mq_unlink", "mq_timedsend", // 270-279
+        "mq_timedreceive", "mq_notify", "mq_getsetattr", "kexec_load", "waitid", "", "add_key", "request_key", "keyctl", "ioprio_set", // 280-289
+        "ioprio_get", "inotify_init", "inotify_add_watch", "inotify_rm_watch", "migrate_pages", "openat", "mkdirat", "mknodat", "fchownat", "futimesat", // 290-299
+        "fstatat64", "unlinkat", "renameat", "linkat", "symlinkat", "readlinkat", "fchmodat", "faccessat", "pselect6", "ppoll", // 300-309
+        "unshare", "set_robust_list", "get_robust_list", "splice", "sync_file_range", "tee", "vmsplice", "move_pages", "getcpu", "epoll_pwait", // 310-319
+        "utimensat", "signalfd", "timerfd_create", "eventfd", "fallocate", "timerfd_settime", "timerfd_gettime", "signalfd4", "eventfd2", "epoll_create1", // 320-329
+        "dup3", "pipe2", "inotify_init1", "preadv", "pwritev", "rt_tgsigqueueinfo", "perf_event_open", "recvmmsg", "fanotify_init", "fanotify_mark", // 330-339
+        "prlimit64", "name_to_handle_at", "open_by_handle_at", "clock_adjtime", "syncfs", "sendmmsg", "setns", "process_vm_readv", "process_vm_writev", "kcmp", // 340-349
+        "finit_module", "sched_setattr", "sched_getattr", "renameat2", "seccomp", "getrandom", "memfd_create", "bpf", "execveat", "socket", // 350-359
+        "socketpair", "bind", "connect", "listen", "accept4", "getsockopt", "setsockopt", "getsockname", "getpeername", "sendto", // 360-369
+        "sendmsg", "recvfrom", "recvmsg", "shutdown", "userfaultfd", "membarrier", "mlock2", "copy_file_range", "preadv2", "pwritev2", // 370-379
+        "pkey_mprotect", "pkey_alloc", "pkey_free", "statx", "arch_prctl", "io_pgetevents", "rseq", "", "", "", // 380-389
+        "", "", "", "semget", "semctl", "shmget", "shmctl", "shmat", "shmdt", "msgget", // 390-399
+        "msgsnd", "msgrcv", "msgctl", "clock_gettime64", "clock_settime64", "clock_adjtime64", "clock_getres_time64", "clock_nanosleep_time64", "timer_gettime64", "timer_settime64", // 400-409
+        "timerfd_gettime64", "timerfd_settime64", "utimensat_time64", "pselect6_time64", "ppoll_time64", "", "io_pgetevents_time64", "recvmmsg_time64", "mq_timedsend_time64", "mq_timedreceive_time64", // 410-419
+        "semtimedop_time64", "rt_sigtimedwait_time64", "futex_time64", "sched_rr_get_interval_time64", // 420-423
     ];
 
     // asm-generic (aarch64): include/uapi/asm-generic/unistd.h, numbers 0..243 in order.
@@ -97,19 +149,42 @@ public static class SyscallTable
     private const int UnifiedBase = 424;
 
     private static readonly FrozenDictionary<string, int> X86_64 = Build((X86_64Low, 0), (Unified, UnifiedBase));
+    private static readonly FrozenDictionary<string, int> I386 = Build((I386Low, 0), (Unified, UnifiedBase));
     private static readonly FrozenDictionary<string, int> Aarch64 = Build((GenericLow, 0), (GenericMid, 260), (Unified, UnifiedBase));
+    private static readonly FrozenDictionary<string, int> Shared = Build((Unified, UnifiedBase));
 
-    /// <summary>The table for <paramref name="arch"/>, or null when nacelle has none (i386, x32-only and arm numbers).</summary>
-    public static IReadOnlyDictionary<string, int>? For(SeccompArch arch) => arch switch
+    // The shared block's exceptions: map_shadow_stack is x86_64's alone among the x86 ABIs, memfd_secret is not wired
+    // up on 32-bit arm.
+    private static readonly FrozenDictionary<string, int> X32 = Shared.Where(e => e.Key != "map_shadow_stack")
+        .ToFrozenDictionary(e => e.Key, e => e.Value | (int)SeccompConstants.X32SyscallBit, StringComparer.Ordinal);
+    private static readonly FrozenDictionary<string, int> Arm = Shared.Where(e => e.Key != "memfd_secret").ToFrozenDictionary(StringComparer.Ordinal);
+
+    /// <summary>The names nacelle knows on <paramref name="arch"/> with their numbers (x32 numbers carry the x32 bit).</summary>
+    public static IEnumerable<KeyValuePair<string, int>> Entries(SeccompArch arch) => arch switch
     {
         SeccompArch.X86_64 => X86_64,
+        SeccompArch.X86 => I386,
         SeccompArch.Aarch64 => Aarch64,
-        _ => null,
+        SeccompArch.X32 => X32,
+        SeccompArch.Arm => Arm,
+        _ => [],
     };
 
-    /// <summary>The number of <paramref name="name"/> on <paramref name="arch"/>, or null when unknown there.</summary>
+    /// <summary>The number of <paramref name="name"/> on <paramref name="arch"/>, or null when nacelle's tables do not
+    /// know it there (x32 and arm: only the shared block from 424 on).</summary>
     public static int? Lookup(SeccompArch arch, string name)
-        => For(arch) is { } table && table.TryGetValue(name, out var nr) ? nr : null;
+    {
+        var table = arch switch
+        {
+            SeccompArch.X86_64 => X86_64,
+            SeccompArch.X86 => I386,
+            SeccompArch.Aarch64 => Aarch64,
+            SeccompArch.X32 => X32,
+            SeccompArch.Arm => Arm,
+            _ => null,
+        };
+        return table is not null && table.TryGetValue(name, out var nr) ? nr : null;
+    }
 
     private static FrozenDictionary<string, int> Build(params (string[] Names, int First)[] blocks)
     {
@@ -118,7 +193,10 @@ public static class SyscallTable
         {
             for (var i = 0; i < names.Length; i++)
             {
-                map.Add(names[i], first + i);
+                if (names[i].Length > 0)
+                {
+                    map.Add(names[i], first + i);
+                }
             }
         }
 

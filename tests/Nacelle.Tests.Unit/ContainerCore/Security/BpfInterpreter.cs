@@ -11,6 +11,12 @@ internal static class BpfInterpreter
 {
     public const int SeccompDataSize = 64;
 
+    // What the tests compare with: the audit values of x86_64 and i386, and the two refusals of RuntimeDefault.
+    public const uint X64 = Nacelle.ContainerCore.Security.Seccomp.SeccompConstants.AuditArchX86_64;
+    public const uint I386 = Nacelle.ContainerCore.Security.Seccomp.SeccompConstants.AuditArchI386;
+    public const uint Eperm = Nacelle.ContainerCore.Security.Seccomp.SeccompConstants.RetErrno | 1;
+    public const uint Enosys = Nacelle.ContainerCore.Security.Seccomp.SeccompConstants.RetErrno | 38;
+
     public static byte[] SeccompData(uint arch, int nr, params ulong[] args)
     {
         var data = new byte[SeccompDataSize];

@@ -1,8 +1,10 @@
 using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Runtime;
+using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spawn;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Tests.Unit.ContainerCore.Security;
 
 namespace Nacelle.Tests.Unit.ContainerCore.Spawn;
 
@@ -194,6 +196,27 @@ public sealed class SpawnPlannerTests : IDisposable
         { "linux.sysctl.net..x", s => { s.Linux!.Sysctl["net..x"] = "1"; } },
         { "process.capabilities.effective", s => s.Process!.Capabilities!.Effective.Add("CAP_BOGUS") },
     };
+
+    [Fact]
+    public void Runtime_default_is_compiled_for_the_helper_and_a_seccomp_section_that_is_no_object_is_refused()
+    {
+        var spec = Spec();
+        spec.Linux!.Seccomp = JsonDocument.Parse(DefaultSeccompProfile.Json).RootElement.Clone();
+        var filter = Plan(spec).Seccomp!.Filter;
+        const uint x86_64 = SeccompConstants.AuditArchX86_64, i386 = SeccompConstants.AuditArchI386;
+        Assert.Equal(SeccompConstants.RetErrno | 1, BpfInterpreter.Run(filter, x86_64, 250));   // keyctl
+        Assert.Equal(SeccompConstants.RetErrno | 1, BpfInterpreter.Run(filter, i386, 288));     // keyctl, i386
+        Assert.Equal(SeccompConstants.RetAllow, BpfInterpreter.Run(filter, x86_64, 39));        // getpid
+        Assert.Same(filter, Plan(spec).Seccomp!.Filter); // compiled once for the same profile
+
+        spec.Linux.Seccomp = JsonDocument.Parse("[]").RootElement.Clone();
+        var error = Assert.Throws<NacelleException>(() => Plan(spec));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("linux.seccomp", error.Message, StringComparison.Ordinal);
+
+        spec.Linux.Seccomp = JsonDocument.Parse("null").RootElement.Clone();
+        Assert.Null(Plan(spec).Seccomp);
+    }
 
     [Theory]
     [MemberData(nameof(Refusals))]
