@@ -45,6 +45,9 @@ public static class ConfigKeys
 
     public static readonly string[] TracingProtocols = ["grpc", "http/protobuf"];
 
+    /// <summary>Values of cni.default_network: the node-safe one first (the embedded default).</summary>
+    public static readonly string[] DefaultNetworkChoices = [NacelleConfig.CniSection.NoDefaultNetwork, NacelleConfig.CniSection.BuiltinNetwork];
+
     /// <summary>Section comments, printed above each [section] by `nacelle config default`.</summary>
     public static readonly IReadOnlyDictionary<string, string> SectionComments = new Dictionary<string, string>
     {
@@ -55,7 +58,7 @@ public static class ConfigKeys
         ["cgroup"] = "How containers' cgroups are managed.",
         ["cni"] = "Pod networking through CNI plugins. The first valid *.conf, *.conflist or *.json in conf_dir (lexical order)\n" +
                   "is the pod network; changes are picked up without a restart. Without one, the built-in default network\n" +
-                  "(bridge + host-local + portmap) is used when default_network = true.",
+                  "(bridge + host-local + portmap) is used when default_network = \"builtin\".",
         ["image"] = "Image pulls.",
         ["registry"] = "Talking to image registries. Registries on loopback (localhost, 127.0.0.0/8, ::1) may use plain HTTP\n" +
                        "without configuration; per-registry settings go in [registry.hosts.\"<host>\"] tables (see below).",
@@ -208,10 +211,19 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "cni.default_network", Type = ConfigValueType.Boolean,
-            Comment = "Use the built-in default network while conf_dir holds no valid configuration (false: the node's network\n" +
-                      "stays NotReady until one is installed).",
-            Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (bool)v,
+            Path = "cni.default_network", Type = ConfigValueType.String,
+            Comment = "While conf_dir holds no valid configuration: \"none\" leaves pod networking to the cluster (NetworkReady stays\n" +
+                      "false until its network add-on installs a configuration; the right choice on a cluster node), \"builtin\" uses\n" +
+                      "nacelle's own single-host network (bridge + host-local + portmap; scripts/run.sh passes --default-network builtin).",
+            Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (string)v,
+            Validate = v => DefaultNetworkChoices.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", DefaultNetworkChoices)}",
+        },
+        new()
+        {
+            Path = "cni.default_masquerade", Type = ConfigValueType.Boolean,
+            Comment = "The built-in network masquerades traffic from pods to addresses outside the pod range (the bridge plugin's\n" +
+                      "ipMasq), so pods reach beyond this host through its address.",
+            Get = c => c.Cni.DefaultMasquerade, Set = (c, v) => c.Cni.DefaultMasquerade = (bool)v,
         },
         new()
         {

@@ -81,7 +81,17 @@ public sealed class NacelleConfig
         public string CacheDir { get; set; } = string.Empty;
 
         public TimeSpan PluginTimeout { get; set; } = TimeSpan.FromSeconds(60);
-        public bool DefaultNetwork { get; set; } = true;
+        /// <summary>cni.default_network: no network of our own; the cluster's network add-on provides one.</summary>
+        public const string NoDefaultNetwork = "none";
+
+        /// <summary>cni.default_network: the built-in single-host network.</summary>
+        public const string BuiltinNetwork = "builtin";
+
+        /// <summary>What runs while the conf dir has no valid configuration: <see cref="NoDefaultNetwork"/> (the default) or <see cref="BuiltinNetwork"/>.</summary>
+        public string DefaultNetwork { get; set; } = NoDefaultNetwork;
+
+        /// <summary>Whether the built-in network masquerades traffic leaving the pod range.</summary>
+        public bool DefaultMasquerade { get; set; } = true;
         public string DefaultPodCidr { get; set; } = CniOptions.DefaultPodCidrValue;
         public string DefaultBridge { get; set; } = CniOptions.DefaultBridgeNameValue;
 

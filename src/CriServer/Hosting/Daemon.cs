@@ -221,7 +221,8 @@ internal static class Daemon
             BinDirs = [.. config.Cni.BinDirs],
             CacheDir = cacheDir,
             PluginTimeout = config.Cni.PluginTimeout,
-            EnableDefaultNetwork = config.Cni.DefaultNetwork,
+            EnableDefaultNetwork = config.Cni.DefaultNetwork == NacelleConfig.CniSection.BuiltinNetwork,
+            DefaultNetworkMasquerade = config.Cni.DefaultMasquerade,
             DefaultPodCidr = config.Cni.DefaultPodCidr,
             DefaultBridgeName = config.Cni.DefaultBridge,
             // host-local's allocations of the built-in network live with the cache, not in the host's /var/lib/cni.

@@ -134,7 +134,9 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[cni]\nplugin_timeout = \"100ms\"", "cni.plugin_timeout", "between 1s and 10m" },
         { "[cni]\nplugin_timeout = \"1h\"", "cni.plugin_timeout", "between 1s and 10m" },
         { "[cni]\nplugin_timeout = \"forever\"", "cni.plugin_timeout", "'forever' is not a duration" },
-        { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "expected a boolean (true or false), got the string \"yes\"" },
+        { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "'yes' is not one of none, builtin" },
+        { "[cni]\ndefault_network = true", "cni.default_network", "expected a string, got the boolean true" },
+        { "[cni]\ndefault_masquerade = \"on\"", "cni.default_masquerade", "expected a boolean (true or false), got the string \"on\"" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.0\"", "cni.default_pod_cidr", "pod CIDR '10.88.0.0' is not an address/prefix" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.1/16\"", "cni.default_pod_cidr", "has host bits set" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.0/31\"", "cni.default_pod_cidr", "prefix /31 must be within /8../30" },
@@ -228,7 +230,8 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(string.Empty, defaults.CacheDir);
         Assert.Equal("/var/lib/nacelle/cni", defaults.EffectiveCacheDir("/var/lib/nacelle"));
         Assert.Equal(TimeSpan.FromSeconds(60), defaults.PluginTimeout);
-        Assert.True(defaults.DefaultNetwork);
+        Assert.Equal("none", defaults.DefaultNetwork); // a node's runtime leaves pod networking to the cluster
+        Assert.True(defaults.DefaultMasquerade);
         Assert.Equal("10.88.0.0/16", defaults.DefaultPodCidr);
         Assert.Equal("nacelle0", defaults.DefaultBridge);
 
@@ -238,7 +241,8 @@ public sealed class ConfigLoaderTests : IDisposable
             conf_dir = "/srv/cni/net.d"
             bin_dirs = ["/srv/cni/bin"]
             plugin_timeout = "15s"
-            default_network = false
+            default_network = "builtin"
+            default_masquerade = false
             default_pod_cidr = "10.244.0.0/16, fd00:244::/64"
             default_bridge = "cni0"
             """);
@@ -248,7 +252,8 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(["/srv/cni/bin"], cni.BinDirs);
         Assert.Equal("/srv/nacelle/cni", cni.EffectiveCacheDir(loaded.Config.Root)); // follows root when not set
         Assert.Equal(TimeSpan.FromSeconds(15), cni.PluginTimeout);
-        Assert.False(cni.DefaultNetwork);
+        Assert.Equal("builtin", cni.DefaultNetwork);
+        Assert.False(cni.DefaultMasquerade);
         Assert.Equal("10.244.0.0/16, fd00:244::/64", cni.DefaultPodCidr);
         Assert.Equal("cni0", cni.DefaultBridge);
         Assert.Contains("cni.bin_dirs", loaded.ExplicitKeys);
