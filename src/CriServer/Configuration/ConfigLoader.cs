@@ -40,6 +40,11 @@ public static class ConfigLoader
         var files = new List<string>();
         var explicitKeys = new HashSet<string>(StringComparer.Ordinal);
 
+        if (Directory.Exists(sources.ConfigPath))
+        {
+            throw new ConfigException(sources.ConfigPath, null, "is a directory, not a configuration file; point --config at a TOML file");
+        }
+
         if (File.Exists(sources.ConfigPath))
         {
             ApplyFile(config, sources.ConfigPath, explicitKeys);
@@ -84,7 +89,8 @@ public static class ConfigLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException(path, null, $"cannot read configuration file: {e.Message}");
+            throw new ConfigException(path, null,
+                $"cannot read configuration file: {e.Message}; make it readable by the user nacelle runs as, or point --config at another file");
         }
 
         ApplyToml(config, text, path, explicitKeys);

@@ -219,6 +219,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         {
             if (Process.HasExited)
             {
+                Process.WaitForExit(); // drains the redirected output, so the message has the reason
                 throw new InvalidOperationException($"nacelle exited with {Process.ExitCode} before serving:\n{Output}");
             }
 
