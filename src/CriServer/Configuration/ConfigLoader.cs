@@ -258,6 +258,20 @@ public static class ConfigLoader
         {
             throw new ConfigException(source, "state", $"must differ from root ('{config.Root}')");
         }
+
+        foreach (var (host, section) in config.Registry.Hosts)
+        {
+            var hostPath = $"{ConfigKeys.RegistryHostsPath}.\"{host}\"";
+            if (!section.Fallback && section.Mirrors.Count == 0)
+            {
+                throw new ConfigException(source, $"{hostPath}.fallback", "false needs at least one mirror (there would be nowhere to pull from)");
+            }
+
+            if (!section.Fallback && section.Server.Length > 0)
+            {
+                throw new ConfigException(source, $"{hostPath}.server", "is never used with fallback = false (the mirrors only); drop one of them");
+            }
+        }
     }
 
     private static string NormalizeDir(string path) => System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));

@@ -51,12 +51,18 @@ public sealed class NacelleConfig
     public sealed class ImageSection
     {
         public long MaxConcurrentDownloads { get; set; } = 3;
+
+        /// <summary>Patterns of images reported as pinned and refused by RemoveImage.</summary>
+        public List<string> PinnedImages { get; set; } = [];
     }
 
     public sealed class RegistrySection
     {
         public TimeSpan NoProgressTimeout { get; set; } = TimeSpan.FromMinutes(1);
         public long MaxAttempts { get; set; } = 4;
+
+        /// <summary>Node credentials (Docker config.json); empty for none.</summary>
+        public string AuthFile { get; set; } = string.Empty;
 
         /// <summary>Per-registry settings by host ("registry.example:5000", "docker.io").</summary>
         public SortedDictionary<string, RegistryHostSection> Hosts { get; } = new(StringComparer.Ordinal);
@@ -65,6 +71,13 @@ public sealed class NacelleConfig
     public sealed class RegistryHostSection
     {
         public List<string> Mirrors { get; set; } = [];
+
+        /// <summary>The URL serving this registry instead of its own host; empty for the host itself.</summary>
+        public string Server { get; set; } = string.Empty;
+
+        /// <summary>Whether the origin (or <see cref="Server"/>) is tried after the mirrors.</summary>
+        public bool Fallback { get; set; } = true;
+
         public bool PlainHttp { get; set; }
         public bool SkipVerify { get; set; }
         public string CaFile { get; set; } = string.Empty;

@@ -35,6 +35,19 @@ internal static class Daemon
         var config = loaded.Config;
         var tracingSettings = TracingSettings.Resolve(config, loaded.ExplicitKeys, TracingSettings.ProcessEnvironment());
 
+        var imageOptions = ImageOptions(config);
+        if (imageOptions.Registry.NodeCredentials is { } nodeCredentials)
+        {
+            try
+            {
+                nodeCredentials.Validate();
+            }
+            catch (Nacelle.Common.NacelleException e)
+            {
+                throw new DaemonStartException(ExitCodes.Configuration, $"{e.Message}; fix the file, or set registry.auth_file = \"\"");
+            }
+        }
+
         PrepareDirectory(config.Root, "root", "--root", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         PrepareDirectory(config.State, "state", "--state", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
             | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
@@ -77,7 +90,7 @@ internal static class Daemon
         var database = OpenDatabase(config.Root);
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(services =>
-            new ImageManager(ImageOptions(config), database, services.GetRequiredService<ILoggerFactory>()));
+            new ImageManager(imageOptions, database, services.GetRequiredService<ILoggerFactory>()));
         // Disposed (its conf dir watcher stopped) with the host's service provider when the daemon stops.
         builder.Services.AddSingleton(services =>
             new CniNetwork(CniOptions(config), services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Network")));
@@ -208,14 +221,18 @@ internal static class Daemon
     {
         Root = config.Root,
         MaxConcurrentDownloads = (int)config.Image.MaxConcurrentDownloads,
+        PinnedImages = config.Image.PinnedImages,
         Registry = new RegistryOptions
         {
             NoProgressTimeout = config.Registry.NoProgressTimeout,
             MaxAttempts = (int)config.Registry.MaxAttempts,
+            NodeCredentials = config.Registry.AuthFile.Length > 0 ? new NodeCredentials(config.Registry.AuthFile) : null,
             Hosts = config.Registry.Hosts.Select(h => new RegistryHostConfig
             {
                 Host = h.Key,
                 Mirrors = h.Value.Mirrors,
+                Server = NullIfEmpty(h.Value.Server),
+                Fallback = h.Value.Fallback,
                 PlainHttp = h.Value.PlainHttp,
                 SkipVerify = h.Value.SkipVerify,
                 CaFile = NullIfEmpty(h.Value.CaFile),

@@ -68,6 +68,98 @@ public sealed class RegistryResilienceTests
     }
 
     [Fact]
+    public async Task Without_fallback_the_origin_is_never_contacted_even_on_a_miss()
+    {
+        // Two registries on loopback, each with a counting proxy in front: the origin has every image, the mirror one.
+        await using RegistryServer origin = await RegistryServer.StartAsync();
+        await using RegistryServer mirror = await RegistryServer.StartAsync();
+        using (OciPusher p = origin.CreatePusher())
+        {
+            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+            await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
+        }
+        PushedImage pushed;
+        using (OciPusher p = mirror.CreatePusher())
+            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
+        await using TestProxy mirrorProxy = await TestProxy.StartAsync(mirror.BaseUri);
+        string downMirror = $"http://127.0.0.1:{RegistryServer.FreePort()}";
+
+        var options = new RegistryOptions
+        {
+            InitialBackoff = TimeSpan.FromMilliseconds(20),
+            Hosts = [new RegistryHostConfig { Host = originProxy.Host, Mirrors = [downMirror, mirrorProxy.BaseUri.ToString()], Fallback = false }],
+        };
+        using RegistryClient client = Client(new CapturingLogger(), options);
+
+        // A hit on the second mirror after the first is down.
+        ImageReference app = Ref(originProxy.Host, "lib/app", "1.0");
+        ResolvedImage resolved = await client.ResolveAsync(app, null, Timeout());
+        Assert.Equal(pushed.LayerDigests[0], Sha256(await DownloadAsync(client, app, resolved.Layers[0])));
+
+        // A miss: NotFound naming the mirror and why the origin was not asked, although the origin has the image.
+        var miss = await Assert.ThrowsAsync<NacelleException>(() => client.ResolveAsync(Ref(originProxy.Host, "lib/only-at-origin", "1.0"), null, Timeout()));
+        Assert.Equal(ErrorKind.NotFound, miss.Kind);
+        Assert.Contains(mirrorProxy.Host, miss.Message);
+        Assert.Contains("mirrors only: fallback = false", miss.Message);
+
+        // A mirror that fails is retried (it is the last endpoint), and still the origin is not asked.
+        int failures = 0;
+        mirrorProxy.Intercept = (context, _) =>
+        {
+            if (Interlocked.Increment(ref failures) > 1)
+                return Task.FromResult(false);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return Task.FromResult(true);
+        };
+        using RegistryClient fresh = Client(new CapturingLogger(), options);
+        Assert.Equal(resolved.ManifestDigest, (await fresh.ResolveAsync(app, null, Timeout())).ManifestDigest);
+        Assert.True(failures > 1);
+
+        Assert.Empty(originProxy.Requests);
+    }
+
+    [Fact]
+    public async Task A_server_replaces_the_origin_and_the_origin_is_never_contacted()
+    {
+        await using RegistryServer origin = await RegistryServer.StartAsync();
+        await using RegistryServer internalCopy = await RegistryServer.StartAsync();
+        using (OciPusher p = origin.CreatePusher())
+        {
+            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+            await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
+        }
+        PushedImage pushed;
+        using (OciPusher p = internalCopy.CreatePusher())
+            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
+        await using TestProxy serverProxy = await TestProxy.StartAsync(internalCopy.BaseUri);
+
+        using RegistryClient client = Client(new CapturingLogger(), new RegistryOptions
+        {
+            Hosts =
+            [
+                new RegistryHostConfig { Host = originProxy.Host, Server = serverProxy.BaseUri.ToString() },
+                // A name that does not even resolve: served entirely by the server URL.
+                new RegistryHostConfig { Host = "registry.air-gapped.invalid", Server = serverProxy.BaseUri + "v2/" },
+            ],
+        });
+
+        ImageReference app = Ref(originProxy.Host, "lib/app", "1.0");
+        ResolvedImage resolved = await client.ResolveAsync(app, null, Timeout());
+        Assert.Equal(pushed.LayerDigests[0], Sha256(await DownloadAsync(client, app, resolved.Layers[0])));
+        var miss = await Assert.ThrowsAsync<NacelleException>(() => client.ResolveAsync(Ref(originProxy.Host, "lib/only-at-origin", "1.0"), null, Timeout()));
+        Assert.Equal(ErrorKind.NotFound, miss.Kind);
+        Assert.Contains(serverProxy.Host, miss.Message);
+
+        ImageReference rewritten = Ref("registry.air-gapped.invalid", "lib/app", "1.0");
+        Assert.Equal(resolved.ManifestDigest, (await client.ResolveAsync(rewritten, null, Timeout())).ManifestDigest);
+
+        Assert.Empty(originProxy.Requests);
+        Assert.True(serverProxy.CountOf("/v2/lib/app/manifests/1.0") >= 2);
+    }
+
+    [Fact]
     public async Task Blob_redirects_are_followed()
     {
         await using RegistryServer registry = await RegistryServer.StartAsync();

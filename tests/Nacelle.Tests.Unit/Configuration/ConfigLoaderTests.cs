@@ -125,6 +125,12 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[registry.hosts.\"r.example\"]\nmirrors = [\"m.example:5000\"]", "registry.hosts.\"r.example\".mirrors", "mirror 'm.example:5000' is not an absolute http" },
         { "[registry.hosts.\"r.example\"]\nca_file = \"ca.pem\"", "registry.hosts.\"r.example\".ca_file", "not an absolute path" },
         { "[registry]\nhosts = 3", "registry.hosts", "expected a table of registry tables" },
+        { "[image]\npinned_images = [\"registry.k8s.io/pause:3.10\", \"*\"]", "image.pinned_images", "would pin every image" },
+        { "[image]\npinned_images = [\"Pause\"]", "image.pinned_images", "must be lowercase" },
+        { "[registry]\nauth_file = \"auth.json\"", "registry.auth_file", "'auth.json' is not an absolute path" },
+        { "[registry.hosts.\"r.example\"]\nserver = \"r-copy.example\"", "registry.hosts.\"r.example\".server", "'r-copy.example' is not an absolute http:// or https:// URL" },
+        { "[registry.hosts.\"r.example\"]\nfallback = false", "registry.hosts.\"r.example\".fallback", "false needs at least one mirror" },
+        { "[registry.hosts.\"r.example\"]\nmirrors = [\"https://m.example\"]\nfallback = false\nserver = \"https://c.example\"", "registry.hosts.\"r.example\".server", "is never used with fallback = false" },
         { "[cni]\nconf_dir = \"net.d\"", "cni.conf_dir", "'net.d' is not an absolute path" },
         { "[cni]\nconf_dir = 5", "cni.conf_dir", "expected a string, got the integer 5" },
         { "[cni]\nbin_dirs = \"/usr/lib/cni\"", "cni.bin_dirs", "expected an array of strings, got the string" },
@@ -211,7 +217,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var again = new NacelleConfig();
         ConfigLoader.ApplyToml(again, ConfigRenderer.ToToml(config), "rendered", new HashSet<string>());
         Assert.Equal(ConfigRenderer.ToJson(config), ConfigRenderer.ToJson(again));
-        Assert.Contains("\"hosts\":{\"lab:80\":{\"mirrors\":[],\"plain_http\":true", ConfigRenderer.ToJson(config));
+        Assert.Contains("\"hosts\":{\"lab:80\":{\"mirrors\":[],\"server\":\"\",\"fallback\":true,\"plain_http\":true", ConfigRenderer.ToJson(config));
     }
 
     [Fact]
