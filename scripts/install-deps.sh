@@ -17,11 +17,14 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link.
-packages=(gcc libc6-dev clang zlib1g-dev)
+# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link;
+# dpkg-dev + binutils: scripts/package.sh (dpkg-shlibdeps, strip, objcopy).
+packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
   packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # lintian: the Debian package test.
+  packages+=(lintian)
 fi
 
 missing=()

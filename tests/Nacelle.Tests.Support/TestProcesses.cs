@@ -7,7 +7,11 @@ public static class TestProcesses
 {
     /// <summary>Runs a program to completion (30 s at most, then it and its children are killed) and returns its exit
     /// code and output; stdin is closed at once.</summary>
-    public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments)
+    public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments) =>
+        Run(TimeSpan.FromSeconds(30), file, arguments);
+
+    /// <summary>As <see cref="Run(string, string[])"/>, for programs that may take longer (package builds, lintian).</summary>
+    public static (int Exit, string Stdout, string Stderr) Run(TimeSpan timeout, string file, params string[] arguments)
     {
         var info = new ProcessStartInfo(file)
         {
@@ -25,7 +29,7 @@ public static class TestProcesses
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(30_000))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
