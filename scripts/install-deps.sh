@@ -22,9 +22,16 @@ fi
 packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
-  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # zstd: zstd-compressed test image layers.
+  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables zstd)
   # lintian: the Debian package test.
   packages+=(lintian)
+  # The Helm chart test: Go and the Go libraries Helm renders with (its renderer is built from them), Node.js for the
+  # Kubernetes schema (kubernetes-models from npm), python3-kubernetes's models for unknown fields, shellcheck.
+  packages+=(golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-burntsushi-toml-dev)
+  packages+=(nodejs python3-kubernetes shellcheck)
+  # Debian's npm, unless the installed nodejs brings its own (NodeSource's does, and conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
