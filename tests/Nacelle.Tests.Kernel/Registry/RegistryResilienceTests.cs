@@ -11,18 +11,75 @@ namespace Nacelle.Tests.Kernel.Registry;
 /// <summary>Mirrors, redirects, retries and the no-progress timeout, with proxies written here in front of a real registry.</summary>
 public sealed class RegistryResilienceTests
 {
+    /// <summary>
+    /// Two registries on loopback, each behind a counting proxy: the origin holds lib/app:1.0 and lib/only-at-origin:1.0,
+    /// the copy (a mirror, or a server replacing the origin) lib/app:1.0 only.
+    /// </summary>
+    private sealed class OriginAndCopy : IAsyncDisposable
+    {
+        private readonly RegistryServer _origin;
+        private readonly RegistryServer _copy;
+
+        private OriginAndCopy(RegistryServer origin, RegistryServer copy, PushedImage pushed, TestProxy originProxy, TestProxy copyProxy)
+        {
+            _origin = origin;
+            _copy = copy;
+            Pushed = pushed;
+            OriginProxy = originProxy;
+            CopyProxy = copyProxy;
+        }
+
+        public PushedImage Pushed { get; }
+
+        public TestProxy OriginProxy { get; }
+
+        public TestProxy CopyProxy { get; }
+
+        public static async Task<OriginAndCopy> StartAsync()
+        {
+            RegistryServer origin = await RegistryServer.StartAsync();
+            RegistryServer? copy = null;
+            TestProxy? originProxy = null;
+            try
+            {
+                copy = await RegistryServer.StartAsync();
+                using (OciPusher p = origin.CreatePusher())
+                {
+                    await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+                    await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
+                }
+                PushedImage pushed;
+                using (OciPusher p = copy.CreatePusher())
+                    pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+                originProxy = await TestProxy.StartAsync(origin.BaseUri);
+                return new OriginAndCopy(origin, copy, pushed, originProxy, await TestProxy.StartAsync(copy.BaseUri));
+            }
+            catch
+            {
+                // The caller never gets the object, so nobody else would stop what was started.
+                if (originProxy is not null)
+                    await originProxy.DisposeAsync();
+                if (copy is not null)
+                    await copy.DisposeAsync();
+                await origin.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await CopyProxy.DisposeAsync();
+            await OriginProxy.DisposeAsync();
+            await _copy.DisposeAsync();
+            await _origin.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task A_mirror_that_has_the_image_is_used_and_the_origin_is_not()
     {
-        await using RegistryServer origin = await RegistryServer.StartAsync();
-        await using RegistryServer mirror = await RegistryServer.StartAsync();
-        using (OciPusher p = origin.CreatePusher())
-            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        PushedImage pushed;
-        using (OciPusher p = mirror.CreatePusher())
-            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
-        await using TestProxy mirrorProxy = await TestProxy.StartAsync(mirror.BaseUri);
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy mirrorProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
 
         var options = new RegistryOptions
         {
@@ -70,19 +127,8 @@ public sealed class RegistryResilienceTests
     [Fact]
     public async Task Without_fallback_the_origin_is_never_contacted_even_on_a_miss()
     {
-        // Two registries on loopback, each with a counting proxy in front: the origin has every image, the mirror one.
-        await using RegistryServer origin = await RegistryServer.StartAsync();
-        await using RegistryServer mirror = await RegistryServer.StartAsync();
-        using (OciPusher p = origin.CreatePusher())
-        {
-            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-            await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
-        }
-        PushedImage pushed;
-        using (OciPusher p = mirror.CreatePusher())
-            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
-        await using TestProxy mirrorProxy = await TestProxy.StartAsync(mirror.BaseUri);
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy mirrorProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
         string downMirror = $"http://127.0.0.1:{RegistryServer.FreePort()}";
 
         var options = new RegistryOptions
@@ -122,18 +168,8 @@ public sealed class RegistryResilienceTests
     [Fact]
     public async Task A_server_replaces_the_origin_and_the_origin_is_never_contacted()
     {
-        await using RegistryServer origin = await RegistryServer.StartAsync();
-        await using RegistryServer internalCopy = await RegistryServer.StartAsync();
-        using (OciPusher p = origin.CreatePusher())
-        {
-            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-            await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
-        }
-        PushedImage pushed;
-        using (OciPusher p = internalCopy.CreatePusher())
-            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
-        await using TestProxy serverProxy = await TestProxy.StartAsync(internalCopy.BaseUri);
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy serverProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
 
         using RegistryClient client = Client(new CapturingLogger(), new RegistryOptions
         {
