@@ -94,6 +94,7 @@ public sealed class NacelleConfig
         public string CacheDir { get; set; } = string.Empty;
 
         public TimeSpan PluginTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
         /// <summary>cni.default_network: no network of our own; the cluster's network add-on provides one.</summary>
         public const string NoDefaultNetwork = "none";
 
@@ -105,6 +106,7 @@ public sealed class NacelleConfig
 
         /// <summary>Whether the built-in network masquerades traffic leaving the pod range.</summary>
         public bool DefaultMasquerade { get; set; } = true;
+
         public string DefaultPodCidr { get; set; } = CniOptions.DefaultPodCidrValue;
         public string DefaultBridge { get; set; } = CniOptions.DefaultBridgeNameValue;
 
