@@ -17,15 +17,25 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link.
+# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link;
+# dpkg-dev + binutils: scripts/package.sh (dpkg-shlibdeps, strip, objcopy).
 # libseccomp2: compiles seccomp profiles at run time (loaded by the monitor when it creates a container).
-packages=(gcc libc6-dev clang zlib1g-dev libseccomp2)
+packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils libseccomp2)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
-  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # zstd: zstd-compressed test image layers.
+  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables zstd)
   # seccomp tests: Go toolchains build static probes, python3 runs in a container, containerd (with runc) is the
   # reference RuntimeDefault the differential test compares with.
   packages+=(golang-go golang-1.23-go python3 containerd)
+  # lintian: the Debian package test.
+  packages+=(lintian)
+  # The Helm chart test: Go and the Go libraries Helm renders with (its renderer is built from them), Node.js for the
+  # Kubernetes schema (kubernetes-models from npm), python3-kubernetes's models for unknown fields, shellcheck.
+  packages+=(golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-burntsushi-toml-dev)
+  packages+=(nodejs python3-kubernetes shellcheck)
+  # Debian's npm, unless the installed nodejs brings its own (NodeSource's does, and conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()

@@ -3,7 +3,7 @@ using Nacelle.CriServer.Hosting;
 
 namespace Nacelle.CriServer;
 
-/// <summary>Entry point of the `nacelle` executable. Exit codes: 0 ok, 1 failed at run time, 2 bad command line or configuration.</summary>
+/// <summary>Entry point of the `nacelle` executable. Exit codes: <see cref="ExitCodes"/> (listed in docs/configuration.md).</summary>
 internal static class Program
 {
     public static async Task<int> Main(string[] args)
@@ -14,17 +14,17 @@ internal static class Program
             {
                 case Command.PrintVersion:
                     Console.Out.WriteLine($"nacelle {DaemonInfo.Version}");
-                    return 0;
+                    return ExitCodes.Success;
                 case Command.PrintHelp:
                     Console.Out.WriteLine(CommandLine.Usage);
-                    return 0;
+                    return ExitCodes.Success;
                 case Command.PrintDefaultConfig:
                     Console.Out.Write(ConfigRenderer.ToToml(new NacelleConfig()));
-                    return 0;
+                    return ExitCodes.Success;
                 case Command.CheckConfig check:
                     var checkedConfig = ConfigLoader.Load(check.Sources);
                     Console.Out.WriteLine($"configuration is valid ({string.Join(", ", checkedConfig.Files.DefaultIfEmpty("embedded defaults"))})");
-                    return 0;
+                    return ExitCodes.Success;
                 case Command.RunDaemon run:
                     return await Daemon.RunAsync(ConfigLoader.Load(run.Sources)).ConfigureAwait(false);
                 default:
@@ -35,17 +35,17 @@ internal static class Program
         {
             Console.Error.WriteLine($"nacelle: {e.Message}");
             Console.Error.WriteLine(CommandLine.Usage);
-            return 2;
+            return ExitCodes.Configuration;
         }
         catch (ConfigException e)
         {
             Console.Error.WriteLine($"nacelle: invalid configuration: {e.Message}");
-            return 2;
+            return ExitCodes.Configuration;
         }
         catch (DaemonStartException e)
         {
             Console.Error.WriteLine($"nacelle: cannot start: {e.Message}");
-            return 1;
+            return e.ExitCode;
         }
     }
 }

@@ -26,10 +26,12 @@ public sealed class ImageManager : IDisposable
     private readonly ImagePuller _puller;
     private readonly string _root;
     private readonly SemaphoreSlim _removals = new(1, 1);
+    private readonly PinnedImages _pins;
 
     public ImageManager(ImageServiceOptions options, MetadataDatabase database, ILoggerFactory loggerFactory)
     {
         _root = options.Root;
+        _pins = new PinnedImages(options.PinnedImages);
         database.Migrate(ImageSchema.Domain, ImageSchema.Migrations);
         _content = new ContentStore(options.Root);
         _snapshots = new SnapshotStore(database, options.Root);
@@ -46,7 +48,8 @@ public sealed class ImageManager : IDisposable
     public Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken) =>
         _puller.PullAsync(ImageReference.Parse(image), credentials, cancellationToken);
 
-    public IReadOnlyList<ImageRecord> List() => _images.List();
+    /// <summary>Every image, pinned as the configured patterns say.</summary>
+    public IReadOnlyList<ImageRecord> List() => [.. _images.List().Select(_pins.Apply)];
 
     /// <summary>
     /// Finds an image by id ("sha256:&lt;hex&gt;" or the bare hex), by a unique id prefix of at least 12 hex digits,
@@ -55,13 +58,15 @@ public sealed class ImageManager : IDisposable
     public ImageRecord? Find(string spec)
     {
         var id = ResolveId(spec);
-        return id is null ? null : _images.Get(id);
+        return id is null || _images.Get(id) is not { } image ? null : _pins.Apply(image);
     }
 
     /// <summary>
     /// Removes what <paramref name="spec"/> names. A tag of an image that has other tags only loses that tag; otherwise
     /// the image goes with all its names, then blobs and snapshots no remaining image or container rootfs uses are
-    /// deleted. Returns false when nothing matched (removal of an unknown image succeeds, as CRI requires).
+    /// deleted. Returns false when nothing matched (removal of an unknown image succeeds, as CRI requires). A pinned image
+    /// (or a pinned tag) is refused with FailedPrecondition naming the pattern: CRI's RemoveImage has no force, so
+    /// the configuration is the only way to release it.
     /// </summary>
     public async Task<bool> RemoveAsync(string spec, CancellationToken cancellationToken)
     {
@@ -77,10 +82,12 @@ public sealed class ImageManager : IDisposable
             var tag = TagNamedBy(spec, image);
             if (tag is not null && image.RepoTags.Count > 1)
             {
+                RefuseIfPinned(tag, _pins.PatternFor(tag));
                 _images.RemoveName(tag);
                 return true;
             }
 
+            RefuseIfPinned(image.RepoTags.FirstOrDefault() ?? image.Id, _pins.PatternFor(image));
             _images.Remove(id);
             CollectGarbage();
             return true;
@@ -138,6 +145,15 @@ public sealed class ImageManager : IDisposable
     {
         _registry.Dispose();
         _removals.Dispose();
+    }
+
+    private static void RefuseIfPinned(string name, string? pattern)
+    {
+        if (pattern is not null)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"image {name} is pinned by the pattern '{pattern}' (image.pinned_images); remove the pattern from the configuration to remove the image");
+        }
     }
 
     private string? ResolveId(string spec)

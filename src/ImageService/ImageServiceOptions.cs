@@ -12,4 +12,7 @@ public sealed class ImageServiceOptions
     public int MaxConcurrentDownloads { get; init; } = 3;
 
     public RegistryOptions Registry { get; init; } = new();
+
+    /// <summary>Patterns of images reported as pinned and never removed by RemoveImage (see <see cref="ImageService.PinnedImages"/>).</summary>
+    public IReadOnlyList<string> PinnedImages { get; init; } = [];
 }

@@ -56,10 +56,17 @@ public sealed class CniNetworkTests
         File.Move(temporary, Path.Combine(confDir, fileName));
     }
 
+    /// <summary>A daemon on its own conf dir with the built-in network chosen (as scripts/run.sh does), no masquerade.</summary>
+    private static Task<DaemonProcess> StartWithBuiltinNetworkAsync(IEnumerable<string>? binDirs = null)
+    {
+        var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
+        return DaemonProcess.StartAsync(DaemonProcess.CniToml(dir, binDirs, extra: DaemonProcess.BuiltinNetworkKeys), directory: dir);
+    }
+
     [Fact]
     public async Task AnEmptyConfDirWithTheDefaultPluginsIsReadyThroughTheBuiltInNetwork()
     {
-        await using var daemon = await DaemonProcess.StartAsync();
+        await using var daemon = await StartWithBuiltinNetworkAsync();
 
         var network = await NetworkReadyAsync(daemon);
         Assert.True(network.Status, $"{network.Reason}: {network.Message}");
@@ -90,7 +97,7 @@ public sealed class CniNetworkTests
         var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
         var bin = Path.Combine(dir, "cni-bin");
         Directory.CreateDirectory(bin);
-        await using var daemon = await DaemonProcess.StartAsync(DaemonProcess.CniToml(dir, [bin]), directory: dir);
+        await using var daemon = await DaemonProcess.StartAsync(DaemonProcess.CniToml(dir, [bin], DaemonProcess.BuiltinNetworkKeys), directory: dir);
 
         var network = await NetworkReadyAsync(daemon);
         Assert.False(network.Status);
@@ -108,16 +115,36 @@ public sealed class CniNetworkTests
     }
 
     [Fact]
-    public async Task WithoutTheDefaultNetworkAnEmptyConfDirIsNotReady()
+    public async Task ByDefaultPodNetworkingIsLeftToTheClusterUntilAConfigAppears()
     {
-        var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
-        await using var daemon = await DaemonProcess.StartAsync(DaemonProcess.CniToml(dir, extra: "default_network = false"), directory: dir);
+        // The embedded default (and the package's and chart's configuration): no built-in network, so a node joining a
+        // cluster stays NotReady until the cluster's network add-on installs its configuration.
+        await using var daemon = await DaemonProcess.StartAsync();
 
         var network = await NetworkReadyAsync(daemon);
         Assert.False(network.Status);
         Assert.Equal("NetworkPluginNotReady", network.Reason);
         Assert.Contains("cni config uninitialized", network.Message);
-        Assert.Contains(Path.Combine(dir, "cni", "net.d"), network.Message);
+        Assert.Contains(daemon.CniConfDir, network.Message);
+        Assert.Contains("left to the cluster's network add-on", network.Message);
+        Assert.False((await CniInfoAsync(daemon)).GetProperty("ready").GetBoolean());
+        var status = await daemon.Client.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+        using (var config = JsonDocument.Parse(status.Info["config"]))
+        {
+            Assert.Equal("none", config.RootElement.GetProperty("cni").GetProperty("default_network").GetString());
+        }
+
+        // The add-on's DaemonSet writes its configuration: ready without a restart, with that network.
+        Install(daemon.CniConfDir, "10-cluster.conflist", Conflist("e2e-cluster", "bridge", "portmap"));
+        network = await WaitForNetworkAsync(daemon, c => c.Status, TimeSpan.FromSeconds(10));
+        Assert.True(network.Status, $"{network.Reason}: {network.Message}");
+        Assert.Contains("network e2e-cluster from", network.Message);
+
+        // And when it is removed again the node is NotReady again (never the built-in network).
+        File.Delete(Path.Combine(daemon.CniConfDir, "10-cluster.conflist"));
+        network = await WaitForNetworkAsync(daemon, c => !c.Status, TimeSpan.FromSeconds(10));
+        Assert.False(network.Status);
+        Assert.Contains("left to the cluster's network add-on", network.Message);
     }
 
     [Fact]
@@ -139,7 +166,7 @@ public sealed class CniNetworkTests
     [Fact]
     public async Task AConflistInstalledAfterStartIsUsedWithoutARestart()
     {
-        await using var daemon = await DaemonProcess.StartAsync();
+        await using var daemon = await StartWithBuiltinNetworkAsync();
         Assert.Contains("built-in network", (await NetworkReadyAsync(daemon)).Message);
 
         Install(daemon.CniConfDir, "10-e2e.conflist", Conflist("e2e-net", "bridge", "portmap"));
@@ -168,7 +195,7 @@ public sealed class CniNetworkTests
     [Fact]
     public async Task UpdateRuntimeConfigSetsTheBuiltInNetworksPodCidr()
     {
-        await using var daemon = await DaemonProcess.StartAsync();
+        await using var daemon = await StartWithBuiltinNetworkAsync();
         var runtime = daemon.Client.Runtime;
 
         static UpdateRuntimeConfigRequest Request(string cidr) => new()

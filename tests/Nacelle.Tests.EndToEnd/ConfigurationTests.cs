@@ -84,8 +84,8 @@ public sealed class ConfigurationTests : IDisposable
 
         await using var daemon = await DaemonProcess.StartAsync(directory: dir, waitUntilServing: false);
 
-        Assert.Equal(1, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains("nacelle: cannot start:", daemon.Output);
+        Assert.Equal(4, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60))); // state unusable
+        Assert.Contains("nacelle: cannot start: root ", daemon.Output);
         Assert.Contains("metadata.db", daemon.Output);
         Assert.DoesNotContain("   at ", daemon.Output); // a message, not a stack trace
     }

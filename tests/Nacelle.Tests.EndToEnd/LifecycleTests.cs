@@ -23,9 +23,8 @@ public sealed class LifecycleTests
             var (exit, _, stderr) = await DaemonProcess.RunToExitAsync(
                 "--config", config,
                 "--socket", first.Socket, "--root", Path.Combine(otherDir, "root"), "--state", Path.Combine(otherDir, "state"));
-            Assert.NotEqual(0, exit);
-            Assert.Contains(first.Socket, stderr);
-            Assert.Contains("already", stderr);
+            Assert.Equal(3, exit); // in use
+            Assert.Contains($"grpc.socket {first.Socket}: another nacelle is running for this socket", stderr);
         }
         finally
         {
@@ -47,8 +46,8 @@ public sealed class LifecycleTests
         squatter.Listen();
 
         await using var daemon = await DaemonProcess.StartAsync(directory: dir, waitUntilServing: false);
-        Assert.Equal(1, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains($"another process is already serving {path}", daemon.Output);
+        Assert.Equal(3, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60))); // in use
+        Assert.Contains($"grpc.socket {path}: another process is already serving this socket", daemon.Output);
         Assert.Equal(FileKind.Socket, FileKinds.Of(path));
     }
 
@@ -79,7 +78,7 @@ public sealed class LifecycleTests
         await File.WriteAllTextAsync(path, "precious");
 
         await using var daemon = await DaemonProcess.StartAsync(directory: dir, waitUntilServing: false);
-        Assert.Equal(1, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(4, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60))); // a path nacelle needs is unusable
         Assert.Contains("not a unix socket", daemon.Output);
         Assert.Equal("precious", await File.ReadAllTextAsync(path));
     }

@@ -26,17 +26,17 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     }
 
     [Fact]
-    public async Task StatusTellsRuntimeReadyAndNetworkReady()
+    public async Task StatusTellsRuntimeReadyAndNetworkNotReadyWithoutACniConfig()
     {
         var response = await Daemon.Client.Runtime.StatusAsync(new StatusRequest());
 
         var runtime = Assert.Single(response.Status.Conditions, c => c.Type == "RuntimeReady");
         Assert.True(runtime.Status, $"{runtime.Reason}: {runtime.Message}");
-        // The fixture's conf dir is empty and its plugins are Debian's: the built-in network is in use (CniNetworkTests).
+        // The fixture's conf dir is empty and the embedded default leaves pod networking to the cluster (CniNetworkTests).
         var network = Assert.Single(response.Status.Conditions, c => c.Type == "NetworkReady");
-        Assert.True(network.Status, $"{network.Reason}: {network.Message}");
-        Assert.Equal(string.Empty, network.Reason);
-        Assert.Contains("built-in network nacelle-default", network.Message);
+        Assert.False(network.Status, network.Message);
+        Assert.Equal("NetworkPluginNotReady", network.Reason);
+        Assert.Contains("left to the cluster's network add-on", network.Message);
         Assert.Empty(response.Info);
         Assert.Contains(response.RuntimeHandlers, h => h.Name == string.Empty);
     }

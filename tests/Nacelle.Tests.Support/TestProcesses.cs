@@ -10,6 +10,10 @@ public static class TestProcesses
     public static (int Exit, string Stdout, string Stderr) Run(string file, params string[] arguments)
         => Run(TimeSpan.FromSeconds(30), null, file, arguments);
 
+    /// <summary>As <see cref="Run(string, string[])"/>, for programs that may take longer (package builds, lintian).</summary>
+    public static (int Exit, string Stdout, string Stderr) Run(TimeSpan timeout, string file, params string[] arguments)
+        => Run(timeout, null, file, arguments);
+
     /// <summary>Runs a program to completion (<paramref name="timeout"/> at most) with extra environment variables.</summary>
     public static (int Exit, string Stdout, string Stderr) Run(
         TimeSpan timeout, IReadOnlyDictionary<string, string>? environment, string file, params string[] arguments)

@@ -45,6 +45,9 @@ public static class ConfigKeys
 
     public static readonly string[] TracingProtocols = ["grpc", "http/protobuf"];
 
+    /// <summary>Values of cni.default_network: the node-safe one first (the embedded default).</summary>
+    public static readonly string[] DefaultNetworkChoices = [NacelleConfig.CniSection.NoDefaultNetwork, NacelleConfig.CniSection.BuiltinNetwork];
+
     /// <summary>Section comments, printed above each [section] by `nacelle config default`.</summary>
     public static readonly IReadOnlyDictionary<string, string> SectionComments = new Dictionary<string, string>
     {
@@ -55,7 +58,7 @@ public static class ConfigKeys
         ["cgroup"] = "How containers' cgroups are managed.",
         ["cni"] = "Pod networking through CNI plugins. The first valid *.conf, *.conflist or *.json in conf_dir (lexical order)\n" +
                   "is the pod network; changes are picked up without a restart. Without one, the built-in default network\n" +
-                  "(bridge + host-local + portmap) is used when default_network = true.",
+                  "(bridge + host-local + portmap) is used when default_network = \"builtin\".",
         ["image"] = "Image pulls.",
         ["registry"] = "Talking to image registries. Registries on loopback (localhost, 127.0.0.0/8, ::1) may use plain HTTP\n" +
                        "without configuration; per-registry settings go in [registry.hosts.\"<host>\"] tables (see below).",
@@ -208,10 +211,19 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "cni.default_network", Type = ConfigValueType.Boolean,
-            Comment = "Use the built-in default network while conf_dir holds no valid configuration (false: the node's network\n" +
-                      "stays NotReady until one is installed).",
-            Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (bool)v,
+            Path = "cni.default_network", Type = ConfigValueType.String,
+            Comment = "While conf_dir holds no valid configuration: \"none\" leaves pod networking to the cluster (NetworkReady stays\n" +
+                      "false until its network add-on installs a configuration; the right choice on a cluster node), \"builtin\" uses\n" +
+                      "nacelle's own single-host network (bridge + host-local + portmap; scripts/run.sh passes --default-network builtin).",
+            Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (string)v,
+            Validate = v => DefaultNetworkChoices.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", DefaultNetworkChoices)}",
+        },
+        new()
+        {
+            Path = "cni.default_masquerade", Type = ConfigValueType.Boolean,
+            Comment = "The built-in network masquerades traffic from pods to addresses outside the pod range (the bridge plugin's\n" +
+                      "ipMasq), so pods reach beyond this host through its address.",
+            Get = c => c.Cni.DefaultMasquerade, Set = (c, v) => c.Cni.DefaultMasquerade = (bool)v,
         },
         new()
         {
@@ -235,6 +247,15 @@ public static class ConfigKeys
         },
         new()
         {
+            Path = "image.pinned_images", Type = ConfigValueType.StringList,
+            Comment = "Images reported as pinned (kubelet's image garbage collection keeps them) and refused by RemoveImage.\n" +
+                      "An image name pins that name (without a tag or digest: every tag and digest of the repository);\n" +
+                      "a pattern with * matches full normalised names, e.g. [\"registry.k8s.io/pause:*\", \"docker.io/library/busybox\"].",
+            Get = c => c.Image.PinnedImages, Set = (c, v) => c.Image.PinnedImages = (List<string>)v,
+            Validate = v => ((List<string>)v).Select(Nacelle.ImageService.PinnedImages.Invalid).FirstOrDefault(why => why is not null),
+        },
+        new()
+        {
             Path = "registry.no_progress_timeout", Type = ConfigValueType.Duration,
             Comment = "A download attempt that receives no byte for this long is abandoned and retried (unpacking does not count).",
             Get = c => c.Registry.NoProgressTimeout, Set = (c, v) => c.Registry.NoProgressTimeout = (TimeSpan)v,
@@ -247,6 +268,14 @@ public static class ConfigKeys
             Get = c => c.Registry.MaxAttempts, Set = (c, v) => c.Registry.MaxAttempts = (long)v,
             Validate = v => (long)v is >= 1 and <= 20 ? null : $"{v} must be between 1 and 20",
         },
+        new()
+        {
+            Path = "registry.auth_file", Type = ConfigValueType.String,
+            Comment = "Node credentials in Docker's config.json format ({\"auths\": {\"<registry>\": {\"auth\": \"<base64 user:password>\"}}},\n" +
+                      "or username/password, identitytoken, registrytoken), used when a pull brings no credentials of its own;\n" +
+                      "re-read when it changes. credHelpers and credsStore are refused. Empty: none.",
+            Get = c => c.Registry.AuthFile, Set = (c, v) => c.Registry.AuthFile = (string)v, Validate = OptionalAbsolutePath,
+        },
     ];
 
     /// <summary>Keys of one [registry.hosts."&lt;host&gt;"] table; Path is the key name inside that table.</summary>
@@ -258,6 +287,21 @@ public static class ConfigKeys
             Comment = "Mirror endpoints tried in order before the registry itself, e.g. [\"https://mirror.example:5000\"].",
             Get = h => h.Mirrors, Set = (h, v) => h.Mirrors = (List<string>)v,
             Validate = v => ((List<string>)v).FirstOrDefault(m => !IsHttpUrl(m)) is { } bad ? $"mirror '{bad}' is not an absolute http:// or https:// URL" : null,
+        },
+        new()
+        {
+            Path = "server", Type = ConfigValueType.String,
+            Comment = "Serve this registry from this URL instead of its own host, which is then never contacted (tried after the\n" +
+                      "mirrors), e.g. \"https://registry.internal:5000\". Empty: the registry's own host.",
+            Get = h => h.Server, Set = (h, v) => h.Server = (string)v,
+            Validate = v => (string)v == string.Empty || IsHttpUrl((string)v) ? null : $"'{v}' is not an absolute http:// or https:// URL",
+        },
+        new()
+        {
+            Path = "fallback", Type = ConfigValueType.Boolean,
+            Comment = "After the mirrors, try the registry itself (or server). false: the mirrors only, never the origin, for\n" +
+                      "air-gapped nodes (needs at least one mirror).",
+            Get = h => h.Fallback, Set = (h, v) => h.Fallback = (bool)v,
         },
         new()
         {

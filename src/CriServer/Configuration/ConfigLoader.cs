@@ -40,6 +40,11 @@ public static class ConfigLoader
         var files = new List<string>();
         var explicitKeys = new HashSet<string>(StringComparer.Ordinal);
 
+        if (Directory.Exists(sources.ConfigPath))
+        {
+            throw new ConfigException(sources.ConfigPath, null, "is a directory, not a configuration file; point --config at a TOML file");
+        }
+
         if (File.Exists(sources.ConfigPath))
         {
             ApplyFile(config, sources.ConfigPath, explicitKeys);
@@ -84,7 +89,8 @@ public static class ConfigLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException(path, null, $"cannot read configuration file: {e.Message}");
+            throw new ConfigException(path, null,
+                $"cannot read configuration file: {e.Message}; make it readable by the user nacelle runs as, or point --config at another file");
         }
 
         ApplyToml(config, text, path, explicitKeys);
@@ -251,6 +257,20 @@ public static class ConfigLoader
         if (NormalizeDir(config.Root) == NormalizeDir(config.State))
         {
             throw new ConfigException(source, "state", $"must differ from root ('{config.Root}')");
+        }
+
+        foreach (var (host, section) in config.Registry.Hosts)
+        {
+            var hostPath = $"{ConfigKeys.RegistryHostsPath}.\"{host}\"";
+            if (!section.Fallback && section.Mirrors.Count == 0)
+            {
+                throw new ConfigException(source, $"{hostPath}.fallback", "false needs at least one mirror (there would be nowhere to pull from)");
+            }
+
+            if (!section.Fallback && section.Server.Length > 0)
+            {
+                throw new ConfigException(source, $"{hostPath}.server", "is never used with fallback = false (the mirrors only); drop one of them");
+            }
         }
     }
 

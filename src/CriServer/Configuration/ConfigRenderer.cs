@@ -12,7 +12,7 @@ public static class ConfigRenderer
         var text = new StringBuilder();
         text.AppendLine("# nacelle configuration.");
         text.AppendLine("# Main file: /etc/nacelle/config.toml (--config); drop-ins: config.d/*.toml beside it, applied in");
-        text.AppendLine("# lexical order; command-line flags (--socket, --root, --state, --log-level) win over both.");
+        text.AppendLine("# lexical order; command-line flags (--socket, --root, --state, --log-level, --default-network) win over both.");
         text.AppendLine("# Unknown keys are refused, so a typo cannot go unnoticed. Check a file with `nacelle config check FILE`.");
 
         foreach (var group in ConfigKeys.All.GroupBy(k => k.Section))

@@ -51,12 +51,18 @@ public sealed class NacelleConfig
     public sealed class ImageSection
     {
         public long MaxConcurrentDownloads { get; set; } = 3;
+
+        /// <summary>Patterns of images reported as pinned and refused by RemoveImage.</summary>
+        public List<string> PinnedImages { get; set; } = [];
     }
 
     public sealed class RegistrySection
     {
         public TimeSpan NoProgressTimeout { get; set; } = TimeSpan.FromMinutes(1);
         public long MaxAttempts { get; set; } = 4;
+
+        /// <summary>Node credentials (Docker config.json); empty for none.</summary>
+        public string AuthFile { get; set; } = string.Empty;
 
         /// <summary>Per-registry settings by host ("registry.example:5000", "docker.io").</summary>
         public SortedDictionary<string, RegistryHostSection> Hosts { get; } = new(StringComparer.Ordinal);
@@ -65,6 +71,13 @@ public sealed class NacelleConfig
     public sealed class RegistryHostSection
     {
         public List<string> Mirrors { get; set; } = [];
+
+        /// <summary>The URL serving this registry instead of its own host; empty for the host itself.</summary>
+        public string Server { get; set; } = string.Empty;
+
+        /// <summary>Whether the origin (or <see cref="Server"/>) is tried after the mirrors.</summary>
+        public bool Fallback { get; set; } = true;
+
         public bool PlainHttp { get; set; }
         public bool SkipVerify { get; set; }
         public string CaFile { get; set; } = string.Empty;
@@ -81,7 +94,19 @@ public sealed class NacelleConfig
         public string CacheDir { get; set; } = string.Empty;
 
         public TimeSpan PluginTimeout { get; set; } = TimeSpan.FromSeconds(60);
-        public bool DefaultNetwork { get; set; } = true;
+
+        /// <summary>cni.default_network: no network of our own; the cluster's network add-on provides one.</summary>
+        public const string NoDefaultNetwork = "none";
+
+        /// <summary>cni.default_network: the built-in single-host network.</summary>
+        public const string BuiltinNetwork = "builtin";
+
+        /// <summary>What runs while the conf dir has no valid configuration: <see cref="NoDefaultNetwork"/> (the default) or <see cref="BuiltinNetwork"/>.</summary>
+        public string DefaultNetwork { get; set; } = NoDefaultNetwork;
+
+        /// <summary>Whether the built-in network masquerades traffic leaving the pod range.</summary>
+        public bool DefaultMasquerade { get; set; } = true;
+
         public string DefaultPodCidr { get; set; } = CniOptions.DefaultPodCidrValue;
         public string DefaultBridge { get; set; } = CniOptions.DefaultBridgeNameValue;
 

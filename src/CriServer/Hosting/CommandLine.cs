@@ -16,7 +16,7 @@ internal abstract record Command
 internal sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
-/// nacelle [--config FILE] [--config-dir DIR] [--socket PATH] [--root DIR] [--state DIR] [--log-level LEVEL]
+/// nacelle [--config FILE] [--config-dir DIR] [--socket PATH] [--root DIR] [--state DIR] [--log-level LEVEL] [--default-network NAME]
 /// nacelle config default | nacelle config check [FILE] | nacelle version | nacelle help
 /// </summary>
 internal static class CommandLine
@@ -35,6 +35,9 @@ internal static class CommandLine
           --root DIR          persistent state (root, default /var/lib/nacelle)
           --state DIR         volatile state (state, default /run/nacelle)
           --log-level LEVEL   trace, debug, info, warn or error (log_level)
+          --default-network NAME
+                              none or builtin: the pod network while no CNI configuration is installed
+                              (cni.default_network, default none; scripts/run.sh passes builtin)
         """;
 
     // Flags that set a configuration key.
@@ -44,6 +47,7 @@ internal static class CommandLine
         ["--root"] = "root",
         ["--state"] = "state",
         ["--log-level"] = "log_level",
+        ["--default-network"] = "cni.default_network",
     };
 
     public static Command Parse(IReadOnlyList<string> args)

@@ -35,12 +35,28 @@ internal static class Daemon
         var config = loaded.Config;
         var tracingSettings = TracingSettings.Resolve(config, loaded.ExplicitKeys, TracingSettings.ProcessEnvironment());
 
-        CreateDirectory(config.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        CreateDirectory(config.State, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        var imageOptions = ImageOptions(config);
+        if (imageOptions.Registry.NodeCredentials is { } nodeCredentials)
+        {
+            try
+            {
+                nodeCredentials.Validate();
+            }
+            catch (Nacelle.Common.NacelleException e)
+            {
+                throw new DaemonStartException(ExitCodes.Configuration, $"{e.Message}; fix the file, or set registry.auth_file = \"\"");
+            }
+        }
+
+        PrepareDirectory(config.Root, "root", "--root", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        PrepareDirectory(config.State, "state", "--state", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
             | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
 
         using var guard = SocketGuard.Acquire(config.Grpc.Socket);
         var metricsEndPoint = config.Metrics.Enabled && ConfigKeys.TryParseListenAddress(config.Metrics.Address, out var ep, out _) ? ep : null;
+        List<ListenAddress> listenAddresses = metricsEndPoint is null ? [] : [new(metricsEndPoint, "metrics.address", "or metrics.enabled = false")];
+        // A port held by another process stops the daemon here, with one line, before pods are touched.
+        ListenAddresses.EnsureAvailable(listenAddresses);
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "nacelle" });
         ConfigureLogging(builder.Logging, config);
@@ -74,7 +90,7 @@ internal static class Daemon
         var database = OpenDatabase(config.Root);
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(services =>
-            new ImageManager(ImageOptions(config), database, services.GetRequiredService<ILoggerFactory>()));
+            new ImageManager(imageOptions, database, services.GetRequiredService<ILoggerFactory>()));
         // Disposed (its conf dir watcher stopped) with the host's service provider when the daemon stops.
         builder.Services.AddSingleton(services =>
             new CniNetwork(CniOptions(config), services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Network")));
@@ -146,7 +162,8 @@ internal static class Daemon
         }
         catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
         {
-            throw new DaemonStartException($"cannot open the image stores under {config.Root}: {e.Message}");
+            throw new DaemonStartException(ExitCodes.StateDirectory,
+                $"root {config.Root}: cannot open the image stores: {e.Message}; repair or move the directory away, or set root (--root) to another");
         }
 
         // Pod network readiness is known (and the conf dir watched) before the first Status call.
@@ -157,7 +174,16 @@ internal static class Daemon
         // Containers: creates a killed daemon left half way are finished or undone, and every pod's monitor is watched
         // for exits again (states brought up to date from its exit records) before the socket answers.
         await app.Services.GetRequiredService<ContainerManager>().RecoverAsync().ConfigureAwait(false);
-        await app.StartAsync().ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync().ConfigureAwait(false);
+        }
+        catch (IOException e) when (ListenAddresses.Explain(e, listenAddresses) is { } failure)
+        {
+            // Another process took the port between the check above and Kestrel's bind.
+            guard.RemoveSocket();
+            throw failure;
+        }
 
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.
         File.SetUnixFileMode(config.Grpc.Socket,
@@ -173,7 +199,7 @@ internal static class Daemon
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         guard.RemoveSocket();
         Log.Stopped(logger, config.Grpc.Socket);
-        return 0;
+        return ExitCodes.Success;
     }
 
     private static MetadataDatabase OpenDatabase(string root)
@@ -185,7 +211,8 @@ internal static class Daemon
         }
         catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
         {
-            throw new DaemonStartException($"cannot open the metadata database {path}: {e.Message}");
+            throw new DaemonStartException(ExitCodes.StateDirectory,
+                $"root {root}: cannot open the metadata database {path}: {e.Message}; repair or move it away, or set root (--root) to another directory");
         }
     }
 
@@ -194,14 +221,18 @@ internal static class Daemon
     {
         Root = config.Root,
         MaxConcurrentDownloads = (int)config.Image.MaxConcurrentDownloads,
+        PinnedImages = config.Image.PinnedImages,
         Registry = new RegistryOptions
         {
             NoProgressTimeout = config.Registry.NoProgressTimeout,
             MaxAttempts = (int)config.Registry.MaxAttempts,
+            NodeCredentials = config.Registry.AuthFile.Length > 0 ? new NodeCredentials(config.Registry.AuthFile) : null,
             Hosts = config.Registry.Hosts.Select(h => new RegistryHostConfig
             {
                 Host = h.Key,
                 Mirrors = h.Value.Mirrors,
+                Server = NullIfEmpty(h.Value.Server),
+                Fallback = h.Value.Fallback,
                 PlainHttp = h.Value.PlainHttp,
                 SkipVerify = h.Value.SkipVerify,
                 CaFile = NullIfEmpty(h.Value.CaFile),
@@ -221,7 +252,8 @@ internal static class Daemon
             BinDirs = [.. config.Cni.BinDirs],
             CacheDir = cacheDir,
             PluginTimeout = config.Cni.PluginTimeout,
-            EnableDefaultNetwork = config.Cni.DefaultNetwork,
+            EnableDefaultNetwork = config.Cni.DefaultNetwork == NacelleConfig.CniSection.BuiltinNetwork,
+            DefaultNetworkMasquerade = config.Cni.DefaultMasquerade,
             DefaultPodCidr = config.Cni.DefaultPodCidr,
             DefaultBridgeName = config.Cni.DefaultBridge,
             // host-local's allocations of the built-in network live with the cache, not in the host's /var/lib/cni.
@@ -243,18 +275,42 @@ internal static class Daemon
         }
     }
 
-    private static void CreateDirectory(string path, UnixFileMode mode)
+    /// <summary>
+    /// Creates a state directory (and its parents) when missing and checks that this process can write there, so a
+    /// read-only or foreign directory stops the daemon with one line naming the key instead of failing later, half way.
+    /// </summary>
+    private static void PrepareDirectory(string path, string key, string flag, UnixFileMode mode)
     {
+        string Failure(string problem) =>
+            $"{key} {path}: {problem}; make it a writable directory or set {key} ({flag}) to one";
+
         try
         {
             if (!Directory.Exists(path))
             {
+                if (File.Exists(path))
+                {
+                    throw new DaemonStartException(ExitCodes.StateDirectory, Failure("exists and is not a directory"));
+                }
+
                 Directory.CreateDirectory(path, mode);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new DaemonStartException($"cannot create {path}: {e.Message}");
+            throw new DaemonStartException(ExitCodes.StateDirectory, Failure($"cannot create the directory: {e.Message}"));
+        }
+
+        var probe = Path.Combine(path, $".nacelle-write-check-{Environment.ProcessId}");
+        try
+        {
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException(ExitCodes.StateDirectory, Failure($"cannot write there: {e.Message}"));
         }
     }
 
@@ -274,6 +330,9 @@ internal static class Daemon
         // The framework's own chatter only when debugging.
         var frameworkLevel = level <= LogLevel.Debug ? level : LogLevel.Warning;
         logging.AddFilter("Microsoft", frameworkLevel);
+        // The generic host logs a start failure with its stack trace; RunAsync turns the failures it can explain into
+        // one line (DaemonStartException) and Main prints anything else, so the host's copy is only kept when debugging.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level <= LogLevel.Debug ? level : LogLevel.None);
         logging.AddFilter("Grpc", frameworkLevel);
         logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 

@@ -27,7 +27,16 @@ internal sealed class SocketGuard : IDisposable
     public static SocketGuard Acquire(string socketPath)
     {
         var directory = Path.GetDirectoryName(socketPath)!;
-        Directory.CreateDirectory(directory);
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException(ExitCodes.StateDirectory,
+                $"grpc.socket {socketPath}: cannot create its directory {directory}: {e.Message}; " +
+                "make it a writable directory or set grpc.socket (--socket) to a path in one");
+        }
 
         FileStream lockFile;
         try
@@ -35,9 +44,17 @@ internal sealed class SocketGuard : IDisposable
             // On Unix, FileShare.None takes a non-blocking flock(LOCK_EX); the kernel drops it when the process dies.
             lockFile = new FileStream(socketPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException e)
+        catch (IOException) when (File.Exists(socketPath + ".lock"))
         {
-            throw new DaemonStartException($"another nacelle is already running for socket {socketPath} (lock {socketPath}.lock is held): {e.Message}");
+            throw new DaemonStartException(ExitCodes.InUse,
+                $"grpc.socket {socketPath}: another nacelle is running for this socket (it holds {socketPath}.lock); " +
+                "stop it first, or give this daemon another socket (--socket or grpc.socket)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException(ExitCodes.StateDirectory,
+                $"grpc.socket {socketPath}: cannot create the lock file {socketPath}.lock: {e.Message}; " +
+                "make the directory writable or set grpc.socket (--socket) to a path in a writable one");
         }
 
         try
@@ -62,7 +79,9 @@ internal sealed class SocketGuard : IDisposable
 
         if (kind != FileKind.Socket)
         {
-            throw new DaemonStartException($"{socketPath} exists and is a {kind}, not a unix socket; refusing to replace it");
+            throw new DaemonStartException(ExitCodes.StateDirectory,
+                $"grpc.socket {socketPath} exists and is a {kind}, not a unix socket; nacelle does not replace it: " +
+                "move it away or set grpc.socket (--socket) to another path");
         }
 
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
@@ -70,7 +89,9 @@ internal sealed class SocketGuard : IDisposable
             try
             {
                 probe.Connect(new UnixDomainSocketEndPoint(socketPath));
-                throw new DaemonStartException($"another process is already serving {socketPath}; refusing to start a second daemon");
+                throw new DaemonStartException(ExitCodes.InUse,
+                    $"grpc.socket {socketPath}: another process is already serving this socket; stop it, " +
+                    "or give this daemon another socket (--socket or grpc.socket)");
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
             {
@@ -98,5 +119,11 @@ internal sealed class SocketGuard : IDisposable
     public void Dispose() => _lock.Dispose();
 }
 
-/// <summary>The daemon cannot start (socket in use, bad state directory...). Main prints it and exits non-zero.</summary>
-internal sealed class DaemonStartException(string message) : Exception(message);
+/// <summary>
+/// The daemon cannot start (socket or address in use, unusable state directory...). Main prints the message, one line
+/// naming the setting and the fix, and exits with <see cref="ExitCode"/> (one of <see cref="ExitCodes"/>).
+/// </summary>
+internal sealed class DaemonStartException(int exitCode, string message) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

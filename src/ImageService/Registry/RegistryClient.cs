@@ -18,7 +18,8 @@ namespace Nacelle.ImageService.Registry;
 /// <summary>
 /// An OCI distribution client: resolves references to a platform manifest and streams blobs. It pings <c>/v2/</c>,
 /// authenticates anonymously, with Basic credentials or with bearer tokens (cached per realm, scope and credentials
-/// until they expire), tries mirrors before the origin, retries transient failures with exponential backoff and
+/// until they expire; the node's credentials file when a pull brings none), tries mirrors before the origin (or the
+/// server that replaces it, or no origin at all), retries transient failures with exponential backoff and
 /// resumes interrupted blob downloads with Range requests. Thread-safe; one instance serves many pulls.
 /// </summary>
 public sealed class RegistryClient : IDisposable
@@ -261,7 +262,13 @@ public sealed class RegistryClient : IDisposable
 
     // ---------------------------------------------------------------- endpoints, retries
 
-    private sealed record Endpoint(string Display, bool IsMirror, HttpClient Client, Func<CancellationToken, Task<Uri>> BaseUri);
+    /// <summary>
+    /// One place a registry's content may come from. <paramref name="Attempts"/>: a mirror followed by another endpoint gets
+    /// one (the next endpoint is the better retry), the last endpoint the configured budget. <paramref name="CredentialHost"/>:
+    /// the host whose node credentials apply when the pull brings none.
+    /// </summary>
+    private sealed record Endpoint(string Display, bool IsMirror, int Attempts, string CredentialHost, HttpClient Client,
+        Func<CancellationToken, Task<Uri>> BaseUri);
 
     /// <summary>A failure worth retrying on the same endpoint (connection error, 5xx, 429, stall).</summary>
     private sealed class TransientException(string message, Exception? inner = null) : Exception(message, inner);
@@ -281,14 +288,19 @@ public sealed class RegistryClient : IDisposable
             {
                 Log.MirrorFailed(_logger, endpoint.Display, what, ex.Message);
             }
+            catch (NacelleException ex) when (endpoint.IsMirror)
+            {
+                // The last mirror of a registry without fallback: say why the origin was not tried.
+                throw new NacelleException(ex.Kind,
+                    $"{ex.Message} (registry {reference.Domain} is served by its mirrors only: fallback = false)", ex);
+            }
         }
     }
 
     private async Task<T> WithRetriesAsync<T>(Endpoint endpoint, string what, Func<Endpoint, CancellationToken, Task<T>> action,
         CancellationToken cancellationToken)
     {
-        // Mirrors get one attempt: when one misbehaves the next endpoint is the better retry.
-        int maxAttempts = endpoint.IsMirror ? 1 : _options.MaxAttempts;
+        int maxAttempts = endpoint.Attempts;
         for (int attempt = 1; ; attempt++)
         {
             try
@@ -326,23 +338,46 @@ public sealed class RegistryClient : IDisposable
     private IReadOnlyList<Endpoint> EndpointsFor(string domain)
     {
         RegistryHostConfig? config = FindHost(domain);
-        List<Endpoint> endpoints = [];
+        List<(string Display, bool IsMirror, string CredentialHost, HttpClient Client, Func<CancellationToken, Task<Uri>> BaseUri)> found = [];
         foreach (string mirror in config?.Mirrors ?? [])
         {
-            if (!Uri.TryCreate(mirror, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
-                throw NacelleException.InvalidArgument($"registry mirror '{mirror}' for {domain} is not an http(s) URL");
-            string path = uri.AbsolutePath.TrimEnd('/');
-            if (path.EndsWith("/v2", StringComparison.Ordinal))
-                path = path[..^3];
-            Uri baseUri = new($"{uri.Scheme}://{uri.Authority}{path}/");
-            HttpClient client = ClientFor(FindHost(uri.Authority));
-            endpoints.Add(new Endpoint(baseUri.ToString().TrimEnd('/'), IsMirror: true, client, _ => Task.FromResult(baseUri)));
+            Uri baseUri = EndpointBase(mirror, $"registry mirror '{mirror}' for {domain}");
+            HttpClient client = ClientFor(FindHost(baseUri.Authority));
+            found.Add((baseUri.ToString().TrimEnd('/'), true, baseUri.Authority, client, _ => Task.FromResult(baseUri)));
         }
 
-        string host = OriginHost(domain);
-        HttpClient originClient = ClientFor(config);
-        endpoints.Add(new Endpoint(host, IsMirror: false, originClient, ct => OriginBaseAsync(host, config, originClient, ct)));
-        return endpoints;
+        if (config is { Fallback: false })
+        {
+            // Air-gapped: the mirrors only; the origin is never contacted, not even on a miss.
+            if (found.Count == 0)
+                throw NacelleException.FailedPrecondition($"registry {domain} has fallback = false and no mirrors: there is nowhere to pull from");
+        }
+        else if (!string.IsNullOrEmpty(config?.Server))
+        {
+            // The registry is served from another URL, with this host's TLS settings; its own host is never contacted.
+            Uri serverUri = EndpointBase(config.Server, $"registry server '{config.Server}' for {domain}");
+            found.Add((serverUri.ToString().TrimEnd('/'), false, serverUri.Authority, ClientFor(config), _ => Task.FromResult(serverUri)));
+        }
+        else
+        {
+            string host = OriginHost(domain);
+            HttpClient originClient = ClientFor(config);
+            found.Add((host, false, domain, originClient, ct => OriginBaseAsync(host, config, originClient, ct)));
+        }
+
+        return [.. found.Select((e, i) => new Endpoint(e.Display, e.IsMirror, e.IsMirror && i < found.Count - 1 ? 1 : _options.MaxAttempts,
+            e.CredentialHost, e.Client, e.BaseUri))];
+    }
+
+    /// <summary>The base URL of a mirror or server URL (an optional path prefix kept, a trailing /v2 dropped).</summary>
+    private static Uri EndpointBase(string url, string what)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
+            throw NacelleException.InvalidArgument($"{what} is not an http(s) URL");
+        string path = uri.AbsolutePath.TrimEnd('/');
+        if (path.EndsWith("/v2", StringComparison.Ordinal))
+            path = path[..^3];
+        return new Uri($"{uri.Scheme}://{uri.Authority}{path}/");
     }
 
     /// <summary>The host that serves <paramref name="domain"/>: docker.io is served by registry-1.docker.io.</summary>
@@ -528,6 +563,8 @@ public sealed class RegistryClient : IDisposable
     private async Task<HttpResponseMessage> SendAsync(Endpoint endpoint, string repository, Func<Uri, HttpRequestMessage> build,
         RegistryCredentials? credentials, string what, CancellationToken cancellationToken)
     {
+        // The pull's own credentials (kubelet's) go to every endpoint; without them, the node's for this endpoint's host.
+        credentials ??= _options.NodeCredentials?.For(endpoint.CredentialHost);
         Uri baseUri = await endpoint.BaseUri(cancellationToken).ConfigureAwait(false);
         AuthChallenge? challenge = await PingAsync(endpoint, baseUri, cancellationToken).ConfigureAwait(false);
         string scope = $"repository:{repository}:pull";

@@ -9,6 +9,18 @@ public sealed class RegistryHostConfig
     /// <summary>Mirror endpoint URLs (<c>https://mirror.example</c>, <c>http://127.0.0.1:5001</c>), tried in order before the origin.</summary>
     public IReadOnlyList<string> Mirrors { get; init; } = [];
 
+    /// <summary>
+    /// A URL that serves this registry in place of its own host (as containerd's hosts.toml <c>server</c> and CRI-O's
+    /// <c>location</c>): after the mirrors, requests go here and never to <see cref="Host"/> itself. Null: the host.
+    /// </summary>
+    public string? Server { get; init; }
+
+    /// <summary>
+    /// Whether the origin (<see cref="Server"/>, or the host itself) is tried after the mirrors. False: the mirrors only,
+    /// for air-gapped nodes that must never reach out on a miss.
+    /// </summary>
+    public bool Fallback { get; init; } = true;
+
     /// <summary>Talk plain HTTP to the origin. Loopback hosts fall back to HTTP without it.</summary>
     public bool PlainHttp { get; init; }
 
@@ -30,6 +42,12 @@ public sealed class RegistryOptions
 {
     /// <summary>Per-host settings; hosts not listed use HTTPS with the system CAs (loopback may fall back to HTTP).</summary>
     public IReadOnlyList<RegistryHostConfig> Hosts { get; init; } = [];
+
+    /// <summary>
+    /// Node credentials: a Docker <c>config.json</c> (<c>auths</c>) used for an endpoint when the pull carries no
+    /// credentials of its own (kubelet sends none). Null: none.
+    /// </summary>
+    public NodeCredentials? NodeCredentials { get; init; }
 
     /// <summary>An attempt fails when no byte (or no response header) arrives for this long.</summary>
     public TimeSpan NoProgressTimeout { get; init; } = TimeSpan.FromMinutes(1);

@@ -201,7 +201,11 @@ public sealed class CniNetwork : IDisposable
         var why = loaded.DirectoryProblem ?? $"no valid network config in {Options.ConfDir}";
         if (!Options.EnableDefaultNetwork)
         {
-            return new CniNetworkStatus(false, CniNetworkStatus.NotReadyReason, $"cni config uninitialized: {why}{skippedText}", null, false, skipped);
+            // A cluster node: the network add-on installs the configuration; until then kubelet must not place pods here.
+            return new CniNetworkStatus(false, CniNetworkStatus.NotReadyReason,
+                $"cni config uninitialized: {why}{skippedText}; pod networking is left to the cluster's network add-on " +
+                "(the built-in network is off), so the network stays NotReady until it installs a configuration",
+                null, false, skipped);
         }
 
         var fallback = DefaultNetwork.Build(Options, PodCidr);

@@ -36,6 +36,9 @@ public sealed record CniOptions
     /// <summary>Whether the built-in default network is used when the conf dir holds no valid configuration.</summary>
     public bool EnableDefaultNetwork { get; init; } = true;
 
+    /// <summary>Whether the built-in default network masquerades traffic leaving the pod range (the bridge plugin's ipMasq).</summary>
+    public bool DefaultNetworkMasquerade { get; init; } = true;
+
     /// <summary>Pod CIDR(s) of the built-in default network (comma-separated for dual stack).</summary>
     public string DefaultPodCidr { get; init; } = DefaultPodCidrValue;
 

@@ -107,7 +107,8 @@ public static class DefaultNetwork
                     ["type"] = "bridge",
                     ["bridge"] = options.DefaultBridgeName,
                     ["isGateway"] = true,
-                    ["ipMasq"] = false,
+                    // Traffic from a pod to anything outside the pod range leaves with the host's address.
+                    ["ipMasq"] = options.DefaultNetworkMasquerade,
                     ["hairpinMode"] = true,
                     ["ipam"] = ipam,
                 },

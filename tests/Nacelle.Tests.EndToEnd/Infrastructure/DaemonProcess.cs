@@ -42,6 +42,12 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public const string HostCniBinDir = "/usr/lib/cni";
 
     /// <summary>
+    /// [cni] keys (for <see cref="CniToml"/>'s extra) choosing the built-in network as scripts/run.sh does, without masquerade:
+    /// test networks never send traffic off the machine.
+    /// </summary>
+    public const string BuiltinNetworkKeys = "default_network = \"builtin\"\ndefault_masquerade = false";
+
+    /// <summary>
     /// A [cni] table that keeps the daemon off the host's CNI state: the conf dir in <paramref name="directory"/> (created
     /// empty), plugins from <paramref name="binDirs"/> (default: <see cref="HostCniBinDir"/>); the cache follows --root.
     /// </summary>
@@ -213,6 +219,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         {
             if (Process.HasExited)
             {
+                Process.WaitForExit(); // drains the redirected output, so the message has the reason
                 throw new InvalidOperationException($"nacelle exited with {Process.ExitCode} before serving:\n{Output}");
             }
 

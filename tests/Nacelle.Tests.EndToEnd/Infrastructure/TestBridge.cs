@@ -107,7 +107,7 @@ internal sealed class TestBridge : IAsyncDisposable
     /// <summary>The [cni] table of a daemon using only this network: the conflist in its conf dir, no built-in network.</summary>
     public string InstallInto(string directory)
     {
-        var toml = DaemonProcess.CniToml(directory, extra: "default_network = false");
+        var toml = DaemonProcess.CniToml(directory, extra: "default_network = \"none\"");
         var confDir = Path.Combine(directory, "cni", "net.d");
         var temporary = Path.Combine(confDir, ".10-e2e.conflist.tmp");
         File.WriteAllText(temporary, Conflist());

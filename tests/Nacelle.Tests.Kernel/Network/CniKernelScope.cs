@@ -60,6 +60,8 @@ internal sealed class CniKernelScope : IAsyncDisposable
         HostLocalDataDir = IpamDir,
         DefaultBridgeName = BridgeName,
         DefaultPodCidr = Subnet,
+        // Test networks never masquerade (nothing leaves the machine); the one masquerade test turns it on.
+        DefaultNetworkMasquerade = false,
         PluginTimeout = TimeSpan.FromSeconds(30),
     };
 

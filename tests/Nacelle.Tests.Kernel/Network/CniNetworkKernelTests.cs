@@ -165,6 +165,39 @@ public sealed class CniNetworkKernelTests
     }
 
     [Fact]
+    public async Task TheBuiltInNetworkMasqueradesTrafficLeavingThePodRangeAndDelRemovesTheRule()
+    {
+        Assert.SkipUnless(CniKernelScope.Available, "needs root, Debian's CNI plugins in /usr/lib/cni and iptables");
+
+        // The only test network with masquerade on. It is checked by the nat rules the bridge plugin installs, never by
+        // traffic: the scope's FORWARD guard keeps every packet from the bridge on this machine.
+        await using var scope = new CniKernelScope();
+        var ns = scope.NewNetns();
+        var pod = "pm" + scope.Id;
+        using var network = new CniNetwork(scope.Options() with { DefaultNetworkMasquerade = true });
+        var request = scope.Track(network, scope.Request(ns, pod));
+        var result = await network.SetUpPodAsync(request, CancellationToken.None);
+
+        static string[] NatRules() => CniKernelScope.Check(CniKernelScope.Run("iptables", "-t", "nat", "-S"), "iptables -t nat -S").Split('\n');
+        var rules = NatRules();
+        // POSTROUTING sends the pod's traffic to a chain of its own (commented with the network and the pod's id)...
+        var jump = Assert.Single(rules, r => r.StartsWith("-A POSTROUTING ", StringComparison.Ordinal)
+            && r.Contains($"-s {result.PrimaryIp}/32", StringComparison.Ordinal) && r.Contains(pod, StringComparison.Ordinal));
+        var chain = jump[(jump.LastIndexOf("-j ", StringComparison.Ordinal) + 3)..].Trim();
+        Assert.StartsWith("CNI-", chain, StringComparison.Ordinal);
+        // ...which leaves traffic inside the pod range alone and masquerades the rest (multicast excepted).
+        Assert.Contains(rules, r => r.StartsWith($"-A {chain} ", StringComparison.Ordinal) && r.Contains($"-d {scope.Subnet}", StringComparison.Ordinal)
+            && r.Contains("-j ACCEPT", StringComparison.Ordinal));
+        Assert.Contains(rules, r => r.StartsWith($"-A {chain} ", StringComparison.Ordinal) && r.Contains("! -d 224.0.0.0/4", StringComparison.Ordinal)
+            && r.Contains("-j MASQUERADE", StringComparison.Ordinal));
+
+        await network.TearDownPodAsync(request, CancellationToken.None);
+        rules = NatRules();
+        Assert.DoesNotContain(rules, r => r.Contains(chain, StringComparison.Ordinal));
+        Assert.DoesNotContain(rules, r => r.Contains($"-s {result.PrimaryIp}/32", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task DelAfterTheNetnsIsGoneStillReleasesTheAddress()
     {
         if (!CniKernelScope.Available)

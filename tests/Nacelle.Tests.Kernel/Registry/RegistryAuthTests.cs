@@ -77,6 +77,49 @@ public sealed class RegistryAuthTests
     }
 
     [Fact]
+    public async Task Node_credentials_from_a_docker_config_json_are_used_when_the_pull_brings_none()
+    {
+        var options = new RegistryServerOptions { Tls = true, Auth = RegistryAuthMode.Basic, Username = "node", Password = "n0de-Secret" };
+        await using RegistryServer registry = await RegistryServer.StartAsync(options);
+        using (OciPusher pusher = registry.CreatePusher())
+            await TestImages.PushBusyboxAsync(pusher, "private/busybox", "1.0");
+        var reference = Ref(registry.Host, "private/busybox", "1.0");
+        string dir = Directory.CreateTempSubdirectory("nacelle-auth-").FullName;
+        try
+        {
+            string authFile = Path.Combine(dir, "config.json");
+            string auth = Convert.ToBase64String("node:n0de-Secret"u8.ToArray());
+            await File.WriteAllTextAsync(authFile, "{\"auths\": {\"https://" + registry.Host + "/v2/\": {\"auth\": \"" + auth + "\"}}}");
+            var logger = new CapturingLogger();
+            using RegistryClient client = Client(logger, new RegistryOptions
+            {
+                NodeCredentials = new NodeCredentials(authFile),
+                Hosts = [new RegistryHostConfig { Host = registry.Host, CaFile = registry.CaPemPath }],
+            });
+
+            ResolvedImage resolved = await client.ResolveAsync(reference, null, Timeout());
+            Assert.Equal(resolved.Layers[0].Digest, Sha256(await DownloadAsync(client, reference, resolved.Layers[0])));
+
+            // The pull's own credentials win over the node's.
+            var wrong = await Assert.ThrowsAsync<NacelleException>(() =>
+                client.ResolveAsync(reference, new RegistryCredentials("node", "not-the-password", null, null, null), Timeout()));
+            Assert.Equal(ErrorKind.Unauthenticated, wrong.Kind);
+
+            // Rotated on disk: the next pull reads the new file (here: credentials for another registry only).
+            await File.WriteAllTextAsync(authFile, """{"auths": {"other.example": {"username": "u", "password": "p"}}, "credHelpers": {}}""");
+            File.SetLastWriteTimeUtc(authFile, DateTime.UtcNow.AddMinutes(1));
+            var none = await Assert.ThrowsAsync<NacelleException>(() => client.ResolveAsync(reference, null, Timeout()));
+            Assert.Equal(ErrorKind.Unauthenticated, none.Kind);
+            Assert.DoesNotContain("n0de-Secret", logger.All);
+            Assert.DoesNotContain(auth, logger.All);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Token_auth_fetches_one_token_per_scope_and_reuses_it()
     {
         await using RegistryServer registry = await RegistryServer.StartAsync(new RegistryServerOptions { Auth = RegistryAuthMode.Token });

@@ -11,18 +11,75 @@ namespace Nacelle.Tests.Kernel.Registry;
 /// <summary>Mirrors, redirects, retries and the no-progress timeout, with proxies written here in front of a real registry.</summary>
 public sealed class RegistryResilienceTests
 {
+    /// <summary>
+    /// Two registries on loopback, each behind a counting proxy: the origin holds lib/app:1.0 and lib/only-at-origin:1.0,
+    /// the copy (a mirror, or a server replacing the origin) lib/app:1.0 only.
+    /// </summary>
+    private sealed class OriginAndCopy : IAsyncDisposable
+    {
+        private readonly RegistryServer _origin;
+        private readonly RegistryServer _copy;
+
+        private OriginAndCopy(RegistryServer origin, RegistryServer copy, PushedImage pushed, TestProxy originProxy, TestProxy copyProxy)
+        {
+            _origin = origin;
+            _copy = copy;
+            Pushed = pushed;
+            OriginProxy = originProxy;
+            CopyProxy = copyProxy;
+        }
+
+        public PushedImage Pushed { get; }
+
+        public TestProxy OriginProxy { get; }
+
+        public TestProxy CopyProxy { get; }
+
+        public static async Task<OriginAndCopy> StartAsync()
+        {
+            RegistryServer origin = await RegistryServer.StartAsync();
+            RegistryServer? copy = null;
+            TestProxy? originProxy = null;
+            try
+            {
+                copy = await RegistryServer.StartAsync();
+                using (OciPusher p = origin.CreatePusher())
+                {
+                    await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+                    await TestImages.PushBusyboxAsync(p, "lib/only-at-origin", "1.0");
+                }
+                PushedImage pushed;
+                using (OciPusher p = copy.CreatePusher())
+                    pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
+                originProxy = await TestProxy.StartAsync(origin.BaseUri);
+                return new OriginAndCopy(origin, copy, pushed, originProxy, await TestProxy.StartAsync(copy.BaseUri));
+            }
+            catch
+            {
+                // The caller never gets the object, so nobody else would stop what was started.
+                if (originProxy is not null)
+                    await originProxy.DisposeAsync();
+                if (copy is not null)
+                    await copy.DisposeAsync();
+                await origin.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await CopyProxy.DisposeAsync();
+            await OriginProxy.DisposeAsync();
+            await _copy.DisposeAsync();
+            await _origin.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task A_mirror_that_has_the_image_is_used_and_the_origin_is_not()
     {
-        await using RegistryServer origin = await RegistryServer.StartAsync();
-        await using RegistryServer mirror = await RegistryServer.StartAsync();
-        using (OciPusher p = origin.CreatePusher())
-            await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        PushedImage pushed;
-        using (OciPusher p = mirror.CreatePusher())
-            pushed = await TestImages.PushBusyboxAsync(p, "lib/app", "1.0");
-        await using TestProxy originProxy = await TestProxy.StartAsync(origin.BaseUri);
-        await using TestProxy mirrorProxy = await TestProxy.StartAsync(mirror.BaseUri);
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy mirrorProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
 
         var options = new RegistryOptions
         {
@@ -65,6 +122,77 @@ public sealed class RegistryResilienceTests
         Assert.Equal(1, originProxy.CountOf("/blobs/"));
         Assert.Contains(logger.Lines, l => l.StartsWith("Warning 3006", StringComparison.Ordinal) && l.Contains(downMirror, StringComparison.Ordinal));
         Assert.Contains(logger.Lines, l => l.StartsWith("Warning 3006", StringComparison.Ordinal) && l.Contains(emptyMirror.Host, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Without_fallback_the_origin_is_never_contacted_even_on_a_miss()
+    {
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy mirrorProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
+        string downMirror = $"http://127.0.0.1:{RegistryServer.FreePort()}";
+
+        var options = new RegistryOptions
+        {
+            InitialBackoff = TimeSpan.FromMilliseconds(20),
+            Hosts = [new RegistryHostConfig { Host = originProxy.Host, Mirrors = [downMirror, mirrorProxy.BaseUri.ToString()], Fallback = false }],
+        };
+        using RegistryClient client = Client(new CapturingLogger(), options);
+
+        // A hit on the second mirror after the first is down.
+        ImageReference app = Ref(originProxy.Host, "lib/app", "1.0");
+        ResolvedImage resolved = await client.ResolveAsync(app, null, Timeout());
+        Assert.Equal(pushed.LayerDigests[0], Sha256(await DownloadAsync(client, app, resolved.Layers[0])));
+
+        // A miss: NotFound naming the mirror and why the origin was not asked, although the origin has the image.
+        var miss = await Assert.ThrowsAsync<NacelleException>(() => client.ResolveAsync(Ref(originProxy.Host, "lib/only-at-origin", "1.0"), null, Timeout()));
+        Assert.Equal(ErrorKind.NotFound, miss.Kind);
+        Assert.Contains(mirrorProxy.Host, miss.Message);
+        Assert.Contains("mirrors only: fallback = false", miss.Message);
+
+        // A mirror that fails is retried (it is the last endpoint), and still the origin is not asked.
+        int failures = 0;
+        mirrorProxy.Intercept = (context, _) =>
+        {
+            if (Interlocked.Increment(ref failures) > 1)
+                return Task.FromResult(false);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return Task.FromResult(true);
+        };
+        using RegistryClient fresh = Client(new CapturingLogger(), options);
+        Assert.Equal(resolved.ManifestDigest, (await fresh.ResolveAsync(app, null, Timeout())).ManifestDigest);
+        Assert.True(failures > 1);
+
+        Assert.Empty(originProxy.Requests);
+    }
+
+    [Fact]
+    public async Task A_server_replaces_the_origin_and_the_origin_is_never_contacted()
+    {
+        await using OriginAndCopy registries = await OriginAndCopy.StartAsync();
+        (PushedImage pushed, TestProxy originProxy, TestProxy serverProxy) = (registries.Pushed, registries.OriginProxy, registries.CopyProxy);
+
+        using RegistryClient client = Client(new CapturingLogger(), new RegistryOptions
+        {
+            Hosts =
+            [
+                new RegistryHostConfig { Host = originProxy.Host, Server = serverProxy.BaseUri.ToString() },
+                // A name that does not even resolve: served entirely by the server URL.
+                new RegistryHostConfig { Host = "registry.air-gapped.invalid", Server = serverProxy.BaseUri + "v2/" },
+            ],
+        });
+
+        ImageReference app = Ref(originProxy.Host, "lib/app", "1.0");
+        ResolvedImage resolved = await client.ResolveAsync(app, null, Timeout());
+        Assert.Equal(pushed.LayerDigests[0], Sha256(await DownloadAsync(client, app, resolved.Layers[0])));
+        var miss = await Assert.ThrowsAsync<NacelleException>(() => client.ResolveAsync(Ref(originProxy.Host, "lib/only-at-origin", "1.0"), null, Timeout()));
+        Assert.Equal(ErrorKind.NotFound, miss.Kind);
+        Assert.Contains(serverProxy.Host, miss.Message);
+
+        ImageReference rewritten = Ref("registry.air-gapped.invalid", "lib/app", "1.0");
+        Assert.Equal(resolved.ManifestDigest, (await client.ResolveAsync(rewritten, null, Timeout())).ManifestDigest);
+
+        Assert.Empty(originProxy.Requests);
+        Assert.True(serverProxy.CountOf("/v2/lib/app/manifests/1.0") >= 2);
     }
 
     [Fact]

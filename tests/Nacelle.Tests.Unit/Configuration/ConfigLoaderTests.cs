@@ -125,6 +125,12 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[registry.hosts.\"r.example\"]\nmirrors = [\"m.example:5000\"]", "registry.hosts.\"r.example\".mirrors", "mirror 'm.example:5000' is not an absolute http" },
         { "[registry.hosts.\"r.example\"]\nca_file = \"ca.pem\"", "registry.hosts.\"r.example\".ca_file", "not an absolute path" },
         { "[registry]\nhosts = 3", "registry.hosts", "expected a table of registry tables" },
+        { "[image]\npinned_images = [\"registry.k8s.io/pause:3.10\", \"*\"]", "image.pinned_images", "would pin every image" },
+        { "[image]\npinned_images = [\"Pause\"]", "image.pinned_images", "must be lowercase" },
+        { "[registry]\nauth_file = \"auth.json\"", "registry.auth_file", "'auth.json' is not an absolute path" },
+        { "[registry.hosts.\"r.example\"]\nserver = \"r-copy.example\"", "registry.hosts.\"r.example\".server", "'r-copy.example' is not an absolute http:// or https:// URL" },
+        { "[registry.hosts.\"r.example\"]\nfallback = false", "registry.hosts.\"r.example\".fallback", "false needs at least one mirror" },
+        { "[registry.hosts.\"r.example\"]\nmirrors = [\"https://m.example\"]\nfallback = false\nserver = \"https://c.example\"", "registry.hosts.\"r.example\".server", "is never used with fallback = false" },
         { "[cni]\nconf_dir = \"net.d\"", "cni.conf_dir", "'net.d' is not an absolute path" },
         { "[cni]\nconf_dir = 5", "cni.conf_dir", "expected a string, got the integer 5" },
         { "[cni]\nbin_dirs = \"/usr/lib/cni\"", "cni.bin_dirs", "expected an array of strings, got the string" },
@@ -134,7 +140,9 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[cni]\nplugin_timeout = \"100ms\"", "cni.plugin_timeout", "between 1s and 10m" },
         { "[cni]\nplugin_timeout = \"1h\"", "cni.plugin_timeout", "between 1s and 10m" },
         { "[cni]\nplugin_timeout = \"forever\"", "cni.plugin_timeout", "'forever' is not a duration" },
-        { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "expected a boolean (true or false), got the string \"yes\"" },
+        { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "'yes' is not one of none, builtin" },
+        { "[cni]\ndefault_network = true", "cni.default_network", "expected a string, got the boolean true" },
+        { "[cni]\ndefault_masquerade = \"on\"", "cni.default_masquerade", "expected a boolean (true or false), got the string \"on\"" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.0\"", "cni.default_pod_cidr", "pod CIDR '10.88.0.0' is not an address/prefix" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.1/16\"", "cni.default_pod_cidr", "has host bits set" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.0/31\"", "cni.default_pod_cidr", "prefix /31 must be within /8../30" },
@@ -209,7 +217,7 @@ public sealed class ConfigLoaderTests : IDisposable
         var again = new NacelleConfig();
         ConfigLoader.ApplyToml(again, ConfigRenderer.ToToml(config), "rendered", new HashSet<string>());
         Assert.Equal(ConfigRenderer.ToJson(config), ConfigRenderer.ToJson(again));
-        Assert.Contains("\"hosts\":{\"lab:80\":{\"mirrors\":[],\"plain_http\":true", ConfigRenderer.ToJson(config));
+        Assert.Contains("\"hosts\":{\"lab:80\":{\"mirrors\":[],\"server\":\"\",\"fallback\":true,\"plain_http\":true", ConfigRenderer.ToJson(config));
     }
 
     [Fact]
@@ -228,7 +236,8 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(string.Empty, defaults.CacheDir);
         Assert.Equal("/var/lib/nacelle/cni", defaults.EffectiveCacheDir("/var/lib/nacelle"));
         Assert.Equal(TimeSpan.FromSeconds(60), defaults.PluginTimeout);
-        Assert.True(defaults.DefaultNetwork);
+        Assert.Equal("none", defaults.DefaultNetwork); // a node's runtime leaves pod networking to the cluster
+        Assert.True(defaults.DefaultMasquerade);
         Assert.Equal("10.88.0.0/16", defaults.DefaultPodCidr);
         Assert.Equal("nacelle0", defaults.DefaultBridge);
 
@@ -238,7 +247,8 @@ public sealed class ConfigLoaderTests : IDisposable
             conf_dir = "/srv/cni/net.d"
             bin_dirs = ["/srv/cni/bin"]
             plugin_timeout = "15s"
-            default_network = false
+            default_network = "builtin"
+            default_masquerade = false
             default_pod_cidr = "10.244.0.0/16, fd00:244::/64"
             default_bridge = "cni0"
             """);
@@ -248,7 +258,8 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(["/srv/cni/bin"], cni.BinDirs);
         Assert.Equal("/srv/nacelle/cni", cni.EffectiveCacheDir(loaded.Config.Root)); // follows root when not set
         Assert.Equal(TimeSpan.FromSeconds(15), cni.PluginTimeout);
-        Assert.False(cni.DefaultNetwork);
+        Assert.Equal("builtin", cni.DefaultNetwork);
+        Assert.False(cni.DefaultMasquerade);
         Assert.Equal("10.244.0.0/16, fd00:244::/64", cni.DefaultPodCidr);
         Assert.Equal("cni0", cni.DefaultBridge);
         Assert.Contains("cni.bin_dirs", loaded.ExplicitKeys);

@@ -19,13 +19,15 @@ public sealed class CommandLineTests
     public void FlagsBecomeOverridesOfTheirKeys()
     {
         var run = Assert.IsType<Command.RunDaemon>(CommandLine.Parse(
-            ["--config", "/tmp/n/c.toml", "--socket=/tmp/n.sock", "--root", "/tmp/r", "--state", "/tmp/s", "--log-level", "debug"]));
+            ["--config", "/tmp/n/c.toml", "--socket=/tmp/n.sock", "--root", "/tmp/r", "--state", "/tmp/s", "--log-level", "debug",
+             "--default-network", "builtin"]));
         Assert.Equal("/tmp/n/c.toml", run.Sources.ConfigPath);
         Assert.True(run.Sources.ConfigPathExplicit);
         Assert.Equal("/tmp/n/config.d", run.Sources.DropInDirectory);
         Assert.Equal(
             [new ConfigOverride("--socket", "grpc.socket", "/tmp/n.sock"), new ConfigOverride("--root", "root", "/tmp/r"),
-             new ConfigOverride("--state", "state", "/tmp/s"), new ConfigOverride("--log-level", "log_level", "debug")],
+             new ConfigOverride("--state", "state", "/tmp/s"), new ConfigOverride("--log-level", "log_level", "debug"),
+             new ConfigOverride("--default-network", "cni.default_network", "builtin")],
             run.Sources.Overrides);
     }
 

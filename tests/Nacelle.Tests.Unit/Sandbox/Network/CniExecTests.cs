@@ -322,7 +322,7 @@ public sealed class CniExecTests
         Assert.Equal("nacelle-default", result.NetworkName);
         Assert.Equal(["loopback ADD lo", "bridge ADD eth0", "portmap ADD eth0"], cni.CallNames());
         var bridge = cni.Stdin("bridge", "ADD", "eth0");
-        Assert.False(bridge["ipMasq"]!.GetValue<bool>());
+        Assert.True(bridge["ipMasq"]!.GetValue<bool>());
         Assert.Equal(Path.Combine(cni.Root, "ipam"), bridge["ipam"]!["dataDir"]!.GetValue<string>());
         Assert.Equal(8080, cni.Stdin("portmap", "ADD", "eth0")["runtimeConfig"]!["portMappings"]![0]!["hostPort"]!.GetValue<int>());
     }

@@ -7,7 +7,7 @@ namespace Nacelle.Tests.Unit.SandboxNetwork;
 public sealed class DefaultNetworkTests
 {
     [Fact]
-    public void DefaultNetworkIsBridgeHostLocalPortmapWithoutMasquerade()
+    public void DefaultNetworkIsBridgeHostLocalPortmapWithMasquerade()
     {
         var options = new CniOptions { DefaultBridgeName = "nctest1", HostLocalDataDir = "/tmp/ipam-x" };
         var list = DefaultNetwork.Build(options, "10.213.7.0/24");
@@ -18,7 +18,7 @@ public sealed class DefaultNetworkTests
         var bridge = JsonNode.Parse(list.Plugins[0].ToJson())!.AsObject();
         Assert.Equal("nctest1", bridge["bridge"]!.GetValue<string>());
         Assert.True(bridge["isGateway"]!.GetValue<bool>());
-        Assert.False(bridge["ipMasq"]!.GetValue<bool>());
+        Assert.True(bridge["ipMasq"]!.GetValue<bool>()); // pods reach beyond the host through its address
         Assert.True(bridge["hairpinMode"]!.GetValue<bool>());
         var ipam = bridge["ipam"]!.AsObject();
         Assert.Equal("host-local", ipam["type"]!.GetValue<string>());
@@ -28,6 +28,13 @@ public sealed class DefaultNetworkTests
 
         Assert.Equal(["portMappings"], list.Plugins[1].Capabilities);
         Assert.Empty(list.Plugins[0].Capabilities);
+    }
+
+    [Fact]
+    public void MasqueradeCanBeTurnedOff()
+    {
+        var list = DefaultNetwork.Build(new CniOptions { DefaultNetworkMasquerade = false }, "10.213.7.0/24");
+        Assert.False(JsonNode.Parse(list.Plugins[0].ToJson())!["ipMasq"]!.GetValue<bool>());
     }
 
     [Fact]

@@ -1,15 +1,14 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Http;
-using Nacelle.Tests.Support.Registry;
 
-namespace Nacelle.Tests.Kernel.Registry;
+namespace Nacelle.Tests.Support.Registry;
 
 /// <summary>
 /// A loopback HTTP proxy in front of a registry for resilience tests. Each request first goes to <see cref="Intercept"/>
 /// (return true when it answered the request itself); everything else is forwarded to the upstream registry.
-/// Records every request line and Range header.
+/// Records every request line and Range header, so a test can tell whether (and how often) a registry was contacted.
 /// </summary>
-internal sealed class TestProxy : IAsyncDisposable
+public sealed class TestProxy : IAsyncDisposable
 {
     private static readonly HashSet<string> s_skipResponseHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
