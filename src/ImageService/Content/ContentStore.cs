@@ -142,26 +142,13 @@ public sealed class ContentStore
         var temp = Path.Combine(_ingest, $"{Digests.Hex(digest)[..16]}-{Guid.NewGuid():N}");
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long written;
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
-                var verifying = new HashingWriteStream(file, hash);
+                using var verifying = new BlobVerifier(file);
                 await write(verifying, cancellationToken).ConfigureAwait(false);
                 await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                verifying.Verify(digest, expectedSize);
                 file.Flush(flushToDisk: true);
-                written = verifying.Written;
-            }
-
-            var actual = Digests.FromHash(hash);
-            if (expectedSize >= 0 && written != expectedSize)
-            {
-                throw NacelleException.Unavailable($"blob {digest}: received {written} bytes, expected {expectedSize} (truncated or corrupt download)");
-            }
-
-            if (actual != digest)
-            {
-                throw NacelleException.Unavailable($"blob {digest}: content has digest {actual} (corrupt download)");
             }
 
             File.Move(temp, path, overwrite: true);
@@ -173,42 +160,5 @@ public sealed class ContentStore
             File.Delete(temp);
             throw;
         }
-    }
-
-    /// <summary>A write-only pass-through that hashes and counts what goes to the file.</summary>
-    private sealed class HashingWriteStream(Stream inner, IncrementalHash hash) : Stream
-    {
-        public long Written { get; private set; }
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => Written;
-        public override long Position { get => Written; set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            hash.AppendData(buffer);
-            Written += buffer.Length;
-            inner.Write(buffer);
-        }
-
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            hash.AppendData(buffer.Span);
-            Written += buffer.Length;
-            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush() => inner.Flush();
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
