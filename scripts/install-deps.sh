@@ -17,11 +17,12 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link.
-packages=(gcc libc6-dev clang zlib1g-dev)
+# gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link;
+# libisal2: ISA-L's igzip, the layer gzip decoder (without it layers inflate with zlib-ng, about 1.5x slower).
+packages=(gcc libc6-dev clang zlib1g-dev libisal2)
 if [[ $want_test -eq 1 ]]; then
-  # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
-  packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # runc and containerd: the benchmarks' references; CNI plugins, iproute2, iptables: pod networking tests.
+  packages+=(prometheus docker-registry busybox-static apache2-utils runc containerd containernetworking-plugins iproute2 iptables)
 fi
 
 missing=()
