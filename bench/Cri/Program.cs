@@ -14,6 +14,12 @@ catch (ArgumentException e)
     return 2;
 }
 
+if (options.Command == "pull-profile")
+{
+    await PullBenchmark.ProfileAsync(options);
+    return 0;
+}
+
 using var cri = new CriSession(options.Socket, Path.Combine(options.Work, "logs"), options.CgroupParent + "/nacelle");
 var cni = new CniRunner(options.CniConflist, options.CniBinDir);
 options.NetworkName = cni.NetworkName;
@@ -30,13 +36,17 @@ try
 {
     await cri.WaitUntilReadyAsync(cni.NetworkName);
     reference.Prepare();
-    if (options.Command == "pods")
+    switch (options.Command)
     {
-        await PodsBenchmark.RunAsync(options, cri, reference);
-    }
-    else
-    {
-        await ContainersBenchmark.RunAsync(options, cri, reference);
+        case "pods":
+            await PodsBenchmark.RunAsync(options, cri, reference);
+            break;
+        case "containers":
+            await ContainersBenchmark.RunAsync(options, cri, reference);
+            break;
+        default:
+            await PullBenchmark.RunAsync(options, cri);
+            break;
     }
 }
 catch (Exception e)

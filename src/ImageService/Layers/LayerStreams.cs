@@ -42,10 +42,10 @@ public static class LayerStreams
     /// The decompressed tar bytes of <paramref name="layer"/>. The layer need not be seekable: the sniffed bytes
     /// are replayed in front of the rest. Disposing the result leaves <paramref name="layer"/> open.
     /// </summary>
-    internal static async Task<Stream> OpenTarAsync(Stream layer, CancellationToken cancellationToken)
+    internal static Stream OpenTar(Stream layer)
     {
         var head = new byte[4];
-        var read = await layer.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
+        var read = layer.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         var replayed = new PrefixedStream(head.AsMemory(0, read), layer);
         return Sniff(head.AsSpan(0, read)) switch
         {
@@ -177,10 +177,9 @@ internal sealed class HashingStream(Stream inner) : ObservingStream(inner, leave
     public string Digest() => Content.Digests.FromHash(_hash);
 
     /// <summary>Reads the stream to its end (the tar reader stops at the end-of-archive marker; padding follows).</summary>
-    public async Task DrainAsync(CancellationToken cancellationToken)
+    public void Drain(byte[] buffer)
     {
-        var buffer = new byte[81920];
-        while (await ReadAsync(buffer, cancellationToken) > 0)
+        while (Read(buffer) > 0)
         {
         }
     }
