@@ -57,9 +57,9 @@ internal static class PullStages
     public static async Task PrintProfileAsync(IReadOnlyList<byte[]> blobs, string scratch, Func<Task<double>> downloadAll)
     {
         var tars = blobs.Select(b => Inflate(b, Inflaters[0].Open)).ToList();
-        var rows = new List<(string Stage, double Ms, string Note)>
+        var rows = new List<(string Stage, (double Wall, double Cpu) Ms, string Note)>
         {
-            ("download (HTTP GET of every layer, 3 at a time, to a null sink; wall)", Median(3, () => downloadAll().GetAwaiter().GetResult()), "loopback registry"),
+            ("download (HTTP GET of every layer, 3 at a time, to a null sink)", Median(3, () => Time(() => downloadAll().GetAwaiter().GetResult())), "loopback registry; its CPU not counted"),
             ("sha256 of the compressed blobs", Median(3, () => Time(() => ForAll(blobs, b => SHA256.HashData(b)))), "blob digests"),
         };
         foreach (var (name, open) in Inflaters)
@@ -69,37 +69,39 @@ internal static class PullStages
 
         rows.Add(("sha256 of the tar streams", Median(3, () => Time(() => tars.ForEach(t => SHA256.HashData(t)))), "diff ids"));
         rows.Add(("tar parse (TarReader, data to a null sink)", Median(3, () => Time(() => tars.ForEach(ParseTar))), "no files"));
-        var unpack = new List<double>();
-        var sync = new List<double>();
-        var measure = new List<double>();
+        var unpack = new List<(double, double)>();
+        var sync = new List<(double, double)>();
+        var measure = new List<(double, double)>();
         for (var r = 0; r < 3; r++)
         {
             var dirs = new List<string>();
-            var start = Stopwatch.GetTimestamp();
-            foreach (var tar in tars)
+            unpack.Add(Time(() =>
             {
-                var dir = Directory.CreateDirectory(Path.Combine(scratch, $"unpack-{Guid.NewGuid():N}")).FullName;
-                dirs.Add(dir);
-                await LayerUnpacker.UnpackAsync(new MemoryStream(tar, writable: false), dir, CancellationToken.None);
-            }
-
-            unpack.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                foreach (var tar in tars)
+                {
+                    var dir = Directory.CreateDirectory(Path.Combine(scratch, $"unpack-{Guid.NewGuid():N}")).FullName;
+                    dirs.Add(dir);
+                    LayerUnpacker.Unpack(new MemoryStream(tar, writable: false), dir, CancellationToken.None);
+                }
+            }));
             sync.Add(Time(() => DirectoryCalls.SyncFileSystem(scratch)));
             measure.Add(Time(() => dirs.ForEach(d => DiskUsage.Measure(d))));
             dirs.ForEach(d => Directory.Delete(d, recursive: true)); // root may delete in read-only directories
             DirectoryCalls.SyncFileSystem(scratch);
         }
 
-        rows.Add(("unpack from the tar (diff id hash + tar + files: create, write, chown, chmod, times)", unpack.Order().ElementAt(1), "page cache only"));
-        rows.Add(("syncfs after the unpack (the durability of the layer files)", sync.Order().ElementAt(1), "disk"));
-        rows.Add(("disk usage walk of the unpacked layers (ImageFsInfo's numbers)", measure.Order().ElementAt(1), "statx per inode"));
+        rows.Add(("unpack from the tar (diff id hash + tar + files: create, write, chown, chmod, times)", unpack.OrderBy(u => u.Item1).ElementAt(1), $"{tars.Sum(t => (long)t.Length) / 1e6:F0} MB of tar into the page cache"));
+        rows.Add(("syncfs after the unpack (the durability of the layer files)", sync.OrderBy(u => u.Item1).ElementAt(1), "waits for the disk"));
+        rows.Add(("disk usage walk of the unpacked layers (ImageFsInfo's numbers)", measure.OrderBy(u => u.Item1).ElementAt(1), "statx per inode"));
 
-        Console.WriteLine("## Where a pull spends its time: each stage alone, one thread, all layers (median of 3)");
+        Console.WriteLine("## Where a pull spends its time: each stage alone, one thread, all layers (median of 3 by wall time)");
         Console.WriteLine();
-        Table.Header("stage", "ms", "note");
+        Console.WriteLine("CPU: user + system time of this process during the stage (on a loaded machine wall time also counts waiting for a core).");
+        Console.WriteLine();
+        Table.Header("stage", "wall ms", "cpu ms", "note");
         foreach (var (stage, ms, note) in rows)
         {
-            Table.Row(stage, Table.F(ms, 0), note);
+            Table.Row(stage, Table.F(ms.Wall, 0), Table.F(ms.Cpu, 0), note);
         }
 
         Console.WriteLine();
@@ -147,16 +149,17 @@ internal static class PullStages
         }
     }
 
-    private static double Time(Action action)
+    private static (double Wall, double Cpu) Time(Action action)
     {
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var start = Stopwatch.GetTimestamp();
         action();
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        return (Stopwatch.GetElapsedTime(start).TotalMilliseconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds);
     }
 
-    private static double Median(int runs, Func<double> run)
+    private static (double Wall, double Cpu) Median(int runs, Func<(double Wall, double Cpu)> run)
     {
-        var values = Enumerable.Range(0, runs).Select(_ => run()).Order().ToList();
+        var values = Enumerable.Range(0, runs).Select(_ => run()).OrderBy(v => v.Wall).ToList();
         return values[values.Count / 2];
     }
 }

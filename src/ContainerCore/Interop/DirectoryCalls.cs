@@ -14,7 +14,8 @@ public readonly record struct InodeUsage(uint Mode, ulong Inode, uint LinkCount,
 /// <summary>
 /// Walking a directory tree by file descriptor, so that nothing on the way can be swapped for a symlink: open a
 /// directory (never through a symlink), list its entries (getdents64: raw name bytes, no decoding), statx an entry
-/// relative to its directory without following it, open a child directory relative to its parent. Plus syncfs(2).
+/// relative to its directory without following it, open a child directory relative to its parent. Plus syncfs(2) and
+/// a directory's fsync(2).
 /// Policy (what to count, where to stop) is the caller's.
 /// </summary>
 public static partial class DirectoryCalls
@@ -152,6 +153,16 @@ public static partial class DirectoryCalls
         }
     }
 
+    /// <summary>fsync(2) of the directory <paramref name="path"/>: its entries (a rename into it) reach the disk.</summary>
+    public static void SyncDirectory(string path)
+    {
+        using var directory = OpenDirectory(path);
+        if (fsync((int)directory.DangerousGetHandle()) != 0)
+        {
+            throw Error("fsync", path, Marshal.GetLastPInvokeError());
+        }
+    }
+
     private static unsafe InodeUsage Read(byte* buffer) =>
         // struct statx: nlink 16, mode 28 (u16), ino 32, blocks 48, dev_major 136, dev_minor 140.
         new(*(ushort*)(buffer + 28), *(ulong*)(buffer + 32), *(uint*)(buffer + 16), *(ulong*)(buffer + 48), *(uint*)(buffer + 136), *(uint*)(buffer + 140));
@@ -173,4 +184,7 @@ public static partial class DirectoryCalls
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
 }

@@ -204,8 +204,8 @@ public sealed class SnapshotStore
                 await parentCommitted.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            // Everything the layer wrote reaches the disk before its row says it exists (one syncfs instead of an
-            // fsync per file); the rename is covered by the second one, before the commit.
+            // Everything the layer wrote reaches the disk before its row says it exists: one syncfs instead of an
+            // fsync per file, outside the transaction (the database stays free for others meanwhile).
             await Task.Run(() => DirectoryCalls.SyncFileSystem(temp), cancellationToken).ConfigureAwait(false);
             using var connection = _database.Open();
             using var transaction = connection.BeginTransaction();
@@ -224,7 +224,9 @@ public sealed class SnapshotStore
             var id = (long)insert.ExecuteScalar()!;
             var path = PathOf(id);
             System.IO.Directory.Move(temp, path);
-            DirectoryCalls.SyncFileSystem(_directory);
+
+            // The rename too (a crash before the commit leaves a directory without a row, removed at start).
+            DirectoryCalls.SyncDirectory(_directory);
             transaction.Commit();
             lock (_usageLock)
             {
