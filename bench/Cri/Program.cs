@@ -74,6 +74,19 @@ async Task CleanupAsync()
         Console.Error.WriteLine($"cleanup: removing the daemon's pods: {e.Message}");
     }
 
+    if (options.ContainerdSocket is { } containerdSocket && File.Exists(containerdSocket))
+    {
+        try
+        {
+            using var containerd = new CriSession(containerdSocket, Path.Combine(options.Work, "logs"), "/");
+            await containerd.RemoveEverythingAsync();
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"cleanup: removing containerd's pods: {e.Message}");
+        }
+    }
+
     try
     {
         await reference.CleanupAsync();

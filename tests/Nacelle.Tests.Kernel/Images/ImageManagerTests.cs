@@ -216,4 +216,39 @@ public sealed class ImageManagerTests : IAsyncLifetime
         Assert.Equal(image.Id, _images.Find(image.Id[7..19])!.Id);     // unique 12-digit prefix
         Assert.Equal(image.Id, _images.Find(image.RepoDigests[0])!.Id); // repo digest
     }
+
+    [Fact]
+    public async Task LayersUnpackedInParallelAreRecordedParentFirstAndNoLayerBlobIsKept()
+    {
+        var pushed = await TestImages.PushWhiteoutImageAsync(_pusher, "kernel/order", "o");
+        var image = await _images.PullAsync(Ref("kernel/order", "o"), null, CancellationToken.None);
+
+        // Snapshot ids are assigned at commit: a child's id above its parent's means it was recorded after it.
+        var database = new MetadataDatabase(Path.Combine(_root.Path, "metadata.db"));
+        var ids = image.Layers.Select(l => database.QueryStrings(
+            "SELECT CAST(id AS TEXT) FROM snapshots WHERE chain_id = $c", ("$c", l.ChainId)).Single()).Select(long.Parse).ToList();
+        Assert.Equal(ids.Order(), ids);
+
+        // The layers streamed straight into the unpacker: only the manifest and the config are in the content store.
+        Assert.Equal(new[] { pushed.ConfigDigest, pushed.ManifestDigest }.Order(), Files("content/blobs").Select(f => "sha256:" + Path.GetFileName(f)).Order());
+    }
+
+    [Fact]
+    public async Task ALayerBlobKeptByAnEarlierStoreIsUnpackedFromThereNotDownloaded()
+    {
+        var pushed = await TestImages.PushBusyboxAsync(_pusher, "kernel/kept", "k");
+        var store = new Nacelle.ImageService.Content.ContentStore(_root.Path);
+        var layer = pushed.Layers[0];
+        await store.IngestAsync(layer.Digest, layer.Size, (s, ct) => s.WriteAsync(layer.Blob, ct).AsTask(), CancellationToken.None);
+
+        // The registry now serves garbage for that blob: only the kept copy can make the pull succeed.
+        var hex = layer.Digest[7..];
+        var data = Path.Combine(_registry.Directory, "data/docker/registry/v2/blobs/sha256", hex[..2], hex, "data");
+        var bytes = await File.ReadAllBytesAsync(data);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        await File.WriteAllBytesAsync(data, bytes);
+
+        var image = await _images.PullAsync(Ref("kernel/kept", "k"), null, CancellationToken.None);
+        Assert.Equal(pushed.DiffIds, image.Layers.Select(l => l.DiffId));
+    }
 }
