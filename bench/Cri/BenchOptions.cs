@@ -6,9 +6,10 @@ namespace Nacelle.Bench.Cri;
 internal sealed class BenchOptions
 {
     public const string Usage = """
-        Nacelle.Bench.Cri pods|containers|pull|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
+        Nacelle.Bench.Cri pods|containers|pull|imagefs|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
             [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers, 10 pulls)] [--warmup W (3)] [--memory-pods M (30)]
-            [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR: the containerd reference (pull)]
+            [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR: the containerd reference (pull, imagefs)]
+            (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
             [--ref-prefix P (ncb<pid>): the name prefix of the reference's netns and runc containers]
@@ -53,13 +54,13 @@ internal sealed class BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "cleanup"))
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "cleanup"))
         {
             throw new ArgumentException(Usage);
         }
 
         var options = new BenchOptions { Command = args[0] };
-        options.Iterations = args[0] switch { "containers" => 50, "pull" => 10, _ => 30 };
+        options.Iterations = args[0] switch { "containers" => 50, "pull" => 10, "imagefs" => 1000, _ => 30 };
         for (var i = 1; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");

@@ -44,6 +44,9 @@ try
         case "containers":
             await ContainersBenchmark.RunAsync(options, cri, reference);
             break;
+        case "imagefs":
+            await ImageFsBenchmark.RunAsync(options, cri);
+            break;
         default:
             await PullBenchmark.RunAsync(options, cri);
             break;

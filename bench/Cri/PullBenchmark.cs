@@ -161,7 +161,7 @@ internal static class PullBenchmark
 
     // certs.d/<host>/hosts.toml (containerd's config_path): plain HTTP to the loopback registry, also under the pause
     // image's name.
-    private static void WriteContainerdHosts(string certsDir, string registryHost)
+    public static void WriteContainerdHosts(string certsDir, string registryHost)
     {
         foreach (var name in new[] { registryHost, PauseImageName.Split('/')[0] })
         {

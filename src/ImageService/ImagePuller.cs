@@ -187,7 +187,7 @@ internal sealed partial class ImagePuller(
             var result = await unpack.ConfigureAwait(false);
             if (downloadFailure is not null)
             {
-                throw downloadFailure; // never reached in practice: the unpacker saw the failure as a read error
+                throw downloadFailure; // the unpacker stopped before the blob's end (bytes after the gzip stream)
             }
 
             return result;

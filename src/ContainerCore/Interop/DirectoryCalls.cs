@@ -21,7 +21,6 @@ public readonly record struct InodeUsage(uint Mode, ulong Inode, uint LinkCount,
 public static partial class DirectoryCalls
 {
     private const int O_RDONLY = 0;
-    private const int O_NOFOLLOW = 0x20000;
     private const int O_CLOEXEC = 0x80000;
     private const int AtSymlinkNoFollow = 0x100;
     private const int AtEmptyPath = 0x1000;
@@ -29,8 +28,9 @@ public static partial class DirectoryCalls
     private const int StatxSize = 256;
     private const int EINTR = 4;
 
-    // O_DIRECTORY differs between architectures: 0200000 on x86_64, 040000 on arm64.
-    private static int ODirectory => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
+    private static int ODirectory => OpenFlags.Directory;
+
+    private static int O_NOFOLLOW => OpenFlags.NoFollow;
 
     /// <summary>Opens the directory <paramref name="path"/> for reading; its last component must not be a symlink.</summary>
     public static SafeFileHandle OpenDirectory(string path)

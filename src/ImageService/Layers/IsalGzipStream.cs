@@ -9,20 +9,13 @@ namespace Nacelle.ImageService.Layers;
 /// member that do not start another one are ignored, as GZipStream ignores them. Disposing it disposes the
 /// compressed stream.
 /// </summary>
-internal sealed class IsalGzipStream(Stream compressed) : Stream
+internal sealed class IsalGzipStream(Stream compressed) : ReadOnlyStream
 {
     private readonly IsalCalls.GzipInflater _inflater = new(256 * 1024);
     private bool _inputEnded;
     private bool _finished;
     private bool _started;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -37,8 +30,6 @@ internal sealed class IsalGzipStream(Stream compressed) : Stream
         }
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -53,13 +44,6 @@ internal sealed class IsalGzipStream(Stream compressed) : Stream
         }
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -128,21 +128,21 @@ public sealed class SnapshotStore
         {
             cancellationToken.ThrowIfCancellationRequested();
             var usage = await Task.Run(() => DiskUsage.Measure(snapshot.Path), cancellationToken).ConfigureAwait(false);
-            using (var connection = _database.Open())
-            using (var update = connection.CreateCommand())
+
+            // Row and totals change together, so a removal racing with this counts the snapshot exactly once.
+            lock (_usageLock)
             {
+                using var connection = _database.Open();
+                using var update = connection.CreateCommand();
                 update.CommandText = "UPDATE snapshots SET disk_bytes = $b, inodes = $i WHERE id = $id AND disk_bytes IS NULL";
                 update.Parameters.AddWithValue("$b", usage.Bytes);
                 update.Parameters.AddWithValue("$i", usage.Inodes);
                 update.Parameters.AddWithValue("$id", snapshot.Id);
                 if (update.ExecuteNonQuery() == 0)
                 {
-                    continue; // removed meanwhile
+                    continue; // removed meanwhile (its removal counted it as unmeasured)
                 }
-            }
 
-            lock (_usageLock)
-            {
                 _unmeasured--;
                 AddUsage(snapshot.Id, usage);
             }
@@ -199,14 +199,16 @@ public sealed class SnapshotStore
 
             // Layers never change once unpacked: measured here once, the numbers live with the row.
             var usage = DiskUsage.Measure(temp);
+
+            // Everything the layer wrote reaches the disk before its row says it exists: one syncfs instead of an
+            // fsync per file, outside the transaction (the database stays free for others meanwhile), while the
+            // parent layer may still be unpacking.
+            await Task.Run(() => DirectoryCalls.SyncFileSystem(temp), cancellationToken).ConfigureAwait(false);
             if (parentCommitted is not null)
             {
                 await parentCommitted.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            // Everything the layer wrote reaches the disk before its row says it exists: one syncfs instead of an
-            // fsync per file, outside the transaction (the database stays free for others meanwhile).
-            await Task.Run(() => DirectoryCalls.SyncFileSystem(temp), cancellationToken).ConfigureAwait(false);
             using var connection = _database.Open();
             using var transaction = connection.BeginTransaction();
             using var insert = connection.CreateCommand();

@@ -1,5 +1,4 @@
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common.Storage;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ImageService;
@@ -15,67 +14,48 @@ namespace Nacelle.Tests.Kernel.Images;
 /// plus the content store's blobs, containers are their upper directories only, with mounted root filesystems, a
 /// mount inside an upper directory and symlinks out of it that must not be counted or followed.
 /// </summary>
-public sealed class ImageFsUsageTests : IAsyncLifetime
+public sealed class ImageFsUsageTests : RegistryImageTest
 {
-    private readonly TempRoot _root = new();
     private readonly List<string> _mounts = [];
-    private RegistryServer _registry = null!;
-    private OciPusher _pusher = null!;
-    private ImageManager _images = null!;
 
-    public async ValueTask InitializeAsync()
-    {
-        _registry = await RegistryServer.StartAsync();
-        _pusher = _registry.CreatePusher();
-        _images = NewManager();
-    }
-
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         foreach (var mount in Enumerable.Reverse(_mounts))
         {
             Mounts.Unmount(mount);
         }
 
-        _images.Dispose();
-        _pusher.Dispose();
-        await _registry.DisposeAsync();
-        _root.Dispose();
+        await base.DisposeAsync();
     }
-
-    private ImageManager NewManager() =>
-        new(new ImageServiceOptions { Root = _root.Path }, new MetadataDatabase(Path.Combine(_root.Path, "metadata.db")), NullLoggerFactory.Instance);
-
-    private string Ref(string repository, string tag) => $"{_registry.Host}/{repository}:{tag}";
 
     // What du says the image file system holds: every snapshot directory and every blob file.
     private UsageNumbers DuOfImages() => Du.Of([
-        .. Directory.GetDirectories(Path.Combine(_root.Path, "snapshots")),
-        .. Directory.GetFiles(Path.Combine(_root.Path, "content/blobs/sha256"))]);
+        .. Directory.GetDirectories(Path.Combine(Root.Path, "snapshots")),
+        .. Directory.GetFiles(Path.Combine(Root.Path, "content/blobs/sha256"))]);
 
     private UsageNumbers DuOfUppers() =>
-        Du.Of([.. Directory.GetDirectories(Path.Combine(_root.Path, "containers")).Select(c => Path.Combine(c, "upper"))]);
+        Du.Of([.. Directory.GetDirectories(Path.Combine(Root.Path, "containers")).Select(c => Path.Combine(c, "upper"))]);
 
-    private static UsageNumbers Images(ImageFsUsage usage) => new(usage.ImageBytes, usage.ImageInodes);
+    private static UsageNumbers ImageUsage(ImageFsUsage usage) => new(usage.ImageBytes, usage.ImageInodes);
 
-    private static UsageNumbers Containers(ImageFsUsage usage) => new(usage.ContainerBytes, usage.ContainerInodes);
+    private static UsageNumbers ContainerUsage(ImageFsUsage usage) => new(usage.ContainerBytes, usage.ContainerInodes);
 
     [Fact]
     public async Task TheNumbersMatchDuOfTheLayersBlobsAndUpperDirectories()
     {
-        await TestImages.PushWhiteoutImageAsync(_pusher, "kernel/fs", "w");
-        var image = await _images.PullAsync(Ref("kernel/fs", "w"), null, CancellationToken.None);
-        Assert.Equal(DuOfImages(), Images(_images.FsUsage()));
-        Assert.Equal(Path.Combine(_root.Path, "snapshots"), _images.FsUsage().ImageMountpoint);
+        await TestImages.PushWhiteoutImageAsync(Pusher, "kernel/fs", "w");
+        var image = await Images.PullAsync(Ref("kernel/fs", "w"), null, CancellationToken.None);
+        Assert.Equal(DuOfImages(), ImageUsage(Images.FsUsage()));
+        Assert.Equal(Path.Combine(Root.Path, "snapshots"), Images.FsUsage().ImageMountpoint);
 
         // Two containers with mounted root filesystems: the image's files show through them but are not theirs.
-        var one = _images.CreateRootfs("one", image.Id);
-        var two = _images.CreateRootfs("two", image.Id);
-        _images.Rootfs.Mount("one");
+        var one = Images.CreateRootfs("one", image.Id);
+        var two = Images.CreateRootfs("two", image.Id);
+        Images.Rootfs.Mount("one");
         _mounts.Add(one.Path);
-        _images.Rootfs.Mount("two");
+        Images.Rootfs.Mount("two");
         _mounts.Add(two.Path);
-        Assert.Equal(DuOfUppers(), Containers(_images.FsUsage())); // empty upper dirs, measured at create
+        Assert.Equal(DuOfUppers(), ContainerUsage(Images.FsUsage())); // empty upper dirs, measured at create
 
         // Writes through the rootfs land in the upper directory: a file, a hard link to it, a directory tree.
         await File.WriteAllBytesAsync(Path.Combine(one.Path, "written"), new byte[300_000]);
@@ -92,47 +72,47 @@ public sealed class ImageFsUsageTests : IAsyncLifetime
         _mounts.Add(mounted);
         await File.WriteAllBytesAsync(Path.Combine(mounted, "hidden"), new byte[1_000_000]);
 
-        await _images.Rootfs.WritableLayers.RefreshAsync();
-        var usage = _images.FsUsage();
-        Assert.Equal(DuOfUppers(), Containers(usage));
+        await Images.Rootfs.WritableLayers.RefreshAsync();
+        var usage = Images.FsUsage();
+        Assert.Equal(DuOfUppers(), ContainerUsage(usage));
         Assert.True(usage.ContainerBytes >= 300_000, $"the written file is counted: {usage.ContainerBytes}");
         Assert.True(usage.ContainerBytes < 1_000_000, $"the tmpfs and the rootfs behind 'escape' are not: {usage.ContainerBytes}");
-        Assert.Equal(DuOfImages(), Images(usage)); // the containers' writes are not the images'
+        Assert.Equal(DuOfImages(), ImageUsage(usage)); // the containers' writes are not the images'
 
         // ContainerStats' writable layer uses the same numbers, per container.
-        var (bytes, inodes) = _images.Rootfs.WritableUsage("one");
+        var (bytes, inodes) = Images.Rootfs.WritableUsage("one");
         Assert.Equal(Du.Of(one.UpperDir), new UsageNumbers(bytes, inodes));
     }
 
     [Fact]
     public async Task ImageFsInfoNeverWalksAndStaleNumbersAreRefreshedBehind()
     {
-        await TestImages.PushBusyboxAsync(_pusher, "kernel/stale", "s");
-        var image = await _images.PullAsync(Ref("kernel/stale", "s"), null, CancellationToken.None);
-        var rootfs = _images.CreateRootfs("stale", image.Id);
-        var before = Containers(_images.FsUsage());
+        await TestImages.PushBusyboxAsync(Pusher, "kernel/stale", "s");
+        var image = await Images.PullAsync(Ref("kernel/stale", "s"), null, CancellationToken.None);
+        var rootfs = Images.CreateRootfs("stale", image.Id);
+        var before = ContainerUsage(Images.FsUsage());
 
         await File.WriteAllBytesAsync(Path.Combine(rootfs.UpperDir, "grown"), new byte[200_000]);
 
         // Fresh numbers are served as they are: no walk, so the new file is not seen yet.
-        Assert.Equal(before, Containers(_images.FsUsage()));
-        await _images.Rootfs.WritableLayers.RefreshAsync();
-        Assert.Equal(Du.Of(rootfs.UpperDir), Containers(_images.FsUsage()));
-        _images.Rootfs.Remove("stale");
-        Assert.Equal(default, Containers(_images.FsUsage()));
+        Assert.Equal(before, ContainerUsage(Images.FsUsage()));
+        await Images.Rootfs.WritableLayers.RefreshAsync();
+        Assert.Equal(Du.Of(rootfs.UpperDir), ContainerUsage(Images.FsUsage()));
+        Images.Rootfs.Remove("stale");
+        Assert.Equal(default, ContainerUsage(Images.FsUsage()));
     }
 
     [Fact]
     public async Task LayersStoredWithoutNumbersAreMeasuredOnceAfterARestart()
     {
-        await TestImages.PushWhiteoutImageAsync(_pusher, "kernel/migrated", "m");
-        var image = await _images.PullAsync(Ref("kernel/migrated", "m"), null, CancellationToken.None);
-        _images.CreateRootfs("kept", image.Id);
-        var expected = _images.FsUsage();
-        _images.Dispose();
+        await TestImages.PushWhiteoutImageAsync(Pusher, "kernel/migrated", "m");
+        var image = await Images.PullAsync(Ref("kernel/migrated", "m"), null, CancellationToken.None);
+        Images.CreateRootfs("kept", image.Id);
+        var expected = Images.FsUsage();
+        Images.Dispose();
 
         // As a store written before migration 2 left them.
-        using (var connection = new SqliteConnection($"Data Source={Path.Combine(_root.Path, "metadata.db")}"))
+        using (var connection = new SqliteConnection($"Data Source={Path.Combine(Root.Path, "metadata.db")}"))
         {
             connection.Open();
             using var clear = connection.CreateCommand();
@@ -140,22 +120,22 @@ public sealed class ImageFsUsageTests : IAsyncLifetime
             Assert.Equal(3, clear.ExecuteNonQuery());
         }
 
-        _images = NewManager();
-        await _images.MeasuredLayers;
-        var usage = _images.FsUsage();
-        Assert.Equal(Images(expected), Images(usage));
-        Assert.Equal(DuOfImages(), Images(usage));
+        Images = NewManager();
+        await Images.MeasuredLayers;
+        var usage = Images.FsUsage();
+        Assert.Equal(ImageUsage(expected), ImageUsage(usage));
+        Assert.Equal(DuOfImages(), ImageUsage(usage));
 
         // The container found at start is measured too (by the background refresh, or on first ask).
-        await _images.Rootfs.WritableLayers.RefreshAsync();
-        Assert.Equal(DuOfUppers(), Containers(_images.FsUsage()));
-        _images.Rootfs.Remove("kept");
+        await Images.Rootfs.WritableLayers.RefreshAsync();
+        Assert.Equal(DuOfUppers(), ContainerUsage(Images.FsUsage()));
+        Images.Rootfs.Remove("kept");
     }
 
     [Fact]
     public void TheWalkCountsHardLinksOnceAndFollowsNoSymlink()
     {
-        var tree = Path.Combine(_root.Path, "tree");
+        var tree = Path.Combine(Root.Path, "tree");
         Directory.CreateDirectory(Path.Combine(tree, "d/e"));
         File.WriteAllBytes(Path.Combine(tree, "d/e/big"), new byte[70_000]);
         FileSystemCalls.MakeHardLink(Path.Combine(tree, "d/e/big"), Path.Combine(tree, "again"));
