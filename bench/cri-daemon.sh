@@ -49,18 +49,24 @@ bench_args() {
 
 alive() { [[ -n $1 && -d /proc/$1 ]]; }
 
+# Teardown steps of references started next to the daemon (bench/reference/containerd.sh adds its own), run after the
+# benchmark program's cleanup; arguments that program's cleanup needs to reach them.
+cleanup_hooks=()
+cleanup_args=()
+
 cleanup() {
   local status=$? pid i
   set +e
   trap - EXIT INT TERM
   # 1. Pods and containers through the daemon, the runc reference's containers and netns (the program's cleanup).
   if alive "$daemon_pid"; then
-    timeout 180 dotnet "$bench_dll" cleanup $(bench_args) || echo "cleanup: the benchmark's cleanup failed" >&2
+    timeout 180 dotnet "$bench_dll" cleanup $(bench_args) "${cleanup_args[@]}" || echo "cleanup: the benchmark's cleanup failed" >&2
     kill -TERM "$daemon_pid"
     for i in $(seq 300); do alive "$daemon_pid" || break; sleep 0.1; done
     alive "$daemon_pid" && kill -KILL "$daemon_pid"
     wait "$daemon_pid" 2>/dev/null
   fi
+  for hook in "${cleanup_hooks[@]}"; do "$hook"; done
   # 2. Anything still running that this run started: the registry by its recorded pid, pod monitors whose state
   #    directory is in $work, processes left in this run's cgroups.
   if [[ -f $work/registry.pid ]] && pid=$(cat "$work/registry.pid") && alive "$pid" \

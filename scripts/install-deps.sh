@@ -20,13 +20,14 @@ fi
 # gcc + libc6-dev: the static spawn helper (src/ContainerCore/native); clang + zlib: the Native AOT link;
 # dpkg-dev + binutils: scripts/package.sh (dpkg-shlibdeps, strip, objcopy).
 # libseccomp2: compiles seccomp profiles at run time (loaded by the monitor when it creates a container).
-packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils libseccomp2)
+# libisal2: ISA-L's igzip, the layer gzip decoder (without it layers inflate with zlib-ng, about 1.5x slower).
+packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils libseccomp2 libisal2)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
   # zstd: zstd-compressed test image layers.
   packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables zstd)
   # seccomp tests: Go toolchains build static probes, python3 runs in a container, containerd (with runc) is the
-  # reference RuntimeDefault the differential test compares with.
+  # reference RuntimeDefault the differential test compares with and the benchmarks' reference runtime.
   packages+=(golang-go golang-1.23-go python3 containerd)
   # lintian: the Debian package test.
   packages+=(lintian)

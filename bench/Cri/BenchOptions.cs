@@ -6,8 +6,11 @@ namespace Nacelle.Bench.Cri;
 internal sealed class BenchOptions
 {
     public const string Usage = """
-        Nacelle.Bench.Cri pods|containers|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
-            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers)] [--warmup W (3)] [--memory-pods M (30)]
+        Nacelle.Bench.Cri pods|containers|pull|imagefs|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
+            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers, 10 pulls)] [--warmup W (3)] [--memory-pods M (30)]
+            [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR: the containerd reference (pull, imagefs)]
+            (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
+        Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
             [--ref-prefix P (ncb<pid>): the name prefix of the reference's netns and runc containers]
         The daemon is started (and stopped) by bench/pods.sh and bench/containers.sh; cleanup stops and removes every
@@ -40,18 +43,24 @@ internal sealed class BenchOptions
 
     public string? RegistryPidFile { get; private set; }
 
+    public string? ContainerdSocket { get; private set; }
+
+    public string? ContainerdRoot { get; private set; }
+
+    public string? ContainerdCertsDir { get; private set; }
+
     /// <summary>Prefix of every netns and runc container id this run creates (unique per run, found again by cleanup).</summary>
     public string ReferencePrefix { get; private set; } = "ncb" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
 
     public static BenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "cleanup"))
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "cleanup"))
         {
             throw new ArgumentException(Usage);
         }
 
         var options = new BenchOptions { Command = args[0] };
-        options.Iterations = args[0] == "containers" ? 50 : 30;
+        options.Iterations = args[0] switch { "containers" => 50, "pull" => 10, "imagefs" => 1000, _ => 30 };
         for (var i = 1; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");
@@ -69,10 +78,23 @@ internal sealed class BenchOptions
                 case "--cgroup-parent": options.CgroupParent = value; break;
                 case "--registry-pid-file": options.RegistryPidFile = value; break;
                 case "--ref-prefix": options.ReferencePrefix = value; break;
+                case "--containerd-socket": options.ContainerdSocket = value; break;
+                case "--containerd-root": options.ContainerdRoot = value; break;
+                case "--containerd-certs": options.ContainerdCertsDir = value; break;
                 default: throw new ArgumentException($"unknown argument {args[i]}\n{Usage}");
             }
 
             i++;
+        }
+
+        if (options.Command == "pull-profile")
+        {
+            return options.Work.Length > 0 ? options : throw new ArgumentException($"--work is required\n{Usage}");
+        }
+
+        if (options.ContainerdSocket is not null && options.ContainerdCertsDir is null)
+        {
+            throw new ArgumentException($"--containerd-socket needs --containerd-certs\n{Usage}");
         }
 
         if (options.Socket.Length == 0 || options.Work.Length == 0 || options.DaemonPid == 0 || options.CniConflist.Length == 0)

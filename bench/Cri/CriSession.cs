@@ -17,7 +17,7 @@ internal sealed class CriSession(string socketPath, string logDirectory, string 
 
     public RuntimeService.RuntimeServiceClient Runtime => new(_channel);
 
-    public ImageService.ImageServiceClient Images => new(_channel);
+    public Runtime.V1.ImageService.ImageServiceClient Images => new(_channel);
 
     public bool IsUnimplemented(string rpc) => _unimplemented.Contains(rpc);
 
@@ -69,6 +69,24 @@ internal sealed class CriSession(string socketPath, string logDirectory, string 
         }
 
         throw new TimeoutException($"the daemon was not ready on network {networkName} within 60 s ({last})");
+    }
+
+    /// <summary>Waits until Version answers (a runtime without the bench's network, such as the containerd reference).</summary>
+    public async Task WaitUntilAnswersAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await Runtime.VersionAsync(new VersionRequest());
+                return;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && clock.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(50);
+            }
+        }
     }
 
     /// <summary>A pod as kubelet sends it by default: pod network, pod ipc, per-container pid namespace.</summary>

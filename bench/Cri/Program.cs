@@ -14,6 +14,12 @@ catch (ArgumentException e)
     return 2;
 }
 
+if (options.Command == "pull-profile")
+{
+    await PullBenchmark.ProfileAsync(options);
+    return 0;
+}
+
 using var cri = new CriSession(options.Socket, Path.Combine(options.Work, "logs"), options.CgroupParent + "/nacelle");
 var cni = new CniRunner(options.CniConflist, options.CniBinDir);
 options.NetworkName = cni.NetworkName;
@@ -30,13 +36,20 @@ try
 {
     await cri.WaitUntilReadyAsync(cni.NetworkName);
     reference.Prepare();
-    if (options.Command == "pods")
+    switch (options.Command)
     {
-        await PodsBenchmark.RunAsync(options, cri, reference);
-    }
-    else
-    {
-        await ContainersBenchmark.RunAsync(options, cri, reference);
+        case "pods":
+            await PodsBenchmark.RunAsync(options, cri, reference);
+            break;
+        case "containers":
+            await ContainersBenchmark.RunAsync(options, cri, reference);
+            break;
+        case "imagefs":
+            await ImageFsBenchmark.RunAsync(options, cri);
+            break;
+        default:
+            await PullBenchmark.RunAsync(options, cri);
+            break;
     }
 }
 catch (Exception e)
@@ -62,6 +75,19 @@ async Task CleanupAsync()
     catch (Exception e)
     {
         Console.Error.WriteLine($"cleanup: removing the daemon's pods: {e.Message}");
+    }
+
+    if (options.ContainerdSocket is { } containerdSocket && File.Exists(containerdSocket))
+    {
+        try
+        {
+            using var containerd = new CriSession(containerdSocket, Path.Combine(options.Work, "logs"), "/");
+            await containerd.RemoveEverythingAsync();
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"cleanup: removing containerd's pods: {e.Message}");
+        }
     }
 
     try

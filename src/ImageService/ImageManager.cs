@@ -10,14 +10,19 @@ using Nacelle.ImageService.Store;
 
 namespace Nacelle.ImageService;
 
-/// <summary>Disk used by images and by containers' writable layers.</summary>
-public sealed record ImageFsUsage(string ImageMountpoint, long ImageBytes, long ImageInodes, string ContainerMountpoint, long ContainerBytes, long ContainerInodes);
+/// <summary>
+/// Disk used by images (unpacked layers + the content store's blobs) and by containers' writable layers (their upper
+/// directories), in allocated bytes and inodes, with the time of the oldest numbers in each sum.
+/// </summary>
+public sealed record ImageFsUsage(
+    string ImageMountpoint, long ImageBytes, long ImageInodes, DateTimeOffset ImageMeasuredAt,
+    string ContainerMountpoint, long ContainerBytes, long ContainerInodes, DateTimeOffset ContainerMeasuredAt);
 
 /// <summary>
 /// The image service as the daemon uses it: pull, find, list, remove (with garbage collection of blobs and snapshots
 /// no image or container rootfs needs), disk usage, and container root filesystems.
 /// </summary>
-public sealed class ImageManager : IDisposable
+public sealed partial class ImageManager : IDisposable
 {
     private readonly ContentStore _content;
     private readonly SnapshotStore _snapshots;
@@ -27,6 +32,8 @@ public sealed class ImageManager : IDisposable
     private readonly string _root;
     private readonly SemaphoreSlim _removals = new(1, 1);
     private readonly PinnedImages _pins;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
 
     public ImageManager(ImageServiceOptions options, MetadataDatabase database, ILoggerFactory loggerFactory)
     {
@@ -39,7 +46,26 @@ public sealed class ImageManager : IDisposable
         Rootfs = new RootfsManager(database, _snapshots, options.Root);
         _registry = new RegistryClient(options.Registry, Platform.Current, loggerFactory.CreateLogger<RegistryClient>());
         _puller = new ImagePuller(_registry, _content, _snapshots, _images, options, loggerFactory.CreateLogger<ImagePuller>());
+
+        // Layers unpacked before their usage was kept with them: measured once, in the background.
+        var logger = loggerFactory.CreateLogger<ImageManager>();
+        MeasuredLayers = _snapshots.Usage().Unmeasured == 0
+            ? Task.CompletedTask
+            : Task.Run(async () =>
+            {
+                try
+                {
+                    await _snapshots.MeasureMissingAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogMeasureFailed(logger, e);
+                }
+            });
     }
+
+    /// <summary>Completes when every snapshot has its usage numbers (at once unless an older store was opened).</summary>
+    public Task MeasuredLayers { get; }
 
     /// <summary>Container root filesystems over image snapshots.</summary>
     public RootfsManager Rootfs { get; }
@@ -99,16 +125,22 @@ public sealed class ImageManager : IDisposable
     }
 
     /// <summary>Where the containers' writable layers live (the filesystem CRI's container stats name).</summary>
-    public string ContainersDirectory => Path.Combine(_root, "containers");
+    public string ContainersDirectory => Rootfs.ContainersDirectory;
 
+    /// <summary>
+    /// ImageFsInfo's numbers, from memory: no walk, whatever the number and size of images and containers. Images:
+    /// the unpacked layers (measured once when unpacked) plus the content store's blobs (compressed layers, manifests,
+    /// configs; stated when stored). Containers: the writable upper directories only (never the mounted rootfs, whose
+    /// content is the image's), at most a few seconds old (see <see cref="WritableLayerUsage"/>).
+    /// </summary>
     public ImageFsUsage FsUsage()
     {
-        var (snapshotBytes, snapshotInodes) = _snapshots.Usage();
-        var (blobBytes, blobInodes) = _content.Usage();
-        var containers = ContainersDirectory;
-        var (containerBytes, containerInodes) = DirectoryUsage.Measure(containers);
-        return new ImageFsUsage(Path.Combine(_root, "snapshots"), snapshotBytes + blobBytes, snapshotInodes + blobInodes,
-            containers, containerBytes, containerInodes);
+        var (layers, unmeasured) = _snapshots.Usage();
+        var images = layers + _content.Usage();
+        var (containers, containersAt) = Rootfs.WritableLayers.Total();
+        var imagesAt = unmeasured == 0 ? DateTimeOffset.UtcNow : _startedAt;
+        return new ImageFsUsage(_snapshots.Location, images.Bytes, images.Inodes, imagesAt,
+            ContainersDirectory, containers.Bytes, containers.Inodes, containersAt);
     }
 
     /// <summary>Creates a container rootfs record and layout over <paramref name="imageSpec"/>'s layers.</summary>
@@ -143,8 +175,11 @@ public sealed class ImageManager : IDisposable
 
     public void Dispose()
     {
+        _stopping.Cancel();
+        Rootfs.Dispose();
         _registry.Dispose();
         _removals.Dispose();
+        _stopping.Dispose();
     }
 
     private static void RefuseIfPinned(string name, string? pattern)
@@ -232,4 +267,7 @@ public sealed class ImageManager : IDisposable
             _content.Delete(digest);
         }
     }
+
+    [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "measuring the disk usage of layers unpacked before it was kept failed")]
+    private static partial void LogMeasureFailed(ILogger logger, Exception exception);
 }

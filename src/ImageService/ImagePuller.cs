@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
 using Nacelle.Common;
 using Nacelle.ImageService.Content;
@@ -108,35 +109,31 @@ internal sealed partial class ImagePuller(
                 return existing; // unpacked before (this image or another sharing the layer): nothing to fetch
             }
 
-            if (!content.Exists(layer.Digest))
+            // Layers unpack in parallel; each commits after its parent (overlay order), see SnapshotStore.EnsureAsync.
+            return await snapshots.EnsureAsync(chainId, parentChainId, diffId, async (directory, ct) =>
             {
-                await downloadSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                using var activity = Source.StartActivity("unpack layer");
+                activity?.SetTag("nacelle.chain_id", chainId);
+                activity?.SetTag("nacelle.blob", layer.Digest);
+                if (content.Exists(layer.Digest))
+                {
+                    // A blob kept by an earlier version of the store: unpack it from there.
+                    await using var blob = content.OpenRead(layer.Digest);
+                    var stored = await LayerUnpacker.UnpackAsync(blob, directory, ct).ConfigureAwait(false);
+                    return (stored.DiffId, stored.UncompressedSize);
+                }
+
+                await downloadSlots.WaitAsync(ct).ConfigureAwait(false);
                 try
                 {
-                    using var activity = Source.StartActivity("download layer");
-                    activity?.SetTag("nacelle.blob", layer.Digest);
-                    await content.IngestAsync(layer.Digest, layer.Size,
-                        (stream, ct) => registry.DownloadBlobAsync(reference, layer, credentials, stream, ct), cancellationToken).ConfigureAwait(false);
+                    var result = await StreamLayerAsync(reference, credentials, layer, directory, ct).ConfigureAwait(false);
+                    return (result.DiffId, result.UncompressedSize);
                 }
                 finally
                 {
                     downloadSlots.Release();
                 }
-            }
-
-            if (parent is not null)
-            {
-                await parent.ConfigureAwait(false); // overlay order: a layer's snapshot is committed after its parent's
-            }
-
-            return await snapshots.EnsureAsync(chainId, parentChainId, diffId, async (directory, ct) =>
-            {
-                using var activity = Source.StartActivity("unpack layer");
-                activity?.SetTag("nacelle.chain_id", chainId);
-                await using var blob = content.OpenRead(layer.Digest);
-                var result = await LayerUnpacker.UnpackAsync(blob, directory, ct).ConfigureAwait(false);
-                return (result.DiffId, result.UncompressedSize);
-            }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken, parent).ConfigureAwait(false);
         }
         catch
         {
@@ -144,6 +141,67 @@ internal sealed partial class ImagePuller(
             throw;
         }
     }
+
+    /// <summary>
+    /// Downloads a layer blob straight into the unpacker: the bytes are hashed (blob digest) on their way from the
+    /// socket to the decompressor, the tar is hashed (diff id) on its way to the files, all in one pass, and nothing
+    /// of the compressed blob is written to disk. The snapshot is committed by the caller only after both digests
+    /// matched; a corrupt or truncated download fails the unpack, whose directory is then discarded.
+    /// </summary>
+    private async Task<LayerUnpackResult> StreamLayerAsync(
+        ImageReference reference, RegistryCredentials? credentials, Descriptor layer, string directory, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: PipeBytes, resumeWriterThreshold: PipeBytes / 2, minimumSegmentSize: 128 * 1024,
+            useSynchronizationContext: false));
+        var unpack = Task.Run(async () =>
+        {
+            await using var tar = pipe.Reader.AsStream();
+            try
+            {
+                return await LayerUnpacker.UnpackAsync(tar, directory, stop.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                await stop.CancelAsync().ConfigureAwait(false); // a refused layer stops its download
+                throw;
+            }
+        }, CancellationToken.None);
+
+        Exception? downloadFailure = null;
+        try
+        {
+            using var verifier = new BlobVerifier(pipe.Writer.AsStream(leaveOpen: true));
+            await registry.DownloadBlobAsync(reference, layer, credentials, verifier, stop.Token).ConfigureAwait(false);
+            verifier.Verify(layer.Digest, layer.Size);
+            await pipe.Writer.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            downloadFailure = e;
+            await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
+        }
+
+        try
+        {
+            var result = await unpack.ConfigureAwait(false);
+            if (downloadFailure is not null)
+            {
+                throw downloadFailure; // the unpacker stopped before the blob's end (bytes after the gzip stream)
+            }
+
+            return result;
+        }
+        catch when (downloadFailure is not null && downloadFailure is not OperationCanceledException)
+        {
+            // The download's own failure (digest, size, connection) explains the unpacker's.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(downloadFailure);
+            throw;
+        }
+    }
+
+    // How far the download may run ahead of the unpacker.
+    private const int PipeBytes = 8 << 20;
 
     [LoggerMessage(EventId = 3100, Level = LogLevel.Information, Message = "pulled {Image} as {ImageId} ({Layers} layers) in {ElapsedMs:F0} ms")]
     private static partial void LogPulled(ILogger logger, string image, string imageId, int layers, double elapsedMs);

@@ -22,8 +22,7 @@ public static partial class CgroupCalls
     private const int O_CLOEXEC = 0x80000;
     private const int O_PATH = 0x200000;
 
-    // O_DIRECTORY differs between architectures: 0200000 on x86_64, 040000 on arm64.
-    private static int ODirectory => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
+    private static int ODirectory => OpenFlags.Directory;
 
     /// <summary>Writes <paramref name="value"/> to <paramref name="path"/> with a single write(2); returns 0 or the errno.</summary>
     public static unsafe int WriteFile(string path, string value)

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ImageService.Snapshots;
 
 namespace Nacelle.ImageService.Content;
 
@@ -15,6 +17,11 @@ public sealed class ContentStore
     private readonly string _ingest;
     private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _inFlight = new(StringComparer.Ordinal);
 
+    // Disk usage of each blob (allocated blocks, one inode), stated once when it is stored or at start.
+    private readonly Lock _usageLock = new();
+    private readonly Dictionary<string, UsageNumbers> _usage = new(StringComparer.Ordinal);
+    private UsageNumbers _total;
+
     public ContentStore(string root)
     {
         _blobs = Path.Combine(root, "content", "blobs", "sha256");
@@ -26,6 +33,11 @@ public sealed class ContentStore
         foreach (var leftover in Directory.EnumerateFiles(_ingest))
         {
             File.Delete(leftover);
+        }
+
+        foreach (var digest in List())
+        {
+            Account(digest);
         }
     }
 
@@ -82,23 +94,47 @@ public sealed class ContentStore
         {
             File.Delete(path);
         }
+
+        lock (_usageLock)
+        {
+            if (_usage.Remove(digest, out var usage))
+            {
+                _total -= usage;
+            }
+        }
     }
 
     /// <summary>Digests of every stored blob.</summary>
     public IEnumerable<string> List() =>
         Directory.EnumerateFiles(_blobs).Select(p => "sha256:" + Path.GetFileName(p)).Where(Digests.IsValid);
 
-    /// <summary>Bytes and inodes the content store uses.</summary>
-    public (long Bytes, long Inodes) Usage()
+    /// <summary>Disk used by the stored blobs (allocated bytes, one inode each), kept in memory: no walk.</summary>
+    public UsageNumbers Usage()
     {
-        long bytes = 0, inodes = 0;
-        foreach (var file in new DirectoryInfo(_blobs).EnumerateFiles())
+        lock (_usageLock)
         {
-            bytes += file.Length;
-            inodes++;
+            return _total;
+        }
+    }
+
+    private void Account(string digest)
+    {
+        if (DirectoryCalls.Status(BlobPath(digest)) is not { } inode)
+        {
+            return;
         }
 
-        return (bytes, inodes);
+        var usage = new UsageNumbers((long)inode.Blocks * 512, 1);
+        lock (_usageLock)
+        {
+            if (_usage.TryGetValue(digest, out var old))
+            {
+                _total -= old;
+            }
+
+            _usage[digest] = usage;
+            _total += usage;
+        }
     }
 
     private async Task<string> WriteAsync(string digest, string path, long expectedSize, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
@@ -106,29 +142,17 @@ public sealed class ContentStore
         var temp = Path.Combine(_ingest, $"{Digests.Hex(digest)[..16]}-{Guid.NewGuid():N}");
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long written;
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
-                var verifying = new HashingWriteStream(file, hash);
+                using var verifying = new BlobVerifier(file);
                 await write(verifying, cancellationToken).ConfigureAwait(false);
                 await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                verifying.Verify(digest, expectedSize);
                 file.Flush(flushToDisk: true);
-                written = verifying.Written;
-            }
-
-            var actual = Digests.FromHash(hash);
-            if (expectedSize >= 0 && written != expectedSize)
-            {
-                throw NacelleException.Unavailable($"blob {digest}: received {written} bytes, expected {expectedSize} (truncated or corrupt download)");
-            }
-
-            if (actual != digest)
-            {
-                throw NacelleException.Unavailable($"blob {digest}: content has digest {actual} (corrupt download)");
             }
 
             File.Move(temp, path, overwrite: true);
+            Account(digest);
             return path;
         }
         catch
@@ -136,42 +160,5 @@ public sealed class ContentStore
             File.Delete(temp);
             throw;
         }
-    }
-
-    /// <summary>A write-only pass-through that hashes and counts what goes to the file.</summary>
-    private sealed class HashingWriteStream(Stream inner, IncrementalHash hash) : Stream
-    {
-        public long Written { get; private set; }
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => Written;
-        public override long Position { get => Written; set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            hash.AppendData(buffer);
-            Written += buffer.Length;
-            inner.Write(buffer);
-        }
-
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            hash.AppendData(buffer.Span);
-            Written += buffer.Length;
-            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush() => inner.Flush();
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

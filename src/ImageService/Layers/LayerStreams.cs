@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Security.Cryptography;
+using Nacelle.ContainerCore.Interop;
 
 namespace Nacelle.ImageService.Layers;
 
@@ -12,10 +13,10 @@ internal enum LayerCompression
 }
 
 /// <summary>Opens a layer blob as a plain tar stream: sniffs the compression and undoes it.</summary>
-internal static class LayerStreams
+public static class LayerStreams
 {
     /// <summary>Which compression the magic bytes at the start of a blob announce.</summary>
-    public static LayerCompression Sniff(ReadOnlySpan<byte> head)
+    internal static LayerCompression Sniff(ReadOnlySpan<byte> head)
     {
         if (head.Length >= 2 && head[0] == 0x1F && head[1] == 0x8B)
         {
@@ -30,29 +31,34 @@ internal static class LayerStreams
         return LayerCompression.None;
     }
 
+    /// <summary>Which gzip decoder layers get: ISA-L's igzip when libisal2 is installed (about 1.5x zlib-ng's speed here), else zlib-ng.</summary>
+    public static string GzipImplementation => IsalCalls.Available ? $"ISA-L igzip {IsalCalls.Version}" : "zlib-ng (System.IO.Compression)";
+
+    /// <summary>A decompressing view of a gzip stream with the fastest decoder available; disposing it disposes <paramref name="gzip"/>.</summary>
+    public static Stream OpenGzip(Stream gzip) =>
+        IsalCalls.Available ? new IsalGzipStream(gzip) : new GZipStream(gzip, CompressionMode.Decompress, leaveOpen: false);
+
     /// <summary>
     /// The decompressed tar bytes of <paramref name="layer"/>. The layer need not be seekable: the sniffed bytes
     /// are replayed in front of the rest. Disposing the result leaves <paramref name="layer"/> open.
     /// </summary>
-    public static async Task<Stream> OpenTarAsync(Stream layer, CancellationToken cancellationToken)
+    internal static Stream OpenTar(Stream layer)
     {
         var head = new byte[4];
-        var read = await layer.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
+        var read = layer.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         var replayed = new PrefixedStream(head.AsMemory(0, read), layer);
         return Sniff(head.AsSpan(0, read)) switch
         {
-            LayerCompression.Gzip => new GZipStream(replayed, CompressionMode.Decompress, leaveOpen: false),
+            LayerCompression.Gzip => OpenGzip(replayed),
             LayerCompression.Zstd => new ZstdSharp.DecompressionStream(replayed, leaveOpen: false),
             _ => replayed,
         };
     }
 }
 
-/// <summary>A read-only stream that yields a few already-read bytes, then the rest of another stream (left open).</summary>
-internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) : Stream
+/// <summary>The parts every forward-only, read-only stream of the unpacker has alike; subclasses read spans and memory.</summary>
+internal abstract class ReadOnlyStream : Stream
 {
-    private ReadOnlyMemory<byte> _prefix = prefix;
-
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
@@ -60,6 +66,24 @@ internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) :
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>A read-only stream that yields a few already-read bytes, then the rest of another stream (left open).</summary>
+internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) : ReadOnlyStream
+{
+    private ReadOnlyMemory<byte> _prefix = prefix;
+
 
     public override int Read(Span<byte> buffer)
     {
@@ -71,8 +95,6 @@ internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) :
         return TakePrefix(buffer);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -84,13 +106,6 @@ internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) :
         return ValueTask.FromResult(TakePrefix(buffer.Span));
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     private int TakePrefix(Span<byte> buffer)
     {
@@ -105,15 +120,8 @@ internal sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream rest) :
 /// A read-only pass-through stream that shows every chunk read from the inner stream to <see cref="Observe"/>.
 /// Disposing it disposes the inner stream unless <paramref name="leaveOpen"/>.
 /// </summary>
-internal abstract class ObservingStream(Stream inner, bool leaveOpen) : Stream
+internal abstract class ObservingStream(Stream inner, bool leaveOpen) : ReadOnlyStream
 {
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -122,8 +130,6 @@ internal abstract class ObservingStream(Stream inner, bool leaveOpen) : Stream
         return n;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -132,13 +138,6 @@ internal abstract class ObservingStream(Stream inner, bool leaveOpen) : Stream
         return n;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     /// <summary>Sees the bytes just read, before the reader does; may throw to stop the read.</summary>
     protected abstract void Observe(ReadOnlySpan<byte> data);
@@ -169,10 +168,9 @@ internal sealed class HashingStream(Stream inner) : ObservingStream(inner, leave
     public string Digest() => Content.Digests.FromHash(_hash);
 
     /// <summary>Reads the stream to its end (the tar reader stops at the end-of-archive marker; padding follows).</summary>
-    public async Task DrainAsync(CancellationToken cancellationToken)
+    public void Drain(byte[] buffer)
     {
-        var buffer = new byte[81920];
-        while (await ReadAsync(buffer, cancellationToken) > 0)
+        while (Read(buffer) > 0)
         {
         }
     }

@@ -33,11 +33,11 @@ internal sealed class SnapshotTree
     }
 
     /// <summary>Creates, replaces or deletes what one tar entry describes.</summary>
-    public async Task ApplyAsync(TarEntry entry, CancellationToken cancellationToken)
+    public void Apply(TarEntry entry, byte[] copyBuffer)
     {
         try
         {
-            await ApplyCoreAsync(entry, cancellationToken);
+            ApplyCore(entry, copyBuffer);
         }
         catch (Exception e) when (e is (IOException and not EndOfStreamException) or UnauthorizedAccessException)
         {
@@ -67,7 +67,7 @@ internal sealed class SnapshotTree
         }
     }
 
-    private async Task ApplyCoreAsync(TarEntry entry, CancellationToken cancellationToken)
+    private void ApplyCore(TarEntry entry, byte[] copyBuffer)
     {
         var name = entry.Name;
 
@@ -114,7 +114,7 @@ internal sealed class SnapshotTree
                 ApplyMetadata(path, components, entry, isDirectory: true);
                 break;
             case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
-                await WriteFileAsync(path, entry, cancellationToken);
+                WriteFile(path, entry, copyBuffer);
                 ApplyMetadata(path, components, entry, isDirectory: false);
                 break;
             case TarEntryType.SymbolicLink:
@@ -176,7 +176,7 @@ internal sealed class SnapshotTree
         FileSystemCalls.MakeDirectory(path, 0x1C0); // 0700 until the entry's own mode is applied
     }
 
-    private async Task WriteFileAsync(string path, TarEntry entry, CancellationToken cancellationToken)
+    private void WriteFile(string path, TarEntry entry, byte[] copyBuffer)
     {
         RemoveExisting(path);
 
@@ -187,13 +187,21 @@ internal sealed class SnapshotTree
             Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             Share = FileShare.None,
+            BufferSize = 0,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         };
-        await using var file = new FileStream(path, options);
-        if (entry.DataStream is { } data)
+        using var file = new FileStream(path, options);
+        if (entry.DataStream is not { } data)
         {
-            // Streamed in small buffers: a layer's file may be larger than memory.
-            await data.CopyToAsync(file, cancellationToken);
+            return;
+        }
+
+        // Streamed through one buffer, written straight to the file (no FileStream buffering): a layer's file
+        // may be larger than memory.
+        int read;
+        while ((read = data.Read(copyBuffer)) > 0)
+        {
+            file.Write(copyBuffer, 0, read);
         }
     }
 

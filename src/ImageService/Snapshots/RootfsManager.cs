@@ -10,9 +10,10 @@ public sealed record Rootfs(string ContainerId, string ImageId, string Path, str
 /// <summary>
 /// The rootfs API ContainerCore gets its root filesystems from: a writable overlay (upper/work per container under
 /// &lt;root&gt;/containers/&lt;id&gt;) over an image's snapshots, with mount, unmount and remove. Which image a rootfs
-/// uses is recorded, so the image's snapshots stay while the container exists.
+/// uses is recorded, so the image's snapshots stay while the container exists. The disk usage of the writable layers
+/// is kept by <see cref="WritableLayerUsage"/> (measured on the upper directories only, refreshed in the background).
 /// </summary>
-public sealed class RootfsManager
+public sealed class RootfsManager : IDisposable
 {
     private readonly MetadataDatabase _database;
     private readonly SnapshotStore _snapshots;
@@ -24,7 +25,15 @@ public sealed class RootfsManager
         _snapshots = snapshots;
         _containers = System.IO.Path.Combine(root, "containers");
         Directory.CreateDirectory(_containers);
+        WritableLayers = new WritableLayerUsage(id => System.IO.Path.Combine(_containers, id, "upper"));
+        WritableLayers.AddUnmeasured(_database.QueryStrings("SELECT container_id FROM rootfs"));
     }
+
+    /// <summary>Where the writable layers live (the container file system's mount point as CRI reports it).</summary>
+    public string ContainersDirectory => _containers;
+
+    /// <summary>Disk usage of every container's writable layer, kept in memory.</summary>
+    public WritableLayerUsage WritableLayers { get; }
 
     /// <summary>Records and lays out the rootfs of <paramref name="containerId"/> over the given layer chain (base first).</summary>
     public Rootfs Create(string containerId, string imageId, IReadOnlyList<string> chainIds)
@@ -60,6 +69,7 @@ public sealed class RootfsManager
         }
 
         transaction.Commit();
+        WritableLayers.Add(containerId);
         return Describe(containerId, imageId, lowers);
     }
 
@@ -86,6 +96,7 @@ public sealed class RootfsManager
     public void Remove(string containerId)
     {
         Unmount(containerId);
+        WritableLayers.Remove(containerId);
         SnapshotStore.DeleteTree(System.IO.Path.Combine(_containers, containerId));
         using var connection = _database.Open();
         using var delete = connection.CreateCommand();
@@ -111,12 +122,19 @@ public sealed class RootfsManager
         return Describe(containerId, imageId, LowerDirs(ChainOf(reader.GetString(1))));
     }
 
-    /// <summary>Bytes and inodes used by the container's writable layer (its upper directory).</summary>
+    /// <summary>
+    /// Bytes (allocated blocks) and inodes used by the container's writable layer (its upper directory, walked without
+    /// crossing a mount point): the last numbers measured, at most <see cref="WritableLayerUsage.MaxAge"/> old when
+    /// asked for regularly; older ones are returned and refreshed in the background.
+    /// </summary>
     public (long Bytes, long Inodes) WritableUsage(string containerId)
     {
         ValidateId(containerId);
-        return DirectoryUsage.Measure(System.IO.Path.Combine(_containers, containerId, "upper"));
+        var (usage, _) = WritableLayers.Get(containerId);
+        return (usage.Bytes, usage.Inodes);
     }
+
+    public void Dispose() => WritableLayers.Dispose();
 
     /// <summary>Top chain ids of every recorded rootfs: their snapshots (and parents) must stay.</summary>
     public IReadOnlyList<string> TopChains() => _database.QueryStrings("SELECT top_chain_id FROM rootfs");

@@ -50,5 +50,10 @@ internal static class ImageSchema
             top_chain_id TEXT NOT NULL
         );
         """,
+        // 2: disk usage of each unpacked layer (allocated bytes, inodes), measured once; NULL until measured.
+        """
+        ALTER TABLE snapshots ADD COLUMN disk_bytes INTEGER;
+        ALTER TABLE snapshots ADD COLUMN inodes INTEGER;
+        """,
     ];
 }

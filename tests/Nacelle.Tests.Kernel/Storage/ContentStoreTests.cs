@@ -28,7 +28,7 @@ public sealed class ContentStoreTests : IDisposable
         Assert.Equal(bytes, await File.ReadAllBytesAsync(path));
         Assert.True(store.Exists(digest));
         Assert.Equal([digest], store.List());
-        Assert.Equal((bytes.Length, 1L), store.Usage());
+        Assert.Equal(Du.Of(path), store.Usage());
     }
 
     [Fact]
