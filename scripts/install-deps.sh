@@ -22,6 +22,9 @@ packages=(gcc libc6-dev clang zlib1g-dev)
 if [[ $want_test -eq 1 ]]; then
   # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
   packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables)
+  # Stream clients nacelle did not write: Go on the SPDY library Kubernetes uses, and the Python Kubernetes
+  # client's WebSocket streams.
+  packages+=(golang-go golang-github-docker-spdystream-dev python3-kubernetes)
 fi
 
 missing=()

@@ -7,14 +7,13 @@
         {"protocol", "stdout", "stderr", "error", "returncode"}.
     wsclient.py portforward URL PORT BYTES
         kubernetes.stream.ws_client.portforward_call with ports=PORT: sends BYTES pseudo-random bytes through the
-        forwarded socket, reads as many back (the test's target echoes), prints {"sent", "sentsha", "received",
+        forwarded socket in 64 KiB chunks, reading each back (the test's target echoes), prints {"sent", "sentsha", "received",
         "receivedsha", "error"}.
 Failures to connect print {"exception": "..."}.
 """
 import hashlib
 import json
 import random
-import socket
 import sys
 
 from kubernetes.client import Configuration
@@ -78,29 +77,21 @@ def run_portforward(args):
     sent = hashlib.sha256()
     received = hashlib.sha256()
     sent_count = received_count = 0
+    # One chunk at a time, each echoed back before the next: the client's proxy thread sends with blocking writes
+    # and reads only between them, so more data in flight than the buffers on the way hold would stall it.
     while sent_count < size:
         chunk = data[: min(len(data), size - sent_count)]
         connection.sendall(chunk)
         sent.update(chunk)
         sent_count += len(chunk)
-        # Read what has come back so far, so neither side's buffers fill up.
-        connection.setblocking(False)
-        try:
-            while True:
-                back = connection.recv(1 << 20)
-                if not back:
-                    break
-                received.update(back)
-                received_count += len(back)
-        except (BlockingIOError, socket.timeout):
-            pass
-        connection.settimeout(60)
-    while received_count < sent_count:
-        back = connection.recv(1 << 20)
-        if not back:
+        while received_count < sent_count:
+            back = connection.recv(1 << 20)
+            if not back:
+                break
+            received.update(back)
+            received_count += len(back)
+        if received_count < sent_count:
             break
-        received.update(back)
-        received_count += len(back)
     connection.close()
     print(json.dumps({
         "sent": sent_count, "sentsha": sent.hexdigest(),
