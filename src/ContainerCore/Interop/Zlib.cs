@@ -91,6 +91,28 @@ public static partial class Zlib
         throw new InvalidOperationException($"zlib {call}: {(ZlibStatus)status}");
     }
 
+    /// <summary>One deflate() or inflate() call over <paramref name="input"/> into <paramref name="output"/>: the status,
+    /// how much input was consumed and how much output written. No pointer into the spans outlives the call.</summary>
+    internal static unsafe ZlibStatus Step(ZStreamHandle handle, bool deflating, ReadOnlySpan<byte> input, Span<byte> output, ZlibFlush flush,
+        out int consumed, out int written)
+    {
+        fixed (byte* i = input)
+        fixed (byte* o = output)
+        {
+            var z = handle.Pointer;
+            *(byte**)(z + NextIn) = i;
+            *(uint*)(z + AvailIn) = (uint)input.Length;
+            *(byte**)(z + NextOut) = o;
+            *(uint*)(z + AvailOut) = (uint)output.Length;
+            var status = (ZlibStatus)(deflating ? deflate(z, (int)flush) : inflate(z, (int)flush));
+            consumed = input.Length - (int)*(uint*)(z + AvailIn);
+            written = output.Length - (int)*(uint*)(z + AvailOut);
+            *(byte**)(z + NextIn) = null;
+            *(byte**)(z + NextOut) = null;
+            return status;
+        }
+    }
+
     /// <summary>zlib's message for the last error on this stream (z_stream.msg), or the status name.</summary>
     internal static unsafe string Describe(ZStreamHandle handle, ZlibStatus status)
     {
@@ -109,7 +131,7 @@ public static partial class Zlib
     internal static unsafe partial int deflateSetDictionary(byte* stream, byte* dictionary, uint length);
 
     [LibraryImport(Library)]
-    internal static unsafe partial int deflate(byte* stream, int flush);
+    private static unsafe partial int deflate(byte* stream, int flush);
 
     [LibraryImport(Library)]
     internal static unsafe partial int deflateEnd(byte* stream);
@@ -121,7 +143,7 @@ public static partial class Zlib
     internal static unsafe partial int inflateSetDictionary(byte* stream, byte* dictionary, uint length);
 
     [LibraryImport(Library)]
-    internal static unsafe partial int inflate(byte* stream, int flush);
+    private static unsafe partial int inflate(byte* stream, int flush);
 
     [LibraryImport(Library)]
     internal static unsafe partial int inflateEnd(byte* stream);
@@ -192,24 +214,8 @@ public sealed unsafe class ZlibDeflater : IDisposable
 
     /// <summary>deflate(): the status, how much of <paramref name="input"/> was consumed and how much of
     /// <paramref name="output"/> was written.</summary>
-    public ZlibStatus Deflate(ReadOnlySpan<byte> input, Span<byte> output, ZlibFlush flush, out int consumed, out int written)
-    {
-        fixed (byte* i = input)
-        fixed (byte* o = output)
-        {
-            var z = _stream.Pointer;
-            *(byte**)(z + Zlib.NextIn) = i;
-            *(uint*)(z + Zlib.AvailIn) = (uint)input.Length;
-            *(byte**)(z + Zlib.NextOut) = o;
-            *(uint*)(z + Zlib.AvailOut) = (uint)output.Length;
-            var status = (ZlibStatus)Zlib.deflate(z, (int)flush);
-            consumed = input.Length - (int)*(uint*)(z + Zlib.AvailIn);
-            written = output.Length - (int)*(uint*)(z + Zlib.AvailOut);
-            *(byte**)(z + Zlib.NextIn) = null;
-            *(byte**)(z + Zlib.NextOut) = null;
-            return status;
-        }
-    }
+    public ZlibStatus Deflate(ReadOnlySpan<byte> input, Span<byte> output, ZlibFlush flush, out int consumed, out int written) =>
+        Zlib.Step(_stream, deflating: true, input, output, flush, out consumed, out written);
 
     /// <summary>zlib's description of an error status on this stream.</summary>
     public string Describe(ZlibStatus status) => Zlib.Describe(_stream, status);
@@ -246,24 +252,8 @@ public sealed unsafe class ZlibInflater : IDisposable
 
     /// <summary>inflate(): the status, how much of <paramref name="input"/> was consumed and how much of
     /// <paramref name="output"/> was written.</summary>
-    public ZlibStatus Inflate(ReadOnlySpan<byte> input, Span<byte> output, ZlibFlush flush, out int consumed, out int written)
-    {
-        fixed (byte* i = input)
-        fixed (byte* o = output)
-        {
-            var z = _stream.Pointer;
-            *(byte**)(z + Zlib.NextIn) = i;
-            *(uint*)(z + Zlib.AvailIn) = (uint)input.Length;
-            *(byte**)(z + Zlib.NextOut) = o;
-            *(uint*)(z + Zlib.AvailOut) = (uint)output.Length;
-            var status = (ZlibStatus)Zlib.inflate(z, (int)flush);
-            consumed = input.Length - (int)*(uint*)(z + Zlib.AvailIn);
-            written = output.Length - (int)*(uint*)(z + Zlib.AvailOut);
-            *(byte**)(z + Zlib.NextIn) = null;
-            *(byte**)(z + Zlib.NextOut) = null;
-            return status;
-        }
-    }
+    public ZlibStatus Inflate(ReadOnlySpan<byte> input, Span<byte> output, ZlibFlush flush, out int consumed, out int written) =>
+        Zlib.Step(_stream, deflating: false, input, output, flush, out consumed, out written);
 
     /// <summary>zlib's description of an error status on this stream.</summary>
     public string Describe(ZlibStatus status) => Zlib.Describe(_stream, status);

@@ -59,3 +59,7 @@ internal sealed class ChannelStream : Stream
 
     public override void SetLength(long value) => throw new NotSupportedException();
 }
+
+/// <summary>The client's side of a stream is gone (connection closed, stream reset): what was being written cannot be
+/// delivered, and the call writing it should end.</summary>
+internal sealed class StreamClosedException(string message, Exception? inner = null) : IOException(message, inner);

@@ -8,7 +8,8 @@ namespace Nacelle.CriServer.Streaming;
 /// container, open a TCP connection in a pod. The wire protocols (SPDY, WebSocket) are the server's business; the
 /// backend sees plain byte streams. Every call ends when <c>cancellationToken</c> fires (the client went away, the
 /// connection idled out, the daemon stops): an exec process is then killed and reaped, an attach detached, and the
-/// call throws <see cref="OperationCanceledException"/>. Refusals throw <see cref="Nacelle.Common.NacelleException"/>;
+/// call throws <see cref="OperationCanceledException"/>. A write to the client that fails (IOException) ends the
+/// call the same way: its process is killed, the exception passed on. Refusals throw <see cref="Nacelle.Common.NacelleException"/>;
 /// the client sees their message.
 /// </summary>
 internal interface IStreamBackend

@@ -158,7 +158,14 @@ internal sealed class ResizeDecoder
         }
     }
 
-    /// <summary>A channel that keeps only the latest size (a slow backend skips sizes, never blocks the client).</summary>
-    public static Channel<TerminalSize> LatestSizeChannel() =>
-        Channel.CreateBounded<TerminalSize>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleWriter = true });
+    /// <summary>Starts reading sizes from <paramref name="read"/> (the resize stream or channel) into a channel that
+    /// keeps only the latest (a slow backend skips sizes, never holds the client back); <paramref name="pump"/>
+    /// ends with the stream.</summary>
+    public static ChannelReader<TerminalSize> Start(Func<Memory<byte>, CancellationToken, ValueTask<int>> read, CancellationToken cancellationToken,
+        out Task pump)
+    {
+        var sizes = Channel.CreateBounded<TerminalSize>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleWriter = true });
+        pump = PumpAsync(ChannelStream.Reading(read), sizes.Writer, cancellationToken);
+        return sizes.Reader;
+    }
 }

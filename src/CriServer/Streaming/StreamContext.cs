@@ -53,11 +53,40 @@ internal static class IdleWatch
     }
 }
 
+/// <summary>The streams an exec or attach asked for.</summary>
+internal readonly record struct CommandStreams(bool Stdin, bool Stdout, bool Stderr, bool Tty)
+{
+    public static CommandStreams Of(PendingStream request) => request switch
+    {
+        ExecStream e => new CommandStreams(e.Stdin, e.Stdout, e.Stderr, e.Tty),
+        AttachStream a => new CommandStreams(a.Stdin, a.Stdout, a.Stderr, a.Tty),
+        _ => throw new InvalidOperationException($"{request.Kind} is not a command"),
+    };
+}
+
 /// <summary>Runs an exec or attach on the backend and turns its end into what the error stream says.</summary>
 internal static class RemoteCommandRunner
 {
-    /// <summary>The outcome to report, or null when the client is gone (nobody to tell).</summary>
-    public static async Task<CommandOutcome?> RunAsync(StreamContext context, StreamIo io, CancellationToken cancellationToken)
+    /// <summary>The outcome to report, or null when the client is gone (nobody to tell). Logs the session's start and,
+    /// when the client is gone, its end (<paramref name="endReason"/> says why, when known).</summary>
+    public static async Task<CommandOutcome?> RunAsync(StreamContext context, StreamIo io, string transport, string protocol,
+        Func<string?> endReason, CancellationToken cancellationToken)
+    {
+        StreamLog.StreamConnected(context.Logger, context.Request.PathSegment, context.Request.PodId, transport, protocol);
+        var outcome = await RunAsync(context, io, cancellationToken).ConfigureAwait(false);
+        if (outcome is null)
+        {
+            StreamLog.StreamEnded(context.Logger, context.Request.PathSegment, context.Request.PodId, endReason() ?? "the client went away");
+        }
+
+        return outcome;
+    }
+
+    /// <summary>What the error stream carries for <paramref name="outcome"/> in <paramref name="protocol"/>.</summary>
+    public static byte[] ErrorStreamContent(CommandOutcome outcome, string protocol) =>
+        StreamProtocols.HasStatusJson(protocol) ? outcome.ToStatusJson() : outcome.ToText();
+
+    private static async Task<CommandOutcome?> RunAsync(StreamContext context, StreamIo io, CancellationToken cancellationToken)
     {
         try
         {
@@ -73,7 +102,7 @@ internal static class RemoteCommandRunner
         {
             return null;
         }
-        catch (IOException) when (cancellationToken.IsCancellationRequested)
+        catch (IOException e) when (cancellationToken.IsCancellationRequested || e is StreamClosedException)
         {
             return null;
         }

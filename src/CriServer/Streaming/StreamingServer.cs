@@ -146,6 +146,8 @@ internal sealed class StreamingServer : IAsyncDisposable
             });
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = StreamContext.Linger);
+        // Started and stopped by its owner (the daemon), never by signals of its own.
+        builder.Services.AddSingleton<IHostLifetime, OwnedLifetime>();
         var app = builder.Build();
         app.UseWebSockets();
         app.Run(HandleAsync);
@@ -335,4 +337,12 @@ internal sealed class StreamingServer : IAsyncDisposable
             _app = null;
         }
     }
+}
+
+/// <summary>The lifetime of a host its owner starts and stops: no signal handlers, no console messages.</summary>
+internal sealed class OwnedLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

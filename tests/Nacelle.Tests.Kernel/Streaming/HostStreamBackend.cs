@@ -86,8 +86,9 @@ internal sealed class HostStreamBackend : IStreamBackend
             await Task.WhenAll(stdout, stderr).WaitAsync(cancellationToken);
             return process.ExitCode;
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
+            // The client is gone or cannot be written to: the command goes too.
             Interlocked.Increment(ref _cancelled);
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync(CancellationToken.None);

@@ -11,11 +11,27 @@ public sealed class SpdyRemoteCommandTests
     private sealed class ScriptedBackend : IStreamBackend
     {
         public int Calls;
+        public bool Endless;
+        public Exception? Ended;
 
         public async Task<int> ExecAsync(ExecStream request, StreamIo io, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref Calls);
-            await io.Stdout!.WriteAsync("ran"u8.ToArray(), cancellationToken);
+            try
+            {
+                do
+                {
+                    await io.Stdout!.WriteAsync("ran"u8.ToArray(), cancellationToken);
+                    await Task.Delay(Endless ? 10 : 0, cancellationToken);
+                }
+                while (Endless);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                Ended = e;
+                throw;
+            }
+
             return 4;
         }
 
@@ -73,6 +89,25 @@ public sealed class SpdyRemoteCommandTests
 
         await serve;
         Assert.Equal(1, backend.Calls);
+    }
+
+    [Fact]
+    public async Task AClientThatResetsItsOutputStreamEndsTheCommand()
+    {
+        var (serve, peer, backend) = Start(TimeSpan.FromSeconds(30));
+        backend.Endless = true;
+        await using (peer)
+        {
+            await peer.SynStreamAsync(1, "error");
+            await peer.SynStreamAsync(3, "stdout");
+            await peer.ReadUntilAsync(f => f.IsData && f.Header.StreamId == 3);
+            await peer.SendAsync(SpdyFrameCodec.RstStream(3, SpdyRstStatus.Cancel));
+            // The session ends without a status: nobody reads the output any more.
+            Assert.Null(await peer.ReadUntilAsync(f => f.Control is GoAwayFrame));
+        }
+
+        await serve;
+        Assert.IsType<StreamClosedException>(backend.Ended);
     }
 
     [Fact]

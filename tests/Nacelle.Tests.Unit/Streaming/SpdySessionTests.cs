@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.CriServer.Streaming;
 using Nacelle.CriServer.Streaming.Spdy;
 
 namespace Nacelle.Tests.Unit.Streaming;
@@ -166,7 +167,7 @@ public sealed class SpdySessionTests : IAsyncLifetime
         var stream = await AcceptAsync();
         await _peer.SendAsync(SpdyFrameCodec.WindowUpdate(1, int.MaxValue));
         Assert.Equal(new RstStreamFrame(1, SpdyRstStatus.FlowControlError), (await _peer.ReadUntilAsync(f => f.Control is RstStreamFrame))?.Control);
-        await Assert.ThrowsAsync<IOException>(async () => await stream.WriteAsync(new byte[1], default));
+        await Assert.ThrowsAsync<StreamClosedException>(async () => await stream.WriteAsync(new byte[1], default));
     }
 
     [Fact]
@@ -232,7 +233,7 @@ public sealed class SpdySessionTests : IAsyncLifetime
         Assert.True(stream.Aborted.IsCancellationRequested);
         Assert.True(stream.ResetByPeer);
         Assert.Equal(0, await stream.ReadAsync(new byte[1], default));
-        await Assert.ThrowsAsync<IOException>(async () => await stream.WriteAsync(new byte[1], default));
+        await Assert.ThrowsAsync<StreamClosedException>(async () => await stream.WriteAsync(new byte[1], default));
     }
 
     [Fact]

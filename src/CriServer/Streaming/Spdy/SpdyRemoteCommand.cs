@@ -24,12 +24,7 @@ internal static class SpdyRemoteCommand
 
     public static async Task ServeAsync(StreamContext context, string protocol, Stream transport)
     {
-        var (stdin, stdout, stderr, tty) = context.Request switch
-        {
-            ExecStream e => (e.Stdin, e.Stdout, e.Stderr, e.Tty),
-            AttachStream a => (a.Stdin, a.Stdout, a.Stderr, a.Tty),
-            _ => throw new InvalidOperationException($"{context.Request.Kind} is not a command"),
-        };
+        var (stdin, stdout, stderr, tty) = CommandStreams.Of(context.Request);
 
         await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger);
         var run = session.RunAsync();
@@ -39,9 +34,9 @@ internal static class SpdyRemoteCommand
         try
         {
             var wanted = new Streams();
-            var expected = 1 + (stdin ? 1 : 0) + (stdout ? 1 : 0) + (stderr ? 1 : 0) + (tty && StreamProtocols.SpdyHasResize(protocol) ? 1 : 0);
-            if (!await WaitForStreamsAsync(session, wanted, expected, (stdin, stdout, stderr, tty && StreamProtocols.SpdyHasResize(protocol)),
-                    context, cancel.Token).ConfigureAwait(false))
+            var resize = tty && StreamProtocols.SpdyHasResize(protocol);
+            var expected = 1 + (stdin ? 1 : 0) + (stdout ? 1 : 0) + (stderr ? 1 : 0) + (resize ? 1 : 0);
+            if (!await WaitForStreamsAsync(session, wanted, expected, (stdin, stdout, stderr, resize), context, cancel.Token).ConfigureAwait(false))
             {
                 session.Abort();
                 return;
@@ -53,7 +48,7 @@ internal static class SpdyRemoteCommand
                 writeOnly.DiscardInput();
             }
 
-            var sizes = ReadSizes(wanted.Resize, cancel.Token, out resizePump);
+            var sizes = wanted.Resize is { } r ? ResizeDecoder.Start(r.ReadAsync, cancel.Token, out resizePump) : null;
             var io = new StreamIo
             {
                 Stdin = wanted.Stdin is { } i ? ChannelStream.Reading(i.ReadAsync) : null,
@@ -63,11 +58,9 @@ internal static class SpdyRemoteCommand
                 Resize = sizes,
             };
 
-            StreamLog.StreamConnected(context.Logger, context.Request.PathSegment, context.Request.PodId, "spdy", protocol);
-            var outcome = await RemoteCommandRunner.RunAsync(context, io, cancel.Token).ConfigureAwait(false);
+            var outcome = await RemoteCommandRunner.RunAsync(context, io, "spdy", protocol, () => session.EndReason, cancel.Token).ConfigureAwait(false);
             if (outcome is null)
             {
-                StreamLog.StreamEnded(context.Logger, context.Request.PathSegment, context.Request.PodId, session.EndReason ?? "the client went away");
                 session.Abort();
                 return;
             }
@@ -183,26 +176,13 @@ internal static class SpdyRemoteCommand
         return null;
     }
 
-    private static System.Threading.Channels.ChannelReader<TerminalSize>? ReadSizes(SpdyStream? resize, CancellationToken cancellationToken, out Task? pump)
-    {
-        pump = null;
-        if (resize is null)
-        {
-            return null;
-        }
-
-        var sizes = ResizeDecoder.LatestSizeChannel();
-        pump = ResizeDecoder.PumpAsync(ChannelStream.Reading(resize.ReadAsync), sizes.Writer, cancellationToken);
-        return sizes.Reader;
-    }
-
     private static async Task FinishAsync(SpdySession session, Streams streams, CommandOutcome outcome, string protocol)
     {
         try
         {
             if (streams.Error is { } error)
             {
-                var status = StreamProtocols.HasStatusJson(protocol) ? outcome.ToStatusJson() : outcome.ToText();
+                var status = RemoteCommandRunner.ErrorStreamContent(outcome, protocol);
                 if (status.Length > 0)
                 {
                     await error.WriteAsync(status, session.Closed).ConfigureAwait(false);

@@ -521,7 +521,7 @@ internal sealed class SpdySession : IAsyncDisposable
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException)
         {
             Abort();
-            throw new IOException($"the SPDY connection is closed: {e.Message}", e);
+            throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
         }
     }
 

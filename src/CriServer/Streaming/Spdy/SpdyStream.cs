@@ -211,7 +211,7 @@ internal sealed class SpdyStream
     {
         if (LocalClosed)
         {
-            throw new IOException(ResetByPeer ? $"stream {Id} was reset by the client" : $"stream {Id} is closed");
+            throw new StreamClosedException(ResetByPeer ? $"stream {Id} was reset by the client" : $"stream {Id} is closed");
         }
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _aborted.Token);
@@ -221,7 +221,7 @@ internal sealed class SpdyStream
         }
         catch (OperationCanceledException) when (_aborted.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            throw new IOException($"stream {Id} was closed while writing");
+            throw new StreamClosedException($"stream {Id} was closed while writing");
         }
     }
 

@@ -160,7 +160,7 @@ internal sealed class WebSocketChannels
             catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
             {
                 Cancel();
-                throw new IOException($"the WebSocket connection is closed: {e.Message}", e);
+                throw new StreamClosedException($"the WebSocket connection is closed: {e.Message}", e);
             }
             finally
             {

@@ -18,12 +18,7 @@ internal static class WebSocketRemoteCommand
 
     public static async Task ServeAsync(StreamContext context, string protocol, WebSocket socket)
     {
-        var (stdin, stdout, stderr, tty) = context.Request switch
-        {
-            ExecStream e => (e.Stdin, e.Stdout, e.Stderr, e.Tty),
-            AttachStream a => (a.Stdin, a.Stdout, a.Stderr, a.Tty),
-            _ => throw new InvalidOperationException($"{context.Request.Kind} is not a command"),
-        };
+        var (stdin, stdout, stderr, tty) = CommandStreams.Of(context.Request);
 
         var readable = new List<int>();
         if (stdin)
@@ -46,13 +41,7 @@ internal static class WebSocketRemoteCommand
         try
         {
             await channels.WriteAsync(stdout ? Stdout : stderr ? Stderr : Error, ReadOnlyMemory<byte>.Empty, cancel.Token).ConfigureAwait(false);
-            System.Threading.Channels.ChannelReader<TerminalSize>? sizes = null;
-            if (tty)
-            {
-                var latest = ResizeDecoder.LatestSizeChannel();
-                resizePump = ResizeDecoder.PumpAsync(ChannelStream.Reading((b, t) => channels.ReadAsync(Resize, b, t)), latest.Writer, cancel.Token);
-                sizes = latest.Reader;
-            }
+            var sizes = tty ? ResizeDecoder.Start((b, t) => channels.ReadAsync(Resize, b, t), cancel.Token, out resizePump) : null;
 
             var io = new StreamIo
             {
@@ -63,15 +52,14 @@ internal static class WebSocketRemoteCommand
                 Resize = sizes,
             };
 
-            StreamLog.StreamConnected(context.Logger, context.Request.PathSegment, context.Request.PodId, "websocket", protocol);
-            var outcome = await RemoteCommandRunner.RunAsync(context, io, cancel.Token).ConfigureAwait(false);
+            var outcome = await RemoteCommandRunner.RunAsync(context, io, "websocket", protocol, () => channels.EndReason, cancel.Token)
+                .ConfigureAwait(false);
             if (outcome is null)
             {
-                StreamLog.StreamEnded(context.Logger, context.Request.PathSegment, context.Request.PodId, channels.EndReason ?? "the client went away");
                 return;
             }
 
-            var status = StreamProtocols.HasStatusJson(protocol) ? outcome.ToStatusJson() : outcome.ToText();
+            var status = RemoteCommandRunner.ErrorStreamContent(outcome, protocol);
             if (status.Length > 0)
             {
                 await channels.WriteAsync(Error, status, cancel.Token).ConfigureAwait(false);
