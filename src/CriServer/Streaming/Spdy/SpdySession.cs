@@ -496,13 +496,15 @@ internal sealed class SpdySession : IAsyncDisposable
 
     // ------------------------------------------------------------------ writing
 
-    /// <summary>Writes one whole frame under the write lock; a failed write ends the session.</summary>
+    /// <summary>Writes one whole frame under the write lock; a failed write ends the session.
+    /// <paramref name="cancellationToken"/> ends the wait for the lock only: a frame once begun is written whole
+    /// (a frame cut short would corrupt every stream's framing), unless the session itself is closed.</summary>
     internal async ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await WriteLockedAsync(frame, cancellationToken).ConfigureAwait(false);
+            await WriteLockedAsync(frame).ConfigureAwait(false);
         }
         finally
         {
@@ -510,15 +512,16 @@ internal sealed class SpdySession : IAsyncDisposable
         }
     }
 
-    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> frame)
     {
         try
         {
-            await _transport.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
-            await _transport.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await _transport.WriteAsync(frame, _closed.Token).ConfigureAwait(false);
+            await _transport.FlushAsync(_closed.Token).ConfigureAwait(false);
             Touch();
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException
+                                       or OperationCanceledException)
         {
             Abort();
             throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
@@ -533,7 +536,7 @@ internal sealed class SpdySession : IAsyncDisposable
         {
             // Compressed under the lock: blocks must reach the peer in the order they went through the compressor.
             var block = _compressor.Compress(SpdyHeaderBlock.Encode([]));
-            await WriteLockedAsync(SpdyFrameCodec.SynReply(streamId, fin ? Spdy.FlagFin : (byte)0, block), _closed.Token).ConfigureAwait(false);
+            await WriteLockedAsync(SpdyFrameCodec.SynReply(streamId, fin ? Spdy.FlagFin : (byte)0, block)).ConfigureAwait(false);
         }
         finally
         {

@@ -150,14 +150,15 @@ internal sealed class WebSocketChannels
         {
             var chunk = data[..Math.Min(data.Length, MaxMessagePayload)];
             var message = _codec.Encode(channel, chunk.Span);
+            // The caller's token ends the wait for the lock only: a cancelled send would abort the whole socket.
             await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 await _socket.SendAsync(message, _codec.Base64 ? WebSocketMessageType.Text : WebSocketMessageType.Binary,
-                    endOfMessage: true, cancellationToken).ConfigureAwait(false);
+                    endOfMessage: true, _closed.Token).ConfigureAwait(false);
                 Touch();
             }
-            catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or OperationCanceledException)
             {
                 Cancel();
                 throw new StreamClosedException($"the WebSocket connection is closed: {e.Message}", e);
