@@ -15,28 +15,30 @@ using Nacelle.CriServer.Streaming.WebSockets;
 
 namespace Nacelle.CriServer.Streaming;
 
-/// <summary>The streaming server's settings (config section [stream]).</summary>
+/// <summary>The streaming server's settings (config section [stream]; the defaults are the config's).</summary>
 internal sealed record StreamingOptions
 {
-    public IPAddress Address { get; init; } = IPAddress.Loopback;
+    private static readonly NacelleConfig.StreamSection Defaults = new();
+
+    public IPAddress Address { get; init; } = IPAddress.Parse(Defaults.Address);
 
     /// <summary>0: any free port.</summary>
-    public int Port { get; init; }
+    public int Port { get; init; } = (int)Defaults.Port;
 
     /// <summary>PEM certificate and key for https; both empty: plain http.</summary>
-    public string CertFile { get; init; } = string.Empty;
+    public string CertFile { get; init; } = Defaults.CertFile;
 
-    public string KeyFile { get; init; } = string.Empty;
+    public string KeyFile { get; init; } = Defaults.KeyFile;
 
     /// <summary>A connection that carries nothing for this long is closed (zero: never).</summary>
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(4);
+    public TimeSpan IdleTimeout { get; init; } = Defaults.IdleTimeout;
 
     /// <summary>How long a SPDY client may take to open the streams of a session (or of a forwarded connection).</summary>
-    public TimeSpan CreationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan CreationTimeout { get; init; } = Defaults.CreationTimeout;
 
-    public int MaxStreams { get; init; } = 256;
+    public int MaxStreams { get; init; } = (int)Defaults.MaxStreams;
 
-    public int MaxStreamsPerPod { get; init; } = 64;
+    public int MaxStreamsPerPod { get; init; } = (int)Defaults.MaxStreamsPerPod;
 
     /// <summary>An unused URL stops working after this long.</summary>
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(1);

@@ -77,6 +77,51 @@ public sealed class SpdySessionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task InterleavedStreamsKeepTheirDataApartBothWays()
+    {
+        await _peer.SynStreamAsync(1, "stdin");
+        await _peer.SynStreamAsync(3, "resize");
+        var first = await AcceptAsync();
+        var second = await AcceptAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            await _peer.DataAsync(i % 2 == 0 ? 1 : 3, [(byte)i], fin: i >= 18);
+        }
+
+        async Task<byte[]> ReadAllAsync(SpdyStream stream)
+        {
+            var all = new List<byte>();
+            var buffer = new byte[8];
+            int read;
+            while ((read = await stream.ReadAsync(buffer, default)) > 0)
+            {
+                all.AddRange(buffer[..read]);
+            }
+
+            return [.. all];
+        }
+
+        Assert.Equal([0, 2, 4, 6, 8, 10, 12, 14, 16, 18], await ReadAllAsync(first).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal([1, 3, 5, 7, 9, 11, 13, 15, 17, 19], await ReadAllAsync(second).WaitAsync(TimeSpan.FromSeconds(20)));
+
+        // Writes of both streams at once leave as whole frames, each tagged with its stream.
+        var writes = Task.WhenAll(
+            Task.Run(async () => { for (var i = 0; i < 50; i++) await first.WriteAsync(new byte[1000], default); }),
+            Task.Run(async () => { for (var i = 0; i < 50; i++) await second.WriteAsync(Enumerable.Repeat((byte)3, 1000).ToArray(), default); }));
+        var received = new Dictionary<int, int> { [1] = 0, [3] = 0 };
+        while (received[1] + received[3] < 100_000)
+        {
+            var frame = (await _peer.ReadUntilAsync(f => f.IsData))!;
+            Assert.All(frame.Payload, b => Assert.Equal(frame.Header.StreamId == 1 ? 0 : 3, b));
+            received[frame.Header.StreamId] += frame.Payload.Length;
+        }
+
+        Assert.Equal(50_000, received[1]);
+        Assert.Equal(50_000, received[3]);
+        await writes.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
     public async Task ClientPingsAreEchoedAndUnknownControlFramesIgnored()
     {
         await _peer.SendAsync(Convert.FromHexString("80037777000000020102"));

@@ -188,7 +188,13 @@ internal sealed class WebSocketChannels
 
     private async Task TryCloseOutputAsync(WebSocketCloseStatus status, string? description)
     {
-        await _sendLock.WaitAsync().ConfigureAwait(false);
+        // A send stuck on a client that does not read would hold the lock: then the connection is cut instead.
+        if (!await _sendLock.WaitAsync(StreamContext.Linger).ConfigureAwait(false))
+        {
+            Abort();
+            return;
+        }
+
         try
         {
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
