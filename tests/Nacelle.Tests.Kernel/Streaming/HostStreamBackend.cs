@@ -13,7 +13,7 @@ namespace Nacelle.Tests.Kernel.Streaming;
 /// Clients/ptyrun.py for a terminal, resized on every resize event); attach runs the command registered for the
 /// container the same way; port-forward connects to 127.0.0.1:port. Cancellation kills the process tree.
 /// </summary>
-internal sealed class HostStreamBackend : IStreamBackend
+internal sealed class HostStreamBackend : IStreamBackend, IDisposable
 {
     private const int SIGUSR1 = 10;
 
@@ -31,6 +31,8 @@ internal sealed class HostStreamBackend : IStreamBackend
 
     /// <summary>Ports OpenPortAsync refuses, as a pod with nothing listening would.</summary>
     public ConcurrentDictionary<int, string> RefusedPorts { get; } = new();
+
+    public void Dispose() => Directory.Delete(_sizeDirectory, recursive: true);
 
     public Task<int> ExecAsync(ExecStream request, StreamIo io, CancellationToken cancellationToken) =>
         RunAsync([.. request.Command], io, cancellationToken);

@@ -53,6 +53,7 @@ internal static class StreamClients
         try
         {
             var (exit, stdout, stderr) = Run(info, TimeSpan.FromMinutes(5));
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => File.Delete(output);
             return exit == 0 ? (output, null) : throw new InvalidOperationException($"go build failed ({exit}): {stdout}{stderr}");
         }
         catch (System.ComponentModel.Win32Exception)
@@ -142,7 +143,11 @@ internal sealed class StreamServerScope : IAsyncDisposable
 
     public string PortForward(params int[] ports) => Server.Register(new PortForwardStream("pod-1", ports));
 
-    public ValueTask DisposeAsync() => Server.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        Backend.Dispose();
+    }
 }
 
 /// <summary>A TCP echo server on loopback: each connection gets back what it sends, and is closed once the client
