@@ -35,6 +35,9 @@ if [[ $want_test -eq 1 ]]; then
   # Kubernetes schema (kubernetes-models from npm), python3-kubernetes's models for unknown fields, shellcheck.
   packages+=(golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-burntsushi-toml-dev)
   packages+=(nodejs python3-kubernetes shellcheck)
+  # Stream clients nacelle did not write: Go on the SPDY library Kubernetes uses (spdystream), and the Python
+  # Kubernetes client's WebSocket streams (python3-kubernetes, above).
+  packages+=(golang-github-docker-spdystream-dev)
   # Debian's npm, unless the installed nodejs brings its own (NodeSource's does, and conflicts with Debian's npm).
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi

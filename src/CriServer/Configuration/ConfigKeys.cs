@@ -55,6 +55,8 @@ public static class ConfigKeys
         ["metrics"] = "Prometheus metrics over plain HTTP.",
         ["tracing"] = "OpenTelemetry traces (one span per CRI call) exported over OTLP. Keys set here win over the\n" +
                       "standard OTEL_* environment variables; OTEL_* variables win over the built-in defaults.",
+        ["stream"] = "The streaming server behind Exec, Attach and PortForward (kubectl exec/attach/port-forward, crictl exec -it):\n" +
+                     "the rpcs answer a single-use URL on it (unused for a minute, it expires), served over SPDY/3.1 or WebSocket.",
         ["cgroup"] = "How containers' cgroups are managed.",
         ["cni"] = "Pod networking through CNI plugins. The first valid *.conf, *.conflist or *.json in conf_dir (lexical order)\n" +
                   "is the pod network; changes are picked up without a restart. Without one, the built-in default network\n" +
@@ -170,6 +172,62 @@ public static class ConfigKeys
             Comment = "service.name resource attribute of exported spans.",
             Get = c => c.Tracing.ServiceName, Set = (c, v) => c.Tracing.ServiceName = (string)v,
             Validate = v => string.IsNullOrWhiteSpace((string)v) ? "must not be empty" : null,
+        },
+        new()
+        {
+            Path = "stream.address", Type = ConfigValueType.String,
+            Comment = "IP address the streaming server listens on, also the host of the URLs it hands out (kubelet connects to\n" +
+                      "them). Keep it on loopback unless the URLs must be reached from elsewhere.",
+            Get = c => c.Stream.Address, Set = (c, v) => c.Stream.Address = (string)v, Validate = StreamAddress,
+        },
+        new()
+        {
+            Path = "stream.port", Type = ConfigValueType.Integer,
+            Comment = "TCP port of the streaming server; 0: any free port (the URLs name the one in use).",
+            Get = c => c.Stream.Port, Set = (c, v) => c.Stream.Port = (long)v,
+            Validate = v => (long)v is >= 0 and <= 65535 ? null : $"{v} is not a port (0-65535)",
+        },
+        new()
+        {
+            Path = "stream.cert_file", Type = ConfigValueType.String,
+            Comment = "PEM certificate for https URLs (with key_file); empty: plain http.",
+            Get = c => c.Stream.CertFile, Set = (c, v) => c.Stream.CertFile = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "stream.key_file", Type = ConfigValueType.String,
+            Comment = "PEM private key of cert_file.",
+            Get = c => c.Stream.KeyFile, Set = (c, v) => c.Stream.KeyFile = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "stream.idle_timeout", Type = ConfigValueType.Duration,
+            Comment = "A stream connection that carries nothing for this long is closed, its command killed (as kubelet's\n" +
+                      "--streaming-connection-idle-timeout). 0s: never.",
+            Get = c => c.Stream.IdleTimeout, Set = (c, v) => c.Stream.IdleTimeout = (TimeSpan)v,
+            Validate = v => (TimeSpan)v < TimeSpan.Zero || (TimeSpan)v > TimeSpan.FromDays(7) ? "must be between 0s and 168h" : null,
+        },
+        new()
+        {
+            Path = "stream.creation_timeout", Type = ConfigValueType.Duration,
+            Comment = "How long a SPDY client may take to open the streams of a session (or of one forwarded connection).",
+            Get = c => c.Stream.CreationTimeout, Set = (c, v) => c.Stream.CreationTimeout = (TimeSpan)v,
+            Validate = v => (TimeSpan)v < TimeSpan.FromSeconds(1) || (TimeSpan)v > TimeSpan.FromMinutes(10) ? "must be between 1s and 10m" : null,
+        },
+        new()
+        {
+            Path = "stream.max_streams", Type = ConfigValueType.Integer,
+            Comment = "Streams open at once on this node: each exec or attach session, each port-forward session and each\n" +
+                      "connection forwarded through it counts one. More are refused (HTTP 429, or ResourceExhausted).",
+            Get = c => c.Stream.MaxStreams, Set = (c, v) => c.Stream.MaxStreams = (long)v,
+            Validate = v => (long)v is >= 1 and <= 65536 ? null : $"{v} must be between 1 and 65536",
+        },
+        new()
+        {
+            Path = "stream.max_streams_per_pod", Type = ConfigValueType.Integer,
+            Comment = "Streams open at once for one pod (counted as max_streams is).",
+            Get = c => c.Stream.MaxStreamsPerPod, Set = (c, v) => c.Stream.MaxStreamsPerPod = (long)v,
+            Validate = v => (long)v is >= 1 and <= 65536 ? null : $"{v} must be between 1 and 65536",
         },
         new()
         {
@@ -342,6 +400,20 @@ public static class ConfigKeys
         host.Length == 0 || host.Contains('/') || host.Contains("://", StringComparison.Ordinal) || host.Any(char.IsWhiteSpace)
             ? $"'{host}' is not a registry host (host or host:port, as written in image names)"
             : null;
+
+    /// <summary>A specific IP address: an unspecified one (0.0.0.0, ::) would listen everywhere and make URLs no client can use.</summary>
+    private static string? StreamAddress(object value)
+    {
+        var text = (string)value;
+        if (!System.Net.IPAddress.TryParse(text, out var address))
+        {
+            return $"'{text}' is not an IP address";
+        }
+
+        return address.Equals(System.Net.IPAddress.Any) || address.Equals(System.Net.IPAddress.IPv6Any)
+            ? $"'{text}' is no specific address: it is also the host of the URLs handed out; name the address kubelet reaches"
+            : null;
+    }
 
     private static string? OptionalAbsolutePath(object value) => (string)value == string.Empty ? null : AbsolutePath(value);
 

@@ -272,6 +272,18 @@ public static class ConfigLoader
                 throw new ConfigException(source, $"{hostPath}.server", "is never used with fallback = false (the mirrors only); drop one of them");
             }
         }
+
+        if ((config.Stream.CertFile.Length == 0) != (config.Stream.KeyFile.Length == 0))
+        {
+            throw new ConfigException(source, config.Stream.CertFile.Length == 0 ? "stream.cert_file" : "stream.key_file",
+                "stream.cert_file and stream.key_file go together: set both for https, or neither");
+        }
+
+        if (config.Stream.MaxStreamsPerPod > config.Stream.MaxStreams)
+        {
+            throw new ConfigException(source, "stream.max_streams_per_pod",
+                $"{config.Stream.MaxStreamsPerPod} is more than stream.max_streams ({config.Stream.MaxStreams})");
+        }
     }
 
     private static string NormalizeDir(string path) => System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));

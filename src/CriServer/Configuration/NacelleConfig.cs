@@ -19,6 +19,7 @@ public sealed class NacelleConfig
     public ImageSection Image { get; } = new();
     public RegistrySection Registry { get; } = new();
     public CniSection Cni { get; } = new();
+    public StreamSection Stream { get; } = new();
 
     public sealed class GrpcSection
     {
@@ -41,6 +42,18 @@ public sealed class NacelleConfig
         public string Protocol { get; set; } = string.Empty;
         public double SamplingRatio { get; set; } = 1.0;
         public string ServiceName { get; set; } = "nacelle";
+    }
+
+    public sealed class StreamSection
+    {
+        public string Address { get; set; } = "127.0.0.1";
+        public long Port { get; set; }
+        public string CertFile { get; set; } = string.Empty;
+        public string KeyFile { get; set; } = string.Empty;
+        public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromHours(4);
+        public TimeSpan CreationTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        public long MaxStreams { get; set; } = 256;
+        public long MaxStreamsPerPod { get; set; } = 64;
     }
 
     public sealed class CgroupSection

@@ -20,6 +20,7 @@ using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
 using Nacelle.CriServer.Services;
+using Nacelle.CriServer.Streaming;
 
 namespace Nacelle.CriServer.Hosting;
 
@@ -110,6 +111,12 @@ internal static class Daemon
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
         builder.Services.AddSingleton(new ContainerSpecTranslator(TranslationHost.Instance));
+        // Exec, Attach and PortForward: the streaming server is off until a backend can run streams in pods (the
+        // per-pod monitor's exec with a terminal, attach and port-forward sockets); until then the rpcs answer
+        // Unimplemented rather than a URL that fails.
+        IStreamBackend? streamBackend = null;
+        builder.Services.AddSingleton(services =>
+            new StreamingServer(StreamingOptions.From(config), streamBackend, services.GetRequiredService<ILoggerFactory>()));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
@@ -174,6 +181,19 @@ internal static class Daemon
         // Containers: creates a killed daemon left half way are finished or undone, and every pod's monitor is watched
         // for exits again (states brought up to date from its exit records) before the socket answers.
         await app.Services.GetRequiredService<ContainerManager>().RecoverAsync().ConfigureAwait(false);
+        var streaming = app.Services.GetRequiredService<StreamingServer>();
+        if (streaming.Enabled)
+        {
+            try
+            {
+                await streaming.StartAsync().ConfigureAwait(false);
+            }
+            catch (Nacelle.Common.NacelleException e)
+            {
+                throw new DaemonStartException(e.Message);
+            }
+        }
+
         try
         {
             await app.StartAsync().ConfigureAwait(false);
@@ -197,6 +217,8 @@ internal static class Daemon
         Notify(logger, "READY=1");
 
         await app.WaitForShutdownAsync().ConfigureAwait(false);
+        // Open streams end with the daemon; containers and their logs are the monitors' and go on.
+        await streaming.StopAsync().ConfigureAwait(false);
         guard.RemoveSocket();
         Log.Stopped(logger, config.Grpc.Socket);
         return ExitCodes.Success;

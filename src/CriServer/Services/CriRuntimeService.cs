@@ -1,4 +1,5 @@
 using Nacelle.CriServer.Hosting;
+using Nacelle.CriServer.Streaming;
 using Nacelle.CriServer.Translation;
 using Nacelle.ImageService;
 using Nacelle.Sandbox.Containers;
@@ -13,7 +14,7 @@ namespace Nacelle.CriServer.Services;
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
 internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods,
-    ContainerManager containers, ImageManager images, ContainerSpecTranslator translator)
+    ContainerManager containers, ImageManager images, ContainerSpecTranslator translator, StreamingServer streams)
     : RuntimeService.RuntimeServiceBase
 {
 }

@@ -153,6 +153,17 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[cni]\ndefault_bridge = \"br/0\"", "cni.default_bridge", "contains '/', ':' or white space" },
         { "[cni]\ndefault_brige = \"br0\"", "cni.default_brige", "unknown key (did you mean 'cni.default_bridge'?)" },
         { "cni = true", "cni", "expected a table ([cni]), got the boolean true" },
+        { "[stream]\naddress = \"localhost\"", "stream.address", "'localhost' is not an IP address" },
+        { "[stream]\naddress = \"0.0.0.0\"", "stream.address", "no specific address" },
+        { "[stream]\naddress = \"::\"", "stream.address", "no specific address" },
+        { "[stream]\nport = 65536", "stream.port", "not a port" },
+        { "[stream]\ncert_file = \"cert.pem\"", "stream.cert_file", "not an absolute path" },
+        { "[stream]\ncert_file = \"/etc/nacelle/stream.pem\"", "stream.key_file", "go together" },
+        { "[stream]\nkey_file = \"/etc/nacelle/stream-key.pem\"", "stream.cert_file", "go together" },
+        { "[stream]\nidle_timeout = \"200h\"", "stream.idle_timeout", "between 0s and 168h" },
+        { "[stream]\ncreation_timeout = \"0s\"", "stream.creation_timeout", "between 1s and 10m" },
+        { "[stream]\nmax_streams = 0", "stream.max_streams", "between 1 and 65536" },
+        { "[stream]\nmax_streams = 10\nmax_streams_per_pod = 11", "stream.max_streams_per_pod", "more than stream.max_streams (10)" },
     };
 
     [Theory]
@@ -272,5 +283,30 @@ public sealed class ConfigLoaderTests : IDisposable
 
         Write("config.d/50-cache.toml", "[cni]\ncache_dir = \"/srv/cni-cache\"\n");
         Assert.Equal("/srv/cni-cache", ConfigLoader.Load(Sources(path)).Config.Cni.EffectiveCacheDir("/srv/nacelle"));
+    }
+
+    [Fact]
+    public void StreamDefaultsAndOverrides()
+    {
+        var defaults = ConfigLoader.Load(Sources()).Config.Stream;
+        Assert.Equal(("127.0.0.1", 0L, "", ""), (defaults.Address, defaults.Port, defaults.CertFile, defaults.KeyFile));
+        Assert.Equal((TimeSpan.FromHours(4), TimeSpan.FromSeconds(30)), (defaults.IdleTimeout, defaults.CreationTimeout));
+        Assert.Equal((256L, 64L), (defaults.MaxStreams, defaults.MaxStreamsPerPod));
+
+        var path = Write("config.toml", """
+            [stream]
+            address = "::1"
+            port = 10250
+            cert_file = "/etc/nacelle/stream.pem"
+            key_file = "/etc/nacelle/stream-key.pem"
+            idle_timeout = "0s"
+            max_streams = 8
+            max_streams_per_pod = 8
+            """);
+        var options = Nacelle.CriServer.Streaming.StreamingOptions.From(ConfigLoader.Load(Sources(path)).Config);
+        Assert.Equal(System.Net.IPAddress.IPv6Loopback, options.Address);
+        Assert.Equal((10250, TimeSpan.Zero, 8, 8), (options.Port, options.IdleTimeout, options.MaxStreams, options.MaxStreamsPerPod));
+        Assert.Equal(("/etc/nacelle/stream.pem", "/etc/nacelle/stream-key.pem"), (options.CertFile, options.KeyFile));
+        Assert.Equal(TimeSpan.FromMinutes(1), options.TokenLifetime);
     }
 }

@@ -14,6 +14,15 @@ internal static class ContainerMapping
     public static ContainerConfig Config(ContainerRecord container) =>
         container.ConfigJson.Length > 0 ? JsonParser.Default.Parse<ContainerConfig>(container.ConfigJson) : new ContainerConfig();
 
+    /// <summary>What Exec and Attach check of a container: its state, pod, and whether it was created with a
+    /// terminal and stdin.</summary>
+    public static Streaming.StreamContainer StreamTarget(ContainerRecord container)
+    {
+        var config = Config(container);
+        return new Streaming.StreamContainer(container.Id, container.PodId, container.State == ContainerRecordState.Running,
+            container.State.ToString().ToLowerInvariant(), config.Tty, config.Stdin);
+    }
+
     public static ContainerMetadata Metadata(ContainerRecord container) => new() { Name = container.Name, Attempt = container.Attempt };
 
     public static ContainerState State(ContainerRecord container) => container.State switch
