@@ -190,7 +190,8 @@ internal static class Daemon
             }
             catch (Nacelle.Common.NacelleException e)
             {
-                throw new DaemonStartException(e.Message);
+                // An address in use (stream.address/stream.port) or unusable TLS files (stream.cert_file/key_file).
+                throw new DaemonStartException(e.Kind == Nacelle.Common.ErrorKind.Unavailable ? ExitCodes.InUse : ExitCodes.Configuration, e.Message);
             }
         }
 
