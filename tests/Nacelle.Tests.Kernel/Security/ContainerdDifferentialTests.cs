@@ -138,7 +138,7 @@ public sealed class ContainerdDifferentialTests
         public string RunProbeTable(string rootfs)
         {
             var (exit, stdout, stderr) = TestProcesses.Run(
-                TimeSpan.FromMinutes(2), null, "/usr/bin/ctr", "--address", Socket, "--namespace", _namespace,
+                TimeSpan.FromMinutes(2), "/usr/bin/ctr", "--address", Socket, "--namespace", _namespace,
                 "run", "--rm", "--seccomp", "--rootfs", rootfs, "probe", "/syscall-probe", "table");
             Assert.True(exit == 0, $"ctr run exited {exit}: {stderr}");
             return stdout;

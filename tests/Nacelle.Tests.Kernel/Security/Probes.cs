@@ -106,7 +106,7 @@ internal static class Probes
     {
         var output = Path.Combine(BuildDirectory.Value, "syscall-probe");
         var (exit, _, stderr) = TestProcesses.Run(
-            TimeSpan.FromMinutes(2), null, "gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", output, Path.Combine(Sources, "syscall-probe.c"));
+            TimeSpan.FromMinutes(2), "gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", output, Path.Combine(Sources, "syscall-probe.c"));
         Assert.True(exit == 0, $"gcc failed: {stderr}");
         return output;
     }
