@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Spec;
@@ -65,7 +66,7 @@ public sealed record ContainerManagerOptions
     public TimeSpan PodStopGrace { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>kubelet's cap on ExecSync output per stream (the monitor's default, 16 MiB).</summary>
-    public int ExecOutputLimit { get; init; } = MonitorServer.DefaultOutputLimit;
+    public int ExecOutputLimit { get; init; } = MonitorProtocol.DefaultExecOutputLimit;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
@@ -186,7 +187,7 @@ public sealed class ContainerManager : IAsyncDisposable
             var client = await MonitorOfAsync(pod, cancellationToken).ConfigureAwait(false);
             var created = (await client.SendAsync(new MonitorRequest
             {
-                Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogPath = built.LogFile,
+                Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogFile = built.LogFile,
             }, cancellationToken).ConfigureAwait(false)).Container!;
             undo.Push("monitor container", () => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = id, Force = true }));
             CrashIfAsked("create-after-monitor");

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text.Json;
 using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Processes;
 
@@ -203,11 +204,7 @@ public static class MonitorLauncher
         }
 
         options.CheckSocketPath();
-        argv.AddRange(["--pod", options.PodId, "--dir", options.Directory, "--socket", options.SocketPath]);
-        if (options.CgroupParent is { } parent)
-        {
-            argv.AddRange(["--cgroup-parent", parent]);
-        }
+        argv.AddRange(options.ToArguments());
 
         Directory.CreateDirectory(options.Directory);
         using var log = File.OpenHandle(Path.Combine(options.Directory, "monitor.log"), FileMode.Append, FileAccess.Write);

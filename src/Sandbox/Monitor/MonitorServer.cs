@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Runtime;
@@ -16,43 +17,6 @@ using Nacelle.Sandbox.Logging;
 
 namespace Nacelle.Sandbox.Monitor;
 
-/// <summary>Where a monitor keeps its pod's state: the socket, container states and exit records under one directory.</summary>
-public sealed record MonitorOptions
-{
-    public required string PodId { get; init; }
-
-    /// <summary>The pod's monitor directory (volatile, under /run): monitor.sock, containers/, exits/.</summary>
-    public required string Directory { get; init; }
-
-    /// <summary>The cgroup parent of the pod's containers (kubelet's pod cgroup); null: ContainerCore's default.</summary>
-    public string? CgroupParent { get; init; }
-
-    public ILogger Logger { get; init; } = NullLogger.Instance;
-
-    /// <summary>
-    /// Reap orphaned descendants (<see cref="OrphanReaper"/>). Only for a process that is a child subreaper and whose
-    /// every other child is tracked (nacelle-monitor): in any other process it could reap a child someone else waits for.
-    /// </summary>
-    public bool ReapOrphans { get; init; }
-
-    /// <summary>The monitor's socket (default: monitor.sock in <see cref="Directory"/>). Unix socket paths are limited to
-    /// 107 bytes, so the pod manager keeps them short.</summary>
-    public string SocketPath
-    {
-        get => field ?? Path.Combine(Directory, "monitor.sock");
-        init => field = value;
-    }
-
-    /// <summary>Refuses a socket path the kernel cannot bind (sun_path holds 108 bytes with its NUL).</summary>
-    public void CheckSocketPath()
-    {
-        if (System.Text.Encoding.UTF8.GetByteCount(SocketPath) > 107)
-        {
-            throw NacelleException.InvalidArgument($"monitor socket path '{SocketPath}' is longer than the 107 bytes a unix socket path may have");
-        }
-    }
-}
-
 /// <summary>
 /// The heart of nacelle-monitor: the parent of every process of one pod (through ContainerCore), the writer of their
 /// CRI logs, and the keeper of their exits, which it records durably before it ever reports them. It serves the
@@ -62,6 +26,7 @@ public sealed record MonitorOptions
 public sealed class MonitorServer : IAsyncDisposable
 {
     private readonly MonitorOptions _options;
+    private readonly ILogger _log;
     private readonly ContainerRuntime _runtime;
     private readonly ExitRecordStore _exits;
     private readonly Dictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
@@ -71,9 +36,6 @@ public sealed class MonitorServer : IAsyncDisposable
     private readonly Lock _watchersGate = new();
     private readonly List<Watcher> _watchers = [];
     private long _nextWatcher;
-
-    /// <summary>exec-sync keeps at most this much of each stream when the request names no limit (kubelet's cap).</summary>
-    public const int DefaultOutputLimit = 16 << 20;
 
     /// <summary>How many events may wait for a slow watcher before it is dropped (it reconnects and lists again).</summary>
     public const int WatcherBacklog = 256;
@@ -104,11 +66,18 @@ public sealed class MonitorServer : IAsyncDisposable
         public CancellationTokenSource Dropped { get; } = new();
     }
 
-    public MonitorServer(MonitorOptions options)
+    /// <param name="options">The pod, its directory and socket.</param>
+    /// <param name="logger">Where the monitor logs (its stderr, monitor.log, in nacelle-monitor).</param>
+    /// <param name="reapOrphans">
+    /// Reap orphaned descendants (<see cref="OrphanReaper"/>). Only for a process that is a child subreaper and whose
+    /// every other child is tracked (nacelle-monitor): in any other process it could reap a child someone else waits for.
+    /// </param>
+    public MonitorServer(MonitorOptions options, ILogger? logger = null, bool reapOrphans = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.CheckSocketPath();
         _options = options;
+        _log = logger ?? NullLogger.Instance;
         System.IO.Directory.CreateDirectory(options.Directory);
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(options.SocketPath)!);
         _exits = new ExitRecordStore(Path.Combine(options.Directory, "exits"));
@@ -118,17 +87,17 @@ public sealed class MonitorServer : IAsyncDisposable
             StateDirectory = Path.Combine(options.Directory, "containers"),
             Cgroups = CgroupManager.Detect(),
             CgroupParent = options.CgroupParent,
-            Logger = options.Logger,
+            Logger = _log,
         });
-        if (options.ReapOrphans)
+        if (reapOrphans)
         {
             // Live container inits are reaped by the runtime (pidfd); a stopped one's pid was reaped already.
             _reaper = new OrphanReaper(
-                () => [.. _runtime.List().Where(s => s.Status != ContainerStatus.Stopped).Select(s => s.Pid)], options.Logger);
+                () => [.. _runtime.List().Where(s => s.Status != ContainerStatus.Stopped).Select(s => s.Pid)], _log);
         }
     }
 
-    /// <summary>The orphan reaper (null unless <see cref="MonitorOptions.ReapOrphans"/>).</summary>
+    /// <summary>The orphan reaper (null unless asked to reap orphans).</summary>
     public OrphanReaper? Reaper => _reaper;
 
     /// <summary>Serves until a shutdown request (or <paramref name="cancellationToken"/>).</summary>
@@ -237,7 +206,7 @@ public sealed class MonitorServer : IAsyncDisposable
             }
 
             watcher.Events.Writer.TryComplete();
-            MonitorLog.WatcherDropped(_options.Logger, watcher.Number, reason);
+            MonitorLog.WatcherDropped(_log, watcher.Number, reason);
             watcher.Dropped.Dispose();
         }
     }
@@ -373,7 +342,7 @@ public sealed class MonitorServer : IAsyncDisposable
         try
         {
             var stdio = SpawnStdio.Null;
-            if (request.LogPath is { } logPath)
+            if (request.LogFile is { } logPath)
             {
                 log = CriLogWriter.Open(logPath);
             }
@@ -400,12 +369,12 @@ public sealed class MonitorServer : IAsyncDisposable
                 throw NacelleException.Internal($"container {id}: no terminal came back from the spawn helper");
             }
 
-            var tracked = new Tracked { Log = log, LogPath = request.LogPath, Terminal = master };
+            var tracked = new Tracked { Log = log, LogPath = request.LogFile, Terminal = master };
             if (master is not null)
             {
                 // The only stream of a tty container, logged as stdout; drained even without a log, or the container
                 // would block once the pty's buffer fills.
-                MonitorLog.TerminalAllocated(_options.Logger, id);
+                MonitorLog.TerminalAllocated(_log, id);
                 tracked.Pump = PumpTerminalAsync(log, master);
             }
             else if (log is not null)
@@ -500,7 +469,7 @@ public sealed class MonitorServer : IAsyncDisposable
 
         var limit = request.OutputLimit switch
         {
-            null or 0 => DefaultOutputLimit,
+            null or 0 => MonitorProtocol.DefaultExecOutputLimit,
             < 0 => throw NacelleException.InvalidArgument($"exec-sync: outputLimit {request.OutputLimit} is negative"),
             { } given => given,
         };
@@ -566,13 +535,13 @@ public sealed class MonitorServer : IAsyncDisposable
             var outputs = Task.WhenAll(outTask, errTask);
             if (await Task.WhenAny(outputs, Task.Delay(OutputGrace)).ConfigureAwait(false) != outputs)
             {
-                MonitorLog.ExecOutputAbandoned(_options.Logger, id, spawned.Pid, (int)OutputGrace.TotalSeconds);
+                MonitorLog.ExecOutputAbandoned(_log, id, spawned.Pid, (int)OutputGrace.TotalSeconds);
                 await stopReading.CancelAsync().ConfigureAwait(false);
             }
 
             var (outBytes, outTruncated) = await outTask.ConfigureAwait(false);
             var (errBytes, errTruncated) = await errTask.ConfigureAwait(false);
-            MonitorLog.ExecFinished(_options.Logger, id, spawned.Pid, exit.ExitCode, timedOut ? " (timed out, killed)" : string.Empty);
+            MonitorLog.ExecFinished(_log, id, spawned.Pid, exit.ExitCode, timedOut ? " (timed out, killed)" : string.Empty);
             return new MonitorExecResult
             {
                 ExitCode = exit.ExitCode,
@@ -663,7 +632,7 @@ public sealed class MonitorServer : IAsyncDisposable
         }
         catch (NacelleException e)
         {
-            MonitorLog.ExitEventFailed(_options.Logger, id, e.Message);
+            MonitorLog.ExitEventFailed(_log, id, e.Message);
         }
     }
 
@@ -698,7 +667,7 @@ public sealed class MonitorServer : IAsyncDisposable
             ExitCode = stopped ? state.ExitCode : null,
             ExitSignal = stopped ? state.ExitSignal : null,
             OomKilled = stopped && state.OomKilled,
-            LogPath = tracked.LogPath,
+            LogFile = tracked.LogPath,
             CgroupPath = state.CgroupPath,
         };
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.Sandbox.Logging;

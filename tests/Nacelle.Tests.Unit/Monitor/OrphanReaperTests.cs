@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.Sandbox.Monitor;
 
