@@ -1,7 +1,7 @@
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
-using Nacelle.Sandbox.Monitor;
+using Nacelle.Monitor.Server;
 
 // nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
 // Started detached by the daemon, one per pod; serves its socket (default <dir>/monitor.sock) until a shutdown request.

@@ -1,7 +1,8 @@
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 using Nacelle.Sandbox.Monitor;
 using Nacelle.Tests.Kernel.Containers;
 

@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Nacelle.Sandbox.Logging;
+namespace Nacelle.Monitor.Logging;
 
 /// <summary>
 /// Copies a container's output pipes into its <see cref="CriLogWriter"/>, one record per line.

@@ -1,7 +1,8 @@
 using System.Text;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 
-namespace Nacelle.Tests.Unit.Sandbox.Logging;
+namespace Nacelle.Tests.Unit.Monitor.Logging;
 
 /// <summary>Reading CRI log files back: records, malformed lines, P+F reassembly, and the round trip through the writer.</summary>
 public sealed class CriLogParserTests

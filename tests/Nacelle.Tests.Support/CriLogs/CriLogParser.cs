@@ -1,6 +1,8 @@
 using System.Text;
 
-namespace Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+
+namespace Nacelle.Tests.Support.CriLogs;
 
 /// <summary>
 /// Parses CRI log records (<c>&lt;RFC3339Nano&gt; &lt;stdout|stderr&gt; &lt;tag&gt; &lt;content&gt;</c>) as kubelet does,
@@ -33,7 +35,7 @@ public static class CriLogParser
             return false;
         }
 
-        if (!CriTimestamp.TryParse(line[..space], out var timestamp))
+        if (!CriTimestampParser.TryParse(line[..space], out var timestamp))
         {
             error = $"timestamp {Quote(line[..space])} is not RFC3339Nano (2006-01-02T15:04:05.999999999Z07:00)";
             return false;

@@ -1,4 +1,4 @@
-namespace Nacelle.Sandbox.Logging;
+namespace Nacelle.Monitor.Logging;
 
 /// <summary>Settings of a <see cref="CriLogWriter"/>.</summary>
 public sealed class CriLogWriterOptions

@@ -1,6 +1,7 @@
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 
-namespace Nacelle.Tests.Unit.Sandbox.Logging;
+namespace Nacelle.Tests.Unit.Monitor.Logging;
 
 /// <summary>The timestamp field: Go's time.RFC3339Nano in UTC, byte for byte, and its parser.</summary>
 public sealed class CriTimestampTests
@@ -57,7 +58,7 @@ public sealed class CriTimestampTests
     [InlineData("2024-02-29T00:00:00Z", "2024-02-29T00:00:00Z")]
     public void ParsesRfc3339NanoAndNormalizesToUtc(string text, string expected)
     {
-        Assert.Equal(expected, CriTimestamp.Parse(text).ToString());
+        Assert.Equal(expected, CriTimestampParser.Parse(text).ToString());
     }
 
     [Theory]
@@ -75,6 +76,6 @@ public sealed class CriTimestampTests
     [InlineData("26-11-23T11:23:35Z")]
     public void RejectsWhatGoRejects(string text)
     {
-        Assert.Throws<FormatException>(() => CriTimestamp.Parse(text));
+        Assert.Throws<FormatException>(() => CriTimestampParser.Parse(text));
     }
 }

@@ -1,4 +1,4 @@
-namespace Nacelle.Sandbox.Logging;
+namespace Nacelle.Monitor.Logging;
 
 /// <summary>The stream a CRI log record came from; written as <c>stdout</c> or <c>stderr</c>.</summary>
 public enum CriLogStream

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Nacelle.Sandbox.Exits;
+namespace Nacelle.Monitor.Exits;
 
 /// <summary>
 /// How one container or exec process ended, as the pod monitor observed it (recorded durably before it is reported).

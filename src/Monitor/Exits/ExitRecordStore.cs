@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Nacelle.Common;
 
-namespace Nacelle.Sandbox.Exits;
+namespace Nacelle.Monitor.Exits;
 
 /// <summary>
 /// The monitor's durable record of process exits: one small JSON file per container/exec id (<c>&lt;id&gt;.json</c>)

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.ContainerCore.Interop;
 
-namespace Nacelle.Sandbox.Monitor;
+namespace Nacelle.Monitor.Reaping;
 
 /// <summary>
 /// Reaps the monitor's orphaned descendants. nacelle-monitor is a child subreaper, so processes whose parent dies

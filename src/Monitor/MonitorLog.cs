@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Nacelle.Sandbox.Monitor;
+namespace Nacelle.Monitor;
 
 /// <summary>nacelle-monitor's source-generated log messages (event ids 5200-5219).</summary>
 internal static partial class MonitorLog

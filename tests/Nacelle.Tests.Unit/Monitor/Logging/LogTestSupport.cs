@@ -1,7 +1,8 @@
 using System.Text;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 
-namespace Nacelle.Tests.Unit.Sandbox.Logging;
+namespace Nacelle.Tests.Unit.Monitor.Logging;
 
 /// <summary>A clock that stands still unless moved (records get predictable timestamps).</summary>
 internal sealed class FixedTime(DateTimeOffset now) : TimeProvider

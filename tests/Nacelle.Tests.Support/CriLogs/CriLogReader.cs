@@ -1,4 +1,6 @@
-namespace Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+
+namespace Nacelle.Tests.Support.CriLogs;
 
 /// <summary>
 /// Reads a CRI log file back: its records one by one, or its lines with <c>P</c> records joined to the <c>F</c> record

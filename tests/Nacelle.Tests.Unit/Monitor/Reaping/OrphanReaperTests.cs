@@ -1,9 +1,9 @@
 using System.Text.Json;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
-using Nacelle.Sandbox.Monitor;
+using Nacelle.Monitor.Reaping;
 
-namespace Nacelle.Tests.Unit.Monitor;
+namespace Nacelle.Tests.Unit.Monitor.Reaping;
 
 /// <summary>
 /// The monitor's reaper and protocol pieces that need no root: a held reaper never looks at children (a spawn may

@@ -1,8 +1,9 @@
 using System.Text;
 using Nacelle.Common;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 
-namespace Nacelle.Tests.Unit.Sandbox.Logging;
+namespace Nacelle.Tests.Unit.Monitor.Logging;
 
 /// <summary>The log file itself: record format, file mode, reopen after rotation, failures that drop and count.</summary>
 public sealed class CriLogWriterTests : IDisposable

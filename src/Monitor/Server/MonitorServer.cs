@@ -12,10 +12,11 @@ using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Spawn;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.Sandbox.Exits;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Exits;
+using Nacelle.Monitor.Logging;
+using Nacelle.Monitor.Reaping;
 
-namespace Nacelle.Sandbox.Monitor;
+namespace Nacelle.Monitor.Server;
 
 /// <summary>
 /// The heart of nacelle-monitor: the parent of every process of one pod (through ContainerCore), the writer of their

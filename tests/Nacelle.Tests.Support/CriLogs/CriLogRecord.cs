@@ -1,6 +1,8 @@
 using System.Text;
 
-namespace Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+
+namespace Nacelle.Tests.Support.CriLogs;
 
 /// <summary>One line of a CRI log file: a record as the writer wrote it.</summary>
 /// <param name="Timestamp">When the record was written.</param>

@@ -1,8 +1,9 @@
 using System.IO.Pipes;
 using System.Text;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 
-namespace Nacelle.Tests.Unit.Sandbox.Logging;
+namespace Nacelle.Tests.Unit.Monitor.Logging;
 
 /// <summary>Pipes to records: line splitting at the size limit, EOF handling, two streams into one file.</summary>
 public sealed class CriLogPumpTests : IDisposable

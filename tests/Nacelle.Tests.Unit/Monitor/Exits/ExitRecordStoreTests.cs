@@ -1,8 +1,8 @@
 using System.Text;
 using Nacelle.Common;
-using Nacelle.Sandbox.Exits;
+using Nacelle.Monitor.Exits;
 
-namespace Nacelle.Tests.Unit.Sandbox.Exits;
+namespace Nacelle.Tests.Unit.Monitor.Exits;
 
 /// <summary>The monitor's durable exit records: round trip across store instances, atomic replacement, bad files and ids.</summary>
 public sealed class ExitRecordStoreTests : IDisposable

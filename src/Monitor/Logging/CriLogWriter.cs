@@ -1,6 +1,6 @@
 using Nacelle.Common;
 
-namespace Nacelle.Sandbox.Logging;
+namespace Nacelle.Monitor.Logging;
 
 /// <summary>
 /// Writes one container's log file in the CRI format kubelet reads
