@@ -7,7 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;

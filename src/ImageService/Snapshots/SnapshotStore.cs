@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 
 namespace Nacelle.ImageService.Snapshots;
 

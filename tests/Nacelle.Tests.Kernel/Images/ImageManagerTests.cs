@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ImageService;
 using Nacelle.Tests.Kernel.Storage;
 using Nacelle.Tests.Support.Registry;

@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace Nacelle.Common.Storage;
+namespace Nacelle.Storage;
 
 /// <summary>
 /// The node's metadata database: one SQLite file under the root dir (WAL mode), shared by the image store now and
