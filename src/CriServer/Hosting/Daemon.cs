@@ -11,7 +11,6 @@ using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
-using Nacelle.CriServer.Translation;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
@@ -93,7 +92,6 @@ internal static class Daemon
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Containers"),
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
-        builder.Services.AddSingleton(new ContainerSpecTranslator(TranslationHost.Instance));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");

@@ -1,5 +1,4 @@
 using Nacelle.CriServer.Hosting;
-using Nacelle.CriServer.Translation;
 using Nacelle.ImageService;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
@@ -13,7 +12,7 @@ namespace Nacelle.CriServer.Services;
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
 internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods,
-    ContainerManager containers, ImageManager images, ContainerSpecTranslator translator)
+    ContainerManager containers, ImageManager images)
     : RuntimeService.RuntimeServiceBase
 {
 }

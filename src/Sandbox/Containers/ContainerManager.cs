@@ -5,57 +5,18 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Security;
+using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService;
+using Nacelle.ImageService.Manifests;
 using Nacelle.ImageService.Store;
+using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Monitor;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers;
-
-/// <summary>What CreateContainer asks for, in domain terms (CriServer translates the CRI request and builds the spec).</summary>
-public sealed record ContainerCreateRequest
-{
-    public required string PodId { get; init; }
-    public required string Name { get; init; }
-    public uint Attempt { get; init; }
-
-    /// <summary>The image as kubelet names it (CRI image.image): a reference or an id.</summary>
-    public required string Image { get; init; }
-
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
-    public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
-
-    /// <summary>CRI log_path, relative to the pod's log directory.</summary>
-    public string LogPath { get; init; } = "";
-
-    /// <summary>The ContainerConfig as JSON (kept for ContainerStatus).</summary>
-    public string ConfigJson { get; init; } = "";
-}
-
-/// <summary>Everything the spec builder needs that only exists once the container's rootfs does. Paths are host paths;
-/// a null namespace means the pod has none of that kind (the node's is used, or the container gets its own).</summary>
-public sealed record ContainerBuildContext
-{
-    public required string ContainerId { get; init; }
-    public required PodRecord Pod { get; init; }
-    public required ImageRecord Image { get; init; }
-    public required string RootfsPath { get; init; }
-    public required string CgroupsPath { get; init; }
-    public required string PodDirectory { get; init; }
-    public string? ImagePasswd { get; init; }
-    public string? ImageGroup { get; init; }
-    public string? NetworkNamespace { get; init; }
-    public string? IpcNamespace { get; init; }
-    public string? UtsNamespace { get; init; }
-    public string? PidNamespace { get; init; }
-    public string? ShmPath { get; init; }
-    public bool CgroupV2 { get; init; }
-}
-
-/// <summary>The built container: its OCI spec, the CRI log file (null: none) and the signal StopContainer sends first.</summary>
-public sealed record ContainerBuild(RuntimeSpec Spec, string? LogFile, int StopSignal);
 
 /// <summary>A container's resource usage at <paramref name="At"/>.</summary>
 public sealed record ContainerUsage(DateTimeOffset At, CgroupStats? Cgroup, long WritableBytes, long WritableInodes);
@@ -69,6 +30,9 @@ public sealed record ContainerManagerOptions
     public int ExecOutputLimit { get; init; } = MonitorProtocol.DefaultExecOutputLimit;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>The host I/O of the spec builder (tests substitute it).</summary>
+    public ISpecHost SpecHost { get; init; } = Spec.SpecHost.Instance;
 
     /// <summary>
     /// Failure injection for the recovery tests ($NACELLE_TEST_CRASH): "create-after-rootfs" or "create-after-monitor"
@@ -91,6 +55,7 @@ public sealed class ContainerManager : IAsyncDisposable
     private readonly PodStore _store;
     private readonly ImageManager _images;
     private readonly ILogger _log;
+    private readonly ContainerSpecBuilder _specs;
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect());
     private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Stop)> _watches = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _exitWaiters = new(StringComparer.Ordinal);
@@ -110,6 +75,7 @@ public sealed class ContainerManager : IAsyncDisposable
         _images = images;
         Events = events;
         _log = options.Logger;
+        _specs = new ContainerSpecBuilder(options.SpecHost);
     }
 
     public ContainerEvents Events { get; }
@@ -121,12 +87,11 @@ public sealed class ContainerManager : IAsyncDisposable
 
     // ------------------------------------------------------------------ create
 
-    /// <summary>Creates a container in a ready pod; returns its id. On failure nothing of it remains.</summary>
-    public async Task<string> CreateAsync(ContainerCreateRequest request, Func<ContainerBuildContext, ContainerBuild> build,
-        CancellationToken cancellationToken = default)
+    /// <summary>Creates a container in a ready pod: writable rootfs over the image, the OCI spec built from the request,
+    /// the process parked by the pod's monitor until StartContainer. Returns its id; on failure nothing of it remains.</summary>
+    public async Task<string> CreateAsync(ContainerCreateRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(build);
         var pod = _pods.Get(request.PodId);
         if (pod.State != PodState.Ready)
         {
@@ -163,20 +128,7 @@ public sealed class ContainerManager : IAsyncDisposable
             Directory.CreateDirectory(bundle);
             undo.Push("bundle", () => Directory.Delete(bundle, recursive: true));
 
-            var shm = Path.Combine(_pods.PodDirectory(pod.Id), PodFiles.ShmDirectoryName);
-            var built = build(new ContainerBuildContext
-            {
-                ContainerId = id, Pod = pod, Image = image, RootfsPath = rootfs.Path, CgroupsPath = cgroupsPath,
-                PodDirectory = _pods.PodDirectory(pod.Id),
-                ImagePasswd = RootfsFiles.ReadText(rootfs.Path, "/etc/passwd"),
-                ImageGroup = RootfsFiles.ReadText(rootfs.Path, "/etc/group"),
-                NetworkNamespace = _pods.NamespacePath(pod.Id, "net"),
-                IpcNamespace = _pods.NamespacePath(pod.Id, "ipc"),
-                UtsNamespace = _pods.NamespacePath(pod.Id, "uts"),
-                PidNamespace = _pods.NamespacePath(pod.Id, "pid"),
-                ShmPath = Directory.Exists(shm) ? shm : null,
-                CgroupV2 = _cgroups.Value.IsUnified,
-            });
+            var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(request, pod, id, rootfs.Path, cgroupsPath));
             var specJson = RuntimeSpecFile.Serialize(built.Spec);
             await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
             if (built.LogFile is { } logFile)
@@ -213,6 +165,55 @@ public sealed class ContainerManager : IAsyncDisposable
             _creating.TryRemove(id, out _);
         }
     }
+
+    /// <summary>What the spec builder needs from the pod, its rootfs and the node.</summary>
+    private ContainerSpecContext SpecContext(ContainerCreateRequest request, PodRecord pod, string id, string rootfs, string cgroupsPath)
+    {
+        var podDirectory = _pods.PodDirectory(pod.Id);
+        var shm = Path.Combine(podDirectory, PodFiles.ShmDirectoryName);
+        return new ContainerSpecContext
+        {
+            PodId = pod.Id,
+            ContainerId = id,
+            RootfsPath = rootfs,
+            NetworkNamespacePath = _pods.NamespacePath(pod.Id, "net"),
+            IpcNamespacePath = _pods.NamespacePath(pod.Id, "ipc"),
+            UtsNamespacePath = _pods.NamespacePath(pod.Id, "uts"),
+            PidNamespacePath = _pods.NamespacePath(pod.Id, "pid"),
+            TargetPidNamespacePath = TargetPidNamespace(request),
+            CgroupsPath = cgroupsPath,
+            CgroupV2 = _cgroups.Value.IsUnified,
+            Hostname = pod.Hostname,
+            NodeHostname = Environment.MachineName,
+            HostsPath = Path.Combine(podDirectory, PodFiles.HostsFileName),
+            ResolvConfPath = Path.Combine(podDirectory, PodFiles.ResolvConfFileName),
+            HostnamePath = Path.Combine(podDirectory, PodFiles.HostnameFileName),
+            ShmPath = Directory.Exists(shm) ? shm : null,
+            LogDirectory = pod.LogDirectory,
+            ImagePasswd = RootfsFiles.ReadText(rootfs, "/etc/passwd"),
+            ImageGroup = RootfsFiles.ReadText(rootfs, "/etc/group"),
+            DefaultSeccompProfile = DefaultSeccompProfile.Json,
+            HostLastCap = HostLastCap.Value,
+            HostCapabilities = HostCapabilities.Value,
+        };
+    }
+
+    /// <summary>The pid namespace of the container a TARGET pid mode names (it must be running).</summary>
+    private string? TargetPidNamespace(ContainerCreateRequest request)
+    {
+        var options = request.Security.NamespaceOptions ?? request.Sandbox.NamespaceOptions;
+        if (options is not { Pid: NamespaceMode.Target })
+        {
+            return null;
+        }
+
+        return PidNamespaceOf(options.TargetId)
+            ?? throw NacelleException.NotFound($"linux.security_context.namespace_options.target_id: container \"{options.TargetId}\" is not running");
+    }
+
+    private static readonly Lazy<ulong?> HostCapabilities = new(() => Capabilities.OfThisProcess());
+
+    private static readonly Lazy<int> HostLastCap = new(() => Capabilities.ReadHostLastCap());
 
     private void CrashIfAsked(string point)
     {
@@ -469,9 +470,11 @@ public sealed class ContainerManager : IAsyncDisposable
         return result;
     }
 
-    public async Task UpdateResourcesAsync(string idOrPrefix, SpecResources resources, CancellationToken cancellationToken = default)
+    /// <summary>New linux resources for a container's cgroup (checked as at create time).</summary>
+    public async Task UpdateResourcesAsync(string idOrPrefix, ResourceRequest request, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(resources);
+        ArgumentNullException.ThrowIfNull(request);
+        var resources = ContainerSpecBuilder.BuildResources(request);
         var container = Get(idOrPrefix);
         if (container.State == ContainerRecordState.Exited)
         {

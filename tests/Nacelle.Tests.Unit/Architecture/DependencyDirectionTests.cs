@@ -67,6 +67,19 @@ public sealed class DependencyDirectionTests
         }
     }
 
+    [Theory]
+    [InlineData("Nacelle.Sandbox")]
+    [InlineData("Nacelle.ImageService")]
+    [InlineData("Nacelle.ContainerCore")]
+    [InlineData("nacelle-monitor")]
+    public void The_domain_knows_nothing_of_grpc(string assembly)
+    {
+        // CriServer maps CRI messages to domain requests (ContainerRequestMapping, PodSandboxMapping); nothing below it
+        // sees a protobuf type.
+        var closure = NacelleClosure(assembly);
+        Assert.DoesNotContain(closure, n => n is "Nacelle.Cri.Api" or "Google.Protobuf" || n.StartsWith("Grpc.", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void The_closure_walk_sees_what_the_daemon_references()
     {
@@ -75,6 +88,8 @@ public sealed class DependencyDirectionTests
         Assert.Contains("Nacelle.Sandbox", closure);
         Assert.Contains("Nacelle.Storage", closure);
         Assert.Contains("Microsoft.Data.Sqlite", closure);
+        Assert.Contains("Nacelle.Cri.Api", closure);
+        Assert.Contains("Google.Protobuf", closure);
     }
 
     private static List<string> ProjectReferences(string csproj) =>

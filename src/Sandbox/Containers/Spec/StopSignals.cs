@@ -1,22 +1,23 @@
 using System.Globalization;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>
-/// Linux signal names and numbers (x86_64 and aarch64 agree on all of them) for stop signals: the CRI Signal enum, and
-/// an image's StopSignal given by name ("SIGTERM", "TERM", "SIGRTMIN+3") or number ("15"), as Docker parses it.
-/// SIGRTMIN is 34 as glibc (and Docker) count it.
+/// Linux signal names and numbers (x86_64 and aarch64 agree on all of them) for stop signals: an image's StopSignal
+/// given by name ("SIGTERM", "TERM", "SIGRTMIN+3") or number ("15"), as Docker parses it, and the canonical name of a
+/// number. SIGRTMIN is 34 as glibc (and Docker) count it.
 /// </summary>
 public static class StopSignals
 {
     /// <summary>SIGTERM: the default stop signal.</summary>
     public const int Default = 15;
 
-    private const int RtMin = 34;
-    private const int RtMax = 64;
+    /// <summary>SIGRTMIN and SIGRTMAX.</summary>
+    public const int RtMin = 34;
+    public const int RtMax = 64;
 
-    // The CRI Signal enum in proto order (RUNTIME_DEFAULT = 0 is not a signal), with the Linux numbers.
-    private static readonly (string Name, int Number)[] CriOrder =
+    // The named signals with their Linux numbers, alphabetically (SIGIOT, SIGCLD and SIGPOLL are aliases).
+    private static readonly (string Name, int Number)[] Named =
     [
         ("SIGABRT", 6), ("SIGALRM", 14), ("SIGBUS", 7), ("SIGCHLD", 17), ("SIGCLD", 17), ("SIGCONT", 18), ("SIGFPE", 8),
         ("SIGHUP", 1), ("SIGILL", 4), ("SIGINT", 2), ("SIGIO", 29), ("SIGIOT", 6), ("SIGKILL", 9), ("SIGPIPE", 13),
@@ -27,26 +28,6 @@ public static class StopSignals
     ];
 
     private static readonly Dictionary<string, int> ByName = BuildNames();
-
-    /// <summary>The Linux number and canonical name of a CRI Signal enum value; null for RUNTIME_DEFAULT or an unknown value.</summary>
-    public static (int Number, string Name)? FromCri(Runtime.V1.Signal signal)
-    {
-        var value = (int)signal;
-        if (value >= 1 && value <= CriOrder.Length)
-        {
-            var number = CriOrder[value - 1].Number;
-            return (number, NameOf(number)); // aliases (SIGIOT, SIGCLD, SIGPOLL) are named canonically
-        }
-
-        // 35 = SIGRTMIN, 36..50 = SIGRTMIN+1..+15, 51..64 = SIGRTMAX-14..-1, 65 = SIGRTMAX.
-        if (value >= 35 && value <= 65)
-        {
-            var number = RtMin + (value - 35);
-            return (number, NameOf(number));
-        }
-
-        return null;
-    }
 
     /// <summary>Parses an image's StopSignal: a name with or without "SIG" in any case, or a number 1..64.</summary>
     public static (int Number, string Name)? Parse(string text)
@@ -70,7 +51,7 @@ public static class StopSignals
     /// <summary>The canonical name of a signal number ("SIGTERM", "SIGRTMIN+2", "SIGRTMAX-1"); "SIG&lt;n&gt;" when unnamed.</summary>
     public static string NameOf(int number)
     {
-        foreach (var (name, n) in CriOrder)
+        foreach (var (name, n) in Named)
         {
             // SIGCLD, SIGIOT and SIGPOLL are aliases; the table lists the canonical name first except for these.
             if (n == number && name is not ("SIGCLD" or "SIGIOT" or "SIGPOLL"))
@@ -92,7 +73,7 @@ public static class StopSignals
     private static Dictionary<string, int> BuildNames()
     {
         var map = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (name, number) in CriOrder)
+        foreach (var (name, number) in Named)
         {
             map[name] = number;
         }

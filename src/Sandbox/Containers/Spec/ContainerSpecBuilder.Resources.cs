@@ -1,20 +1,13 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's and UpdateContainerResources' translation of linux.resources: cpu, memory and swap, hugepages, unified, oom_score_adj.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's linux.resources, at create time and for UpdateContainerResources: cpu, memory and swap, hugepages, unified, oom_score_adj.</summary>
+public sealed partial class ContainerSpecBuilder
 {
-    /// <summary>UpdateContainerResources' translation: the same checks and mapping as at create time.</summary>
-    public static SpecResources TranslateResources(LinuxContainerResources resources)
+    /// <summary>UpdateContainerResources' resources: the same checks and mapping as at create time.</summary>
+    public static SpecResources BuildResources(ResourceRequest resources)
     {
         ArgumentNullException.ThrowIfNull(resources);
         var result = new SpecResources();
@@ -22,7 +15,7 @@ public sealed partial class ContainerSpecTranslator
         return result;
     }
 
-    private static void Resources(LinuxContainerResources? r, SpecResources resources, SpecProcess process)
+    private static void Resources(ResourceRequest? r, SpecResources resources, SpecProcess process)
     {
         if (r is null)
         {

@@ -1,9 +1,10 @@
 using Nacelle.Common;
-using Nacelle.CriServer.Translation;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.Sandbox.Containers.Spec;
 using Runtime.V1;
-using static Nacelle.Tests.Unit.Translation.Fx;
+using static Nacelle.Tests.Unit.Containers.SpecBuilder.Fx;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 public sealed class ProcessTranslationTests
 {
@@ -136,7 +137,7 @@ public sealed class ProcessTranslationTests
     {
         foreach (var signal in Enum.GetValues<Signal>().Where(s => s != Signal.RuntimeDefault))
         {
-            var mapped = StopSignals.FromCri(signal);
+            var mapped = CriSignals.FromCri(signal);
             Assert.NotNull(mapped);
             Assert.InRange(mapped.Value.Number, 1, 64);
             Assert.Equal(mapped.Value.Number, StopSignals.Parse(mapped.Value.Name)!.Value.Number);
@@ -155,10 +156,10 @@ public sealed class ProcessTranslationTests
     [Fact]
     public void LogPathIsJoinedUnderTheLogDirectory()
     {
-        Assert.Equal("/var/log/pods/default_web-0_uid1/app/0.log", Translate().LogPath);
+        Assert.Equal("/var/log/pods/default_web-0_uid1/app/0.log", Translate().LogFile);
         var none = Config();
         none.LogPath = "";
-        Assert.Null(Translate(none).LogPath);
+        Assert.Null(Translate(none).LogFile);
     }
 
     [Theory]
@@ -201,18 +202,18 @@ public sealed class ProcessTranslationTests
     {
         var config = Config();
         config.Annotations["team"] = "blue";
-        config.Annotations[ContainerSpecTranslator.SandboxIdAnnotation] = "spoofed";
+        config.Annotations[ContainerSpecBuilder.SandboxIdAnnotation] = "spoofed";
 
         var spec = Spec(config);
 
         Assert.Equal("blue", spec.Annotations["team"]);
-        Assert.Equal("pod1", spec.Annotations[ContainerSpecTranslator.SandboxIdAnnotation]);
-        Assert.Equal("container", spec.Annotations[ContainerSpecTranslator.ContainerTypeAnnotation]);
-        Assert.Equal("app", spec.Annotations[ContainerSpecTranslator.ContainerNameAnnotation]);
-        Assert.Equal("web-0", spec.Annotations[ContainerSpecTranslator.SandboxNameAnnotation]);
-        Assert.Equal("default", spec.Annotations[ContainerSpecTranslator.SandboxNamespaceAnnotation]);
-        Assert.Equal("uid1", spec.Annotations[ContainerSpecTranslator.SandboxUidAnnotation]);
-        Assert.Equal("docker.io/library/busybox:latest", spec.Annotations[ContainerSpecTranslator.ImageNameAnnotation]);
+        Assert.Equal("pod1", spec.Annotations[ContainerSpecBuilder.SandboxIdAnnotation]);
+        Assert.Equal("container", spec.Annotations[ContainerSpecBuilder.ContainerTypeAnnotation]);
+        Assert.Equal("app", spec.Annotations[ContainerSpecBuilder.ContainerNameAnnotation]);
+        Assert.Equal("web-0", spec.Annotations[ContainerSpecBuilder.SandboxNameAnnotation]);
+        Assert.Equal("default", spec.Annotations[ContainerSpecBuilder.SandboxNamespaceAnnotation]);
+        Assert.Equal("uid1", spec.Annotations[ContainerSpecBuilder.SandboxUidAnnotation]);
+        Assert.Equal("docker.io/library/busybox:latest", spec.Annotations[ContainerSpecBuilder.ImageNameAnnotation]);
     }
 
     [Fact]

@@ -1,19 +1,20 @@
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Spec;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>
-/// What the pod layer knows when a container of the pod is created: where its rootfs is, which namespaces to join,
-/// which cgroup to use, the pod's generated files, and the image facts that need the rootfs (/etc/passwd, /etc/group).
-/// Paths are host paths. Null means "not available" (e.g. no pid namespace when the pod does not share one).
+/// What the pod layer knows when a container of the pod is created, besides the request and the image config: where
+/// its rootfs is, which namespaces to join, which cgroup to use, the pod's generated files, the image facts that need
+/// the rootfs (/etc/passwd, /etc/group) and the node's facts. Paths are host paths. Null means "not available" (e.g.
+/// no pid namespace when the pod does not share one). The container manager fills it in; the spec builder reads it.
 /// </summary>
-public sealed record PodRuntimeContext
+public sealed record ContainerSpecContext
 {
-    /// <summary>The pod sandbox id (annotations, error messages).</summary>
+    /// <summary>The pod sandbox id (annotations).</summary>
     public required string PodId { get; init; }
 
-    /// <summary>The container id being created (annotations, error messages); may be empty.</summary>
+    /// <summary>The container id being created; may be empty.</summary>
     public string ContainerId { get; init; } = string.Empty;
 
     /// <summary>The prepared rootfs (the overlay mount point the image service made for this container).</summary>
@@ -33,9 +34,6 @@ public sealed record PodRuntimeContext
 
     /// <summary>The pid namespace of the container named by namespace_options.target_id (needed for NamespaceMode.TARGET).</summary>
     public string? TargetPidNamespacePath { get; init; }
-
-    /// <summary>The cgroup parent of the container (informational; the spec uses <see cref="CgroupsPath"/>).</summary>
-    public string? CgroupParent { get; init; }
 
     /// <summary>linux.cgroupsPath of the container, in the form the cgroup driver expects.</summary>
     public required string CgroupsPath { get; init; }
@@ -89,35 +87,18 @@ public sealed record PodRuntimeContext
 /// <param name="FileMode">The permission bits (mode &amp; 0777).</param>
 public sealed record HostDevice(string Path, char Type, long Major, long Minor, uint FileMode, uint Uid, uint Gid);
 
-/// <summary>
-/// The only host I/O the translation does, injectable for tests: reading a Localhost seccomp profile, looking at the
-/// device nodes a container asks for (their numbers are part of the spec) and, for privileged containers, listing the
-/// host's devices.
-/// </summary>
-public interface ITranslationHost
-{
-    /// <summary>The text of the profile file at <paramref name="path"/>; throws (any exception) when it cannot be read.</summary>
-    string ReadSeccompProfile(string path);
-
-    /// <summary>The device node at <paramref name="hostPath"/> (symlinks followed), or null when it is missing or not a
-    /// character/block device.</summary>
-    HostDevice? StatDevice(string hostPath);
-
-    /// <summary>Every device node under the host's /dev (privileged containers get them all).</summary>
-    IReadOnlyList<HostDevice> ListHostDevices();
-}
-
 /// <summary>The user a container process runs as.</summary>
 public sealed record ResolvedUser(uint Uid, uint Gid, IReadOnlyList<uint> AdditionalGids, string? Home, string? Name);
 
 /// <summary>The OCI spec of a container plus the facts the runtime keeps next to it.</summary>
-/// <param name="LogPath">log_directory/log_path, or null when kubelet asked for no log.</param>
+/// <param name="LogFile">The CRI log file: the pod's log directory joined with log_path, or null when kubelet asked
+/// for no log.</param>
 /// <param name="StopSignal">The signal number StopContainer sends first.</param>
 /// <param name="StopSignalName">Its name ("SIGTERM", "SIGRTMIN+3").</param>
 /// <param name="Notes">Things accepted but not honoured (AppArmor, SELinux), for a log line.</param>
-public sealed record ContainerSpecResult(
+public sealed record ContainerSpec(
     RuntimeSpec Spec,
-    string? LogPath,
+    string? LogFile,
     int StopSignal,
     string StopSignalName,
     bool Tty,

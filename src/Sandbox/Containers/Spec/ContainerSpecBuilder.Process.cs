@@ -1,23 +1,16 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, the process: command and args (Docker's rules), working directory, environment, stop signal.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's process: command and args (Docker's rules), working directory, environment, and the stop signal.</summary>
+public sealed partial class ContainerSpecBuilder
 {
     /// <summary>Docker's rule: command replaces the entrypoint and drops the image's cmd; args replaces the cmd.</summary>
-    private static List<string> Args(ContainerConfig config, ImageConfig image)
+    private static List<string> Args(ProcessRequest process, ImageConfig image)
     {
-        var command = config.Command.ToList();
-        var args = config.Args.ToList();
+        var command = process.Command.ToList();
+        var args = process.Args.ToList();
         if (command.Count == 0)
         {
             if (args.Count == 0)
@@ -40,22 +33,22 @@ public sealed partial class ContainerSpecTranslator
 
         if (all[0].Length == 0)
         {
-            throw Invalid(config.Command.Count > 0 ? "command[0]" : "args[0]", "no command specified: the program name is empty");
+            throw Invalid(process.Command.Count > 0 ? "command[0]" : "args[0]", "no command specified: the program name is empty");
         }
 
         return all;
     }
 
-    private static string WorkingDir(ContainerConfig config, ImageConfig image)
+    private static string WorkingDir(ProcessRequest process, ImageConfig image)
     {
-        if (!string.IsNullOrEmpty(config.WorkingDir))
+        if (!string.IsNullOrEmpty(process.WorkingDir))
         {
-            if (!config.WorkingDir.StartsWith('/'))
+            if (!process.WorkingDir.StartsWith('/'))
             {
-                throw Invalid("working_dir", $"'{config.WorkingDir}' must be absolute");
+                throw Invalid("working_dir", $"'{process.WorkingDir}' must be absolute");
             }
 
-            return config.WorkingDir;
+            return process.WorkingDir;
         }
 
         if (!string.IsNullOrEmpty(image.WorkingDir))
@@ -73,7 +66,7 @@ public sealed partial class ContainerSpecTranslator
 
     /// <summary>PATH (default), HOSTNAME, the image's env, then the config's envs, each later one replacing an earlier
     /// variable of the same name in place; HOME from /etc/passwd when nothing set it.</summary>
-    private static List<string> Env(ContainerConfig config, ImageConfig image, string hostname, ResolvedUser user)
+    private static List<string> Env(ProcessRequest process, ImageConfig image, string hostname, ResolvedUser user)
     {
         var env = new List<KeyValuePair<string, string>>();
         void Set(string key, string value)
@@ -104,9 +97,9 @@ public sealed partial class ContainerSpecTranslator
             }
         }
 
-        for (var i = 0; i < config.Envs.Count; i++)
+        for (var i = 0; i < process.Envs.Count; i++)
         {
-            var key = config.Envs[i].Key;
+            var key = process.Envs[i].Key;
             if (string.IsNullOrEmpty(key))
             {
                 throw Invalid($"envs[{i}].key", "must not be empty");
@@ -117,7 +110,7 @@ public sealed partial class ContainerSpecTranslator
                 throw Invalid($"envs[{i}].key", $"'{key}' must not contain '=' or NUL");
             }
 
-            var value = Encoding.UTF8.GetString(config.Envs[i].Value.Span);
+            var value = process.Envs[i].Value;
             if (value.Contains('\0', StringComparison.Ordinal))
             {
                 throw Invalid($"envs[{i}].value", "must not contain NUL");
@@ -134,20 +127,21 @@ public sealed partial class ContainerSpecTranslator
         return env.Select(e => $"{e.Key}={e.Value}").ToList();
     }
 
-    private static (int, string) StopSignal(ContainerConfig config, ImageConfig image)
+    /// <summary>The signal StopContainer sends first: the requested one, else the image's, else SIGTERM.</summary>
+    private static StopSignal StopSignalOf(StopSignal? requested, ImageConfig image)
     {
-        if (config.StopSignal != Signal.RuntimeDefault)
+        if (requested is not null)
         {
-            return StopSignals.FromCri(config.StopSignal)
-                ?? throw Invalid("stop_signal", $"unknown signal {(int)config.StopSignal}");
+            return requested;
         }
 
         if (!string.IsNullOrEmpty(image.StopSignal))
         {
-            return StopSignals.Parse(image.StopSignal)
-                ?? throw Invalid("image config StopSignal", $"'{image.StopSignal}' is not a signal");
+            return StopSignals.Parse(image.StopSignal) is { } parsed
+                ? new StopSignal(parsed.Number, parsed.Name)
+                : throw Invalid("image config StopSignal", $"'{image.StopSignal}' is not a signal");
         }
 
-        return (StopSignals.Default, "SIGTERM");
+        return new StopSignal(StopSignals.Default, "SIGTERM");
     }
 }

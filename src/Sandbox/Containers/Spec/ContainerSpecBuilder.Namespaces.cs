@@ -1,29 +1,22 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, namespaces: which the container joins (the pod's, a target container's) and which it gets of its own.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's namespaces: which the container joins (the pod's, a target container's) and which it gets of its own.</summary>
+public sealed partial class ContainerSpecBuilder
 {
-    private static List<SpecNamespace> Namespaces(NamespaceOption options, bool privileged, PodRuntimeContext context)
+    private static List<SpecNamespace> Namespaces(NamespaceOptions options, bool privileged, ContainerSpecContext context)
     {
         var list = new List<SpecNamespace>();
-        if (options.UsernsOptions is { } userns && userns.Mode != NamespaceMode.Node)
+        if (options.UserNamespaceMode is { } usernsMode && usernsMode != NamespaceMode.Node)
         {
-            if (userns.Mode == NamespaceMode.Pod)
+            if (usernsMode == NamespaceMode.Pod)
             {
                 throw NacelleException.Unimplemented($"{Ns}.userns_options.mode: user namespaces are not supported");
             }
 
-            throw Invalid($"{Ns}.userns_options.mode", $"{userns.Mode} is not POD or NODE");
+            throw Invalid($"{Ns}.userns_options.mode", $"{usernsMode} is not POD or NODE");
         }
 
         switch (options.Pid)

@@ -1,33 +1,26 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
-using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, the user: run_as_user/run_as_username/run_as_group, the image's User, supplemental groups, resolved against the image's /etc/passwd and /etc/group.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's user: run_as_user/run_as_username/run_as_group or the image's User, and supplemental groups, resolved against the image's /etc/passwd and /etc/group.</summary>
+public sealed partial class ContainerSpecBuilder
 {
-    private static ResolvedUser User(LinuxContainerSecurityContext sc, ImageConfig image, PodRuntimeContext context)
+    private static ResolvedUser User(SecurityRequest sc, ImageConfig image, ContainerSpecContext context)
     {
         string user;
         string? group = null;
         string field;
         if (sc.RunAsGroup is { } runAsGroup)
         {
-            CheckId(runAsGroup.Value, $"{Sc}.run_as_group");
-            group = runAsGroup.Value.ToString(CultureInfo.InvariantCulture);
+            CheckId(runAsGroup, $"{Sc}.run_as_group");
+            group = runAsGroup.ToString(CultureInfo.InvariantCulture);
         }
 
         if (sc.RunAsUser is { } runAsUser)
         {
-            CheckId(runAsUser.Value, $"{Sc}.run_as_user");
-            user = runAsUser.Value.ToString(CultureInfo.InvariantCulture);
+            CheckId(runAsUser, $"{Sc}.run_as_user");
+            user = runAsUser.ToString(CultureInfo.InvariantCulture);
             field = $"{Sc}.run_as_user";
         }
         else if (!string.IsNullOrEmpty(sc.RunAsUsername))

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Nacelle.Common;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>One line of an /etc/passwd.</summary>
 public sealed record PasswdEntry(string Name, uint Uid, uint Gid, string Home);

@@ -1,23 +1,17 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>
-/// CreateContainer's translation: CRI ContainerConfig + PodSandboxConfig + image config + what the pod layer knows ->
-/// the container's OCI runtime spec, following containerd's CRI plugin wherever kubelet relies on a behaviour.
-/// Pure except for <see cref="ITranslationHost"/> (Localhost seccomp profiles, device nodes). Everything refused is a
+/// CreateContainer's spec: the request (CRI ContainerConfig in domain terms) + the image config + what the pod layer
+/// knows -> the container's OCI runtime spec, following containerd's CRI plugin wherever kubelet relies on a behaviour.
+/// Pure except for <see cref="ISpecHost"/> (Localhost seccomp profiles, device nodes). Everything refused is a
 /// <see cref="NacelleException"/> (InvalidArgument, or Unimplemented for features nacelle does not have) whose message
-/// names the CRI field.
+/// names the CRI field. One file per concern: Namespaces, Process, User, Mounts, Devices, Resources, Security.
 /// </summary>
-public sealed partial class ContainerSpecTranslator(ITranslationHost host)
+public sealed partial class ContainerSpecBuilder(ISpecHost host)
 {
     private const string Sc = "linux.security_context";
     private const string Ns = Sc + ".namespace_options";
@@ -32,33 +26,32 @@ public sealed partial class ContainerSpecTranslator(ITranslationHost host)
     public const string ContainerNameAnnotation = "io.kubernetes.cri.container-name";
     public const string ImageNameAnnotation = "io.kubernetes.cri.image-name";
 
-    public ContainerSpecResult Translate(ContainerConfig config, PodSandboxConfig sandbox, ImageConfig image, PodRuntimeContext context)
+    public ContainerSpec Build(ContainerCreateRequest request, ImageConfig image, ContainerSpecContext context)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        ArgumentNullException.ThrowIfNull(sandbox);
+        ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(context);
 
-        if (string.IsNullOrEmpty(config.Metadata?.Name))
+        if (string.IsNullOrEmpty(request.Name))
         {
             throw Invalid("metadata.name", "is required");
         }
 
-        if (config.CDIDevices.Count > 0)
+        if (request.CdiDevices.Count > 0)
         {
-            throw NacelleException.Unimplemented($"CDI_devices[0]: CDI devices are not supported (\"{config.CDIDevices[0].Name}\")");
+            throw NacelleException.Unimplemented($"CDI_devices[0]: CDI devices are not supported (\"{request.CdiDevices[0]}\")");
         }
 
-        var sc = config.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
-        var podSc = sandbox.Linux?.SecurityContext;
+        var sc = request.Security;
+        var sandbox = request.Sandbox;
         var privileged = sc.Privileged;
-        if (privileged && podSc?.Privileged != true)
+        if (privileged && !sandbox.Privileged)
         {
             throw Invalid($"{Sc}.privileged", "a privileged container needs a privileged pod sandbox");
         }
 
         var notes = new List<string>();
-        var nsOptions = sc.NamespaceOptions ?? podSc?.NamespaceOptions ?? new NamespaceOption();
+        var nsOptions = sc.NamespaceOptions ?? sandbox.NamespaceOptions ?? new NamespaceOptions();
         var hostNetwork = nsOptions.Network == NamespaceMode.Node;
 
         if (string.IsNullOrEmpty(context.RootfsPath))
@@ -86,19 +79,20 @@ public sealed partial class ContainerSpecTranslator(ITranslationHost host)
             spec.Hostname = string.IsNullOrEmpty(podHostname) ? null : podHostname;
         }
 
+        var process = request.Process;
         var user = User(sc, image, context);
         spec.Process = new SpecProcess
         {
-            Terminal = config.Tty,
-            Args = Args(config, image),
-            Cwd = WorkingDir(config, image),
-            Env = Env(config, image, hostname, user),
+            Terminal = process.Tty,
+            Args = Args(process, image),
+            Cwd = WorkingDir(process, image),
+            Env = Env(process, image, hostname, user),
             User = new SpecUser { Uid = user.Uid, Gid = user.Gid, AdditionalGids = [.. user.AdditionalGids] },
             Capabilities = CapabilitySet(sc, privileged, context.HostLastCap, context.HostCapabilities),
             NoNewPrivileges = sc.NoNewPrivs,
         };
 
-        spec.Mounts = Mounts(config, sc, nsOptions, privileged, context);
+        spec.Mounts = Mounts(request.Mounts, sc, nsOptions, privileged, context);
         foreach (var mount in spec.Mounts)
         {
             if (mount.Options.Contains("rshared"))
@@ -111,10 +105,10 @@ public sealed partial class ContainerSpecTranslator(ITranslationHost host)
             }
         }
 
-        var (devices, rules) = Devices(config, privileged);
+        var (devices, rules) = Devices(request.Devices, privileged);
         spec.Linux.Devices = devices;
         spec.Linux.Resources = new SpecResources { Devices = rules };
-        Resources(config.Linux?.Resources, spec.Linux.Resources, spec.Process);
+        Resources(request.Resources, spec.Linux.Resources, spec.Process);
 
         if (!privileged)
         {
@@ -125,51 +119,52 @@ public sealed partial class ContainerSpecTranslator(ITranslationHost host)
 
         Notes(sc, notes);
 
-        foreach (var (key, value) in config.Annotations)
+        foreach (var (key, value) in request.Annotations)
         {
             spec.Annotations[key] = value;
         }
 
         spec.Annotations[ContainerTypeAnnotation] = "container";
         spec.Annotations[SandboxIdAnnotation] = context.PodId;
-        spec.Annotations[SandboxNameAnnotation] = sandbox.Metadata?.Name ?? string.Empty;
-        spec.Annotations[SandboxNamespaceAnnotation] = sandbox.Metadata?.Namespace ?? string.Empty;
-        spec.Annotations[SandboxUidAnnotation] = sandbox.Metadata?.Uid ?? string.Empty;
-        spec.Annotations[ContainerNameAnnotation] = config.Metadata.Name;
-        spec.Annotations[ImageNameAnnotation] = config.Image?.Image ?? string.Empty;
+        spec.Annotations[SandboxNameAnnotation] = sandbox.Name;
+        spec.Annotations[SandboxNamespaceAnnotation] = sandbox.Namespace;
+        spec.Annotations[SandboxUidAnnotation] = sandbox.Uid;
+        spec.Annotations[ContainerNameAnnotation] = request.Name;
+        spec.Annotations[ImageNameAnnotation] = request.Image;
 
-        var (signal, signalName) = StopSignal(config, image);
-        return new ContainerSpecResult(
+        var stop = StopSignalOf(request.StopSignal, image);
+        return new ContainerSpec(
             spec,
-            LogPath(config, sandbox, context),
-            signal,
-            signalName,
-            config.Tty,
-            config.Stdin,
-            config.StdinOnce,
+            LogFile(request.LogPath, sandbox, context),
+            stop.Number,
+            stop.Name,
+            process.Tty,
+            process.Stdin,
+            process.StdinOnce,
             user,
             notes);
     }
 
-    private static string? LogPath(ContainerConfig config, PodSandboxConfig sandbox, PodRuntimeContext context)
+    /// <summary>The CRI log file: the pod's log directory joined with the container's log_path (relative to it).</summary>
+    private static string? LogFile(string logPath, PodSandboxSettings sandbox, ContainerSpecContext context)
     {
         var directory = string.IsNullOrEmpty(context.LogDirectory) ? sandbox.LogDirectory : context.LogDirectory;
-        if (string.IsNullOrEmpty(config.LogPath))
+        if (string.IsNullOrEmpty(logPath))
         {
             return null;
         }
 
-        if (config.LogPath.StartsWith('/'))
+        if (logPath.StartsWith('/'))
         {
-            throw Invalid("log_path", $"'{config.LogPath}' must be relative to the pod's log_directory");
+            throw Invalid("log_path", $"'{logPath}' must be relative to the pod's log_directory");
         }
 
-        if (config.LogPath.Split('/').Contains(".."))
+        if (logPath.Split('/').Contains(".."))
         {
-            throw Invalid("log_path", $"'{config.LogPath}' must not leave the pod's log_directory with '..'");
+            throw Invalid("log_path", $"'{logPath}' must not leave the pod's log_directory with '..'");
         }
 
-        return string.IsNullOrEmpty(directory) ? null : Path.Join(directory, config.LogPath);
+        return string.IsNullOrEmpty(directory) ? null : Path.Join(directory, logPath);
     }
 
     private static NacelleException Invalid(string field, string why) => NacelleException.InvalidArgument($"{field}: {why}");

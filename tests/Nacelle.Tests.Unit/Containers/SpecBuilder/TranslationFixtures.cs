@@ -1,14 +1,15 @@
 using Google.Protobuf;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.CriServer.Translation;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.ImageService.Manifests;
 using Runtime.V1;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 /// <summary>A host with no I/O: profiles and devices come from dictionaries; every call is counted.</summary>
-internal sealed class FakeHost : ITranslationHost
+internal sealed class FakeHost : ISpecHost
 {
     public Dictionary<string, string> Profiles { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, HostDevice> Devices { get; } = new(StringComparer.Ordinal);
@@ -61,7 +62,7 @@ internal static class Fx
         new("linux", "amd64", null, null, [], user, env ?? ["PATH=/usr/bin:/bin"], entrypoint ?? [], cmd ?? ["/bin/sh"], workingDir,
             stopSignal, new Dictionary<string, string>(), [], []);
 
-    public static PodRuntimeContext Context() => new()
+    public static ContainerSpecContext Context() => new()
     {
         PodId = "pod1",
         ContainerId = "ctr1",
@@ -69,7 +70,6 @@ internal static class Fx
         NetworkNamespacePath = "/run/nacelle/ns/pod1/net",
         IpcNamespacePath = "/run/nacelle/ns/pod1/ipc",
         UtsNamespacePath = "/run/nacelle/ns/pod1/uts",
-        CgroupParent = "/kubepods/burstable/podabc",
         CgroupsPath = "/kubepods/burstable/podabc/ctr1",
         CgroupV2 = true,
         Hostname = "web-0",
@@ -122,19 +122,22 @@ internal static class Fx
 
     public static KeyValue Env(string key, string value) => new() { Key = key, Value = ByteString.CopyFromUtf8(value) };
 
-    public static ContainerSpecResult Translate(
+    public static ContainerSpec Translate(
         ContainerConfig? config = null,
         ImageConfig? image = null,
-        PodRuntimeContext? context = null,
+        ContainerSpecContext? context = null,
         PodSandboxConfig? sandbox = null,
         FakeHost? host = null) =>
-        new ContainerSpecTranslator(host ?? new FakeHost()).Translate(
-            config ?? Config(), sandbox ?? PodConfig(), image ?? Image(), context ?? Context());
+        Build(config ?? Config(), sandbox ?? PodConfig(), image ?? Image(), context ?? Context(), host ?? new FakeHost());
+
+    /// <summary>CreateContainer's way: the CRI config mapped into the domain request, then the spec built from it.</summary>
+    private static ContainerSpec Build(ContainerConfig config, PodSandboxConfig sandbox, ImageConfig image, ContainerSpecContext context, FakeHost host) =>
+        new ContainerSpecBuilder(host).Build(ContainerRequestMapping.ToCreateRequest(context.PodId, config, sandbox), image, context);
 
     public static RuntimeSpec Spec(
         ContainerConfig? config = null,
         ImageConfig? image = null,
-        PodRuntimeContext? context = null,
+        ContainerSpecContext? context = null,
         PodSandboxConfig? sandbox = null,
         FakeHost? host = null) => Translate(config, image, context, sandbox, host).Spec;
 

@@ -1,8 +1,8 @@
 using Nacelle.Common;
 using Runtime.V1;
-using static Nacelle.Tests.Unit.Translation.Fx;
+using static Nacelle.Tests.Unit.Containers.SpecBuilder.Fx;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 public sealed class MountTranslationTests
 {

@@ -1,11 +1,12 @@
 using Nacelle.Common;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.CriServer.Translation;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.Sandbox.Containers.Spec;
 using Runtime.V1;
-using static Nacelle.Tests.Unit.Translation.Fx;
+using static Nacelle.Tests.Unit.Containers.SpecBuilder.Fx;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 public sealed class SecurityTranslationTests
 {

@@ -1,19 +1,11 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, devices: the default device nodes and cgroup rules, the requested host devices, every host device for a privileged container.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's devices: the default device nodes and cgroup rules, the requested host devices, every host device for a privileged container.</summary>
+public sealed partial class ContainerSpecBuilder
 {
-    private (List<SpecDevice> Devices, List<SpecDeviceRule> Rules) Devices(ContainerConfig config, bool privileged)
+    private (List<SpecDevice> Devices, List<SpecDeviceRule> Rules) Devices(IReadOnlyList<DeviceRequest> requestedDevices, bool privileged)
     {
         var devices = new List<SpecDevice>();
         void Add(HostDevice d, string path)
@@ -45,10 +37,10 @@ public sealed partial class ContainerSpecTranslator
             rules = [.. LinuxDefaults.CreateDeviceRules()];
         }
 
-        for (var i = 0; i < config.Devices.Count; i++)
+        for (var i = 0; i < requestedDevices.Count; i++)
         {
             var at = $"devices[{i}]";
-            var request = config.Devices[i];
+            var request = requestedDevices[i];
             if (string.IsNullOrEmpty(request.HostPath) || !request.HostPath.StartsWith('/'))
             {
                 throw Invalid($"{at}.host_path", $"'{request.HostPath}' must be an absolute path");

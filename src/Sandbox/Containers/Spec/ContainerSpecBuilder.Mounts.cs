@@ -1,26 +1,19 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Nacelle.Common;
-using Nacelle.ContainerCore.Security;
-using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, mounts: the runtime's defaults, the pod's files (/etc/hostname, hosts, resolv.conf, /dev/shm) and the requested mounts, parents before children.</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's mounts: the runtime's defaults, the pod's files (/etc/hostname, hosts, resolv.conf, /dev/shm) and the requested mounts, parents before children.</summary>
+public sealed partial class ContainerSpecBuilder
 {
     private static List<SpecMount> Mounts(
-        ContainerConfig config, LinuxContainerSecurityContext sc, NamespaceOption ns, bool privileged, PodRuntimeContext context)
+        IReadOnlyList<MountRequest> requestedMounts, SecurityRequest sc, NamespaceOptions ns, bool privileged, ContainerSpecContext context)
     {
         var requested = new List<SpecMount>();
         var destinations = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < config.Mounts.Count; i++)
+        for (var i = 0; i < requestedMounts.Count; i++)
         {
-            var mount = UserMount(config.Mounts[i], $"mounts[{i}]");
+            var mount = UserMount(requestedMounts[i], $"mounts[{i}]");
             if (!destinations.Add(mount.Destination))
             {
                 throw Invalid($"mounts[{i}].container_path", $"'{mount.Destination}' is mounted twice");
@@ -63,14 +56,14 @@ public sealed partial class ContainerSpecTranslator
         return mounts;
     }
 
-    private static SpecMount UserMount(Mount mount, string at)
+    private static SpecMount UserMount(MountRequest mount, string at)
     {
-        if (mount.Image is { } image && !string.IsNullOrEmpty(image.Image))
+        if (!string.IsNullOrEmpty(mount.ImageVolume))
         {
-            throw NacelleException.Unimplemented($"{at}.image: image volumes are not supported (\"{image.Image}\")");
+            throw NacelleException.Unimplemented($"{at}.image: image volumes are not supported (\"{mount.ImageVolume}\")");
         }
 
-        if (mount.UidMappings.Count > 0 || mount.GidMappings.Count > 0)
+        if (mount.IdMapped)
         {
             throw NacelleException.Unimplemented($"{at}.uidMappings: id-mapped mounts are not supported");
         }
@@ -93,9 +86,9 @@ public sealed partial class ContainerSpecTranslator
 
         var propagation = mount.Propagation switch
         {
-            MountPropagation.PropagationPrivate => "rprivate",
-            MountPropagation.PropagationHostToContainer => "rslave",
-            MountPropagation.PropagationBidirectional => "rshared",
+            MountPropagation.Private => "rprivate",
+            MountPropagation.HostToContainer => "rslave",
+            MountPropagation.Bidirectional => "rshared",
             _ => throw Invalid($"{at}.propagation", $"unknown propagation {(int)mount.Propagation}"),
         };
 
@@ -106,7 +99,7 @@ public sealed partial class ContainerSpecTranslator
                 throw Invalid($"{at}.recursive_read_only", $"'{destination}' asks for a recursive read-only mount without readonly");
             }
 
-            if (mount.Propagation != MountPropagation.PropagationPrivate)
+            if (mount.Propagation != MountPropagation.Private)
             {
                 throw Invalid($"{at}.recursive_read_only", $"'{destination}' asks for a recursive read-only mount with propagation {propagation}; it needs PROPAGATION_PRIVATE");
             }

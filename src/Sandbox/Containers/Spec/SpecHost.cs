@@ -1,11 +1,29 @@
 using Nacelle.ContainerCore.Interop;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
+
+/// <summary>
+/// The only host I/O the spec builder does, injectable for tests: reading a Localhost seccomp profile, looking at the
+/// device nodes a container asks for (their numbers are part of the spec) and, for privileged containers, listing the
+/// host's devices.
+/// </summary>
+public interface ISpecHost
+{
+    /// <summary>The text of the profile file at <paramref name="path"/>; throws (any exception) when it cannot be read.</summary>
+    string ReadSeccompProfile(string path);
+
+    /// <summary>The device node at <paramref name="hostPath"/> (symlinks followed), or null when it is missing or not a
+    /// character/block device.</summary>
+    HostDevice? StatDevice(string hostPath);
+
+    /// <summary>Every device node under the host's /dev (privileged containers get them all).</summary>
+    IReadOnlyList<HostDevice> ListHostDevices();
+}
 
 /// <summary>The real host: reads profile files and stats device nodes (through ContainerCore's interop).</summary>
-public sealed class TranslationHost : ITranslationHost
+public sealed class SpecHost : ISpecHost
 {
-    public static TranslationHost Instance { get; } = new();
+    public static SpecHost Instance { get; } = new();
 
     public string ReadSeccompProfile(string path) => File.ReadAllText(path);
 

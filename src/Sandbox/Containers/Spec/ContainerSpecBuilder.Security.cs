@@ -1,19 +1,15 @@
-using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.ImageService.Manifests;
-using Runtime.V1;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
-/// <summary>CreateContainer's translation, security: capabilities, seccomp (RuntimeDefault, Localhost, Unconfined), masked and read-only paths, and the AppArmor/SELinux settings nacelle does not apply (notes).</summary>
-public sealed partial class ContainerSpecTranslator
+/// <summary>The spec's security: capabilities, seccomp (RuntimeDefault, Localhost, Unconfined), masked and read-only paths, and the AppArmor/SELinux settings nacelle does not apply (notes).</summary>
+public sealed partial class ContainerSpecBuilder
 {
-    private static SpecCapabilities CapabilitySet(LinuxContainerSecurityContext sc, bool privileged, int lastCap, ulong? hostCapabilities)
+    private static SpecCapabilities CapabilitySet(SecurityRequest sc, bool privileged, int lastCap, ulong? hostCapabilities)
     {
         var host = (hostCapabilities ?? ulong.MaxValue) & Capabilities.MaskUpTo(lastCap);
         if (privileged)
@@ -23,15 +19,15 @@ public sealed partial class ContainerSpecTranslator
         }
 
         var caps = sc.Capabilities;
-        var mask = Capabilities.ResolveCri(caps?.AddCapabilities, caps?.DropCapabilities, lastCap);
-        if (caps?.AddCapabilities.Any(c => string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)) == true)
+        var mask = Capabilities.ResolveCri(caps?.Add, caps?.Drop, lastCap);
+        if (caps?.Add.Any(c => string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)) == true)
         {
             // "ALL" means all the runtime has; capabilities named one by one are asked for as they are.
-            var named = Capabilities.ResolveCri(caps.AddCapabilities.Where(c => !string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)),
-                caps.DropCapabilities, lastCap);
+            var named = Capabilities.ResolveCri(caps.Add.Where(c => !string.Equals(c.Trim(), "ALL", StringComparison.OrdinalIgnoreCase)),
+                caps.Drop, lastCap);
             mask = (mask & host) | named;
         }
-        var ambient = Capabilities.ToMask(caps?.AddAmbientCapabilities ?? [], lastCap, $"{Sc}.capabilities.add_ambient_capabilities");
+        var ambient = Capabilities.ToMask(caps?.AddAmbient ?? [], lastCap, $"{Sc}.capabilities.add_ambient_capabilities");
 
         // An ambient capability must also be permitted and inheritable, or the kernel refuses to raise it.
         mask |= ambient;
@@ -47,22 +43,21 @@ public sealed partial class ContainerSpecTranslator
         };
     }
 
-    private JsonElement? Seccomp(LinuxContainerSecurityContext sc, PodRuntimeContext context)
+    private JsonElement? Seccomp(SecurityRequest sc, ContainerSpecContext context)
     {
         if (sc.Seccomp is { } profile)
         {
             return profile.ProfileType switch
             {
-                SecurityProfile.Types.ProfileType.RuntimeDefault => RuntimeDefault(context, $"{Sc}.seccomp"),
-                SecurityProfile.Types.ProfileType.Unconfined => null,
-                SecurityProfile.Types.ProfileType.Localhost => Localhost(profile.LocalhostRef, $"{Sc}.seccomp.localhost_ref"),
+                SecurityProfileType.RuntimeDefault => RuntimeDefault(context, $"{Sc}.seccomp"),
+                SecurityProfileType.Unconfined => null,
+                SecurityProfileType.Localhost => Localhost(profile.LocalhostRef, $"{Sc}.seccomp.localhost_ref"),
                 _ => throw Invalid($"{Sc}.seccomp.profile_type", $"unknown type {(int)profile.ProfileType}"),
             };
         }
 
-#pragma warning disable CS0612 // seccomp_profile_path is deprecated, and still sent by older kubelets
+        // seccomp_profile_path is deprecated, and still sent by older kubelets.
         var path = sc.SeccompProfilePath;
-#pragma warning restore CS0612
         const string field = Sc + ".seccomp_profile_path";
         return path switch
         {
@@ -73,7 +68,7 @@ public sealed partial class ContainerSpecTranslator
         };
     }
 
-    private static JsonElement RuntimeDefault(PodRuntimeContext context, string field)
+    private static JsonElement RuntimeDefault(ContainerSpecContext context, string field)
     {
         if (string.IsNullOrEmpty(context.DefaultSeccompProfile))
         {
@@ -136,7 +131,7 @@ public sealed partial class ContainerSpecTranslator
 
     /// <summary>kubelet sends the default lists itself (and empty ones for ProcMount Unmasked, which proto3 cannot tell from
     /// unset); empty means runc's defaults here.</summary>
-    private static List<string> Paths(IList<string> requested, IReadOnlyList<string> defaults, string field)
+    private static List<string> Paths(IReadOnlyList<string> requested, IReadOnlyList<string> defaults, string field)
     {
         if (requested.Count == 0)
         {
@@ -154,18 +149,17 @@ public sealed partial class ContainerSpecTranslator
         return [.. requested];
     }
 
-    private static void Notes(LinuxContainerSecurityContext sc, List<string> notes)
+    private static void Notes(SecurityRequest sc, List<string> notes)
     {
-        if (sc.Apparmor is { } apparmor && apparmor.ProfileType != SecurityProfile.Types.ProfileType.Unconfined)
+        if (sc.Apparmor is { } apparmor && apparmor.ProfileType != SecurityProfileType.Unconfined)
         {
             var what = string.IsNullOrEmpty(apparmor.LocalhostRef) ? $"{apparmor.ProfileType}" : $"{apparmor.ProfileType} '{apparmor.LocalhostRef}'";
             notes.Add($"{Sc}.apparmor: {what} ignored: nacelle does not apply AppArmor profiles");
         }
         else
         {
-#pragma warning disable CS0612 // apparmor_profile is deprecated, and still sent by older kubelets
+            // apparmor_profile is deprecated, and still sent by older kubelets.
             var legacy = sc.ApparmorProfile;
-#pragma warning restore CS0612
             if (!string.IsNullOrEmpty(legacy) && legacy != "unconfined")
             {
                 notes.Add($"{Sc}.apparmor_profile: '{legacy}' ignored: nacelle does not apply AppArmor profiles");

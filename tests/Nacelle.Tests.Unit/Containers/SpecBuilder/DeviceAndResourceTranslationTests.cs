@@ -1,8 +1,9 @@
-using Nacelle.CriServer.Translation;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.Sandbox.Containers.Spec;
 using Runtime.V1;
-using static Nacelle.Tests.Unit.Translation.Fx;
+using static Nacelle.Tests.Unit.Containers.SpecBuilder.Fx;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 public sealed class DeviceAndResourceTranslationTests
 {

@@ -2,11 +2,12 @@ using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.CriServer.Translation;
+using Nacelle.CriServer.Services.Containers;
+using Nacelle.Sandbox.Containers.Spec;
 using Runtime.V1;
-using static Nacelle.Tests.Unit.Translation.Fx;
+using static Nacelle.Tests.Unit.Containers.SpecBuilder.Fx;
 
-namespace Nacelle.Tests.Unit.Translation;
+namespace Nacelle.Tests.Unit.Containers.SpecBuilder;
 
 /// <summary>Whatever the translation produces must pass the core's own checks unchanged.</summary>
 public sealed class TranslatedSpecValidationTests
@@ -17,7 +18,7 @@ public sealed class TranslatedSpecValidationTests
         "devices-and-resources", "tty", "localhost-seccomp", "cgroup-v1", "host-ipc",
     };
 
-    private static (ContainerConfig, PodSandboxConfig, PodRuntimeContext, FakeHost) Build(string name)
+    private static (ContainerConfig, PodSandboxConfig, ContainerSpecContext, FakeHost) Build(string name)
     {
         var config = Config();
         var sandbox = PodConfig();
@@ -101,7 +102,7 @@ public sealed class TranslatedSpecValidationTests
     public void TranslatedSpecsPassTheValidator(string name)
     {
         var (config, sandbox, context, host) = Build(name);
-        var result = new ContainerSpecTranslator(host).Translate(config, sandbox, Image(entrypoint: ["/bin/app"]), context);
+        var result = Translate(config, Image(entrypoint: ["/bin/app"]), context, sandbox, host);
 
         SpecValidator.Validate(result.Spec);
 

@@ -1,6 +1,6 @@
 using Nacelle.ContainerCore.Spec;
 
-namespace Nacelle.CriServer.Translation;
+namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>
 /// What every container gets unless it asks otherwise: runc's and containerd's defaults for mounts, devices,
