@@ -126,21 +126,37 @@ public sealed partial class ContainerManager
         {
             var code = state.ExitCode ?? (state.ExitSignal is { } signal ? 128 + signal : 255);
             var reason = state.OomKilled ? "OOMKilled" : code == 0 ? "Completed" : "Error";
-            _store.UpdateContainer(row.Id, c => c with
+            // The exit watch and a refresh (ContainerStatus, a stop) may apply the same exit at once: the row as the
+            // store holds it, inside the update's transaction, decides which one records it and announces it.
+            var recorded = false;
+            _store.UpdateContainer(row.Id, c =>
             {
-                State = ContainerRecordState.Exited,
-                StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
-                FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
-                ExitCode = code,
-                Reason = reason,
-                Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
+                if (c.State == ContainerRecordState.Exited)
+                {
+                    return c;
+                }
+
+                recorded = true;
+                return c with
+                {
+                    State = ContainerRecordState.Exited,
+                    StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
+                    FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
+                    ExitCode = code,
+                    Reason = reason,
+                    Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
+                };
             });
-            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
-            ContainerLog.Exited(_log, row.Id, code, reason);
+            if (recorded)
+            {
+                Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+                ContainerLog.Exited(_log, row.Id, code, reason);
+            }
         }
         else if (state.Status is "Running" or "Paused" && row.State == ContainerRecordState.Created)
         {
-            _store.UpdateContainer(row.Id, c => c with
+            // Only from Created: an exit recorded meanwhile is never turned back into Running.
+            _store.UpdateContainer(row.Id, c => c.State != ContainerRecordState.Created ? c : c with
             {
                 State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
             });
