@@ -1,3 +1,5 @@
+using Nacelle.Sandbox.Store;
+
 namespace Nacelle.Sandbox.Containers;
 
 /// <summary>
@@ -146,27 +148,18 @@ public sealed record SecurityRequest
     public IReadOnlyList<string> ReadonlyPaths { get; init; } = [];
 }
 
-/// <summary>CRI NamespaceOption.</summary>
+/// <summary>CRI NamespaceOption, with the pod's mode enum (CRI NamespaceMode, same names and numbers).</summary>
 public sealed record NamespaceOptions
 {
-    public NamespaceMode Network { get; init; }
-    public NamespaceMode Pid { get; init; }
-    public NamespaceMode Ipc { get; init; }
+    public PodNamespaceMode Network { get; init; }
+    public PodNamespaceMode Pid { get; init; }
+    public PodNamespaceMode Ipc { get; init; }
 
     /// <summary>The container whose pid namespace a TARGET pid mode joins.</summary>
     public string TargetId { get; init; } = "";
 
     /// <summary>userns_options.mode; null when no user namespace options were given.</summary>
-    public NamespaceMode? UserNamespaceMode { get; init; }
-}
-
-/// <summary>CRI NamespaceMode, same names and values.</summary>
-public enum NamespaceMode
-{
-    Pod = 0,
-    Container = 1,
-    Node = 2,
-    Target = 3,
+    public PodNamespaceMode? UserNamespaceMode { get; init; }
 }
 
 /// <summary>CRI SupplementalGroupsPolicy, same values.</summary>

@@ -129,7 +129,7 @@ public sealed partial class ContainerManager
     private string? TargetPidNamespace(ContainerCreateRequest request)
     {
         var options = request.Security.NamespaceOptions ?? request.Sandbox.NamespaceOptions;
-        if (options is not { Pid: NamespaceMode.Target })
+        if (options is not { Pid: PodNamespaceMode.Target })
         {
             return null;
         }

@@ -4,7 +4,7 @@ using Nacelle.Common;
 using Nacelle.Sandbox.Containers;
 using Runtime.V1;
 using DomainMountPropagation = Nacelle.Sandbox.Containers.MountPropagation;
-using DomainNamespaceMode = Nacelle.Sandbox.Containers.NamespaceMode;
+using DomainNamespaceMode = Nacelle.Sandbox.Store.PodNamespaceMode;
 using DomainSupplementalGroupsPolicy = Nacelle.Sandbox.Containers.SupplementalGroupsPolicy;
 
 namespace Nacelle.CriServer.Services.Containers;

@@ -1,5 +1,6 @@
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers.Spec;
 
@@ -39,8 +40,8 @@ public sealed partial class ContainerSpecBuilder
         {
             var shm = ns.Ipc switch
             {
-                NamespaceMode.Node => "/dev/shm",
-                NamespaceMode.Pod => context.ShmPath,
+                PodNamespaceMode.Node => "/dev/shm",
+                PodNamespaceMode.Pod => context.ShmPath,
                 _ => null,
             };
             extra.Add(string.IsNullOrEmpty(shm) ? LinuxDefaults.CreateShmTmpfs() : Bind("/dev/shm", shm, "rprivate", false, false));

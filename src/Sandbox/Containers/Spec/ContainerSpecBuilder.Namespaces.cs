@@ -1,5 +1,6 @@
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers.Spec;
 
@@ -9,9 +10,9 @@ public sealed partial class ContainerSpecBuilder
     private static List<SpecNamespace> Namespaces(NamespaceOptions options, bool privileged, ContainerSpecContext context)
     {
         var list = new List<SpecNamespace>();
-        if (options.UserNamespaceMode is { } usernsMode && usernsMode != NamespaceMode.Node)
+        if (options.UserNamespaceMode is { } usernsMode && usernsMode != PodNamespaceMode.Node)
         {
-            if (usernsMode == NamespaceMode.Pod)
+            if (usernsMode == PodNamespaceMode.Pod)
             {
                 throw NacelleException.Unimplemented($"{Ns}.userns_options.mode: user namespaces are not supported");
             }
@@ -21,15 +22,15 @@ public sealed partial class ContainerSpecBuilder
 
         switch (options.Pid)
         {
-            case NamespaceMode.Pod:
+            case PodNamespaceMode.Pod:
                 list.Add(Join("pid", context.PidNamespacePath, $"{Ns}.pid", "POD: the pod has no shared pid namespace"));
                 break;
-            case NamespaceMode.Container:
+            case PodNamespaceMode.Container:
                 list.Add(new SpecNamespace { Type = "pid" });
                 break;
-            case NamespaceMode.Node:
+            case PodNamespaceMode.Node:
                 break;
-            case NamespaceMode.Target:
+            case PodNamespaceMode.Target:
                 if (string.IsNullOrEmpty(options.TargetId))
                 {
                     throw Invalid($"{Ns}.target_id", "is required when pid is TARGET");
@@ -44,9 +45,9 @@ public sealed partial class ContainerSpecBuilder
 
         switch (options.Network)
         {
-            case NamespaceMode.Node:
+            case PodNamespaceMode.Node:
                 break;
-            case NamespaceMode.Pod:
+            case PodNamespaceMode.Pod:
                 list.Add(Join("network", context.NetworkNamespacePath, $"{Ns}.network", "POD: the pod has no network namespace"));
                 list.Add(Join("uts", context.UtsNamespacePath, $"{Ns}.network", "POD: the pod has no uts namespace"));
                 break;
@@ -56,12 +57,12 @@ public sealed partial class ContainerSpecBuilder
 
         switch (options.Ipc)
         {
-            case NamespaceMode.Node:
+            case PodNamespaceMode.Node:
                 break;
-            case NamespaceMode.Pod:
+            case PodNamespaceMode.Pod:
                 list.Add(Join("ipc", context.IpcNamespacePath, $"{Ns}.ipc", "POD: the pod has no ipc namespace"));
                 break;
-            case NamespaceMode.Container:
+            case PodNamespaceMode.Container:
                 list.Add(new SpecNamespace { Type = "ipc" });
                 break;
             default:

@@ -1,6 +1,7 @@
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
+using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers.Spec;
 
@@ -52,7 +53,7 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
 
         var notes = new List<string>();
         var nsOptions = sc.NamespaceOptions ?? sandbox.NamespaceOptions ?? new NamespaceOptions();
-        var hostNetwork = nsOptions.Network == NamespaceMode.Node;
+        var hostNetwork = nsOptions.Network == PodNamespaceMode.Node;
 
         if (string.IsNullOrEmpty(context.RootfsPath))
         {
