@@ -77,7 +77,13 @@ public sealed partial class ContainerManager
             }
             else if (!row.Complete)
             {
-                CleanUpIncomplete(row);
+                // The rows were read before the monitor's list, and a create of this daemon leaves _creating only
+                // after its row is complete: a row that was incomplete then may be a create that finished since.
+                // Read again after the _creating check above, only a row still incomplete now is abandoned.
+                if (_store.TryGetContainer(row.Id) is { Complete: false } abandoned)
+                {
+                    CleanUpIncomplete(abandoned);
+                }
             }
             else if (row.State != ContainerRecordState.Exited && (client is not null || !File.Exists(_pods.MonitorSocket(podId))))
             {
