@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Layers;
 using Nacelle.Tests.Support.Registry;

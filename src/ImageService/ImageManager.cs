@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ImageService.Content;
 using Nacelle.ImageService.Manifests;
 using Nacelle.ImageService.References;

@@ -1,27 +1,19 @@
 using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
-using Nacelle.Sandbox.Monitor;
+using Nacelle.Monitor.Server;
 
 // nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
 // Started detached by the daemon, one per pod; serves its socket (default <dir>/monitor.sock) until a shutdown request.
-string? pod = null, dir = null, cgroupParent = null, socket = null;
-for (var i = 0; i + 1 < args.Length; i += 2)
+MonitorOptions options;
+try
 {
-    switch (args[i])
-    {
-        case "--pod": pod = args[i + 1]; break;
-        case "--dir": dir = args[i + 1]; break;
-        case "--cgroup-parent": cgroupParent = args[i + 1]; break;
-        case "--socket": socket = args[i + 1]; break;
-        default:
-            Console.Error.WriteLine($"nacelle-monitor: unknown option {args[i]}");
-            return 2;
-    }
+    options = MonitorOptions.Parse(args);
 }
-
-if (pod is null || dir is null)
+catch (NacelleException e)
 {
-    Console.Error.WriteLine("usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>] [--socket <path>]");
+    Console.Error.WriteLine($"nacelle-monitor: {e.Message}");
+    Console.Error.WriteLine(MonitorOptions.Usage);
     return 2;
 }
 
@@ -30,13 +22,12 @@ try
     // A child subreaper: orphaned descendants (a host-pid container's double-forked daemons, the background children
     // of an exec) are re-parented to the monitor instead of init, and its OrphanReaper collects them.
     ChildReaping.BecomeSubreaper();
-    var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent, ReapOrphans = true };
-    await using var server = new MonitorServer(socket is null ? options : options with { SocketPath = socket });
+    await using var server = new MonitorServer(options, reapOrphans: true);
     await server.RunAsync();
     return 0;
 }
 catch (Exception e) when (e is NacelleException or IOException)
 {
-    Console.Error.WriteLine($"nacelle-monitor {pod}: {e.Message}");
+    Console.Error.WriteLine($"nacelle-monitor {options.PodId}: {e.Message}");
     return 1;
 }

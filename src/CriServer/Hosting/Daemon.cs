@@ -7,11 +7,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
-using Nacelle.CriServer.Translation;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
@@ -110,7 +109,6 @@ internal static class Daemon
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Containers"),
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
-        builder.Services.AddSingleton(new ContainerSpecTranslator(TranslationHost.Instance));
         // Exec, Attach and PortForward: the streaming server is off until a backend can run streams in pods (the
         // per-pod monitor's exec with a terminal, attach and port-forward sockets); until then the rpcs answer
         // Unimplemented rather than a URL that fails.

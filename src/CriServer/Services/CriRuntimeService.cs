@@ -1,6 +1,5 @@
 using Nacelle.CriServer.Hosting;
 using Nacelle.CriServer.Streaming;
-using Nacelle.CriServer.Translation;
 using Nacelle.ImageService;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
@@ -14,7 +13,7 @@ namespace Nacelle.CriServer.Services;
 /// answer Unimplemented, and the interceptor names the rpc in that answer.
 /// </summary>
 internal sealed partial class CriRuntimeService(DaemonInfo daemon, RuntimeReadiness readiness, CniNetwork network, PodManager pods,
-    ContainerManager containers, ImageManager images, ContainerSpecTranslator translator, StreamingServer streams)
+    ContainerManager containers, ImageManager images, StreamingServer streams)
     : RuntimeService.RuntimeServiceBase
 {
 }

@@ -1,5 +1,5 @@
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ContainerCore.Interop;
 
 namespace Nacelle.ImageService.Snapshots;

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.Storage;
 
 namespace Nacelle.ImageService.Snapshots;
 

@@ -1,5 +1,5 @@
 using Microsoft.Data.Sqlite;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 
 namespace Nacelle.ImageService.Store;
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Interop;

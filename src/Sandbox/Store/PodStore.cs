@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 
 namespace Nacelle.Sandbox.Store;
 

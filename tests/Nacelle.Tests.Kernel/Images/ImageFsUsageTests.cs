@@ -1,5 +1,5 @@
 using Microsoft.Data.Sqlite;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Snapshots;

@@ -1,5 +1,5 @@
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ImageService;
 using Nacelle.Tests.Kernel.Storage;
 using Nacelle.Tests.Support.Registry;

@@ -1,6 +1,8 @@
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 using Nacelle.Sandbox.Monitor;
 using Nacelle.Tests.Kernel.Containers;
 
@@ -62,7 +64,7 @@ public sealed class MonitorKernelTests
             var logPath = Path.Combine(logs, "c1.log");
             await client.SendAsync(new MonitorRequest
             {
-                Op = MonitorProtocol.Create, ContainerId = "c1", SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = scope.Root, LogPath = logPath,
+                Op = MonitorProtocol.Create, ContainerId = "c1", SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = scope.Root, LogFile = logPath,
             });
 
             // The daemon goes away and comes back: the monitor carries on with a new connection.

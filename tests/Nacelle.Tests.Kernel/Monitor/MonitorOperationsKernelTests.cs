@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.Sandbox.Logging;
+using Nacelle.Monitor.Logging;
+using Nacelle.Tests.Support.CriLogs;
 using Nacelle.Sandbox.Monitor;
 
 namespace Nacelle.Tests.Kernel.Monitor;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Processes;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.Sandbox.Monitor;
@@ -68,7 +69,7 @@ internal sealed class MonitorPodFixture : IAsyncDisposable
     {
         await Client.SendAsync(new MonitorRequest
         {
-            Op = MonitorProtocol.Create, ContainerId = id, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = Scope.Root, LogPath = logPath,
+            Op = MonitorProtocol.Create, ContainerId = id, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = Scope.Root, LogFile = logPath,
         });
         return (await Client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Start, ContainerId = id })).Container!;
     }

@@ -1,5 +1,5 @@
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;

@@ -1,5 +1,5 @@
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.ImageService.Content;
 using Nacelle.ImageService.Snapshots;
 using Nacelle.ImageService.Store;

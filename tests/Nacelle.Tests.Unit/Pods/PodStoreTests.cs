@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
-using Nacelle.Common.Storage;
+using Nacelle.Storage;
 using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Tests.Unit.Pods;

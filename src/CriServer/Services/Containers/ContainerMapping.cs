@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
-using Nacelle.CriServer.Translation;
+using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Store;
 using Runtime.V1;

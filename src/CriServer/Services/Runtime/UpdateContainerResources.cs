@@ -2,7 +2,6 @@ using Google.Protobuf;
 using Grpc.Core;
 using Nacelle.Common;
 using Nacelle.CriServer.Services.Containers;
-using Nacelle.CriServer.Translation;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -13,9 +12,8 @@ internal sealed partial class CriRuntimeService
     public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
     {
         var linux = request.Linux ?? throw NacelleException.InvalidArgument("linux resources are required (Windows resources are not supported)");
-        var resources = ContainerSpecTranslator.TranslateResources(linux);
+        await containers.UpdateResourcesAsync(request.ContainerId, ContainerRequestMapping.ToResources(linux), context.CancellationToken).ConfigureAwait(false);
         var container = containers.Get(request.ContainerId);
-        await containers.UpdateResourcesAsync(container.Id, resources, context.CancellationToken).ConfigureAwait(false);
         containers.Store.UpdateContainer(container.Id, c =>
         {
             var config = ContainerMapping.Config(c);

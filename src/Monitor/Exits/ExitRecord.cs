@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+
+namespace Nacelle.Monitor.Exits;
+
+/// <summary>
+/// How one container or exec process ended, as the pod monitor observed it (recorded durably before it is reported).
+/// </summary>
+public sealed record ExitRecord
+{
+    /// <summary>The container id or exec id.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>The process id (in the monitor's pid namespace) that exited.</summary>
+    public int Pid { get; init; }
+
+    /// <summary>The exit status: the code of a normal exit, 128 + signal for a signalled process (as CRI reports it).</summary>
+    public int ExitCode { get; init; }
+
+    /// <summary>The signal that killed the process, or null when it exited normally.</summary>
+    public int? Signal { get; init; }
+
+    /// <summary>True when the kernel OOM killer killed the process (CRI reason <c>OOMKilled</c>).</summary>
+    public bool OomKilled { get; init; }
+
+    /// <summary>When the process was started.</summary>
+    public DateTimeOffset StartedAt { get; init; }
+
+    /// <summary>When the monitor reaped it.</summary>
+    public DateTimeOffset ExitedAt { get; init; }
+}
+
+/// <summary>Source-generated (reflection-free, Native AOT) JSON metadata for <see cref="ExitRecord"/>.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, RespectNullableAnnotations = true)]
+[JsonSerializable(typeof(ExitRecord))]
+internal sealed partial class ExitRecordJsonContext : JsonSerializerContext;

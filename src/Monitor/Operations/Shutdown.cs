@@ -1,0 +1,18 @@
+using Nacelle.Common.PodMonitor;
+
+namespace Nacelle.Monitor.Operations;
+
+internal sealed partial class MonitorOperations
+{
+    /// <summary>shutdown: every container of the pod is deleted, then the monitor stops serving (after answering).</summary>
+    private async Task<MonitorResponse> ShutdownAsync(MonitorResponse ok)
+    {
+        foreach (var state in runtime.List())
+        {
+            await DeleteContainerAsync(state.Id, force: true).ConfigureAwait(false);
+        }
+
+        await stop.CancelAsync().ConfigureAwait(false);
+        return ok;
+    }
+}

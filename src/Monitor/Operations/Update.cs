@@ -1,0 +1,30 @@
+using System.Text.Json;
+using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Spec;
+
+namespace Nacelle.Monitor.Operations;
+
+internal sealed partial class MonitorOperations
+{
+    /// <summary>update: new cgroup limits (OCI linux.resources) for a container.</summary>
+    private MonitorResponse Update(MonitorRequest request, MonitorResponse ok)
+    {
+        runtime.UpdateResources(Id(request), ParseResources(request));
+        return ok with { Container = containers.Describe(Id(request)) };
+    }
+
+    private static SpecResources ParseResources(MonitorRequest request)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(
+                request.ResourcesJson ?? throw NacelleException.InvalidArgument("update: resourcesJson is required"),
+                RuntimeSpecJson.Default.SpecResources) ?? throw NacelleException.InvalidArgument("update: resourcesJson is null");
+        }
+        catch (JsonException e)
+        {
+            throw NacelleException.InvalidArgument($"update: resourcesJson is not OCI linux.resources: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Logging;
+
+namespace Nacelle.Sandbox.Containers;
+
+/// <summary>The container manager's source-generated log messages (event ids 5300-5309).</summary>
+internal static partial class ContainerLog
+{
+    [LoggerMessage(5300, LogLevel.Information, "Container {ContainerId} created in pod {PodId} ({Name})")]
+    public static partial void Created(ILogger logger, string containerId, string podId, string name);
+
+    [LoggerMessage(5301, LogLevel.Warning, "Container {ContainerId} in pod {PodId}: CreateContainer failed, undoing: {Reason}")]
+    public static partial void CreateFailed(ILogger logger, string containerId, string podId, string reason);
+
+    [LoggerMessage(5302, LogLevel.Warning, "Container {ContainerId}: undo of {Step} failed: {Reason}")]
+    public static partial void UndoFailed(ILogger logger, string containerId, string step, string reason);
+
+    [LoggerMessage(5303, LogLevel.Information, "Container {ContainerId}: stop signal {Signal}, SIGKILL after {Seconds}s")]
+    public static partial void Stopping(ILogger logger, string containerId, int signal, double seconds);
+
+    [LoggerMessage(5304, LogLevel.Information, "Container {ContainerId} exited with {ExitCode} ({Reason})")]
+    public static partial void Exited(ILogger logger, string containerId, int exitCode, string reason);
+
+    [LoggerMessage(5305, LogLevel.Information, "Container {ContainerId} removed")]
+    public static partial void Removed(ILogger logger, string containerId);
+
+    [LoggerMessage(5306, LogLevel.Warning, "Container {ContainerId}: a create interrupted by a daemon restart was cleaned up")]
+    public static partial void CreateAbandoned(ILogger logger, string containerId);
+
+    [LoggerMessage(5307, LogLevel.Information, "Container {ContainerId}: a create interrupted by a daemon restart was completed (the monitor has it)")]
+    public static partial void CreateCompleted(ILogger logger, string containerId);
+
+    [LoggerMessage(5308, LogLevel.Warning, "Pod {PodId}: recovering its containers failed: {Reason}")]
+    public static partial void RecoverFailed(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5309, LogLevel.Warning, "Pod {PodId}: stopped watching its monitor for exits: {Reason}")]
+    public static partial void WatchGaveUp(ILogger logger, string podId, string reason);
+}

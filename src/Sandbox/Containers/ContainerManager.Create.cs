@@ -1,0 +1,153 @@
+using System.Security.Cryptography;
+using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Security;
+using Nacelle.ContainerCore.Security.Seccomp;
+using Nacelle.ContainerCore.Spec;
+using Nacelle.ImageService.Manifests;
+using Nacelle.Sandbox.Containers.Spec;
+using Nacelle.Sandbox.Pods;
+using Nacelle.Sandbox.Store;
+
+namespace Nacelle.Sandbox.Containers;
+
+/// <summary>CreateContainer: name reservation, writable rootfs, bundle, the spec built from the request and one ContainerSpecContext, the monitor's create; each step with its undo.</summary>
+public sealed partial class ContainerManager
+{
+    /// <summary>Creates a container in a ready pod: writable rootfs over the image, the OCI spec built from the request,
+    /// the process parked by the pod's monitor until StartContainer. Returns its id; on failure nothing of it remains.</summary>
+    public async Task<string> CreateAsync(ContainerCreateRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var pod = _pods.Get(request.PodId);
+        if (pod.State != PodState.Ready)
+        {
+            throw NacelleException.FailedPrecondition($"pod sandbox {pod.Id} is not ready: containers are created in ready pods only");
+        }
+
+        var image = _images.Find(request.Image)
+            ?? throw NacelleException.NotFound($"image \"{request.Image}\" is not present on this node: pull it first");
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var cgroupsPath = $"{pod.CgroupParent.TrimEnd('/')}/{id}";
+        var undo = new UndoStack();
+        _creating[id] = 0;
+        try
+        {
+            // The row reserves the name (AlreadyExists for a duplicate) and stays incomplete until the monitor has the
+            // container: a daemon killed before that leaves a row recovery removes with everything else it made.
+            _store.AddContainer(new ContainerRecord
+            {
+                Id = id, PodId = pod.Id, Name = request.Name, Attempt = request.Attempt, ImageRef = request.Image,
+                ImageId = image.Id, State = ContainerRecordState.Created, CreatedAt = UnixTime.Now(),
+                Labels = request.Labels, Annotations = request.Annotations, LogPath = request.LogPath,
+                ConfigJson = request.ConfigJson, Complete = false, CgroupPath = cgroupsPath,
+                ImageName = image.RepoTags.Count > 0 ? image.RepoTags[0] : request.Image,
+                ImageDigestRef = image.RepoDigests.Count > 0 ? image.RepoDigests[0] : image.Id,
+            });
+            undo.Push("container record", () => _store.DeleteContainer(id));
+
+            _images.CreateRootfs(id, image.Id);
+            undo.Push("rootfs", () => _images.RemoveRootfs(id));
+            var rootfs = _images.Rootfs.Mount(id);
+            CrashIfAsked("create-after-rootfs");
+
+            var bundle = BundleDirectory(pod.Id, id);
+            Directory.CreateDirectory(bundle);
+            undo.Push("bundle", () => Directory.Delete(bundle, recursive: true));
+
+            var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(request, pod, id, rootfs.Path, cgroupsPath));
+            var specJson = RuntimeSpecFile.Serialize(built.Spec);
+            await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
+            if (built.LogFile is { } logFile)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
+            }
+
+            var client = await MonitorOfAsync(pod, cancellationToken).ConfigureAwait(false);
+            var created = (await client.SendAsync(new MonitorRequest
+            {
+                Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogFile = built.LogFile,
+            }, cancellationToken).ConfigureAwait(false)).Container!;
+            undo.Push("monitor container", () => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = id, Force = true }));
+            CrashIfAsked("create-after-monitor");
+
+            _store.UpdateContainer(id, c => c with
+            {
+                Complete = true, Pid = created.Pid, StopSignal = built.StopSignal, LogFile = built.LogFile ?? "",
+                CgroupPath = created.CgroupPath ?? cgroupsPath,
+            });
+            EnsureWatching(pod.Id);
+            Events.Publish(new ContainerEvent(id, pod.Id, ContainerEventKind.Created, UnixTime.Now()));
+            ContainerLog.Created(_log, id, pod.Id, request.Name);
+            return id;
+        }
+        catch (Exception e)
+        {
+            ContainerLog.CreateFailed(_log, id, pod.Id, e.Message);
+            await undo.RunAsync(TimeSpan.FromSeconds(60), (what, error) => ContainerLog.UndoFailed(_log, id, what, error.Message)).ConfigureAwait(false);
+            throw;
+        }
+        finally
+        {
+            _creating.TryRemove(id, out _);
+        }
+    }
+
+    /// <summary>What the spec builder needs from the pod, its rootfs and the node.</summary>
+    private ContainerSpecContext SpecContext(ContainerCreateRequest request, PodRecord pod, string id, string rootfs, string cgroupsPath)
+    {
+        var podDirectory = _pods.PodDirectory(pod.Id);
+        var shm = Path.Combine(podDirectory, PodFiles.ShmDirectoryName);
+        return new ContainerSpecContext
+        {
+            PodId = pod.Id,
+            ContainerId = id,
+            RootfsPath = rootfs,
+            NetworkNamespacePath = _pods.NamespacePath(pod.Id, "net"),
+            IpcNamespacePath = _pods.NamespacePath(pod.Id, "ipc"),
+            UtsNamespacePath = _pods.NamespacePath(pod.Id, "uts"),
+            PidNamespacePath = _pods.NamespacePath(pod.Id, "pid"),
+            TargetPidNamespacePath = TargetPidNamespace(request),
+            CgroupsPath = cgroupsPath,
+            CgroupV2 = _cgroups.Value.IsUnified,
+            Hostname = pod.Hostname,
+            NodeHostname = Environment.MachineName,
+            HostsPath = Path.Combine(podDirectory, PodFiles.HostsFileName),
+            ResolvConfPath = Path.Combine(podDirectory, PodFiles.ResolvConfFileName),
+            HostnamePath = Path.Combine(podDirectory, PodFiles.HostnameFileName),
+            ShmPath = Directory.Exists(shm) ? shm : null,
+            LogDirectory = pod.LogDirectory,
+            ImagePasswd = RootfsFiles.ReadText(rootfs, "/etc/passwd"),
+            ImageGroup = RootfsFiles.ReadText(rootfs, "/etc/group"),
+            DefaultSeccompProfile = DefaultSeccompProfile.Json,
+            HostLastCap = HostLastCap.Value,
+            HostCapabilities = HostCapabilities.Value,
+        };
+    }
+
+    /// <summary>The pid namespace of the container a TARGET pid mode names (it must be running).</summary>
+    private string? TargetPidNamespace(ContainerCreateRequest request)
+    {
+        var options = request.Security.NamespaceOptions ?? request.Sandbox.NamespaceOptions;
+        if (options is not { Pid: PodNamespaceMode.Target })
+        {
+            return null;
+        }
+
+        return PidNamespaceOf(options.TargetId)
+            ?? throw NacelleException.NotFound($"linux.security_context.namespace_options.target_id: container \"{options.TargetId}\" is not running");
+    }
+
+    private static readonly Lazy<ulong?> HostCapabilities = new(() => Capabilities.OfThisProcess());
+
+    private static readonly Lazy<int> HostLastCap = new(() => Capabilities.ReadHostLastCap());
+
+    private void CrashIfAsked(string point)
+    {
+        if (_options.CrashPoint == point)
+        {
+            ContainerCore.Interop.Signals.Send(Environment.ProcessId, 9);
+            Thread.Sleep(Timeout.Infinite);
+        }
+    }
+}

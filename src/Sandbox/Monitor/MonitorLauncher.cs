@@ -1,0 +1,56 @@
+using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Processes;
+
+namespace Nacelle.Sandbox.Monitor;
+
+/// <summary>Starts a pod's nacelle-monitor detached (own session), so it outlives the daemon.</summary>
+public static class MonitorLauncher
+{
+    /// <summary>Environment variable naming another monitor program (tests run the JIT build through `dotnet`).</summary>
+    public const string PathVariable = "NACELLE_MONITOR";
+
+    /// <summary>
+    /// Launches the monitor for <paramref name="options"/>. The daemon reaps it when it exits while the daemon runs
+    /// (the returned handle); after a daemon restart the monitor is init's child, and the daemon only reconnects.
+    /// </summary>
+    public static WatchedProcess Launch(MonitorOptions options, string? program = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        program ??= Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } p ? p : Path.Combine(AppContext.BaseDirectory, "nacelle-monitor");
+        var argv = new List<string>();
+        string path;
+        if (program.EndsWith(".dll", StringComparison.Ordinal))
+        {
+            path = Path.Combine(Path.GetDirectoryName(Environment.ProcessPath!)!, "dotnet");
+            if (!File.Exists(path))
+            {
+                path = "/usr/bin/dotnet";
+            }
+
+            argv.AddRange(["dotnet", program]);
+        }
+        else
+        {
+            path = program;
+            argv.Add("nacelle-monitor");
+        }
+
+        options.CheckSocketPath();
+        argv.AddRange(options.ToArguments());
+
+        Directory.CreateDirectory(options.Directory);
+        using var log = File.OpenHandle(Path.Combine(options.Directory, "monitor.log"), FileMode.Append, FileAccess.Write);
+        var environment = new List<string> { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+        foreach (var name in new[] { "DOTNET_ROOT", "NACELLE_SPAWN_HELPER" })
+        {
+            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
+            {
+                environment.Add($"{name}={value}");
+            }
+        }
+
+        var pid = SpawnCalls.Spawn(path, argv, [null, log, log], newSession: true, environment);
+        return WatchedProcess.Adopt(pid);
+    }
+}

@@ -1,0 +1,98 @@
+using Microsoft.Data.Sqlite;
+
+namespace Nacelle.Storage;
+
+/// <summary>
+/// The node's metadata database: one SQLite file under the root dir (WAL mode), shared by the image store now and
+/// by the pod and container stores later. Each domain owns its tables and brings its schema as numbered migrations;
+/// every state change is committed before the RPC that caused it answers.
+/// </summary>
+public sealed class MetadataDatabase
+{
+    private readonly string _connectionString;
+
+    public MetadataDatabase(string path)
+    {
+        FilePath = path;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+
+        using var connection = Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (domain TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (domain, version));");
+    }
+
+    public string FilePath { get; }
+
+    /// <summary>An open connection with foreign keys on and synchronous=FULL (durable commits).</summary>
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        Execute(connection, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;");
+        return connection;
+    }
+
+    /// <summary>Applies the domain's migrations not applied yet, each in its own transaction, in order.</summary>
+    public void Migrate(string domain, IReadOnlyList<string> migrations)
+    {
+        using var connection = Open();
+        for (var version = 1; version <= migrations.Count; version++)
+        {
+            using var check = connection.CreateCommand();
+            check.CommandText = "SELECT COUNT(*) FROM schema_migrations WHERE domain = $d AND version = $v";
+            check.Parameters.AddWithValue("$d", domain);
+            check.Parameters.AddWithValue("$v", version);
+            if ((long)check.ExecuteScalar()! > 0)
+            {
+                continue;
+            }
+
+            using var transaction = connection.BeginTransaction();
+            Execute(connection, migrations[version - 1], transaction);
+            using var record = connection.CreateCommand();
+            record.Transaction = transaction;
+            record.CommandText = "INSERT INTO schema_migrations (domain, version) VALUES ($d, $v)";
+            record.Parameters.AddWithValue("$d", domain);
+            record.Parameters.AddWithValue("$v", version);
+            record.ExecuteNonQuery();
+            transaction.Commit();
+        }
+    }
+
+    /// <summary>The first column of every row of a query, as strings.</summary>
+    public IReadOnlyList<string> QueryStrings(string sql, params (string Name, object Value)[] parameters)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        using var reader = command.ExecuteReader();
+        var values = new List<string>();
+        while (reader.Read())
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return values;
+    }
+
+    public static void Execute(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}

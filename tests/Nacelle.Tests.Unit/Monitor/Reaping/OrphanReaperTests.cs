@@ -1,0 +1,67 @@
+using System.Text.Json;
+using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.Monitor.Reaping;
+
+namespace Nacelle.Tests.Unit.Monitor.Reaping;
+
+/// <summary>
+/// The monitor's reaper and protocol pieces that need no root: a held reaper never looks at children (a spawn may
+/// have an unadopted child), reaping is per pid and refuses non-children, /proc stat parsing, and the new protocol
+/// fields round-trip through the source-generated JSON.
+/// </summary>
+public sealed class OrphanReaperTests
+{
+    [Fact]
+    public void A_held_reaper_does_not_scan_and_asks_nobody_for_tracked_pids()
+    {
+        var asked = 0;
+        var reaper = new OrphanReaper(() =>
+        {
+            asked++;
+            return [];
+        });
+        using (reaper.Hold())
+        using (reaper.Hold())
+        {
+            Assert.Equal(0, reaper.ScanOnce());
+        }
+
+        Assert.Equal(0, asked);
+        Assert.Equal(0, reaper.Reaped);
+    }
+
+    [Fact]
+    public void Reaping_is_per_pid_and_never_takes_a_process_that_is_not_our_child()
+    {
+        // pid 1 is not our child: ECHILD, nothing reaped (waitpid(-1) would have taken any child of ours).
+        Assert.False(ChildReaping.TryReap(1));
+        var self = ChildReaping.StatOf(Environment.ProcessId);
+        Assert.NotNull(self);
+        Assert.NotEqual('Z', self.Value.State);
+        Assert.True(self.Value.Parent > 0);
+        Assert.Null(ChildReaping.StatOf(int.MaxValue));
+        Assert.DoesNotContain(Environment.ProcessId, ChildReaping.Children());
+    }
+
+    [Fact]
+    public void Exec_results_and_events_round_trip_with_output_as_base64()
+    {
+        var response = new MonitorResponse
+        {
+            Id = 3, Ok = true,
+            Exec = new MonitorExecResult { ExitCode = 137, Stdout = [0, 1, 255], Stderr = "e"u8.ToArray(), TimedOut = true, Truncated = true },
+            Event = MonitorProtocol.EventExited,
+            Container = new MonitorContainer { Id = "c", Status = "Stopped", CgroupPath = "/pod/c" },
+        };
+        var line = MonitorProtocol.Encode(response, MonitorJson.Default.MonitorResponse);
+        Assert.Equal((byte)'\n', line[^1]);
+        var text = System.Text.Encoding.UTF8.GetString(line);
+        Assert.Contains("\"stdout\":\"AAH/\"", text, StringComparison.Ordinal);
+        Assert.Contains("\"cgroupPath\":\"/pod/c\"", text, StringComparison.Ordinal);
+        var back = JsonSerializer.Deserialize(line.AsSpan(0, line.Length - 1), MonitorJson.Default.MonitorResponse)!;
+        Assert.Equal(response.Exec.Stdout, back.Exec!.Stdout);
+        Assert.True(back.Exec.TimedOut && back.Exec.Truncated);
+        Assert.Equal("/pod/c", back.Container!.CgroupPath);
+    }
+}
