@@ -109,6 +109,22 @@ public sealed class ContainerManager : IAsyncDisposable
         _images = images;
         Events = events;
         _log = options.Logger;
+        pods.PodLost += OnPodLost;
+    }
+
+    /// <summary>A pod whose monitor is gone cannot run containers any more (its processes were killed): they are exited,
+    /// with a reason that says so, so Stop and Remove succeed and kubelet replaces the pod.</summary>
+    private void OnPodLost(PodLoss loss)
+    {
+        if (!loss.MonitorGone)
+        {
+            return; // pause-init died: the pod is NotReady; its containers run on until kubelet stops them
+        }
+
+        foreach (var row in RowsOf(loss.PodId).Where(r => r.Complete && r.State != ContainerRecordState.Exited))
+        {
+            MarkLost(row, $"{loss.Reason}; the container's processes were killed");
+        }
     }
 
     public ContainerEvents Events { get; }
@@ -176,6 +192,8 @@ public sealed class ContainerManager : IAsyncDisposable
                 ShmPath = Directory.Exists(shm) ? shm : null,
                 CgroupV2 = _cgroups.Value.IsUnified,
             });
+            // Refused here, naming the field and the limit, rather than by the monitor half way.
+            SpecValidator.Validate(built.Spec);
             var specJson = RuntimeSpecFile.Serialize(built.Spec);
             await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
             if (built.LogFile is { } logFile)
@@ -449,6 +467,7 @@ public sealed class ContainerManager : IAsyncDisposable
         var process = spec.Process ?? new SpecProcess();
         process.Args = [.. command];
         process.Terminal = false;
+        SpecValidator.ValidateProcess(process, "cmd");
         // A connection of its own: a long exec (a slow probe) must not hold up the pod's other requests, and the
         // monitor serves connections concurrently.
         await using var client = new MonitorClient(_pods.MonitorSocket(container.PodId));
@@ -570,9 +589,9 @@ public sealed class ContainerManager : IAsyncDisposable
             {
                 CleanUpIncomplete(row);
             }
-            else if (row.State != ContainerRecordState.Exited && (client is not null || !File.Exists(_pods.MonitorSocket(podId))))
+            else if (row.State != ContainerRecordState.Exited && (client is not null || !PodManager.MonitorAlive(pod)))
             {
-                // Complete, but its monitor is gone (node reboot) or no longer knows it: it is not running.
+                // Complete, but its monitor is gone (node reboot, killed) or no longer knows it: it is not running.
                 MarkLost(row, client is null ? "the pod's monitor is gone" : "the pod's monitor no longer knows this container");
             }
         }
@@ -599,12 +618,15 @@ public sealed class ContainerManager : IAsyncDisposable
         _store.DeleteContainer(row.Id);
     }
 
+    /// <summary>The reason of a container whose pod's monitor is gone (or no longer knows it): its exit was never recorded.</summary>
+    public const string LostReason = "ContainerLost";
+
     private void MarkLost(ContainerRecord row, string why)
     {
         _store.UpdateContainer(row.Id, c => c with
         {
             State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
-            Reason = "Unknown", Message = why,
+            Reason = LostReason, Message = why,
         });
         Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
         CompleteWaiter(row.Id);
