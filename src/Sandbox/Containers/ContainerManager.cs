@@ -623,13 +623,34 @@ public sealed class ContainerManager : IAsyncDisposable
 
     private void MarkLost(ContainerRecord row, string why)
     {
-        _store.UpdateContainer(row.Id, c => c with
+        if (ExitOnce(row, c => c with
+            {
+                State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
+                Reason = LostReason, Message = why,
+            }))
         {
-            State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
-            Reason = LostReason, Message = why,
-        });
-        Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+        }
+
         CompleteWaiter(row.Id);
+    }
+
+    /// <summary>Moves the row to Exited in one transaction unless it is there already: the exit watch, a refresh and a lost
+    /// pod may all see the same exit, and only the one that records it publishes the Stopped event.</summary>
+    private bool ExitOnce(ContainerRecord row, Func<ContainerRecord, ContainerRecord> exit)
+    {
+        var recorded = false;
+        _store.UpdateContainer(row.Id, c =>
+        {
+            if (c.State == ContainerRecordState.Exited)
+            {
+                return c;
+            }
+
+            recorded = true;
+            return exit(c);
+        });
+        return recorded;
     }
 
     /// <summary>Applies what the monitor reports to the row: start seen, or exit (code, time, reason).</summary>
@@ -639,21 +660,24 @@ public sealed class ContainerManager : IAsyncDisposable
         {
             var code = state.ExitCode ?? (state.ExitSignal is { } signal ? 128 + signal : 255);
             var reason = state.OomKilled ? "OOMKilled" : code == 0 ? "Completed" : "Error";
-            _store.UpdateContainer(row.Id, c => c with
+            if (ExitOnce(row, c => c with
+                {
+                    State = ContainerRecordState.Exited,
+                    StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
+                    FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
+                    ExitCode = code,
+                    Reason = reason,
+                    Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
+                }))
             {
-                State = ContainerRecordState.Exited,
-                StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
-                FinishedAt = UnixTime.Nanoseconds(state.FinishedAt ?? DateTimeOffset.UtcNow),
-                ExitCode = code,
-                Reason = reason,
-                Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
-            });
-            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
-            ContainerLog.Exited(_log, row.Id, code, reason);
+                Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+                ContainerLog.Exited(_log, row.Id, code, reason);
+            }
         }
         else if (state.Status is "Running" or "Paused" && row.State == ContainerRecordState.Created)
         {
-            _store.UpdateContainer(row.Id, c => c with
+            // Only from Created: an exit recorded meanwhile must never be undone.
+            _store.UpdateContainer(row.Id, c => c.State != ContainerRecordState.Created ? c : c with
             {
                 State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
             });
