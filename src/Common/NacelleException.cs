@@ -22,5 +22,6 @@ public class NacelleException : Exception
     public static NacelleException Unauthenticated(string message) => new(ErrorKind.Unauthenticated, message);
     public static NacelleException PermissionDenied(string message) => new(ErrorKind.PermissionDenied, message);
     public static NacelleException Unimplemented(string message) => new(ErrorKind.Unimplemented, message);
+    public static NacelleException ResourceExhausted(string message) => new(ErrorKind.ResourceExhausted, message);
     public static NacelleException Internal(string message, Exception? inner = null) => new(ErrorKind.Internal, message, inner);
 }

@@ -548,4 +548,113 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
             Assert.Matches("^[0-9a-f]{64}$", id);
         }
     }
+
+    /// <summary>The container cgroups left under the test's cgroup parent (any hierarchy holding the memory controller).</summary>
+    private string[] ChildCgroups() =>
+        Directory.Exists("/sys/fs/cgroup/memory" + _cgroupParent) ? Directory.GetDirectories("/sys/fs/cgroup/memory" + _cgroupParent) : [];
+
+    private static async Task<PodSandboxStatus> WaitForPodStateAsync(RuntimeService.RuntimeServiceClient runtime, string id, PodSandboxState state)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var status = (await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            if (status.State == state || clock.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                return status;
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    private static int ContainerPid(ContainerStatusResponse verbose)
+    {
+        using var info = JsonDocument.Parse(verbose.Info["info"]);
+        return info.RootElement.GetProperty("pid").GetInt32();
+    }
+
+    /// <summary>Stop, Remove and a new pod of the same name all work, and the old pod left no cgroup behind.</summary>
+    private async Task AssertPodCanBeEndedAndReplacedAsync(RuntimeService.RuntimeServiceClient runtime, string pod, string container, PodSandboxConfig config)
+    {
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = container, Timeout = 10 });
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        Assert.Empty((await runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        Assert.Empty(ChildCgroups());
+
+        var replacement = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+        Assert.NotEqual(pod, replacement);
+        Assert.Equal(PodSandboxState.SandboxReady, (await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = replacement })).Status.State);
+    }
+
+    [Fact]
+    public async Task A_pod_whose_monitor_is_killed_is_NotReady_at_once_and_can_be_stopped_removed_and_replaced()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("orphaned");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var container = (await runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "1000"), SandboxConfig = podConfig,
+        })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container });
+        var pid = ContainerPid(await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = container, Verbose = true }));
+        var info = await PodInfo.OfAsync(session.Daemon, pod);
+
+        Signals.Send(info.MonitorPid, Signals.SIGKILL);
+
+        // Noticed without any call from kubelet: the pod is NotReady and the container exited, saying why.
+        Assert.Equal(PodSandboxState.SandboxNotready, (await WaitForPodStateAsync(runtime, pod, PodSandboxState.SandboxNotready)).State);
+        var status = await WaitForStateAsync(runtime, container, ContainerState.ContainerExited);
+        Assert.Equal(ContainerState.ContainerExited, status.State);
+        Assert.Equal("ContainerLost", status.Reason);
+        Assert.Contains("monitor", status.Message, StringComparison.Ordinal);
+        for (var i = 0; i < 100 && Directory.Exists($"/proc/{pid}"); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(Directory.Exists($"/proc/{pid}"), $"the container's process {pid} outlived its pod's monitor");
+        Assert.False(Directory.Exists($"/proc/{info.PauseInitPid}"), $"pause-init {info.PauseInitPid} outlived its pod's monitor");
+
+        await AssertPodCanBeEndedAndReplacedAsync(runtime, pod, container, podConfig);
+    }
+
+    [Fact]
+    public async Task After_a_node_reboot_pods_are_NotReady_their_containers_exited_and_both_can_be_replaced()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("rebooted");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var container = (await runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "1000"), SandboxConfig = podConfig,
+        })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container });
+        var info = await PodInfo.OfAsync(session.Daemon, pod);
+
+        // The reboot: every process gone (the daemon first), the volatile state directory empty, the cgroups gone.
+        await session.Daemon.StopAsync(Signals.SIGKILL);
+        Signals.Send(info.MonitorPid, Signals.SIGKILL);
+        TestCgroups.KillTree(_cgroupParent);
+        foreach (var point in PodLeftovers.MountsUnder(session.Daemon.WorkDirectory))
+        {
+            TestBridge.Run("umount", "-l", point);
+        }
+
+        Directory.Delete(session.Daemon.State, recursive: true);
+        TestCgroups.RemoveTree(_cgroupParent);
+
+        session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+        runtime = session.Runtime;
+        Assert.Equal(PodSandboxState.SandboxNotready, (await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = pod })).Status.State);
+        var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = container })).Status;
+        Assert.True(status.State == ContainerState.ContainerExited, $"{status.State}: {session.Daemon.Output}");
+        Assert.Equal("ContainerLost", status.Reason);
+
+        await AssertPodCanBeEndedAndReplacedAsync(runtime, pod, container, podConfig);
+    }
 }

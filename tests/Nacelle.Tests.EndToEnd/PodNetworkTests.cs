@@ -378,6 +378,59 @@ public sealed class PodNetworkTests
         }
     }
 
+    [Fact]
+    public async Task A_kill_9_after_CNI_ADD_is_undone_by_the_restarted_daemon_and_the_name_is_free_again()
+    {
+        Assert.True(TestBridge.Available, "the CNI plugins (containernetworking-plugins), ip and iptables are needed: scripts/install-deps.sh --test");
+
+        var dir = Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
+        await using var bridge = new TestBridge(dir);
+        var toml = bridge.InstallInto(dir);
+        var daemon = await DaemonProcess.StartAsync(toml, directory: dir, environment: new Dictionary<string, string> { ["NACELLE_TEST_CRASH"] = "run-after-cni" });
+        var parent = NewCgroupParent();
+        var leftovers = new PodLeftovers();
+        try
+        {
+            var config = Pod("cut-short", parent);
+            config.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 8080, HostPort = Ports.FreeLoopbackPort(), HostIp = "127.0.0.1" });
+            await Assert.ThrowsAsync<RpcException>(async () => await RunPodAsync(daemon, config));
+            Assert.True(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)) != 0, "the daemon did not crash where it was told to");
+            // What the crash left: an address, a portmap rule, a monitor and pause-init, namespace pins.
+            Assert.NotEmpty(bridge.Reservations());
+            Assert.NotEmpty(bridge.PortmapRules());
+            Assert.NotEmpty(PodLeftovers.ProcessesMentioning(Path.Combine(daemon.State, "pods")));
+
+            daemon = await DaemonProcess.RestartAsync(daemon, toml);
+            Assert.Empty((await daemon.Client.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(bridge.Reservations());
+            Assert.Empty(bridge.PortmapRules());
+            Assert.Empty(PodLeftovers.ProcessesMentioning(Path.Combine(daemon.State, "pods")));
+            Assert.Empty(PodLeftovers.MountsUnder(daemon.WorkDirectory));
+            Assert.Empty(Directory.Exists("/sys/fs/cgroup/memory" + parent) ? Directory.GetDirectories("/sys/fs/cgroup/memory" + parent) : []);
+
+            // kubelet's retry of the same pod (same name, uid and attempt) succeeds.
+            var pod = await leftovers.TrackAsync(daemon, await RunPodAsync(daemon, config));
+            Assert.True(System.Net.IPAddress.TryParse(pod.Ip, out _), $"the retried pod has no IP: '{pod.Ip}'");
+        }
+        finally
+        {
+            await leftovers.CleanUpAsync(daemon);
+            foreach (var pid in PodLeftovers.ProcessesMentioning(Path.Combine(daemon.State, "pods")))
+            {
+                Signals.Send(pid, Signals.SIGKILL);
+            }
+
+            TestCgroups.KillTree(parent);
+            foreach (var point in PodLeftovers.MountsUnder(daemon.WorkDirectory))
+            {
+                TestBridge.Run("umount", "-l", point);
+            }
+
+            await daemon.DisposeAsync();
+            TestCgroups.RemoveTree(parent);
+        }
+    }
+
     /// <summary>
     /// After Stop + Remove: no monitor or pause-init, no namespace pin or mount under the daemon's directory, no host-local
     /// reservation, no cached CNI result, no portmap rule, the pod directory gone and the pods unlisted.

@@ -3,23 +3,56 @@ namespace Nacelle.Tests.Support;
 /// <summary>Cleanup of a test's cgroup parent in every hierarchy (v1 controllers and the cgroup2 mount).</summary>
 public static class TestCgroups
 {
-    /// <summary>Removes <paramref name="parent"/> and its direct children (empty by then) wherever they exist.</summary>
+    /// <summary>Removes <paramref name="parent"/> and every cgroup below it (empty of processes by then), deepest first,
+    /// wherever they exist.</summary>
     public static void RemoveTree(string parent)
     {
         foreach (var hierarchy in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified").Distinct())
         {
             var dir = hierarchy + parent;
-            if (!Directory.Exists(dir))
+            if (Directory.Exists(dir))
             {
-                continue;
+                RemoveDepthFirst(dir);
+            }
+        }
+    }
+
+    private static void RemoveDepthFirst(string dir)
+    {
+        foreach (var child in Directory.GetDirectories(dir))
+        {
+            RemoveDepthFirst(child);
+        }
+
+        Directory.Delete(dir);
+    }
+
+    /// <summary>SIGKILLs every process in <paramref name="parent"/> and the cgroups below it, in every hierarchy (the test
+    /// made the parent: only its own processes are in it), and waits a little for them to go.</summary>
+    public static void KillTree(string parent)
+    {
+        for (var round = 0; round < 50; round++)
+        {
+            var pids = Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified").Distinct()
+                .Select(hierarchy => hierarchy + parent)
+                .Where(Directory.Exists)
+                .SelectMany(dir => Directory.EnumerateFiles(dir, "cgroup.procs", SearchOption.AllDirectories))
+                .SelectMany(File.ReadAllLines)
+                .Where(line => line.Length > 0)
+                .Select(int.Parse)
+                .Distinct()
+                .ToList();
+            if (pids.Count == 0)
+            {
+                return;
             }
 
-            foreach (var child in Directory.GetDirectories(dir))
+            foreach (var pid in pids)
             {
-                Directory.Delete(child);
+                Nacelle.ContainerCore.Interop.Signals.Send(pid, Nacelle.ContainerCore.Interop.Signals.SIGKILL);
             }
 
-            Directory.Delete(dir);
+            Thread.Sleep(100);
         }
     }
 }

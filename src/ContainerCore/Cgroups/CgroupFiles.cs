@@ -127,6 +127,29 @@ internal static class CgroupFiles
         }
     }
 
+    /// <summary>The names of the subdirectories (child cgroups) found in any of <paramref name="directories"/>, sorted;
+    /// a directory that does not exist has none.</summary>
+    public static IReadOnlyList<string> ChildNames(IEnumerable<string> directories)
+    {
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var directory in directories)
+        {
+            try
+            {
+                foreach (var child in System.IO.Directory.EnumerateDirectories(directory))
+                {
+                    names.Add(Path.GetFileName(child));
+                }
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // not in this hierarchy (or removed meanwhile)
+            }
+        }
+
+        return [.. names];
+    }
+
     /// <summary>mkdir -p of <paramref name="relative"/> under <paramref name="root"/>; calls <paramref name="created"/> for each new level.</summary>
     public static void CreateDirectories(string root, string relative, Action<string, string>? created = null)
     {

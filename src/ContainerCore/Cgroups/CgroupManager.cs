@@ -74,6 +74,39 @@ public sealed class CgroupManager
             : new V1Cgroup(_v1Controllers, Layout.Mode == CgroupMode.Hybrid ? _unifiedMount : null, normalized);
     }
 
+    /// <summary>
+    /// SIGKILLs every process in the cgroup at <paramref name="path"/> and in every cgroup below it, deepest first, and
+    /// waits (bounded) until they are gone. For a pod whose processes outlived their parent (a killed monitor): the
+    /// cgroups are the one record of them that no process death can erase.
+    /// </summary>
+    public async Task KillTreeAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var cgroup = Open(path);
+        foreach (var child in cgroup.ChildPaths())
+        {
+            await KillTreeAsync(child, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (cgroup.Processes().Count > 0)
+        {
+            await cgroup.KillAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Removes the cgroup at <paramref name="path"/> and every cgroup below it, depth first (rmdir only works on a
+    /// cgroup without children). Processes still inside make it fail after the bounded retries: kill them first
+    /// (<see cref="KillTreeAsync"/>). Removing what does not exist succeeds.</summary>
+    public async Task RemoveTreeAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var cgroup = Open(path);
+        foreach (var child in cgroup.ChildPaths())
+        {
+            await RemoveTreeAsync(child, cancellationToken).ConfigureAwait(false);
+        }
+
+        await cgroup.RemoveAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>A cgroup directly in the cgroup2 mount even on a hybrid node (only cgroup.procs/freeze/kill/events work there).</summary>
     public V2Cgroup CreateUnified(string name, string? parent = null)
     {

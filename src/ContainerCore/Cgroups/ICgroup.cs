@@ -68,6 +68,10 @@ public interface ICgroup
     /// <summary>rmdir (v1: in every hierarchy), retrying with backoff while processes drain. Removing a removed cgroup succeeds.</summary>
     Task RemoveAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>The paths of the direct child cgroups (v1: in any hierarchy), e.g. the containers of a pod cgroup; empty
+    /// when the cgroup does not exist.</summary>
+    IReadOnlyList<string> ChildPaths();
+
     /// <summary>
     /// An O_PATH|O_DIRECTORY fd of the cgroup2 directory, for clone3(CLONE_INTO_CGROUP) so the child starts in its cgroup.
     /// v1 has no such thing: there the spawn helper must write the child's pid (<see cref="AddProcess"/>) before it

@@ -374,6 +374,9 @@ public sealed class V1Cgroup : ICgroup
         }
     }
 
+    public IReadOnlyList<string> ChildPaths() =>
+        CgroupFiles.ChildNames(_directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
+
     public SafeFileHandle OpenDirectory()
     {
         if (UnifiedDirectory is null)

@@ -264,6 +264,9 @@ public sealed class V2Cgroup : ICgroup
     public Task RemoveAsync(CancellationToken cancellationToken = default) =>
         CgroupFiles.RemoveDirectoryAsync(Directory, cancellationToken);
 
+    public IReadOnlyList<string> ChildPaths() =>
+        CgroupFiles.ChildNames([Directory]).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
+
     public SafeFileHandle OpenDirectory()
     {
         try

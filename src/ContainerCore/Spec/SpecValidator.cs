@@ -26,6 +26,7 @@ public static class SpecValidator
 
     public static void Validate(RuntimeSpec spec)
     {
+        ArgumentNullException.ThrowIfNull(spec);
         if (!spec.OciVersion.StartsWith("1.", StringComparison.Ordinal))
         {
             Refuse("ociVersion", $"'{spec.OciVersion}' is not a 1.x runtime spec");
@@ -58,12 +59,27 @@ public static class SpecValidator
         ValidateLinux(linux, namespaces);
     }
 
-    private static void ValidateProcess(SpecProcess process, string field)
+    /// <summary>How many argv (and, separately, env) strings the spawn helper passes to execve.</summary>
+    public const int MaxExecStrings = 131072;
+
+    /// <summary>The kernel's MAX_ARG_STRLEN: one argv or env string, with its NUL, may take at most 32 pages.</summary>
+    public const int MaxExecStringBytes = 32 * 4096;
+
+    /// <summary>
+    /// Refuses a process the kernel could not execve — too many argv/env strings for the spawn helper, a string over
+    /// MAX_ARG_STRLEN, or argv+env (strings, NULs and pointers, as the kernel counts them) over its limit of a quarter of
+    /// the stack rlimit (at least 128 KiB, at most 6 MiB) — and the other malformed fields; every refusal names the field
+    /// and the limit. Nothing is ever cut short silently.
+    /// </summary>
+    public static void ValidateProcess(SpecProcess process, string field = "process")
     {
+        ArgumentNullException.ThrowIfNull(process);
         if (process.Args.Count == 0 || string.IsNullOrEmpty(process.Args[0]))
         {
             Refuse($"{field}.args", "must name the program to run");
         }
+
+        ValidateExecSize(process, field);
 
         if (!process.Cwd.StartsWith('/'))
         {
@@ -108,6 +124,46 @@ public static class SpecValidator
         {
             Refuse($"{field}.consoleSize", "is only meaningful with terminal: true");
         }
+    }
+
+    private static void ValidateExecSize(SpecProcess process, string field)
+    {
+        long total = 0;
+        foreach (var (list, name) in new[] { (process.Args, "args"), (process.Env, "env") })
+        {
+            if (list.Count > MaxExecStrings)
+            {
+                Refuse($"{field}.{name}", $"has {list.Count} entries, more than the {MaxExecStrings} nacelle passes to execve");
+            }
+
+            for (var i = 0; i < list.Count; i++)
+            {
+                var bytes = System.Text.Encoding.UTF8.GetByteCount(list[i] ?? "") + 1;
+                if (bytes > MaxExecStringBytes)
+                {
+                    Refuse($"{field}.{name}[{i}]", $"is {bytes} bytes, over the kernel's limit of {MaxExecStringBytes} bytes for one execve string (MAX_ARG_STRLEN)");
+                }
+
+                total += bytes + IntPtr.Size;
+            }
+        }
+
+        var limit = ExecveLimit(process);
+        if (total > limit)
+        {
+            Refuse($"{field}.args and {field}.env",
+                $"take {total} bytes (strings and pointers), over the kernel's execve limit of {limit} bytes (a quarter of the stack rlimit)");
+        }
+    }
+
+    /// <summary>The kernel's bound on argv+env for an execve: a quarter of RLIMIT_STACK's soft limit (the process's own when
+    /// the spec sets one, else the usual 8 MiB), at least ARG_MAX (128 KiB), at most three quarters of _STK_LIM (6 MiB).</summary>
+    public static long ExecveLimit(SpecProcess process)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        var stack = process.Rlimits.FirstOrDefault(r => r.Type == "RLIMIT_STACK")?.Soft ?? 8UL << 20;
+        var quarter = (long)Math.Min(stack / 4, long.MaxValue);
+        return Math.Clamp(quarter, 128L << 10, 6L << 20);
     }
 
     private sealed class Namespaces(Dictionary<string, SpecNamespace> byType)

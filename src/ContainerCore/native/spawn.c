@@ -64,8 +64,10 @@
 
 #define CONTROL_FD 3
 #define MESSAGE_FD 4
-#define MAX_ARGS 4096
-#define MAX_ENV 4096
+/* argv/env capacity: SpecValidator.MaxExecStrings on the C# side refuses more; the arrays are bss, so pages
+ * are only touched for what a process really passes. Past them the helper fails with E2BIG, never truncates. */
+#define MAX_ARGS 131072
+#define MAX_ENV 131072
 #define MAX_JOIN 8
 #define MAX_GROUPS 256
 #define PATH_BUF 4096
@@ -653,8 +655,14 @@ static _Noreturn void container_process(int sync_fd)
         case NSP_REC_ROOT_READONLY: root_readonly = 1; break;
         case NSP_REC_NEW_SESSION: new_session = 1; break;
         case NSP_REC_UMASK: spec_umask = (mode_t)u32_at(r.data); has_umask = 1; break;
-        case NSP_REC_ARG: if (argc < MAX_ARGS) argv_out[argc++] = (char *)r.data; break;
-        case NSP_REC_ENV: if (envc < MAX_ENV) envp_out[envc++] = (char *)r.data; break;
+        case NSP_REC_ARG:
+            if (argc == MAX_ARGS) fail(E2BIG, "more argv strings than the helper passes", NULL);
+            argv_out[argc++] = (char *)r.data;
+            break;
+        case NSP_REC_ENV:
+            if (envc == MAX_ENV) fail(E2BIG, "more environment strings than the helper passes", NULL);
+            envp_out[envc++] = (char *)r.data;
+            break;
         default: break;
         }
     }

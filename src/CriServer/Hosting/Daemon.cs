@@ -102,6 +102,7 @@ internal static class Daemon
         {
             StateRoot = config.State,
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
+            CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
         builder.Services.AddSingleton(new ContainerEvents(onDropped: metrics.EventsDropped));
         builder.Services.AddSingleton(services => new ContainerManager(new ContainerManagerOptions
@@ -176,9 +177,14 @@ internal static class Daemon
         network.StartWatching();
         var networkStatus = network.Status();
         Log.CniWatching(logger, network.Options.ConfDir, string.Join(", ", network.Options.BinDirs), networkStatus.Ready, networkStatus.Message);
-        // Containers: creates a killed daemon left half way are finished or undone, and every pod's monitor is watched
-        // for exits again (states brought up to date from its exit records) before the socket answers.
-        await app.Services.GetRequiredService<ContainerManager>().RecoverAsync().ConfigureAwait(false);
+        // Before the socket answers: pods a killed daemon left half made are torn down, ready pods whose monitor or
+        // pause-init is gone (a node reboot, a killed monitor) become NotReady with their containers exited, the others
+        // are watched again; then creates of containers left half way are finished or undone, and every pod's monitor
+        // is watched for exits again (states brought up to date from its exit records). The container manager exists
+        // first: it hears of the pods found lost.
+        var containers = app.Services.GetRequiredService<ContainerManager>();
+        await app.Services.GetRequiredService<PodManager>().RecoverAsync().ConfigureAwait(false);
+        await containers.RecoverAsync().ConfigureAwait(false);
         var streaming = app.Services.GetRequiredService<StreamingServer>();
         if (streaming.Enabled)
         {

@@ -78,6 +78,7 @@ internal sealed class SnapshotTree
         }
 
         var components = LayerPaths.Normalize(name) ?? throw Refuse(name, "climbs above the layer root with '..'");
+        CheckLength(name, components);
         if (components.Length == 0)
         {
             ApplyToRoot(entry);
@@ -207,6 +208,11 @@ internal sealed class SnapshotTree
 
     private void CreateSymlink(string path, TarEntry entry)
     {
+        if (System.Text.Encoding.UTF8.GetByteCount(entry.LinkName) >= PathMax)
+        {
+            throw Refuse(entry.Name, $"is a symlink whose target takes {System.Text.Encoding.UTF8.GetByteCount(entry.LinkName)} bytes, over the kernel's PATH_MAX of {PathMax}");
+        }
+
         if (string.IsNullOrEmpty(entry.LinkName))
         {
             throw Refuse(entry.Name, "is a symlink with an empty target");
@@ -466,8 +472,36 @@ internal sealed class SnapshotTree
         FileSystemCalls.SetTimes(path, seconds, nanoseconds, seconds, nanoseconds);
     }
 
+    /// <summary>The kernel's NAME_MAX (one path component) and PATH_MAX (a whole path, with its NUL), in bytes.</summary>
+    private const int NameMax = 255;
+    private const int PathMax = 4096;
+
+    /// <summary>Refuses names the kernel cannot hold (each is created under this snapshot's directory, so the whole host
+    /// path must fit PATH_MAX) and symlink targets over PATH_MAX, naming the entry, rather than failing half way inside
+    /// the file system code.</summary>
+    private void CheckLength(string name, string[] components)
+    {
+        foreach (var component in components)
+        {
+            if (System.Text.Encoding.UTF8.GetByteCount(component) > NameMax)
+            {
+                throw Refuse(name, $"has a path component of {System.Text.Encoding.UTF8.GetByteCount(component)} bytes, over the kernel's NAME_MAX of {NameMax}");
+            }
+        }
+
+        var length = System.Text.Encoding.UTF8.GetByteCount(_root) + 1 + System.Text.Encoding.UTF8.GetByteCount(LayerPaths.Join(components));
+        if (length >= PathMax)
+        {
+            throw Refuse(name, $"is too long: under the snapshot directory its path takes {length} bytes, over the kernel's PATH_MAX of {PathMax}");
+        }
+    }
+
     private static NacelleException Refuse(string entryName, string rule) =>
-        NacelleException.InvalidArgument($"layer entry '{entryName}' {rule}");
+        NacelleException.InvalidArgument($"layer entry '{Shorten(entryName)}' {rule}");
+
+    /// <summary>An entry name as shown in an error: at most 256 characters, then how long it really is.</summary>
+    private static string Shorten(string entryName) =>
+        entryName.Length <= 256 ? entryName : $"{entryName[..256]}... ({entryName.Length} characters)";
 
     private readonly record struct DirectoryTime(string[] Components, DateTimeOffset Mtime);
 }

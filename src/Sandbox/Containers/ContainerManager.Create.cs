@@ -56,6 +56,8 @@ public sealed partial class ContainerManager
             undo.Push("bundle", () => Directory.Delete(bundle, recursive: true));
 
             var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(request, pod, id, rootfs.Path, cgroupsPath));
+            // Refused here, naming the field and the limit, rather than by the monitor half way.
+            SpecValidator.Validate(built.Spec);
             var specJson = RuntimeSpecFile.Serialize(built.Spec);
             await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
             if (built.LogFile is { } logFile)

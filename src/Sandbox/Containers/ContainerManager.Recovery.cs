@@ -85,9 +85,9 @@ public sealed partial class ContainerManager
                     CleanUpIncomplete(abandoned);
                 }
             }
-            else if (row.State != ContainerRecordState.Exited && (client is not null || !File.Exists(_pods.MonitorSocket(podId))))
+            else if (row.State != ContainerRecordState.Exited && (client is not null || !Pods.PodManager.MonitorAlive(pod)))
             {
-                // Complete, but its monitor is gone (node reboot) or no longer knows it: it is not running.
+                // Complete, but its monitor is gone (node reboot, killed) or no longer knows it: it is not running.
                 MarkLost(row, client is null ? "the pod's monitor is gone" : "the pod's monitor no longer knows this container");
             }
         }
@@ -114,15 +114,40 @@ public sealed partial class ContainerManager
         _store.DeleteContainer(row.Id);
     }
 
+    /// <summary>The reason of a container whose pod's monitor is gone (or no longer knows it): its exit was never recorded.</summary>
+    public const string LostReason = "ContainerLost";
+
     private void MarkLost(ContainerRecord row, string why)
     {
-        _store.UpdateContainer(row.Id, c => c with
+        if (ExitOnce(row, c => c with
+            {
+                State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
+                Reason = LostReason, Message = why,
+            }))
         {
-            State = ContainerRecordState.Exited, FinishedAt = c.FinishedAt ?? UnixTime.Now(), ExitCode = c.ExitCode ?? 255,
-            Reason = "Unknown", Message = why,
-        });
-        Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+            Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
+        }
+
         CompleteWaiter(row.Id);
+    }
+
+    /// <summary>Moves the row to Exited unless it is there already. The exit watch, a refresh (ContainerStatus, a stop)
+    /// and a lost pod may apply the same exit at once: the row as the store holds it, inside the update's transaction,
+    /// decides which one records it, and only that one announces it.</summary>
+    private bool ExitOnce(ContainerRecord row, Func<ContainerRecord, ContainerRecord> exit)
+    {
+        var recorded = false;
+        _store.UpdateContainer(row.Id, c =>
+        {
+            if (c.State == ContainerRecordState.Exited)
+            {
+                return c;
+            }
+
+            recorded = true;
+            return exit(c);
+        });
+        return recorded;
     }
 
     /// <summary>Applies what the monitor reports to the row: start seen, or exit (code, time, reason).</summary>
@@ -132,18 +157,7 @@ public sealed partial class ContainerManager
         {
             var code = state.ExitCode ?? (state.ExitSignal is { } signal ? 128 + signal : 255);
             var reason = state.OomKilled ? "OOMKilled" : code == 0 ? "Completed" : "Error";
-            // The exit watch and a refresh (ContainerStatus, a stop) may apply the same exit at once: the row as the
-            // store holds it, inside the update's transaction, decides which one records it and announces it.
-            var recorded = false;
-            _store.UpdateContainer(row.Id, c =>
-            {
-                if (c.State == ContainerRecordState.Exited)
-                {
-                    return c;
-                }
-
-                recorded = true;
-                return c with
+            if (ExitOnce(row, c => c with
                 {
                     State = ContainerRecordState.Exited,
                     StartedAt = c.StartedAt ?? (state.StartedAt is { } s ? UnixTime.Nanoseconds(s) : null),
@@ -151,9 +165,7 @@ public sealed partial class ContainerManager
                     ExitCode = code,
                     Reason = reason,
                     Message = state.OomKilled ? "the container was killed by the OOM killer" : "",
-                };
-            });
-            if (recorded)
+                }))
             {
                 Events.Publish(new ContainerEvent(row.Id, row.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
                 ContainerLog.Exited(_log, row.Id, code, reason);

@@ -32,6 +32,7 @@ public sealed partial class ContainerManager
         var process = spec.Process ?? new SpecProcess();
         process.Args = [.. command];
         process.Terminal = false;
+        SpecValidator.ValidateProcess(process, "cmd");
         // A connection of its own: a long exec (a slow probe) must not hold up the pod's other requests, and the
         // monitor serves connections concurrently.
         await using var client = new MonitorClient(_pods.MonitorSocket(container.PodId));

@@ -70,6 +70,22 @@ public sealed partial class ContainerManager : IAsyncDisposable
         Events = events;
         _log = options.Logger;
         _specs = new ContainerSpecBuilder(options.SpecHost);
+        pods.PodLost += OnPodLost;
+    }
+
+    /// <summary>A pod whose monitor is gone cannot run containers any more (its processes were killed): they are exited,
+    /// with a reason that says so, so Stop and Remove succeed and kubelet replaces the pod.</summary>
+    private void OnPodLost(PodLoss loss)
+    {
+        if (!loss.MonitorGone)
+        {
+            return; // pause-init died: the pod is NotReady; its containers run on until kubelet stops them
+        }
+
+        foreach (var row in RowsOf(loss.PodId).Where(r => r.Complete && r.State != ContainerRecordState.Exited))
+        {
+            MarkLost(row, $"{loss.Reason}; the container's processes were killed");
+        }
     }
 
     public ContainerEvents Events { get; }

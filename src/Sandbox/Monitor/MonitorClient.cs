@@ -40,12 +40,21 @@ public sealed class MonitorClient : IAsyncDisposable
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var stream = await EnsureConnectedAsync(cancellationToken).ConfigureAwait(false);
             var sent = request with { Id = ++_nextId };
+            var encoded = MonitorProtocol.Encode(sent, MonitorJson.Default.MonitorRequest);
+            if (encoded.Length > MonitorProtocol.MaxLineBytes)
+            {
+                // The monitor would drop the connection on it: refuse it here, saying what is too big.
+                throw NacelleException.ResourceExhausted(
+                    $"{request.Op} for {request.ContainerId ?? "the pod"}: the request to the pod's monitor is {encoded.Length} bytes, " +
+                    $"over the protocol's limit of {MonitorProtocol.MaxLineBytes} bytes (the OCI spec: args, env, annotations and mounts together)");
+            }
+
+            var stream = await EnsureConnectedAsync(cancellationToken).ConfigureAwait(false);
             string? line;
             try
             {
-                await stream.WriteAsync(MonitorProtocol.Encode(sent, MonitorJson.Default.MonitorRequest), cancellationToken).ConfigureAwait(false);
+                await stream.WriteAsync(encoded, cancellationToken).ConfigureAwait(false);
                 line = await MonitorProtocol.ReadLineAsync(stream, _pending, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or SocketException)

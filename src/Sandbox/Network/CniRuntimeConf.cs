@@ -40,23 +40,13 @@ public sealed record CniRuntimeConf(
         var mappings = new JsonArray();
         foreach (var mapping in request.PortMappings)
         {
-            if (mapping.HostPort <= 0)
+            mapping.Validate();
+            if (!mapping.Published)
             {
                 continue; // not published on the host: nothing for portmap to do (as containerd)
             }
 
-            if (mapping.HostPort > 65535 || mapping.ContainerPort is <= 0 or > 65535)
-            {
-                throw NacelleException.InvalidArgument(
-                    $"port mapping {mapping.HostPort}->{mapping.ContainerPort}: ports must be within 1-65535");
-            }
-
-            var protocol = string.IsNullOrEmpty(mapping.Protocol) ? "tcp" : mapping.Protocol.ToLowerInvariant();
-            if (protocol is not ("tcp" or "udp" or "sctp"))
-            {
-                throw NacelleException.InvalidArgument($"port mapping {mapping.HostPort}->{mapping.ContainerPort}: unknown protocol '{mapping.Protocol}'");
-            }
-
+            var protocol = mapping.NormalizedProtocol;
             var entry = new JsonObject
             {
                 ["hostPort"] = mapping.HostPort,

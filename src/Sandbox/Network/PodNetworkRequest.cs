@@ -5,7 +5,39 @@ namespace Nacelle.Sandbox.Network;
 /// <summary>A pod port published on the host (CNI capability <c>portMappings</c>).</summary>
 /// <param name="Protocol">tcp, udp or sctp (any case).</param>
 /// <param name="HostIp">Host address to bind; null or empty for all.</param>
-public sealed record CniPortMapping(int HostPort, int ContainerPort, string Protocol = "tcp", string? HostIp = null);
+public sealed record CniPortMapping(int HostPort, int ContainerPort, string Protocol = "tcp", string? HostIp = null)
+{
+    /// <summary>Published on the host (a host port of 0 only documents the container port: nothing to map, as containerd).</summary>
+    public bool Published => HostPort > 0;
+
+    /// <summary>The protocol as the portmap plugin spells it (lower case, tcp when empty).</summary>
+    public string NormalizedProtocol => string.IsNullOrEmpty(Protocol) ? "tcp" : Protocol.ToLowerInvariant();
+
+    /// <summary>Refuses a mapping no plugin could install, naming it: ports outside 0-65535 (1-65535 for the container
+    /// port of a published mapping), an unknown protocol, a host IP that is not an address.</summary>
+    public void Validate()
+    {
+        if (HostPort is < 0 or > 65535)
+        {
+            throw NacelleException.InvalidArgument($"port mapping {HostPort}->{ContainerPort}: host_port {HostPort} must be within 0-65535");
+        }
+
+        if (Published && ContainerPort is <= 0 or > 65535)
+        {
+            throw NacelleException.InvalidArgument($"port mapping {HostPort}->{ContainerPort}: container_port {ContainerPort} must be within 1-65535");
+        }
+
+        if (NormalizedProtocol is not ("tcp" or "udp" or "sctp"))
+        {
+            throw NacelleException.InvalidArgument($"port mapping {HostPort}->{ContainerPort}: unknown protocol '{Protocol}'");
+        }
+
+        if (!string.IsNullOrEmpty(HostIp) && !System.Net.IPAddress.TryParse(HostIp, out _))
+        {
+            throw NacelleException.InvalidArgument($"port mapping {HostPort}->{ContainerPort}: host_ip '{HostIp}' is not an IP address");
+        }
+    }
+}
 
 /// <summary>Traffic shaping of the pod (CNI capability <c>bandwidth</c>), in bits per second and bits.</summary>
 public sealed record CniBandwidth(ulong? IngressRate, ulong? IngressBurst, ulong? EgressRate, ulong? EgressBurst)

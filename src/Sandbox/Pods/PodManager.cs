@@ -34,7 +34,36 @@ public sealed record PodSandboxRequest
     public bool Privileged { get; init; }
     public string RuntimeHandler { get; init; } = "";
     public string ConfigJson { get; init; } = "";
+
+    /// <summary>
+    /// Refuses, before anything is acquired, what RunPodSandbox could only fail on half way: a log directory that is
+    /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere),
+    /// and port mappings no plugin could install.
+    /// </summary>
+    public void Validate()
+    {
+        if (LogDirectory.Length > 0)
+        {
+            var segments = LogDirectory.TrimEnd('/').Split('/');
+            if (LogDirectory[0] != '/' || LogDirectory.Contains('\0', StringComparison.Ordinal) ||
+                segments.Skip(1).Any(s => s is "" or "." or ".."))
+            {
+                throw NacelleException.InvalidArgument(
+                    $"log_directory '{LogDirectory}' must be a clean absolute path (starting with '/', without '.', '..' or empty segments)");
+            }
+        }
+
+        foreach (var mapping in PortMappings)
+        {
+            mapping.Validate();
+        }
+    }
 }
+
+/// <summary>A ready pod lost its monitor or pause-init (<see cref="PodManager.PodLost"/>).</summary>
+/// <param name="MonitorGone">The monitor is gone: the pod's processes were killed and its containers' exits will never be
+/// reported by it.</param>
+public sealed record PodLoss(string PodId, string Reason, bool MonitorGone);
 
 /// <summary>A pod's usage at <paramref name="At"/>: its cgroup's accounting and its interfaces' counters.</summary>
 public sealed record PodUsage(DateTimeOffset At, CgroupStats? Cgroup, IReadOnlyList<NetworkCounters> Interfaces);
@@ -83,12 +112,20 @@ public sealed record PodManagerOptions
     public TimeSpan MonitorConnectTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>
+    /// Failure injection for the recovery tests ($NACELLE_TEST_CRASH): "run-after-cni" kills the daemon once the pod's
+    /// network is set up, before RunPodSandbox answers. Never set in production.
+    /// </summary>
+    public string? CrashPoint { get; init; }
 }
 
 /// <summary>
 /// Pod sandboxes: RunPodSandbox's steps (store row, pod directory and files, /dev/shm, the monitor, pause-init,
 /// namespace pins, CNI) each with its undo, run in reverse when a later step fails; Stop and Remove undo them on
-/// purpose, idempotently. The daemon is never the parent of pause-init: the pod's monitor is.
+/// purpose, idempotently, whatever is left of the pod (a dead monitor, a crash half way through RunPodSandbox, a node
+/// reboot). The daemon is never the parent of pause-init: the pod's monitor is. Each ready pod's monitor and
+/// pause-init are watched through pidfds: the death of either makes the pod NotReady at once (<see cref="PodLost"/>).
 /// </summary>
 public sealed class PodManager(PodManagerOptions options, PodStore store, CniNetwork network) : IAsyncDisposable
 {
@@ -98,11 +135,19 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly PodFiles _files = new();
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CancellationTokenSource> _watches = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ILogger _log = options.Logger;
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
+    private readonly CancellationTokenSource _disposed = new();
 
     public PodStore Store => store;
+
+    /// <summary>
+    /// Raised when a ready pod's monitor or pause-init dies (or is found dead at daemon start): the pod is NotReady, and
+    /// when the monitor is gone (<see cref="PodLoss.MonitorGone"/>), every process left in the pod's cgroups has been killed.
+    /// </summary>
+    public event Action<PodLoss>? PodLost;
 
     public string PodDirectory(string id) => Path.Combine(options.StateRoot, "pods", id);
 
@@ -113,6 +158,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     public async Task<string> RunAsync(PodSandboxRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var hostNetwork = request.NamespaceOptions.Network == PodNamespaceMode.Node;
         // No hostname asked for: the node's (as containerd does); the pod's name may not even be a valid hostname.
@@ -122,15 +168,18 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         var undo = new UndoStack();
         try
         {
+            // Incomplete until the end: a daemon killed half way leaves a row the next one recognises and tears down.
             store.AddPod(new PodRecord
             {
                 Id = id, Name = request.Name, Namespace = request.Namespace, Uid = request.Uid, Attempt = request.Attempt,
                 State = PodState.NotReady, CreatedAt = UnixTime.Now(), Labels = request.Labels,
                 Annotations = request.Annotations, RuntimeHandler = request.RuntimeHandler, Hostname = hostname ?? "",
                 LogDirectory = request.LogDirectory, CgroupParent = cgroupParent, NamespaceOptions = request.NamespaceOptions,
-                Privileged = request.Privileged, ConfigJson = request.ConfigJson,
+                Privileged = request.Privileged, ConfigJson = request.ConfigJson, Complete = false,
             });
             undo.Push("pod record", () => store.DeletePod(id));
+            // The monitor creates the pod's cgroups (pause-init's, the containers') under this parent.
+            undo.Push("pod cgroups", () => RemovePodCgroupsAsync(id, cgroupParent, CancellationToken.None));
 
             // Files first: a bad DNS config or hostname is refused before any process exists.
             var dir = PodDirectory(id);
@@ -152,11 +201,12 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             var client = new MonitorClient(monitorOptions.SocketPath);
             undo.Push("monitor", () => ShutdownMonitorAsync(id, client, monitor));
             await client.ConnectAsync(options.MonitorConnectTimeout, cancellationToken).ConfigureAwait(false);
+            store.UpdatePod(id, p => p with { MonitorPid = monitor.Pid, MonitorStartTime = ProcessIdentity.StartTime(monitor.Pid) ?? 0 });
 
             var root = PauseSpec.PrepareRoot(Path.Combine(options.StateRoot, "pause-root"));
             var namespaces = new PodNamespaces(hostNetwork, request.NamespaceOptions.Pid == PodNamespaceMode.Node,
                 request.NamespaceOptions.Ipc == PodNamespaceMode.Node, request.NamespaceOptions.Pid == PodNamespaceMode.Pod);
-            var spec = PauseSpec.Create(root, namespaces, hostname, request.Sysctls, $"{cgroupParent.TrimEnd('/')}/nacelle-pause-{id[..12]}");
+            var spec = PauseSpec.Create(root, namespaces, hostname, request.Sysctls, PauseCgroup(cgroupParent, id));
             var pause = (await client.SendAsync(new MonitorRequest
             {
                 Op = MonitorProtocol.Create, ContainerId = PauseId, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = dir,
@@ -174,24 +224,24 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             var netns = pinned.GetValueOrDefault("net") ?? "";
             if (!hostNetwork)
             {
+                // Recorded before CNI ADD: whatever happens from here on, Stop and Remove know which netns to detach.
+                store.UpdatePod(id, p => p with { NetnsPath = netns });
                 var networkRequest = NetworkRequest(id, request.Name, request.Namespace, request.Uid, netns, request.PortMappings, request.Dns, request.Annotations);
-                var result = await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
                 undo.Push("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None));
+                var result = await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
+                CrashIfAsked("run-after-cni");
                 ips = result.IpStrings;
                 _files.Write(dir, new PodFilesRequest(request.Dns, hostname, ips, hostNetwork));
             }
 
-            store.UpdatePod(id, p => p with
-            {
-                State = PodState.Ready, Ips = ips, NetnsPath = netns, MonitorPid = monitor.Pid,
-                MonitorStartTime = ProcessIdentity.StartTime(monitor.Pid) ?? 0, PauseInitPid = pause.Pid,
-            });
+            store.UpdatePod(id, p => p with { State = PodState.Ready, Ips = ips, PauseInitPid = pause.Pid, Complete = true });
             lock (_gate)
             {
                 _clients[id] = client;
                 _monitors[id] = monitor;
             }
 
+            Watch(id, monitor, pause.Pid);
             return id;
         }
         catch (Exception e)
@@ -203,8 +253,20 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
     }
 
-    /// <summary>Stops a pod: its network is torn down and pause-init stopped; the record stays (NotReady). Idempotent;
-    /// an unknown pod is fine (the CRI contract).</summary>
+    private void CrashIfAsked(string point)
+    {
+        if (options.CrashPoint == point)
+        {
+            Signals.Send(Environment.ProcessId, Signals.SIGKILL);
+            Thread.Sleep(Timeout.Infinite);
+        }
+    }
+
+    /// <summary>
+    /// Stops a pod: its network is torn down (from the CNI cache, or rebuilt from the pod's record when a crash left no
+    /// cache entry) and every process of the pod is killed — through its monitor, or through the pod's cgroups when the
+    /// monitor is gone. The record stays (NotReady). Idempotent; an unknown pod is fine (the CRI contract).
+    /// </summary>
     public async Task StopAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
         if (Find(idOrPrefix) is not { } pod)
@@ -212,12 +274,18 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             return;
         }
 
-        if (pod.NetnsPath.Length > 0 && pod.NamespaceOptions.Network != PodNamespaceMode.Node)
+        await StopPodAsync(pod, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task StopPodAsync(PodRecord pod, CancellationToken cancellationToken)
+    {
+        if (pod.NamespaceOptions.Network != PodNamespaceMode.Node)
         {
-            await network.TearDownPodAsync(NetworkRequest(pod.Id, pod.Name, pod.Namespace, pod.Uid, pod.NetnsPath, [], null, pod.Annotations),
+            await network.TearDownPodAsync(NetworkRequest(pod.Id, pod.Name, pod.Namespace, pod.Uid, NetnsOf(pod), [], null, pod.Annotations),
                 cancellationToken).ConfigureAwait(false);
         }
 
+        var killed = false;
         if (await ClientAsync(pod, cancellationToken).ConfigureAwait(false) is { } client)
         {
             try
@@ -228,6 +296,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                     await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Kill, ContainerId = container.Id, Signal = 9, All = true },
                         cancellationToken).ConfigureAwait(false);
                 }
+
+                killed = true;
             }
             catch (NacelleException e) when (e.Kind is ErrorKind.Unavailable or ErrorKind.FailedPrecondition)
             {
@@ -235,11 +305,18 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             }
         }
 
+        if (!killed)
+        {
+            // No monitor to ask: whatever still runs in the pod's cgroups is an orphan of it.
+            await KillPodProcessesAsync(pod, cancellationToken).ConfigureAwait(false);
+        }
+
         store.UpdatePod(pod.Id, p => p with { State = PodState.NotReady });
     }
 
-    /// <summary>Removes a pod: stops it, shuts its monitor down (which deletes its containers), unpins its namespaces,
-    /// unmounts its /dev/shm and deletes its directory and record. Idempotent.</summary>
+    /// <summary>Removes a pod: stops it, shuts its monitor down (which deletes its containers; a monitor that does not
+    /// answer is killed), unpins its namespaces, unmounts its /dev/shm, removes the cgroups made for it (depth first)
+    /// and deletes its directory and record. Idempotent.</summary>
     public async Task RemoveAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
         if (Find(idOrPrefix) is not { } pod)
@@ -247,17 +324,22 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             return;
         }
 
-        await StopAsync(pod.Id, cancellationToken).ConfigureAwait(false);
+        await RemovePodAsync(pod, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RemovePodAsync(PodRecord pod, CancellationToken cancellationToken)
+    {
+        await StopPodAsync(pod, cancellationToken).ConfigureAwait(false);
+        StopWatching(pod.Id);
         WatchedProcess? monitor;
         lock (_gate)
         {
             _monitors.Remove(pod.Id, out monitor);
         }
 
-        if (await ClientAsync(pod, cancellationToken).ConfigureAwait(false) is { } client)
-        {
-            await ShutdownMonitorAsync(pod.Id, client, monitor).ConfigureAwait(false);
-        }
+        monitor ??= OpenMonitor(pod);
+        var client = await ClientAsync(pod, cancellationToken).ConfigureAwait(false) ?? new MonitorClient(MonitorSocket(pod.Id));
+        await ShutdownMonitorAsync(pod.Id, client, monitor).ConfigureAwait(false);
 
         _pins.Unpin(pod.Id);
         var dir = PodDirectory(pod.Id);
@@ -272,12 +354,234 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             Directory.Delete(dir, recursive: true);
         }
 
-        if (pod.CgroupParent == OwnCgroup(pod.Id))
+        if (File.Exists(MonitorSocket(pod.Id)))
         {
-            await _cgroups.Value.Open(pod.CgroupParent).RemoveAsync(cancellationToken).ConfigureAwait(false);
+            File.Delete(MonitorSocket(pod.Id)); // a killed monitor leaves it
+        }
+        await RemovePodCgroupsAsync(pod.Id, pod.CgroupParent, cancellationToken).ConfigureAwait(false);
+        store.DeletePod(pod.Id);
+    }
+
+    /// <summary>
+    /// Kills and removes, deepest first, the cgroups made for the pod: its own parent cgroup when it has one, otherwise
+    /// (kubelet named the parent, and kubelet removes it) pause-init's and the containers' below it. A monitor normally
+    /// removes its containers' cgroups; this is for a monitor that died or a create cut short.
+    /// </summary>
+    private async Task RemovePodCgroupsAsync(string podId, string cgroupParent, CancellationToken cancellationToken)
+    {
+        foreach (var path in CgroupsMadeFor(podId, cgroupParent))
+        {
+            await _cgroups.Value.KillTreeAsync(path, cancellationToken).ConfigureAwait(false);
+            await _cgroups.Value.RemoveTreeAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Kills every process in the cgroups made for the pod (its monitor is gone: they are nobody's now).</summary>
+    private async Task KillPodProcessesAsync(PodRecord pod, CancellationToken cancellationToken)
+    {
+        foreach (var path in CgroupsMadeFor(pod.Id, pod.CgroupParent))
+        {
+            await _cgroups.Value.KillTreeAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The cgroups nacelle made for a pod: its own parent when it has one; under a parent kubelet named, only
+    /// pause-init's and the containers' (never the parent's other children: a caller's cgroup_parent is not ours to empty).</summary>
+    private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent) =>
+        cgroupParent == OwnCgroup(podId)
+            ? [cgroupParent]
+            : [.. _cgroups.Value.Open(cgroupParent).ChildPaths().Where(path => path == PauseCgroup(cgroupParent, podId) || IsContainerCgroup(path))];
+
+    /// <summary>A container's cgroup is named by its id (64 hex digits) under the pod's parent.</summary>
+    private static bool IsContainerCgroup(string path) => PodStore.IsValidId(Path.GetFileName(path));
+
+    private static string PauseCgroup(string cgroupParent, string podId) => $"{cgroupParent.TrimEnd('/')}/nacelle-pause-{podId[..12]}";
+
+    /// <summary>
+    /// After a daemon start: a pod a killed daemon left half made is torn down (network, processes, cgroups, files) and
+    /// its record and name released; a ready pod whose monitor or pause-init is gone (a node reboot, a killed monitor)
+    /// is marked lost; every other ready pod is watched again.
+    /// </summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var pod in store.ListPods())
+        {
+            try
+            {
+                if (!pod.Complete)
+                {
+                    PodLog.RunAbandoned(_log, pod.Id);
+                    await RemovePodAsync(pod, cancellationToken).ConfigureAwait(false);
+                }
+                else if (pod.State == PodState.Ready)
+                {
+                    if (Liveness(pod) is { } why)
+                    {
+                        await MarkLostAsync(pod.Id, why).ConfigureAwait(false);
+                    }
+                    else if (OpenMonitor(pod) is { } monitor && pod.PauseInitPid is { } pause)
+                    {
+                        Watch(pod.Id, monitor, pause);
+                    }
+                }
+            }
+            catch (NacelleException e)
+            {
+                PodLog.RecoverFailed(_log, pod.Id, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Why a ready pod cannot be running any more (its monitor or pause-init is gone), or null.</summary>
+    private static string? Liveness(PodRecord pod)
+    {
+        if (!MonitorAlive(pod))
+        {
+            return $"the pod's monitor (pid {pod.MonitorPid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) is gone";
         }
 
-        store.DeletePod(pod.Id);
+        return pod.PauseInitPid is { } pause && pod.MonitorPid is { } monitor && ProcessIdentity.IsRunningChildOf(pause, monitor)
+            ? null
+            : "the pod's pause-init (its namespace holder) is gone";
+    }
+
+    /// <summary>Whether the pod's recorded monitor still runs (pid and start time match): a dead one may have left its socket file.</summary>
+    public static bool MonitorAlive(PodRecord pod) =>
+        pod.MonitorPid is { } pid && pod.MonitorStartTime != 0 && ProcessIdentity.IsRunning(pid, pod.MonitorStartTime);
+
+    /// <summary>The pod's monitor as a watched process, when the recorded one still runs (its start time tells a reused pid apart).</summary>
+    private static WatchedProcess? OpenMonitor(PodRecord pod)
+    {
+        if (pod.MonitorPid is not { } pid)
+        {
+            return null;
+        }
+
+        try
+        {
+            var process = WatchedProcess.Open(pid);
+            // Checked after the pidfd is open: from here on it refers to this process whatever happens to the pid.
+            if (ProcessIdentity.StartTime(pid) == pod.MonitorStartTime)
+            {
+                return process;
+            }
+
+            process.Dispose();
+        }
+        catch (NacelleException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            // gone
+        }
+
+        return null;
+    }
+
+    /// <summary>Watches a ready pod's monitor and pause-init; the first to die makes the pod lost.</summary>
+    private void Watch(string podId, WatchedProcess monitor, int pausePid)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_disposed.Token);
+        lock (_gate)
+        {
+            if (_watches.Remove(podId, out var previous))
+            {
+                previous.Cancel();
+                previous.Dispose();
+            }
+
+            _watches[podId] = stop;
+        }
+
+        _ = WatchAsync(podId, monitor, pausePid, stop.Token);
+    }
+
+    private async Task WatchAsync(string podId, WatchedProcess monitor, int pausePid, CancellationToken cancellationToken)
+    {
+        WatchedProcess? pause = null;
+        try
+        {
+            try
+            {
+                pause = WatchedProcess.Open(pausePid);
+            }
+            catch (NacelleException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                // already gone: the pod is lost right away
+            }
+
+            var monitorExit = monitor.WaitForExitAsync(cancellationToken);
+            var first = pause is null ? monitorExit : await Task.WhenAny(monitorExit, pause.WaitForExitAsync(cancellationToken)).ConfigureAwait(false);
+            await first.ConfigureAwait(false); // cancellation surfaces here
+            var why = monitor.HasExited
+                ? $"the pod's monitor (pid {monitor.Pid}) died"
+                : $"the pod's pause-init (pid {pausePid}) died";
+            await MarkLostAsync(podId, why).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // stopped, removed, or the daemon is stopping
+        }
+        catch (Exception e) when (e is NacelleException or IOException)
+        {
+            PodLog.WatchFailed(_log, podId, e.Message);
+        }
+        finally
+        {
+            pause?.Dispose();
+        }
+    }
+
+    private void StopWatching(string podId)
+    {
+        lock (_gate)
+        {
+            if (_watches.Remove(podId, out var watch))
+            {
+                watch.Cancel();
+                watch.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A ready pod lost its monitor or pause-init: it is NotReady from now on. Without a monitor nobody holds its
+    /// processes' pipes, reaps them or records their exits, so whatever is left in its cgroups is killed. Stop and
+    /// Remove keep working (they need no monitor); kubelet replaces the pod.
+    /// </summary>
+    private async Task MarkLostAsync(string podId, string why)
+    {
+        if (store.TryGetPod(podId) is not { State: PodState.Ready } pod)
+        {
+            return; // being stopped or removed on purpose
+        }
+
+        PodLog.Lost(_log, podId, why);
+        store.UpdatePod(podId, p => p with { State = PodState.NotReady });
+        if (!MonitorAlive(pod))
+        {
+            MonitorClient? client;
+            lock (_gate)
+            {
+                _clients.Remove(podId, out client);
+                _monitors.Remove(podId, out var monitor);
+                monitor?.Dispose();
+            }
+
+            if (client is not null)
+            {
+                await client.DisposeAsync().ConfigureAwait(false);
+            }
+
+            try
+            {
+                await KillPodProcessesAsync(pod, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (NacelleException e)
+            {
+                PodLog.WatchFailed(_log, podId, e.Message);
+            }
+        }
+
+        PodLost?.Invoke(new PodLoss(podId, why, !MonitorAlive(pod)));
     }
 
     /// <summary>
@@ -314,22 +618,37 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         return new PodUsage(DateTimeOffset.UtcNow, cgroup, interfaces);
     }
 
+    /// <summary>The pod's network namespace for CNI DEL: recorded, or where its pin would be; "" when it is gone (the
+    /// plugins then release what they hold by container id).</summary>
+    private string NetnsOf(PodRecord pod)
+    {
+        var path = pod.NetnsPath.Length > 0 ? pod.NetnsPath : _pins.PathOf(pod.Id, "net");
+        return File.Exists(path) ? path : "";
+    }
+
     private string OwnCgroup(string id) => $"{options.DefaultCgroupParent.TrimEnd('/')}/pod-{id[..12]}";
 
-    public PodRecord Get(string idOrPrefix) => store.GetPod(store.ResolvePodId(idOrPrefix));
+    /// <summary>The pod an id or unique prefix names; NotFound when there is none (or its RunPodSandbox has not finished).</summary>
+    public PodRecord Get(string idOrPrefix) =>
+        store.GetPod(store.ResolvePodId(idOrPrefix)) is { Complete: true } pod
+            ? pod
+            : throw NacelleException.NotFound($"pod sandbox {idOrPrefix} not found (its creation has not finished)");
 
     /// <summary>The pod an id or unique prefix names, or null when there is none.</summary>
     public PodRecord? Find(string idOrPrefix)
     {
         try
         {
-            return store.GetPod(store.ResolvePodId(idOrPrefix));
+            return Get(idOrPrefix);
         }
         catch (NacelleException e) when (e.Kind == ErrorKind.NotFound)
         {
             return null;
         }
     }
+
+    /// <summary>The pods matching <paramref name="filter"/>, oldest first; a pod still being created is not listed.</summary>
+    public IReadOnlyList<PodRecord> List(PodRecordFilter? filter = null) => [.. store.ListPods(filter).Where(p => p.Complete)];
 
     /// <summary>The pinned namespace file of <paramref name="kind"/> ("net", "ipc", "uts", "pid") of the pod, or null
     /// when the pod does not have its own (host namespace, or pid not shared).</summary>
@@ -342,6 +661,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// <summary>The pod's monitor connection (connecting again after a daemon restart); null when the monitor is gone.</summary>
     public async Task<MonitorClient?> ClientAsync(PodRecord pod, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(pod);
         lock (_gate)
         {
             if (_clients.TryGetValue(pod.Id, out var known))
@@ -350,8 +670,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             }
         }
 
+        // A dead monitor's socket file may still be there (kill -9): its pid and start time tell.
         var socket = MonitorSocket(pod.Id);
-        if (!File.Exists(socket))
+        if (!File.Exists(socket) || !MonitorAlive(pod))
         {
             return null;
         }
@@ -375,15 +696,24 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         return client;
     }
 
+    /// <summary>Asks the monitor to delete its containers and exit; a monitor that does not answer (stopped, wedged) or
+    /// does not exit in time is killed, so Remove never waits on it forever.</summary>
     private async Task ShutdownMonitorAsync(string id, MonitorClient client, WatchedProcess? monitor)
     {
+        var answered = false;
         try
         {
-            await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Shutdown }, CancellationToken.None).ConfigureAwait(false);
+            await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Shutdown }, CancellationToken.None)
+                .WaitAsync(MonitorShutdownTimeout).ConfigureAwait(false);
+            answered = true;
         }
         catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable)
         {
             // already gone
+        }
+        catch (TimeoutException)
+        {
+            PodLog.MonitorNotAnswering(_log, id, (int)MonitorShutdownTimeout.TotalSeconds);
         }
 
         await client.DisposeAsync().ConfigureAwait(false);
@@ -394,10 +724,21 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
         if (monitor is not null)
         {
-            await monitor.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            try
+            {
+                await monitor.WaitForExitAsync(CancellationToken.None).WaitAsync(answered ? MonitorShutdownTimeout : TimeSpan.Zero).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                monitor.Signal(Signals.SIGKILL);
+                await monitor.WaitForExitAsync(CancellationToken.None).WaitAsync(MonitorShutdownTimeout).ConfigureAwait(false);
+            }
+
             monitor.Dispose();
         }
     }
+
+    private static readonly TimeSpan MonitorShutdownTimeout = TimeSpan.FromSeconds(30);
 
     private static PodNetworkRequest NetworkRequest(string id, string name, string ns, string uid, string netns,
         IReadOnlyList<CniPortMapping> ports, PodDnsConfig? dns, IReadOnlyDictionary<string, string> annotations) => new()
@@ -409,11 +750,18 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
     public async ValueTask DisposeAsync()
     {
+        await _disposed.CancelAsync().ConfigureAwait(false);
         List<MonitorClient> clients;
         lock (_gate)
         {
             clients = [.. _clients.Values];
             _clients.Clear();
+            foreach (var watch in _watches.Values)
+            {
+                watch.Dispose();
+            }
+
+            _watches.Clear();
         }
 
         foreach (var client in clients)
@@ -430,4 +778,19 @@ internal static partial class PodLog
 
     [LoggerMessage(5101, LogLevel.Warning, "Pod {PodId}: undo of {Step} failed: {Reason}")]
     public static partial void UndoFailed(ILogger logger, string podId, string step, string reason);
+
+    [LoggerMessage(5102, LogLevel.Warning, "Pod {PodId}: a previous daemon stopped half way through RunPodSandbox; tearing down what it left")]
+    public static partial void RunAbandoned(ILogger logger, string podId);
+
+    [LoggerMessage(5103, LogLevel.Warning, "Pod {PodId}: recovery failed: {Reason}")]
+    public static partial void RecoverFailed(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5104, LogLevel.Warning, "Pod {PodId} is lost and now NotReady: {Reason}")]
+    public static partial void Lost(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5105, LogLevel.Warning, "Pod {PodId}: watching its monitor and pause-init failed: {Reason}")]
+    public static partial void WatchFailed(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5106, LogLevel.Warning, "Pod {PodId}: the monitor did not answer the shutdown within {Seconds} s; killing it")]
+    public static partial void MonitorNotAnswering(ILogger logger, string podId, int seconds);
 }

@@ -91,4 +91,8 @@ public sealed record PodRecord
 
     /// <summary>The original PodSandboxConfig as JSON, opaque to the store.</summary>
     public string ConfigJson { get; init; } = "";
+
+    /// <summary>False while RunPodSandbox is still building the pod: a row left incomplete by a daemon that died half
+    /// way is torn down by the next one (<c>PodManager.RecoverAsync</c>); callers never see such a pod.</summary>
+    public bool Complete { get; init; } = true;
 }

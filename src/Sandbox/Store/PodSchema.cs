@@ -69,5 +69,10 @@ internal static class PodSchema
         ALTER TABLE containers ADD COLUMN cgroup_path TEXT NOT NULL DEFAULT '';
         ALTER TABLE containers ADD COLUMN image_name TEXT NOT NULL DEFAULT '';
         """,
+        // Whether RunPodSandbox finished: a daemon killed half way through leaves an incomplete pod (holding its name,
+        // maybe an address from CNI), which the next daemon tears down at start.
+        """
+        ALTER TABLE pods ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+        """,
     ];
 }

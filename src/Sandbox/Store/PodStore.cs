@@ -42,7 +42,7 @@ public sealed class PodStore
     private const string PodColumns =
         "id, name, namespace, uid, attempt, state, created_at, labels, annotations, runtime_handler, netns_path, ips, hostname, " +
         "log_directory, cgroup_parent, network_mode, pid_mode, ipc_mode, target_id, privileged, monitor_pid, monitor_start_time, " +
-        "pause_init_pid, config_json";
+        "pause_init_pid, config_json, complete";
 
     private const string ContainerColumns =
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
@@ -440,6 +440,7 @@ public sealed class PodStore
         p.AddWithValue("$monitor_start_time", unchecked((long)pod.MonitorStartTime));
         p.AddWithValue("$pause_init_pid", Nullable(pod.PauseInitPid));
         p.AddWithValue("$config_json", pod.ConfigJson ?? "");
+        p.AddWithValue("$complete", pod.Complete ? 1L : 0L);
     }
 
     private static void BindContainer(SqliteCommand command, ContainerRecord container)
@@ -504,6 +505,7 @@ public sealed class PodStore
                 MonitorStartTime = unchecked((ulong)reader.GetInt64(21)),
                 PauseInitPid = reader.IsDBNull(22) ? null : reader.GetInt32(22),
                 ConfigJson = reader.GetString(23),
+                Complete = reader.GetInt64(24) != 0,
             });
         }
 

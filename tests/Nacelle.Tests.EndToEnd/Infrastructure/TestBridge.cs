@@ -73,6 +73,12 @@ internal sealed class TestBridge : IAsyncDisposable
     /// <summary>The directory host-local keeps this network's reservations in.</summary>
     public string ReservationDir => Path.Combine(IpamDir, NetworkName);
 
+    /// <summary>The addresses host-local holds on this network (one file per address in its data dir).</summary>
+    public IReadOnlyList<string> Reservations() =>
+        Directory.Exists(ReservationDir)
+            ? [.. Directory.GetFiles(ReservationDir).Select(Path.GetFileName).OfType<string>().Where(name => System.Net.IPAddress.TryParse(name, out _))]
+            : [];
+
     /// <summary>The conflist: bridge (isGateway, no ipMasq) with host-local, then portmap with the portMappings capability.</summary>
     public string Conflist() => JsonSerializer.Serialize(new Dictionary<string, object>
     {

@@ -26,6 +26,18 @@ public sealed class LayerUnpackerSecurityTests : IDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(_scratch.Target));
     }
 
+    /// <summary>Regression (found by hostile probes): a name over PATH_MAX was refused with Internal. It is the layer's
+    /// fault, so it is InvalidArgument naming the entry (shortened in the message) and the kernel's limit.</summary>
+    [Fact]
+    public async Task NamesAndTargetsTheKernelCannotHoldAreRefusedNamingTheLimit()
+    {
+        var deep = string.Join('/', Enumerable.Repeat(new string('d', 200), 25)) + "/file"; // about 5 KB
+        await _scratch.AssertRefusedAsync(Build(File(deep, "x")), "PATH_MAX of 4096");
+        await _scratch.AssertRefusedAsync(Build(File(new string('n', 300), "x")), "NAME_MAX of 255");
+        await _scratch.AssertRefusedAsync(Build(Symlink("link", new string('t', 5000))), "'link'", "PATH_MAX of 4096");
+        _scratch.AssertContained();
+    }
+
     [Fact]
     public async Task AbsoluteAndDottedNamesAreContained()
     {

@@ -17,11 +17,11 @@ public sealed class PodManagerKernelTests
 {
     private sealed class Fixture : IAsyncDisposable
     {
-        public Fixture()
+        public Fixture(Func<CniOptions, CniOptions>? adjust = null)
         {
             Cni = new CniKernelScope();
             State = Path.Combine(Cni.Root, "run");
-            Network = new CniNetwork(Cni.Options());
+            Network = new CniNetwork(adjust is null ? Cni.Options() : adjust(Cni.Options()));
             Store = new PodStore(new MetadataDatabase(Path.Combine(Cni.Root, "meta.db")));
             CgroupParent = "/nacelle-test-" + Cni.Id;
             Manager = new PodManager(new PodManagerOptions
@@ -150,6 +150,53 @@ public sealed class PodManagerKernelTests
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(f.State, StringComparison.Ordinal));
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), d => File.Exists(d + "/cmdline")
             && SafeRead(d + "/cmdline").Contains(Path.Combine(f.State, "pods"), StringComparison.Ordinal));
+    }
+
+    /// <summary>Regression (found by hostile probes): a RunPodSandbox refused for its port mappings left the pod's
+    /// nacelle/pod-&lt;id&gt; cgroups in every hierarchy. Bad mappings are now refused before anything exists, and a
+    /// failure after pause-init runs (here the portmap plugin's ADD) takes the pod's cgroups with it.</summary>
+    [Fact]
+    public async Task A_refused_or_failed_network_leaves_no_cgroup_address_or_process()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        var bin = Directory.CreateTempSubdirectory("nacelle-failing-cni-").FullName;
+        try
+        {
+            var portmap = Path.Combine(bin, "portmap");
+            File.WriteAllText(portmap,
+                "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n" +
+                "echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"portmap refuses (test)\"}'\nexit 1\n");
+            File.SetUnixFileMode(portmap, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            await using var f = new Fixture(options => options with { BinDirs = [bin, .. options.BinDirs] });
+
+            var refused = await Assert.ThrowsAsync<NacelleException>(() => f.Manager.RunAsync(f.Request("bad-port") with { PortMappings = [new CniPortMapping(70000, 80)] }));
+            Assert.Equal(ErrorKind.InvalidArgument, refused.Kind);
+            Assert.Contains("host_port 70000", refused.Message, StringComparison.Ordinal);
+            AssertNothingLeft(f);
+
+            var failed = await Assert.ThrowsAsync<NacelleException>(() => f.Manager.RunAsync(f.Request("failing-portmap") with { PortMappings = [new CniPortMapping(18080, 80)] }));
+            Assert.Contains("portmap refuses (test)", failed.Message, StringComparison.Ordinal);
+            AssertNothingLeft(f);
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    private static void AssertNothingLeft(Fixture f)
+    {
+        Assert.Empty(f.Store.ListPods());
+        foreach (var hierarchy in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified"))
+        {
+            var dir = hierarchy + f.CgroupParent;
+            Assert.Empty(Directory.Exists(dir) ? Directory.GetDirectories(dir) : []);
+        }
+
+        Assert.Empty(Directory.Exists(f.Cni.IpamDir) ? Directory.GetFiles(f.Cni.IpamDir, "10.*", SearchOption.AllDirectories) : []);
+        Assert.DoesNotContain(Directory.GetDirectories("/proc"), d => File.Exists(d + "/cmdline")
+            && SafeRead(d + "/cmdline").Contains(Path.Combine(f.State, "pods"), StringComparison.Ordinal));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(f.State, StringComparison.Ordinal));
     }
 
     private static string SafeRead(string path)

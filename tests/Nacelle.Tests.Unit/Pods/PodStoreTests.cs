@@ -97,13 +97,14 @@ public sealed class PodStoreTests : IDisposable
             MonitorStartTime = ulong.MaxValue,
             PauseInitPid = 4243,
             ConfigJson = """{"metadata":{"name":"web-0"}}""",
+            Complete = false,
         };
         _store.AddPod(pod);
 
         SqliteConnection.ClearAllPools();
         var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
         AssertSame(pod, reopened.GetPod(pod.Id));
-        Assert.Equal(["1", "2"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+        Assert.Equal(["1", "2", "3"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
     }
 
     [Fact]

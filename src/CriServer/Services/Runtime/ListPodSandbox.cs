@@ -10,7 +10,7 @@ internal sealed partial class CriRuntimeService
     public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
     {
         var response = new ListPodSandboxResponse();
-        response.Items.Add(pods.Store.ListPods().Where(p => PodSandboxMapping.Matches(p, request.Filter)).Select(PodSandboxMapping.ToListItem));
+        response.Items.Add(pods.List().Where(p => PodSandboxMapping.Matches(p, request.Filter)).Select(PodSandboxMapping.ToListItem));
         return Task.FromResult(response);
     }
 }

@@ -13,7 +13,7 @@ internal sealed partial class CriRuntimeService
     public override async Task StreamPodSandboxes(StreamPodSandboxesRequest request, IServerStreamWriter<StreamPodSandboxesResponse> responseStream,
         ServerCallContext context)
     {
-        foreach (var pod in pods.Store.ListPods().Where(p => PodSandboxMapping.Matches(p, request.Filter)))
+        foreach (var pod in pods.List().Where(p => PodSandboxMapping.Matches(p, request.Filter)))
         {
             var message = new StreamPodSandboxesResponse();
             message.PodSandboxes.Add(PodSandboxMapping.ToListItem(pod));

@@ -264,6 +264,7 @@ public sealed class SpawnPlannerTests : IDisposable
         public Nacelle.ContainerCore.Cgroups.CgroupStats Stats() => throw new NotSupportedException();
         public Nacelle.ContainerCore.Cgroups.CgroupOomStatus OomKills() => throw new NotSupportedException();
         public Task RemoveAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+        public IReadOnlyList<string> ChildPaths() => [];
         public Microsoft.Win32.SafeHandles.SafeFileHandle OpenDirectory() => throw new NotSupportedException();
     }
 }

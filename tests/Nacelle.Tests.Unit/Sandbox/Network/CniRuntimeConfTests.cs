@@ -55,8 +55,9 @@ public sealed class CniRuntimeConfTests
     }
 
     [Theory]
-    [InlineData(70000, 80, "tcp", "1-65535")]
-    [InlineData(80, 0, "tcp", "1-65535")]
+    [InlineData(70000, 80, "tcp", "host_port 70000 must be within 0-65535")]
+    [InlineData(-1, 80, "tcp", "host_port -1")]
+    [InlineData(80, 0, "tcp", "container_port 0 must be within 1-65535")]
     [InlineData(80, 80, "icmp", "unknown protocol")]
     public void BadPortMappingsAreRefused(int hostPort, int containerPort, string protocol, string expected)
     {

@@ -1,0 +1,51 @@
+using Nacelle.Common;
+using Nacelle.Sandbox.Network;
+using Nacelle.Sandbox.Pods;
+
+namespace Nacelle.Tests.Unit.Pods;
+
+/// <summary>What RunPodSandbox refuses before it acquires anything (each case once leaked state when refused half way).</summary>
+public sealed class PodSandboxRequestTests
+{
+    private static PodSandboxRequest Request(string logDirectory = "", params CniPortMapping[] ports) => new()
+    {
+        Name = "web", Namespace = "default", Uid = "uid-1", LogDirectory = logDirectory, PortMappings = ports,
+    };
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("/var/log/pods/default_web_uid-1")]
+    [InlineData("/var/log/pods/default_web_uid-1/")]
+    [InlineData("/tmp/..hidden/x.y")]
+    public void Clean_absolute_log_directories_and_none_are_accepted(string directory) => Request(directory).Validate();
+
+    [Theory]
+    [InlineData("../../tmp/evil-dir")]
+    [InlineData("var/log/pods")]
+    [InlineData("/var/log/pods/../../../etc")]
+    [InlineData("/var/log/./pods")]
+    [InlineData("/var//log")]
+    [InlineData("/var/log/pods/..")]
+    public void Relative_or_dotted_log_directories_are_refused_naming_the_field(string directory)
+    {
+        var e = Assert.Throws<NacelleException>(() => Request(directory).Validate());
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("log_directory", e.Message, StringComparison.Ordinal);
+        Assert.Contains(directory, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(70000, 80, "tcp", null, "host_port 70000")]
+    [InlineData(8080, 70000, "tcp", null, "container_port 70000")]
+    [InlineData(8080, 80, "icmp", null, "unknown protocol 'icmp'")]
+    [InlineData(8080, 80, "tcp", "not-an-ip", "host_ip 'not-an-ip'")]
+    public void Port_mappings_no_plugin_could_install_are_refused_up_front(int host, int container, string protocol, string? hostIp, string expected)
+    {
+        var e = Assert.Throws<NacelleException>(() => Request("", new CniPortMapping(host, container, protocol, hostIp)).Validate());
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
+}
