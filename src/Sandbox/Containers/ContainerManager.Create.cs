@@ -121,7 +121,7 @@ public sealed partial class ContainerManager
             LogDirectory = pod.LogDirectory,
             ImagePasswd = RootfsFiles.ReadText(rootfs, "/etc/passwd"),
             ImageGroup = RootfsFiles.ReadText(rootfs, "/etc/group"),
-            DefaultSeccompProfile = DefaultSeccompProfile.Json,
+            DefaultSeccompProfile = capabilities => DefaultSeccompProfile.For(capabilities).ToJson(),
             HostLastCap = HostLastCap.Value,
             HostCapabilities = HostCapabilities.Value,
         };

@@ -43,13 +43,13 @@ public sealed partial class ContainerSpecBuilder
         };
     }
 
-    private JsonElement? Seccomp(SecurityRequest sc, ContainerSpecContext context)
+    private JsonElement? Seccomp(SecurityRequest sc, ContainerSpecContext context, IReadOnlyCollection<string> capabilities)
     {
         if (sc.Seccomp is { } profile)
         {
             return profile.ProfileType switch
             {
-                SecurityProfileType.RuntimeDefault => RuntimeDefault(context, $"{Sc}.seccomp"),
+                SecurityProfileType.RuntimeDefault => RuntimeDefault(context, capabilities, $"{Sc}.seccomp"),
                 SecurityProfileType.Unconfined => null,
                 SecurityProfileType.Localhost => Localhost(profile.LocalhostRef, $"{Sc}.seccomp.localhost_ref"),
                 _ => throw Invalid($"{Sc}.seccomp.profile_type", $"unknown type {(int)profile.ProfileType}"),
@@ -62,22 +62,24 @@ public sealed partial class ContainerSpecBuilder
         return path switch
         {
             null or "" or "unconfined" => null,
-            "runtime/default" or "docker/default" => RuntimeDefault(context, field),
+            "runtime/default" or "docker/default" => RuntimeDefault(context, capabilities, field),
             _ when path.StartsWith("localhost/", StringComparison.Ordinal) => Localhost(path["localhost/".Length..], field),
             _ => throw Invalid(field, $"'{path}' is not runtime/default, unconfined or localhost/<path>"),
         };
     }
 
-    private static JsonElement RuntimeDefault(ContainerSpecContext context, string field)
+    /// <summary>The runtime's default profile for a container granted <paramref name="capabilities"/>: its
+    /// capability-conditional rules (clone with namespace flags for CAP_SYS_ADMIN, ptrace for CAP_SYS_PTRACE...) follow them.</summary>
+    private static JsonElement RuntimeDefault(ContainerSpecContext context, IReadOnlyCollection<string> capabilities, string field)
     {
-        if (string.IsNullOrEmpty(context.DefaultSeccompProfile))
+        if (context.DefaultSeccompProfile is not { } profileFor)
         {
             throw NacelleException.FailedPrecondition($"{field}: RuntimeDefault asked for, but no default seccomp profile is configured");
         }
 
         try
         {
-            using var doc = JsonDocument.Parse(context.DefaultSeccompProfile);
+            using var doc = JsonDocument.Parse(profileFor(capabilities));
             return doc.RootElement.Clone();
         }
         catch (JsonException e)

@@ -113,7 +113,7 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
 
         if (!privileged)
         {
-            spec.Linux.Seccomp = Seccomp(sc, context);
+            spec.Linux.Seccomp = Seccomp(sc, context, spec.Process.Capabilities?.Bounding ?? []);
             spec.Linux.MaskedPaths = Paths(sc.MaskedPaths, LinuxDefaults.MaskedPaths, $"{Sc}.masked_paths");
             spec.Linux.ReadonlyPaths = Paths(sc.ReadonlyPaths, LinuxDefaults.ReadonlyPaths, $"{Sc}.readonly_paths");
         }

@@ -69,9 +69,10 @@ public sealed record ContainerSpecContext
     /// <summary>The content of the image rootfs's /etc/group; null when the image has none.</summary>
     public string? ImageGroup { get; init; }
 
-    /// <summary>The runtime's default seccomp profile (RuntimeDefault), OCI linux.seccomp JSON; null: RuntimeDefault
-    /// is refused.</summary>
-    public string? DefaultSeccompProfile { get; init; }
+    /// <summary>The runtime's default seccomp profile (RuntimeDefault) for a container granted the given capabilities
+    /// (its bounding set: capability-conditional rules follow it), as OCI linux.seccomp JSON; null: RuntimeDefault is
+    /// refused.</summary>
+    public Func<IReadOnlyCollection<string>, string>? DefaultSeccompProfile { get; init; }
 
     /// <summary>The host's highest capability (cap_last_cap): "ALL" and privileged mean 0..this.</summary>
     public int HostLastCap { get; init; } = Capabilities.LastKnown;

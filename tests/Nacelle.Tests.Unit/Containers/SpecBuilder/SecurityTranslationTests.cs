@@ -150,6 +150,25 @@ public sealed class SecurityTranslationTests
         Assert.Equal(2, spec.Linux.Seccomp.Value.GetProperty("syscalls")[0].GetProperty("names").GetArrayLength());
     }
 
+    /// <summary>Capability-conditional rules of RuntimeDefault (clone with namespace flags, ptrace...) follow what the
+    /// container is granted: the profile is built from its bounding set.</summary>
+    [Fact]
+    public void SeccompRuntimeDefaultIsBuiltForTheGrantedCapabilities()
+    {
+        IReadOnlyCollection<string>? asked = null;
+        var context = Context() with { DefaultSeccompProfile = caps => { asked = caps; return DefaultProfile; } };
+        var spec = Spec(Config(s =>
+        {
+            s.Seccomp = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault };
+            s.Capabilities = new Capability { AddCapabilities = { "SYS_ADMIN" }, DropCapabilities = { "NET_RAW" } };
+        }), context: context);
+        Assert.NotNull(spec.Linux!.Seccomp);
+        Assert.NotNull(asked);
+        Assert.Contains("CAP_SYS_ADMIN", asked!);
+        Assert.DoesNotContain("CAP_NET_RAW", asked!);
+        Assert.Equal(spec.Process!.Capabilities!.Bounding.Order(), asked!.Order());
+    }
+
     [Fact]
     public void SeccompRuntimeDefaultWithoutAProfileIsRefused()
     {

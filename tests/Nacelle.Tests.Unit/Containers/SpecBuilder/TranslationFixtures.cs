@@ -81,7 +81,7 @@ internal static class Fx
         LogDirectory = "/var/log/pods/default_web-0_uid1",
         ImagePasswd = Passwd,
         ImageGroup = Group,
-        DefaultSeccompProfile = DefaultProfile,
+        DefaultSeccompProfile = _ => DefaultProfile,
     };
 
     public static PodSandboxConfig PodConfig(bool privileged = false, NamespaceMode network = NamespaceMode.Pod) => new()
