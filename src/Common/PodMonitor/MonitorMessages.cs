@@ -36,6 +36,19 @@ public sealed record MonitorRequest
 
     /// <summary>update: OCI linux.resources JSON.</summary>
     public string? ResourcesJson { get; init; }
+
+    /// <summary>create (v2): the container keeps its stdin open (CRI stdin): a pipe whose write end the monitor holds
+    /// for attachers (a tty container's stdin is its pty). exec-stream/attach: a stdin descriptor is wanted.</summary>
+    public bool Stdin { get; init; }
+
+    /// <summary>create (v2): CRI stdin_once: the container's stdin is closed when the first attach that took it ends.</summary>
+    public bool StdinOnce { get; init; }
+
+    /// <summary>attach: the container's stdout (for a tty container, its terminal's output) is wanted.</summary>
+    public bool Stdout { get; init; }
+
+    /// <summary>attach: the container's stderr is wanted (a tty container has none).</summary>
+    public bool Stderr { get; init; }
 }
 
 /// <summary>The outcome of an exec-sync.</summary>
@@ -90,6 +103,10 @@ public sealed record MonitorResponse
 
     /// <summary>On a watch connection: the event kind (<see cref="MonitorProtocol.EventExited"/>).</summary>
     public string? Event { get; init; }
+
+    /// <summary>exec-stream/attach (v2): the names of the descriptors that came with this answer as SCM_RIGHTS, in their
+    /// order ("pty", "stdin", "stdout", "stderr").</summary>
+    public List<string>? Fds { get; init; }
 
     /// <summary>The failure as the exception the caller would have got in process.</summary>
     public NacelleException ToException() =>

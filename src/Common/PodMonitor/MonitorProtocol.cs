@@ -11,7 +11,13 @@ namespace Nacelle.Common.PodMonitor;
 /// </summary>
 public static class MonitorProtocol
 {
-    public const int Version = 1;
+    /// <summary>The newest version this side speaks. Version 2 adds <see cref="ExecStream"/>, <see cref="Attach"/> and the
+    /// create fields <see cref="MonitorRequest.Stdin"/> and <see cref="MonitorRequest.StdinOnce"/>; a version 1 monitor
+    /// (started by an older daemon) still serves every version 1 operation.</summary>
+    public const int Version = 2;
+
+    /// <summary>The oldest version this side still speaks.</summary>
+    public const int MinVersion = 1;
 
     /// <summary>Requests.</summary>
     public const string Hello = "hello";
@@ -41,6 +47,38 @@ public static class MonitorProtocol
     public const string Watch = "watch";
 
     public const string EventExited = "exited";
+
+    /// <summary>
+    /// Starts a process in a running container whose stdio the DAEMON then carries (kubectl exec, and ExecSync on a
+    /// version 2 monitor, so output never passes through the monitor's memory). Request: <see cref="MonitorRequest.ProcessJson"/>
+    /// (OCI process: terminal and consoleSize for a tty), <see cref="MonitorRequest.Stdin"/>. The ok answer carries file
+    /// descriptors as SCM_RIGHTS on the answer line (<see cref="MonitorResponse.Fds"/> names them, in order): with a
+    /// terminal one, "pty" (the pty master, allocated from the container's devpts; the daemon writes stdin to it, reads
+    /// the output from it and resizes it); without, "stdin" (the write end of the process's stdin pipe, when asked for),
+    /// "stdout" and "stderr" (read ends). From then on the connection belongs to that process: the monitor, still its
+    /// parent, reaps it and writes one event line (<see cref="EventExited"/>, <see cref="MonitorResponse.Exec"/> with the
+    /// exit code, 128+N for a signal) and closes; if the daemon closes the connection first (the client went away, a
+    /// timeout), the monitor SIGKILLs the process and reaps it.
+    /// </summary>
+    public const string ExecStream = "exec-stream";
+
+    /// <summary>
+    /// Attaches to a container's main process (kubectl attach). Request: <see cref="MonitorRequest.ContainerId"/>,
+    /// <see cref="MonitorRequest.Stdin"/>, <see cref="MonitorRequest.Stdout"/>, <see cref="MonitorRequest.Stderr"/>. The ok
+    /// answer carries, as SCM_RIGHTS, in this order and named by <see cref="MonitorResponse.Fds"/>: "stdin" (a dup of
+    /// the write end of the container's stdin pipe, or "pty", a dup of its pty master, which also takes resizes) when
+    /// asked for and the container was created with stdin; "stdout" and "stderr" (read ends of pipes of the monitor's
+    /// own, a tty container has only "stdout") when asked for. The monitor copies the container's output into them from
+    /// then on, next to the CRI log, which never waits for an attacher: an attacher whose pipe stays full is dropped
+    /// (event <see cref="EventDetached"/> with <see cref="MonitorResponse.Error"/>). When the container exits: an
+    /// <see cref="EventExited"/> line with <see cref="MonitorResponse.Container"/>, then the monitor closes. The daemon
+    /// closing the connection detaches; for a container created with stdin_once, the container's stdin is closed when
+    /// the first attach that took stdin ends.
+    /// </summary>
+    public const string Attach = "attach";
+
+    /// <summary>An attacher was dropped by the monitor (too slow: its output pipe stayed full).</summary>
+    public const string EventDetached = "detached";
 
     /// <summary>The longest line either side accepts (a spec with a large seccomp profile fits comfortably).</summary>
     public const int MaxLineBytes = 4 << 20;

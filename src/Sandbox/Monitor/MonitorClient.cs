@@ -16,15 +16,33 @@ public sealed class MonitorClient : IAsyncDisposable
 
     public MonitorClient(string socketPath) => _socketPath = socketPath;
 
-    /// <summary>Connects, retrying until the monitor listens or <paramref name="timeout"/> passes, and checks the version.</summary>
+    /// <summary>The protocol version agreed with the monitor at <see cref="ConnectAsync"/> (0 before).</summary>
+    public int ProtocolVersion { get; private set; }
+
+    /// <summary>Connects, retrying until the monitor listens or <paramref name="timeout"/> passes, and agrees on the protocol
+    /// version: the newest both speak. A version 1 monitor (started by an older daemon) refuses any other version in its
+    /// hello, so a refusal of this daemon's newest is answered by asking for version 1.</summary>
     public async Task<MonitorResponse> ConnectAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = DateTime.UtcNow + timeout;
+        var asked = MonitorProtocol.Version;
         while (true)
         {
             try
             {
-                return await SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = MonitorProtocol.Version }, cancellationToken).ConfigureAwait(false);
+                var answer = await SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = asked }, cancellationToken).ConfigureAwait(false);
+                var agreed = answer.Version ?? 1;
+                if (agreed < MonitorProtocol.MinVersion || agreed > asked)
+                {
+                    throw NacelleException.FailedPrecondition($"pod monitor at {_socketPath} answered protocol version {agreed}, asked for {asked}");
+                }
+
+                ProtocolVersion = agreed;
+                return answer;
+            }
+            catch (NacelleException e) when (e.Kind == ErrorKind.FailedPrecondition && asked > 1 && e.Message.Contains("protocol version", StringComparison.Ordinal))
+            {
+                asked = 1;
             }
             catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable && DateTime.UtcNow < deadline)
             {

@@ -18,6 +18,20 @@ namespace Nacelle.Tests.Kernel.Monitor;
 /// </summary>
 public sealed class MonitorOperationsKernelTests
 {
+    /// <summary>The monitor answers a hello with the newest version both sides speak, and refuses one older than it speaks.</summary>
+    [Fact]
+    public async Task Hello_agrees_on_the_newest_version_both_speak()
+    {
+        await using var pod = await MonitorPodFixture.StartAsync();
+        Assert.Equal(MonitorProtocol.Version, pod.Client.ProtocolVersion);
+        await using var other = new MonitorClient(pod.Options.SocketPath);
+        await other.ConnectAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, (await other.SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = 1 })).Version);
+        Assert.Equal(MonitorProtocol.Version, (await other.SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = MonitorProtocol.Version + 5 })).Version);
+        var refused = await Assert.ThrowsAsync<NacelleException>(() => other.SendAsync(new MonitorRequest { Op = MonitorProtocol.Hello, Version = 0 }));
+        Assert.Equal(ErrorKind.FailedPrecondition, refused.Kind);
+    }
+
     [Fact]
     public async Task Exec_sync_captures_output_exit_code_truncation_timeout_and_names_a_missing_command()
     {

@@ -1,0 +1,68 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
+using Nacelle.Sandbox.Monitor;
+
+namespace Nacelle.Tests.Unit.Monitor;
+
+/// <summary>
+/// The daemon keeps talking to monitors an older daemon started (an upgrade while pods run): the hello names the newest
+/// version the daemon speaks, and a version 1 monitor, which refuses anything but 1, is asked again for version 1.
+/// </summary>
+public sealed class MonitorVersionTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("nacelle-hello-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>A monitor as protocol version 1 answered hellos: only version 1 (or none) is accepted.</summary>
+    private async Task<List<int?>> ServeVersionOneAsync(Socket listener, CancellationToken cancellationToken)
+    {
+        var asked = new List<int?>();
+        using var connection = await listener.AcceptAsync(cancellationToken);
+        using var stream = new NetworkStream(connection);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            var request = JsonSerializer.Deserialize(line, MonitorJson.Default.MonitorRequest)!;
+            asked.Add(request.Version);
+            var answer = request.Version is { } v && v != 1
+                ? new MonitorResponse { Id = request.Id, Ok = false, ErrorKind = "FailedPrecondition", Error = $"monitor speaks protocol version 1, not {v}" }
+                : new MonitorResponse { Id = request.Id, Ok = true, Version = 1, PodId = "p", MonitorPid = 1 };
+            await stream.WriteAsync(MonitorProtocol.Encode(answer, MonitorJson.Default.MonitorResponse), cancellationToken);
+            if (answer.Ok)
+            {
+                break;
+            }
+        }
+
+        return asked;
+    }
+
+    [Fact]
+    public async Task A_version_1_monitor_is_spoken_to_in_version_1()
+    {
+        var path = Path.Combine(_dir, "m.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(1);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var server = ServeVersionOneAsync(listener, timeout.Token);
+
+        await using var client = new MonitorClient(path);
+        var answer = await client.ConnectAsync(TimeSpan.FromSeconds(10), timeout.Token);
+        Assert.Equal(1, answer.Version);
+        Assert.Equal(1, client.ProtocolVersion);
+        Assert.Equal([MonitorProtocol.Version, 1], await server);
+    }
+
+    [Fact]
+    public void The_protocol_range_is_sane()
+    {
+        Assert.True(MonitorProtocol.MinVersion >= 1);
+        Assert.True(MonitorProtocol.MinVersion <= MonitorProtocol.Version);
+        Assert.Equal(2, MonitorProtocol.Version);
+    }
+}
