@@ -657,4 +657,52 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
 
         await AssertPodCanBeEndedAndReplacedAsync(runtime, pod, container, podConfig);
     }
+
+    /// <summary>AppArmor and SELinux are not thrown away on this node, which enforces neither: a Localhost AppArmor
+    /// profile and SELinux options are refused naming them; RuntimeDefault AppArmor runs (nothing to apply) and is said
+    /// once in the daemon's log, however many containers ask.</summary>
+    [Fact]
+    public async Task Security_modules_the_node_lacks_are_refused_or_said_once_never_dropped()
+    {
+        Assert.SkipWhen(Nacelle.ContainerCore.Security.LinuxSecurityModules.Detect().AppArmor, "this node enforces AppArmor: the refusal cannot be seen here");
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("lsm");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+
+        var localhost = Container("localhost", "/bin/true");
+        localhost.Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext
+        {
+            Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Localhost, LocalhostRef = "k8s-nginx" },
+        } };
+        var refused = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = localhost, SandboxConfig = podConfig }));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("k8s-nginx", refused.Status.Detail, StringComparison.Ordinal);
+
+        if (!Nacelle.ContainerCore.Security.LinuxSecurityModules.Detect().SELinux)
+        {
+            var labelled = Container("labelled", "/bin/true");
+            labelled.Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext { SelinuxOptions = new SELinuxOption { Level = "s0:c1,c2" } } };
+            var selinux = await Assert.ThrowsAsync<RpcException>(async () =>
+                await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = labelled, SandboxConfig = podConfig }));
+            Assert.Equal(StatusCode.FailedPrecondition, selinux.StatusCode);
+            Assert.Contains("selinux_options", selinux.Status.Detail, StringComparison.Ordinal);
+        }
+
+        foreach (var name in new[] { "default-a", "default-b" })
+        {
+            var config = Container(name, "/bin/true");
+            config.Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext
+            {
+                Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault },
+            } };
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            Assert.Equal(0, (await WaitForStateAsync(runtime, id, ContainerState.ContainerExited)).ExitCode);
+        }
+
+        var said = session.Daemon.Output.Split('\n').Count(l => l.Contains("AppArmor RuntimeDefault asked for on a node that does not enforce AppArmor", StringComparison.Ordinal));
+        Assert.Equal(1, said);
+    }
 }

@@ -13,6 +13,9 @@ public sealed record HostFacts(bool HasSysResource, int LastCapability, int OwnO
 {
     private const int CapSysResource = 24;
 
+    /// <summary>The security modules this host enforces (AppArmor, SELinux); none unless detected.</summary>
+    public LinuxSecurityModules Modules { get; init; } = LinuxSecurityModules.None;
+
     /// <summary>Read from /proc/self and getrlimit.</summary>
     public static HostFacts Detect()
     {
@@ -33,6 +36,9 @@ public sealed record HostFacts(bool HasSysResource, int LastCapability, int OwnO
         }
 
         var oom = int.Parse(File.ReadAllText("/proc/self/oom_score_adj").Trim(), CultureInfo.InvariantCulture);
-        return new HostFacts((effective & (1UL << CapSysResource)) != 0, lastCap, oom, r => SpawnCalls.GetResourceLimit(r).Hard);
+        return new HostFacts((effective & (1UL << CapSysResource)) != 0, lastCap, oom, r => SpawnCalls.GetResourceLimit(r).Hard)
+        {
+            Modules = LinuxSecurityModules.Detect(),
+        };
     }
 }

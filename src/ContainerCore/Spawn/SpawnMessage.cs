@@ -159,6 +159,16 @@ public static class SpawnMessage
             w.Record(SpawnProtocol.RecTerminal, r => r.U32(terminal.Rows).U32(terminal.Columns));
         }
 
+        if (request.AppArmorProfile is { } profile)
+        {
+            w.Record(SpawnProtocol.RecApparmor, r => r.Str(profile));
+        }
+
+        if (request.SelinuxLabel is { } label)
+        {
+            w.Record(SpawnProtocol.RecSelinuxLabel, r => r.Str(label));
+        }
+
         return w.Finish();
     }
 

@@ -67,6 +67,15 @@ public static class SpawnPlanner
         var adjustments = new List<string>();
         var request = new SpawnRequest { Park = true };
         var linux = spec.Linux ?? new SpecLinux();
+        if (!string.IsNullOrEmpty(linux.MountLabel))
+        {
+            if (!host.Modules.SELinux)
+            {
+                throw NacelleException.FailedPrecondition($"linux.mountLabel: '{linux.MountLabel}' asked for, but this host does not enforce SELinux");
+            }
+
+            CheckLabel(linux.MountLabel, "linux.mountLabel");
+        }
 
         PlanNamespaces(linux, request);
         if ((request.CloneFlags & MountFlags.CLONE_NEWNS) == 0)
@@ -107,7 +116,7 @@ public static class SpawnPlanner
                 continue;
             }
 
-            request.Mounts.Add(PlanMount(mount, destination, $"mounts[{i}]"));
+            request.Mounts.Add(WithMountLabel(PlanMount(mount, destination, $"mounts[{i}]"), linux.MountLabel));
         }
 
         if (tmpfsDev)
@@ -202,12 +211,53 @@ public static class SpawnPlanner
         }
     }
 
+    /// <summary>
+    /// AppArmor and SELinux: applied by the helper where the host enforces the module, refused (FailedPrecondition,
+    /// naming the field) where it does not. A container is never started without a confinement it asked for.
+    /// </summary>
+    private static void PlanSecurityModules(SpecProcess process, string field, SpawnRequest request, HostFacts host)
+    {
+        if (!string.IsNullOrEmpty(process.ApparmorProfile))
+        {
+            if (!host.Modules.AppArmor)
+            {
+                throw NacelleException.FailedPrecondition(
+                    $"{field}.apparmorProfile: '{process.ApparmorProfile}' asked for, but this host does not enforce AppArmor");
+            }
+
+            CheckLabel(process.ApparmorProfile, $"{field}.apparmorProfile");
+            request.AppArmorProfile = process.ApparmorProfile;
+        }
+
+        if (!string.IsNullOrEmpty(process.SelinuxLabel))
+        {
+            if (!host.Modules.SELinux)
+            {
+                throw NacelleException.FailedPrecondition(
+                    $"{field}.selinuxLabel: '{process.SelinuxLabel}' asked for, but this host does not enforce SELinux");
+            }
+
+            CheckLabel(process.SelinuxLabel, $"{field}.selinuxLabel");
+            request.SelinuxLabel = process.SelinuxLabel;
+        }
+    }
+
+    /// <summary>A label is written whole into a /proc attribute file: no NUL or newline may cut it or add a second command.</summary>
+    private static void CheckLabel(string label, string field)
+    {
+        if (label.Length > 4095 || label.Any(c => c is '\0' or '\n'))
+        {
+            throw NacelleException.InvalidArgument($"{field}: not a valid label (too long, or a NUL or newline in it)");
+        }
+    }
+
     private static void PlanProcess(SpecProcess process, string field, SpawnRequest request, HostFacts host, List<string> adjustments)
     {
         request.Cwd = process.Cwd;
         request.Args.AddRange(process.Args);
         request.Env.AddRange(process.Env);
         request.NoNewPrivileges = process.NoNewPrivileges;
+        PlanSecurityModules(process, field, request, host);
         if (process.Terminal)
         {
             request.Terminal = new SpawnTerminal(process.ConsoleSize?.Height ?? 0, process.ConsoleSize?.Width ?? 0);
@@ -250,6 +300,19 @@ public static class SpawnPlanner
 
             request.OomScoreAdj = oom;
         }
+    }
+
+    /// <summary>linux.mountLabel: the SELinux context of the file systems the helper creates (tmpfs, devpts, mqueue), as a
+    /// context= option; refused where the host does not enforce SELinux (checked once in <see cref="PlanContainer"/>).</summary>
+    private static SpawnMount WithMountLabel(SpawnMount mount, string? label)
+    {
+        if (string.IsNullOrEmpty(label) || mount.Kind != SpawnProtocol.MountFs || mount.FsType is not ("tmpfs" or "devpts" or "mqueue"))
+        {
+            return mount;
+        }
+
+        var context = $"context=\"{label}\"";
+        return mount with { Data = mount.Data.Length == 0 ? context : mount.Data + "," + context };
     }
 
     private static SpawnMount PlanMount(SpecMount mount, string destination, string field)

@@ -52,6 +52,12 @@ public sealed class SpawnRequest
     public CapabilitySets? Capabilities { get; set; }
     public int LastCapability { get; set; } = Security.Capabilities.LastKnown;
     public SpawnSeccomp? Seccomp { get; set; }
+
+    /// <summary>The AppArmor profile the program runs under (written to attr/apparmor/exec just before execve).</summary>
+    public string? AppArmorProfile { get; set; }
+
+    /// <summary>The SELinux label the program runs under (written to attr/exec just before execve).</summary>
+    public string? SelinuxLabel { get; set; }
     public string Cwd { get; set; } = "/";
     public List<string> Args { get; } = [];
     public List<string> Env { get; } = [];

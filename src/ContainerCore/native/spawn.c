@@ -142,6 +142,7 @@ static const char *stage_name(int stage)
     case NSP_STAGE_NO_NEW_PRIVS: return "no-new-privs";
     case NSP_STAGE_CAPS: return "caps";
     case NSP_STAGE_SECCOMP: return "seccomp";
+    case NSP_STAGE_LSM: return "lsm";
     case NSP_STAGE_CWD: return "cwd";
     case NSP_STAGE_LOOKUP: return "lookup";
     case NSP_STAGE_CLOSE_FDS: return "close-fds";
@@ -496,6 +497,38 @@ static void set_capabilities(uint64_t effective, uint64_t permitted, uint64_t in
     if (syscall(SYS_capset, &header, data) < 0) fail(errno, "capset failed", NULL);
 }
 
+/* Writes one line into a /proc attribute of this thread (no stdio: open, write, close). */
+static int write_attr(const char *path, const char *prefix, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char line[4200];
+    size_t p = strlen(prefix), v = strlen(value);
+    if (p + v >= sizeof(line)) { close(fd); errno = ENAMETOOLONG; return -1; }
+    memcpy(line, prefix, p);
+    memcpy(line + p, value, v);
+    ssize_t wrote;
+    do { wrote = write(fd, line, p + v); } while (wrote < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return wrote == (ssize_t)(p + v) ? 0 : -1;
+}
+
+/* The security module labels for the program to come: the kernel applies them at execve (C# checked the host
+ * enforces the module; a failure here is a failure of the create, never a container without its confinement). */
+static void apply_lsm_labels(const char *apparmor, const char *selinux)
+{
+    if (apparmor) {
+        /* The module's own attribute directory (5.8 and later), else the shared one of older kernels. */
+        if (write_attr("/proc/thread-self/attr/apparmor/exec", "exec ", apparmor) < 0
+            && write_attr("/proc/thread-self/attr/exec", "exec ", apparmor) < 0)
+            fail(errno, "cannot set the AppArmor profile for exec:", apparmor);
+    }
+    if (selinux && write_attr("/proc/thread-self/attr/exec", "", selinux) < 0)
+        fail(errno, "cannot set the SELinux label for exec:", selinux);
+}
+
 static void install_seccomp(const struct record *r)
 {
     uint32_t flags = u32_at(r->data);
@@ -633,6 +666,7 @@ static _Noreturn void container_process(int sync_fd)
     uint64_t clone_flags = 0;
     const struct record *rootfs = NULL, *caps = NULL, *seccomp = NULL, *user = NULL, *terminal = NULL;
     const char *cwd = "/";
+    const char *apparmor = NULL, *selinux = NULL;
     int park = 0, no_new_privs = 0, root_readonly = 0, new_session = 0, has_umask = 0;
     uint64_t prop_before = MS_REC | MS_SLAVE, prop_after = 0;
     mode_t spec_umask = 022;
@@ -650,6 +684,8 @@ static _Noreturn void container_process(int sync_fd)
         case NSP_REC_TERMINAL: found[4] = r; terminal = &found[4]; break;
         case NSP_REC_ROOT_PROPAGATION: prop_before = u64_at(r.data); prop_after = u64_at(r.data + 8); break;
         case NSP_REC_CWD: cwd = (const char *)r.data; break;
+        case NSP_REC_APPARMOR: apparmor = (const char *)r.data; break;
+        case NSP_REC_SELINUX_LABEL: selinux = (const char *)r.data; break;
         case NSP_REC_PARK: park = 1; break;
         case NSP_REC_NO_NEW_PRIVS: no_new_privs = 1; break;
         case NSP_REC_ROOT_READONLY: root_readonly = 1; break;
@@ -749,6 +785,9 @@ static _Noreturn void container_process(int sync_fd)
         struct rlimit limit = { (rlim_t)u64_at(r.data + 8), (rlim_t)u64_at(r.data + 16) };
         if (setrlimit((__rlimit_resource_t)u32_at(r.data), &limit) < 0) fail(errno, "setrlimit failed for resource", NULL);
     }
+
+    /* AppArmor profile and SELinux label for execve, while still root in the container's /proc. */
+    if (apparmor || selinux) { enter(NSP_STAGE_LSM); apply_lsm_labels(apparmor, selinux); }
 
     /* Without no_new_privs only CAP_SYS_ADMIN allows a filter: install it while we still have it. */
     int seccomp_early = seccomp && !no_new_privs;

@@ -54,6 +54,8 @@
 #define NSP_REC_TERMINAL 45       /* u32 rows, u32 columns (0: the kernel's default): allocate a pty from the
                                    * container's own /dev/ptmx, send its master back (NSP_REPORT_CONSOLE), make the
                                    * slave stdin/stdout/stderr and, just before execve, the controlling terminal */
+#define NSP_REC_APPARMOR 60       /* string: the AppArmor profile the program runs under (attr/apparmor/exec) */
+#define NSP_REC_SELINUX_LABEL 61  /* string: the SELinux label the program runs under (attr/exec) */
 
 /* NSP_REC_MOUNT kinds and create modes. */
 #define NSP_MOUNT_FS 0            /* mount(source, target, fstype, flags, data) */
@@ -98,5 +100,6 @@
 #define NSP_STAGE_WAIT_START 21
 #define NSP_STAGE_EXEC 22
 #define NSP_STAGE_CONSOLE 23      /* runs after mask-paths (the container's /dev is in place), before rlimits */
+#define NSP_STAGE_LSM 24          /* after rlimits, before the uid change: the AppArmor profile / SELinux label for execve */
 
 #endif

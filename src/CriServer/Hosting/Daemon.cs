@@ -15,6 +15,8 @@ using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
+using Nacelle.Sandbox.Security;
+using Nacelle.ContainerCore.Security;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
@@ -105,11 +107,23 @@ internal static class Daemon
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
         builder.Services.AddSingleton(new ContainerEvents(onDropped: metrics.EventsDropped));
-        builder.Services.AddSingleton(services => new ContainerManager(new ContainerManagerOptions
+        builder.Services.AddSingleton(services =>
         {
-            Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Containers"),
-            CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
-        }, services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
+            // AppArmor and SELinux are applied where the node enforces them; RuntimeDefault's AppArmor profile is
+            // nacelle's own, loaded here once (on a node without AppArmor nothing is loaded or needed).
+            var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Containers");
+            var modules = LinuxSecurityModules.Detect();
+            var (appArmorDefault, unavailable) = AppArmorDefaultProfile.Ensure(modules, config.State, logger);
+            return new ContainerManagerOptions
+            {
+                Logger = logger,
+                CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
+                SecurityModules = modules,
+                AppArmorDefaultProfile = appArmorDefault,
+                AppArmorDefaultUnavailable = unavailable,
+            };
+        });
+        builder.Services.AddSingleton(services => new ContainerManager(services.GetRequiredService<ContainerManagerOptions>(), services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
         // Exec, Attach and PortForward: the streaming server is off until a backend can run streams in pods (the
         // per-pod monitor's exec with a terminal, attach and port-forward sockets); until then the rpcs answer
         // Unimplemented rather than a URL that fails.

@@ -34,4 +34,7 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5309, LogLevel.Warning, "Pod {PodId}: stopped watching its monitor for exits: {Reason}")]
     public static partial void WatchGaveUp(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5310, LogLevel.Warning, "Container {ContainerId}: {Note} (said once per daemon)")]
+    public static partial void SecurityNote(ILogger logger, string containerId, string note);
 }

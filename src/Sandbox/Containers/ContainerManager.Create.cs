@@ -58,6 +58,7 @@ public sealed partial class ContainerManager
             var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(request, pod, id, rootfs.Path, cgroupsPath));
             // Refused here, naming the field and the limit, rather than by the monitor half way.
             SpecValidator.Validate(built.Spec);
+            LogNotes(id, built.Notes);
             var specJson = RuntimeSpecFile.Serialize(built.Spec);
             await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
             if (built.LogFile is { } logFile)
@@ -124,8 +125,26 @@ public sealed partial class ContainerManager
             DefaultSeccompProfile = capabilities => DefaultSeccompProfile.For(capabilities).ToJson(),
             HostLastCap = HostLastCap.Value,
             HostCapabilities = HostCapabilities.Value,
+            SecurityModules = _options.SecurityModules,
+            AppArmorDefaultProfile = _options.AppArmorDefaultProfile,
+            AppArmorDefaultUnavailable = _options.AppArmorDefaultUnavailable,
         };
     }
+
+    /// <summary>Logs what the spec builder accepted without applying (a RuntimeDefault AppArmor request on a node without
+    /// AppArmor), each distinct note once per daemon: kubelet asks for it on every container.</summary>
+    private void LogNotes(string id, IReadOnlyList<string> notes)
+    {
+        foreach (var note in notes)
+        {
+            if (_loggedNotes.TryAdd(note, 0))
+            {
+                ContainerLog.SecurityNote(_log, id, note);
+            }
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _loggedNotes = new(StringComparer.Ordinal);
 
     /// <summary>The pid namespace of the container a TARGET pid mode names (it must be running).</summary>
     private string? TargetPidNamespace(ContainerCreateRequest request)

@@ -1,3 +1,4 @@
+using Nacelle.ContainerCore.Security;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -27,6 +28,14 @@ public sealed record ContainerManagerOptions
 
     /// <summary>The host I/O of the spec builder (tests substitute it).</summary>
     public ISpecHost SpecHost { get; init; } = Spec.SpecHost.Instance;
+
+    /// <summary>The security modules the node enforces.</summary>
+    public LinuxSecurityModules SecurityModules { get; init; } = LinuxSecurityModules.None;
+
+    /// <summary>RuntimeDefault's AppArmor profile (loaded at start), or why there is none on a node with AppArmor.</summary>
+    public string? AppArmorDefaultProfile { get; init; }
+
+    public string? AppArmorDefaultUnavailable { get; init; }
 
     /// <summary>
     /// Failure injection for the recovery tests ($NACELLE_TEST_CRASH): "create-after-rootfs" or "create-after-monitor"

@@ -151,26 +151,104 @@ public sealed partial class ContainerSpecBuilder
         return [.. requested];
     }
 
-    private static void Notes(SecurityRequest sc, List<string> notes)
+    /// <summary>SELinux's usual container labels (the process type and the file type of its mounts), used for the parts
+    /// of selinux_options kubelet leaves out (it often sends only the level).</summary>
+    public const string SelinuxProcessDefault = "system_u:system_r:container_t:s0";
+    public const string SelinuxFileDefault = "system_u:object_r:container_file_t:s0";
+
+    /// <summary>
+    /// AppArmor: RuntimeDefault (also what an unprivileged container gets when nothing is asked, as containerd does) is
+    /// nacelle's own profile where the node enforces AppArmor, and noted (logged once) where it does not; a Localhost
+    /// profile must be loaded on the node, and is refused naming it where the node has no AppArmor; Unconfined and
+    /// privileged containers get none.
+    /// </summary>
+    private static string? AppArmor(SecurityRequest sc, bool privileged, ContainerSpecContext context, List<string> notes)
     {
-        if (sc.Apparmor is { } apparmor && apparmor.ProfileType != SecurityProfileType.Unconfined)
+        var (type, name, field) = sc.Apparmor is { } profile
+            ? (profile.ProfileType, profile.LocalhostRef, $"{Sc}.apparmor")
+            : LegacyAppArmor(sc.ApparmorProfile);
+        if (privileged || type == SecurityProfileType.Unconfined)
         {
-            var what = string.IsNullOrEmpty(apparmor.LocalhostRef) ? $"{apparmor.ProfileType}" : $"{apparmor.ProfileType} '{apparmor.LocalhostRef}'";
-            notes.Add($"{Sc}.apparmor: {what} ignored: nacelle does not apply AppArmor profiles");
-        }
-        else
-        {
-            // apparmor_profile is deprecated, and still sent by older kubelets.
-            var legacy = sc.ApparmorProfile;
-            if (!string.IsNullOrEmpty(legacy) && legacy != "unconfined")
-            {
-                notes.Add($"{Sc}.apparmor_profile: '{legacy}' ignored: nacelle does not apply AppArmor profiles");
-            }
+            return null;
         }
 
-        if (sc.SelinuxOptions is { } selinux && (selinux.User.Length + selinux.Role.Length + selinux.Type.Length + selinux.Level.Length) > 0)
+        var modules = context.SecurityModules;
+        if (type == SecurityProfileType.Localhost)
         {
-            notes.Add($"{Sc}.selinux_options ignored: nacelle does not apply SELinux labels");
+            if (string.IsNullOrEmpty(name) || name.Any(c => c is '\0' or '\n' or ' '))
+            {
+                throw Invalid(field, $"'{name}' is not an AppArmor profile name");
+            }
+
+            if (!modules.AppArmor)
+            {
+                throw NacelleException.FailedPrecondition($"{field}: AppArmor profile '{name}' asked for, but this node does not enforce AppArmor");
+            }
+
+            return context.AppArmorProfileLoaded(name)
+                ? name
+                : throw NacelleException.FailedPrecondition($"{field}: AppArmor profile '{name}' is not loaded on this node");
         }
+
+        // RuntimeDefault, asked for or implied.
+        if (!modules.AppArmor)
+        {
+            if (sc.Apparmor is not null || sc.ApparmorProfile.Length > 0)
+            {
+                notes.Add(NoAppArmorNote);
+            }
+
+            return null;
+        }
+
+        return context.AppArmorDefaultProfile
+            ?? throw NacelleException.FailedPrecondition($"{field}: RuntimeDefault AppArmor cannot be applied: {context.AppArmorDefaultUnavailable}");
+    }
+
+    /// <summary>What a RuntimeDefault AppArmor request on a node without AppArmor becomes: a note the daemon logs once.</summary>
+    public const string NoAppArmorNote = "AppArmor RuntimeDefault asked for on a node that does not enforce AppArmor: not applied (nothing to apply)";
+
+    /// <summary>The deprecated apparmor_profile string: "" (nothing asked), runtime/default, unconfined or localhost/name.</summary>
+    private static (SecurityProfileType Type, string Name, string Field) LegacyAppArmor(string value)
+    {
+        const string field = Sc + ".apparmor_profile";
+        return value switch
+        {
+            "" or "runtime/default" => (SecurityProfileType.RuntimeDefault, "", field),
+            "unconfined" => (SecurityProfileType.Unconfined, "", field),
+            _ when value.StartsWith("localhost/", StringComparison.Ordinal) => (SecurityProfileType.Localhost, value["localhost/".Length..], field),
+            _ => throw Invalid(field, $"'{value}' is not runtime/default, unconfined or localhost/<profile>"),
+        };
+    }
+
+    /// <summary>
+    /// SELinux: selinux_options become the process label (and the label of the file systems made for the container),
+    /// the parts left out taken from the usual container labels, where the node enforces SELinux; refused naming the
+    /// field where it does not. Nothing asked: nothing applied.
+    /// </summary>
+    private static (string? Process, string? Mount) Selinux(SecurityRequest sc, bool privileged, ContainerSpecContext context)
+    {
+        if (privileged || sc.SelinuxOptions is not { } options || (options.User.Length + options.Role.Length + options.Type.Length + options.Level.Length) == 0)
+        {
+            return (null, null);
+        }
+
+        if (!context.SecurityModules.SELinux)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"{Sc}.selinux_options: {options.User}:{options.Role}:{options.Type}:{options.Level} asked for, but this node does not enforce SELinux");
+        }
+
+        static string Label(string defaults, SelinuxOptions asked, bool file)
+        {
+            var parts = defaults.Split(':', 4);
+            return string.Join(':',
+                asked.User.Length > 0 ? asked.User : parts[0],
+                asked.Role.Length > 0 && !file ? asked.Role : parts[1],
+                asked.Type.Length > 0 && !file ? asked.Type : parts[2],
+                asked.Level.Length > 0 ? asked.Level : parts[3]);
+        }
+
+        return (Label(SelinuxProcessDefault, options, file: false), Label(SelinuxFileDefault, options, file: true));
     }
 }

@@ -118,7 +118,8 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
             spec.Linux.ReadonlyPaths = Paths(sc.ReadonlyPaths, LinuxDefaults.ReadonlyPaths, $"{Sc}.readonly_paths");
         }
 
-        Notes(sc, notes);
+        spec.Process.ApparmorProfile = AppArmor(sc, privileged, context, notes);
+        (spec.Process.SelinuxLabel, spec.Linux.MountLabel) = Selinux(sc, privileged, context);
 
         foreach (var (key, value) in request.Annotations)
         {

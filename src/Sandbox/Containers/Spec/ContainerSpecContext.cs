@@ -74,6 +74,19 @@ public sealed record ContainerSpecContext
     /// refused.</summary>
     public Func<IReadOnlyCollection<string>, string>? DefaultSeccompProfile { get; init; }
 
+    /// <summary>The security modules the node enforces (AppArmor, SELinux): what is asked for is applied where they
+    /// are, and refused (or, for RuntimeDefault, noted) where they are not.</summary>
+    public LinuxSecurityModules SecurityModules { get; init; } = LinuxSecurityModules.None;
+
+    /// <summary>The AppArmor profile RuntimeDefault means on a node that enforces AppArmor (nacelle's own, loaded at
+    /// start), or null with <see cref="AppArmorDefaultUnavailable"/> saying why it cannot be used.</summary>
+    public string? AppArmorDefaultProfile { get; init; }
+
+    public string? AppArmorDefaultUnavailable { get; init; }
+
+    /// <summary>Whether an AppArmor profile is loaded in the node's kernel (Localhost profiles must be).</summary>
+    public Func<string, bool> AppArmorProfileLoaded { get; init; } = LinuxSecurityModules.IsAppArmorProfileLoaded;
+
     /// <summary>The host's highest capability (cap_last_cap): "ALL" and privileged mean 0..this.</summary>
     public int HostLastCap { get; init; } = Capabilities.LastKnown;
 

@@ -25,6 +25,35 @@ public sealed class SpawnPlannerTests : IDisposable
     private SpawnRequest Plan(RuntimeSpec spec, HostFacts? host = null, IReadOnlyDictionary<string, string>? v1 = null) =>
         SpawnPlanner.PlanContainer(spec, _bundle, host ?? Privileged, v1).Request;
 
+    /// <summary>A spec's AppArmor profile, SELinux label or mount label is applied where the host enforces the module
+    /// and refused where it does not (it used to be ignored: a container ran without a confinement it asked for).</summary>
+    [Fact]
+    public void Security_module_labels_are_refused_without_the_module_and_carried_to_the_helper_with_it()
+    {
+        var spec = Spec();
+        spec.Process!.ApparmorProfile = "nacelle-default";
+        var refused = Assert.Throws<NacelleException>(() => Plan(spec));
+        Assert.Equal(ErrorKind.FailedPrecondition, refused.Kind);
+        Assert.Contains("process.apparmorProfile", refused.Message, StringComparison.Ordinal);
+
+        var withModules = Privileged with { Modules = new Nacelle.ContainerCore.Security.LinuxSecurityModules(AppArmor: true, SELinux: true) };
+        spec.Process.SelinuxLabel = "system_u:system_r:container_t:s0:c1,c2";
+        spec.Linux!.MountLabel = "system_u:object_r:container_file_t:s0:c1,c2";
+        var request = Plan(spec, withModules);
+        Assert.Equal("nacelle-default", request.AppArmorProfile);
+        Assert.Equal("system_u:system_r:container_t:s0:c1,c2", request.SelinuxLabel);
+        Assert.All(request.Mounts.Where(m => m.FsType is "tmpfs" or "devpts" or "mqueue"),
+            m => Assert.Contains("context=\"system_u:object_r:container_file_t:s0:c1,c2\"", m.Data, StringComparison.Ordinal));
+        Assert.DoesNotContain(request.Mounts.Where(m => m.FsType is "proc" or "sysfs"), m => m.Data.Contains("context=", StringComparison.Ordinal));
+
+        var selinuxOnly = Spec();
+        selinuxOnly.Linux!.MountLabel = "system_u:object_r:container_file_t:s0";
+        Assert.Contains("linux.mountLabel", Assert.Throws<NacelleException>(() => Plan(selinuxOnly)).Message, StringComparison.Ordinal);
+        selinuxOnly.Linux.MountLabel = null;
+        selinuxOnly.Process!.ApparmorProfile = "bad\nchange_profile other";
+        Assert.Equal(ErrorKind.InvalidArgument, Assert.Throws<NacelleException>(() => Plan(selinuxOnly, withModules)).Kind);
+    }
+
     [Fact]
     public void New_namespaces_become_clone_flags_and_paths_become_joins()
     {

@@ -83,6 +83,8 @@ public sealed partial class SpawnProtocolTests
         request.Mounts.Add(new SpawnMount(SpawnProtocol.MountFs, "proc", "/proc", "proc", 0xe, 0, "", false));
         request.Capabilities = new CapabilitySets(1, 2, 3, 4, 5);
         request.Seccomp = new SpawnSeccomp(1, new byte[16]);
+        request.AppArmorProfile = "nacelle-default";
+        request.SelinuxLabel = "system_u:system_r:container_t:s0";
         var bytes = SpawnMessage.Encode(request);
 
         Assert.Equal(SpawnProtocol.Magic, BinaryPrimitives.ReadUInt32LittleEndian(bytes));
@@ -109,6 +111,8 @@ public sealed partial class SpawnProtocolTests
         Assert.Equal(8 + 5 * 8, caps.Length);
         Assert.Equal(5UL, BinaryPrimitives.ReadUInt64LittleEndian(caps.AsSpan(40)));
         Assert.Equal(8 + 16, records.Single(r => r.Type == SpawnProtocol.RecSeccomp).Payload.Length);
+        Assert.Equal("nacelle-default\0", Encoding.UTF8.GetString(records.Single(r => r.Type == SpawnProtocol.RecApparmor).Payload));
+        Assert.Equal("system_u:system_r:container_t:s0\0", Encoding.UTF8.GetString(records.Single(r => r.Type == SpawnProtocol.RecSelinuxLabel).Payload));
         Assert.Contains(records, r => r.Type == SpawnProtocol.RecPark);
         Assert.Contains(records, r => r.Type == SpawnProtocol.RecRootPropagation);
     }

@@ -255,20 +255,6 @@ public sealed class SecurityTranslationTests
     }
 
     [Fact]
-    public void AppArmorAndSelinuxAreAcceptedWithANote()
-    {
-        var result = Translate(Config(s =>
-        {
-            s.Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Localhost, LocalhostRef = "k8s-nginx" };
-            s.SelinuxOptions = new SELinuxOption { Type = "container_t" };
-        }));
-        Assert.Contains(result.Notes, n => n.Contains("apparmor", StringComparison.Ordinal) && n.Contains("k8s-nginx", StringComparison.Ordinal));
-        Assert.Contains(result.Notes, n => n.Contains("selinux", StringComparison.Ordinal));
-        Assert.Null(result.Spec.Process!.ApparmorProfile);
-        Assert.Empty(Translate().Notes);
-    }
-
-    [Fact]
     public void PodNamespacesAreJoinedAndTheRestIsNew()
     {
         var spec = Spec();
