@@ -1,3 +1,4 @@
+using Nacelle.Tests.Support;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -21,11 +22,10 @@ internal sealed class TestBridge : IAsyncDisposable
     /// <summary>busybox-static (ping, nc) runs inside pod network namespaces through nsenter.</summary>
     public const string Busybox = "/bin/busybox";
 
-    private static readonly string[] PortmapSharedChains = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
 
     private readonly List<Process> _processes = [];
     private readonly List<string[]> _guards = [];
-    private readonly bool _hostPortChainsExisted;
+    private readonly PortmapChains _portmap;
     private readonly string? _ipForwardBefore;
 
     /// <summary>Creates the names and installs the FORWARD guard; <paramref name="directory"/> is the daemon's directory.</summary>
@@ -38,7 +38,7 @@ internal sealed class TestBridge : IAsyncDisposable
         Subnet = $"10.217.{third}.0/24";
         Gateway = $"10.217.{third}.1";
         IpamDir = Path.Combine(directory, "ipam");
-        _hostPortChainsExisted = Run("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Exit == 0;
+        _portmap = PortmapChains.Use();
         _ipForwardBefore = File.Exists("/proc/sys/net/ipv4/ip_forward") ? File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() : null;
         try
         {
@@ -216,7 +216,7 @@ internal sealed class TestBridge : IAsyncDisposable
             var parts = rule.Split(' ');
             var jump = Array.IndexOf(parts, "-j");
             if (jump > 0 && jump + 1 < parts.Length && parts[jump + 1].StartsWith("CNI-", StringComparison.Ordinal)
-                && !PortmapSharedChains.Contains(parts[jump + 1]))
+                && !PortmapChains.Shared.Contains(parts[jump + 1]))
             {
                 chains.Add(parts[jump + 1]);
             }
@@ -237,32 +237,6 @@ internal sealed class TestBridge : IAsyncDisposable
         }
     }
 
-    /// <summary>portmap's shared nat chains and the jumps to them, when this object created them and nothing else uses them.</summary>
-    private static void RemovePortmapSharedChains()
-    {
-        var rules = Run("iptables-save", "-t", "nat").Stdout.Split('\n');
-        if (rules.Any(r => r.StartsWith("-A CNI-HOSTPORT-DNAT ", StringComparison.Ordinal)))
-        {
-            return; // someone's mapping still lives there
-        }
-
-        foreach (var rule in rules.Where(r => r.StartsWith("-A ", StringComparison.Ordinal)
-                                              && PortmapSharedChains.Any(c => r.Contains("-j " + c, StringComparison.Ordinal))))
-        {
-            Run("/bin/sh", "-c", "iptables -t nat -D " + rule[3..]);
-        }
-
-        foreach (var chain in PortmapSharedChains)
-        {
-            Run("iptables", "-t", "nat", "-F", chain);
-        }
-
-        foreach (var chain in PortmapSharedChains)
-        {
-            Run("iptables", "-t", "nat", "-X", chain);
-        }
-    }
-
     public ValueTask DisposeAsync()
     {
         foreach (var process in _processes)
@@ -278,10 +252,7 @@ internal sealed class TestBridge : IAsyncDisposable
         }
 
         RemoveGuard();
-        if (!_hostPortChainsExisted)
-        {
-            RemovePortmapSharedChains();
-        }
+        _portmap.Dispose();
 
         if (_ipForwardBefore == "0" && File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() != "0")
         {

@@ -1,3 +1,4 @@
+using Nacelle.Tests.Support;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -20,7 +21,7 @@ internal sealed class CniKernelScope : IAsyncDisposable
     private readonly List<(CniNetwork Network, PodNetworkRequest Request)> _pods = [];
     private readonly List<string[]> _guards = [];
     private readonly List<string> _bridges = [];
-    private readonly bool _hostPortChainsExisted;
+    private readonly PortmapChains _portmap;
     private readonly string? _ipForwardBefore;
 
     public CniKernelScope()
@@ -33,7 +34,7 @@ internal sealed class CniKernelScope : IAsyncDisposable
         CacheDir = Path.Combine(Root, "cache");
         IpamDir = Path.Combine(Root, "ipam");
         Directory.CreateDirectory(ConfDir);
-        _hostPortChainsExisted = Run("iptables", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Exit == 0;
+        _portmap = PortmapChains.Use();
         _ipForwardBefore = File.Exists("/proc/sys/net/ipv4/ip_forward") ? File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() : null;
         Guard(BridgeName);
     }
@@ -188,10 +189,7 @@ internal sealed class CniKernelScope : IAsyncDisposable
             Run("iptables", ["-D", .. rule]);
         }
 
-        if (!_hostPortChainsExisted)
-        {
-            RemovePortmapChains();
-        }
+        _portmap.Dispose();
 
         if (_ipForwardBefore == "0" && File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() != "0")
         {
@@ -204,34 +202,6 @@ internal sealed class CniKernelScope : IAsyncDisposable
         }
         catch (IOException)
         {
-        }
-    }
-
-    /// <summary>portmap's shared nat chains and their jumps, when this test created them and nothing else uses them.</summary>
-    private static void RemovePortmapChains()
-    {
-        string[] chains = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
-        var rules = Run("iptables", "-t", "nat", "-S").Stdout.Split('\n');
-        var inUse = rules.Any(r => r.StartsWith("-A CNI-HOSTPORT-DNAT ", StringComparison.Ordinal));
-        if (inUse)
-        {
-            return; // someone's mapping still lives there
-        }
-
-        foreach (var rule in rules.Where(r => r.StartsWith("-A ", StringComparison.Ordinal) && chains.Any(c => r.Contains("-j " + c, StringComparison.Ordinal))))
-        {
-            // the rule text is shell-quoted (comments); let the shell split it
-            Run("/bin/sh", "-c", "iptables -t nat -D " + rule[3..]);
-        }
-
-        foreach (var chain in chains)
-        {
-            Run("iptables", "-t", "nat", "-F", chain);
-        }
-
-        foreach (var chain in chains)
-        {
-            Run("iptables", "-t", "nat", "-X", chain);
         }
     }
 
