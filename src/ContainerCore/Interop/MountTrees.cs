@@ -22,6 +22,7 @@ public static partial class MountTrees
     private const uint AT_RECURSIVE = 0x8000;
     private const uint OPEN_TREE_CLONE = 1;
     private const uint O_CLOEXEC = 0x80000;
+    private const int O_RDONLY = 0;
     private const uint FSOPEN_CLOEXEC = 0x1;
     private const uint FSCONFIG_SET_STRING = 1;
     private const uint FSCONFIG_SET_FD = 5;
@@ -106,6 +107,13 @@ public static partial class MountTrees
         return mount >= 0 ? new SafeFileHandle(mount, ownsHandle: true) : throw Error("fsmount overlay", upperDir ?? "(read-only)");
     }
 
+    /// <summary>Opens a namespace file (/proc/PID/ns/*, or a bind mount of one) for MOUNT_ATTR_IDMAP or setns.</summary>
+    public static SafeFileHandle OpenNamespace(string path)
+    {
+        var fd = open(path, (uint)O_RDONLY | O_CLOEXEC);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw Error("open", path);
+    }
+
     /// <summary>Attaches a detached tree at <paramref name="target"/>.</summary>
     public static void Attach(SafeFileHandle tree, string target)
     {
@@ -141,6 +149,9 @@ public static partial class MountTrees
         var errno = Marshal.GetLastPInvokeError();
         return new IOException($"{what} {subject}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
     }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, uint flags);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open_tree(int dirfd, string path, uint flags);

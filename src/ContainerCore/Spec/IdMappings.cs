@@ -17,9 +17,10 @@ public static class IdMappings
 
     /// <summary>
     /// Refuses (InvalidArgument, naming <paramref name="field"/>[i]) an empty range, a range that ends past 2^32-1,
-    /// container or host ranges that overlap, and more lines than the kernel takes.
+    /// container or host ranges that overlap, and more lines than the kernel takes. <paramref name="lengthField"/> is
+    /// what the caller's format calls a range's length (OCI "size", CRI "length").
     /// </summary>
-    public static void Validate(IReadOnlyList<SpecIdMapping> mappings, string field)
+    public static void Validate(IReadOnlyList<SpecIdMapping> mappings, string field, string lengthField = "size")
     {
         ArgumentNullException.ThrowIfNull(mappings);
         if (mappings.Count > KernelLimit)
@@ -32,7 +33,7 @@ public static class IdMappings
             var m = mappings[i];
             if (m.Size == 0)
             {
-                throw NacelleException.InvalidArgument($"{field}[{i}].size: must be at least 1");
+                throw NacelleException.InvalidArgument($"{field}[{i}].{lengthField}: must be at least 1");
             }
 
             if ((long)m.ContainerId + m.Size > IdSpace || (long)m.HostId + m.Size > IdSpace)
