@@ -1,5 +1,6 @@
 using System.Globalization;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Security;
 
 namespace Nacelle.ContainerCore.Spawn;
@@ -11,6 +12,9 @@ namespace Nacelle.ContainerCore.Spawn;
 /// </summary>
 public sealed record HostFacts(bool HasSysResource, int LastCapability, int OwnOomScoreAdj, Func<int, ulong> HardLimit)
 {
+    /// <summary>The host mount a path is on (its propagation decides whether shared propagation can be honoured).</summary>
+    public Func<string, MountEntry?> MountOf { get; init; } = MountTable.MountOf;
+
     private const int CapSysResource = 24;
 
     /// <summary>The security modules this host enforces (AppArmor, SELinux); none unless detected.</summary>

@@ -41,6 +41,10 @@ public static class SpawnMessage
         {
             w.Record(SpawnProtocol.RecRootfs, r => r.Str(rootfs));
             w.Record(SpawnProtocol.RecRootPropagation, r => r.U64(request.PropagationBeforePivot).U64(request.PropagationAfterPivot));
+            if (request.RootfsDetached)
+            {
+                w.Record(SpawnProtocol.RecRootfsDetached, _ => { });
+            }
         }
 
         foreach (var m in request.Mounts)

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
@@ -83,6 +84,11 @@ public static class SpawnPlanner
             throw NacelleException.InvalidArgument("linux.namespaces: a new mount namespace is required (nacelle never changes the host's mounts)");
         }
 
+        var userNamespace = UserNamespaceOf(linux);
+        // In a user namespace the container process may not walk the host paths of its rootfs and volumes (their
+        // directories need not be open to the ids it maps): the helper copies them before it joins any namespace.
+        request.RootfsDetached = userNamespace != UserNamespace.None;
+
         var root = spec.Root!.Path;
         request.Rootfs = Path.GetFullPath(Path.IsPathRooted(root) ? root : Path.Combine(bundle, root));
         if (!Directory.Exists(request.Rootfs))
@@ -116,7 +122,18 @@ public static class SpawnPlanner
                 continue;
             }
 
-            request.Mounts.Add(WithMountLabel(PlanMount(mount, destination, $"mounts[{i}]"), linux.MountLabel));
+            request.Mounts.Add(WithMountLabel(PlanMount(mount, destination, $"mounts[{i}]", linux, userNamespace, host), linux.MountLabel));
+        }
+
+        if (userNamespace != UserNamespace.None)
+        {
+            for (var i = 0; i < request.Mounts.Count; i++)
+            {
+                if ((request.Mounts[i].Kind & SpawnProtocol.MountKindMask) != SpawnProtocol.MountFs)
+                {
+                    request.Mounts[i] = request.Mounts[i] with { Kind = request.Mounts[i].Kind | SpawnProtocol.MountDetached };
+                }
+            }
         }
 
         if (tmpfsDev)
@@ -144,13 +161,14 @@ public static class SpawnPlanner
             request.Sysctls.Add((SysctlPath(key), value));
         }
 
-        if (linux.UidMappings.Count > 0)
+        // Written only for a namespace this spawn creates; a joined one has its maps already (the kernel allows one write).
+        if (userNamespace == UserNamespace.New)
         {
-            request.UidMap = IdMap(linux.UidMappings);
-            request.GidMap = IdMap(linux.GidMappings);
+            request.UidMap = IdMappings.ToText(linux.UidMappings);
+            request.GidMap = IdMappings.ToText(linux.GidMappings);
         }
 
-        PlanProcess(spec.Process!, "process", request, host, adjustments);
+        PlanProcess(spec.Process!, "process", request, host, adjustments, userNamespace != UserNamespace.None);
         if (SeccompSection(linux) is { } seccomp)
         {
             request.Seccomp = CompileSeccomp(seccomp, adjustments);
@@ -179,7 +197,7 @@ public static class SpawnPlanner
         }
 
         request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
-        PlanProcess(process, "process", request, host, adjustments);
+        PlanProcess(process, "process", request, host, adjustments, UserNamespaceOf(linux) != UserNamespace.None);
         if (SeccompSection(linux) is { } seccomp)
         {
             request.Seccomp = CompileSeccomp(seccomp, adjustments);
@@ -251,7 +269,20 @@ public static class SpawnPlanner
         }
     }
 
-    private static void PlanProcess(SpecProcess process, string field, SpawnRequest request, HostFacts host, List<string> adjustments)
+    /// <summary>Whether the container gets a user namespace, and whether this spawn creates it or joins one by path.</summary>
+    private enum UserNamespace
+    {
+        None,
+        New,
+        Joined,
+    }
+
+    private static UserNamespace UserNamespaceOf(SpecLinux linux) =>
+        linux.Namespaces.FirstOrDefault(n => n.Type == "user") is not { } user ? UserNamespace.None
+        : string.IsNullOrEmpty(user.Path) ? UserNamespace.New : UserNamespace.Joined;
+
+    private static void PlanProcess(SpecProcess process, string field, SpawnRequest request, HostFacts host, List<string> adjustments,
+        bool inUserNamespace)
     {
         request.Cwd = process.Cwd;
         request.Args.AddRange(process.Args);
@@ -277,11 +308,13 @@ public static class SpawnPlanner
         {
             var number = RlimitNumbers[limit.Type];
             ulong soft = limit.Soft, hard = limit.Hard;
-            if (!host.HasSysResource && hard > host.HardLimit(number))
+            if ((!host.HasSysResource || inUserNamespace) && hard > host.HardLimit(number))
             {
-                // Raising a hard limit needs CAP_SYS_RESOURCE: give the most this node allows instead of failing.
+                // Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace (which a user-namespaced
+                // container process never has): give the most this node allows instead of failing.
                 var allowed = host.HardLimit(number);
-                adjustments.Add($"{field}.rlimits {limit.Type}: hard limit {hard} clamped to {allowed} (no CAP_SYS_RESOURCE)");
+                var why = inUserNamespace ? "set inside a user namespace" : "no CAP_SYS_RESOURCE";
+                adjustments.Add($"{field}.rlimits {limit.Type}: hard limit {hard} clamped to {allowed} ({why})");
                 hard = allowed;
                 soft = Math.Min(soft, hard);
             }
@@ -306,7 +339,7 @@ public static class SpawnPlanner
     /// context= option; refused where the host does not enforce SELinux (checked once in <see cref="PlanContainer"/>).</summary>
     private static SpawnMount WithMountLabel(SpawnMount mount, string? label)
     {
-        if (string.IsNullOrEmpty(label) || mount.Kind != SpawnProtocol.MountFs || mount.FsType is not ("tmpfs" or "devpts" or "mqueue"))
+        if (string.IsNullOrEmpty(label) || (mount.Kind & SpawnProtocol.MountKindMask) != SpawnProtocol.MountFs || mount.FsType is not ("tmpfs" or "devpts" or "mqueue"))
         {
             return mount;
         }
@@ -315,18 +348,27 @@ public static class SpawnPlanner
         return mount with { Data = mount.Data.Length == 0 ? context : mount.Data + "," + context };
     }
 
-    private static SpawnMount PlanMount(SpecMount mount, string destination, string field)
+    private static SpawnMount PlanMount(SpecMount mount, string destination, string field, SpecLinux linux, UserNamespace userNamespace,
+        HostFacts host)
     {
         var isBind = mount.Type == "bind" || mount.Options.Contains("bind") || mount.Options.Contains("rbind");
         ulong flags = 0, propagation = 0;
         var data = new List<string>();
         var recursiveReadonly = false;
+        bool idmapOption = false, recursiveIdmap = false;
         foreach (var option in mount.Options)
         {
             if (option == "rro")
             {
                 recursiveReadonly = true;
                 flags |= MountFlags.MS_RDONLY | MountFlags.MS_REC;
+                continue;
+            }
+
+            if (option is "idmap" or "ridmap")
+            {
+                idmapOption = true;
+                recursiveIdmap |= option == "ridmap";
                 continue;
             }
 
@@ -347,7 +389,15 @@ public static class SpawnPlanner
 
         if (!isBind)
         {
-            return new SpawnMount(SpawnProtocol.MountFs, mount.Source ?? mount.Type!, destination, mount.Type!, flags, propagation,
+            if (idmapOption)
+            {
+                throw NacelleException.InvalidArgument($"{field}.options: only a bind mount can be idmapped");
+            }
+
+            // sysfs shows the network namespace's devices: inside a user namespace that does not own it the kernel
+            // refuses it, and the helper binds the host's /sys read-only instead (as runc does).
+            var kind = SpawnProtocol.MountFs | (mount.Type == "sysfs" && userNamespace != UserNamespace.None ? SpawnProtocol.MountHostFallback : 0);
+            return new SpawnMount(kind, mount.Source ?? mount.Type!, destination, mount.Type!, flags, propagation,
                 string.Join(',', data), TargetIsFile: false);
         }
 
@@ -363,9 +413,71 @@ public static class SpawnPlanner
             throw NacelleException.InvalidArgument($"{field}.source: '{source}' does not exist");
         }
 
-        var kind = recursiveReadonly ? SpawnProtocol.MountBindRecursiveReadonly : SpawnProtocol.MountBind;
-        return new SpawnMount(kind, source, destination, string.Empty, flags | MountFlags.MS_BIND, propagation, string.Empty,
+        var modifiers = IdmapModifiers(mount, field, linux, userNamespace, idmapOption, recursiveIdmap);
+        if ((propagation & MountFlags.MS_SHARED) != 0)
+        {
+            CheckSharedSource(source, field, userNamespace, host);
+            // The helper copies a shared source before the container cuts its tree off (rslave): the copy stays a peer.
+            modifiers |= SpawnProtocol.MountDetached;
+        }
+
+        var kindOfBind = recursiveReadonly ? SpawnProtocol.MountBindRecursiveReadonly : SpawnProtocol.MountBind;
+        return new SpawnMount(kindOfBind | modifiers, source, destination, string.Empty, flags | MountFlags.MS_BIND, propagation, string.Empty,
             TargetIsFile: !isDirectory);
+    }
+
+    /// <summary>
+    /// An idmapped bind (mappings in the mount, "idmap"/"ridmap"): the helper maps it with the user namespace the
+    /// container joins, so the mount's mappings must be that namespace's (linux.uidMappings/gidMappings), which is
+    /// what kubelet sends: a pod's volumes are idmapped with the pod's own mappings.
+    /// </summary>
+    private static uint IdmapModifiers(SpecMount mount, string field, SpecLinux linux, UserNamespace userNamespace, bool idmapOption,
+        bool recursiveIdmap)
+    {
+        var mapped = mount.UidMappings is { Count: > 0 } || mount.GidMappings is { Count: > 0 };
+        if (!mapped)
+        {
+            if (idmapOption)
+            {
+                throw NacelleException.InvalidArgument($"{field}.options: 'idmap' and 'ridmap' need uidMappings and gidMappings");
+            }
+
+            return 0;
+        }
+
+        if (userNamespace != UserNamespace.Joined)
+        {
+            throw NacelleException.InvalidArgument(
+                $"{field}.uidMappings: nacelle idmaps a mount with the user namespace the container joins, and this container joins none");
+        }
+
+        if (!IdMappings.Same(mount.UidMappings, linux.UidMappings) || !IdMappings.Same(mount.GidMappings, linux.GidMappings))
+        {
+            throw NacelleException.InvalidArgument(
+                $"{field}.uidMappings: differ from linux.uidMappings/gidMappings; nacelle idmaps a mount with the container's own user namespace");
+        }
+
+        return SpawnProtocol.MountDetached | SpawnProtocol.MountIdmap | (recursiveIdmap ? SpawnProtocol.MountIdmapRecursive : 0);
+    }
+
+    /// <summary>Shared propagation is only what it says when the source is on a shared mount: refused otherwise, never
+    /// downgraded to a private peer group of the container's own.</summary>
+    private static void CheckSharedSource(string source, string field, UserNamespace userNamespace, HostFacts host)
+    {
+        if (userNamespace != UserNamespace.None)
+        {
+            throw NacelleException.InvalidArgument(
+                $"{field}.options: shared propagation is not possible in a user namespace (mounts made there must not reach the host)");
+        }
+
+        var mount = host.MountOf(source);
+        if (mount is not { Shared: true })
+        {
+            var on = mount?.MountPoint;
+            throw NacelleException.FailedPrecondition(
+                $"{field}: '{source}' is on {(on is null ? "an unknown mount" : $"the mount at '{on}'")}, which is not shared; shared (rshared) " +
+                "propagation needs the host path on a shared mount (mount --make-shared, or --make-rshared on its parent)");
+        }
     }
 
     /// <summary>
@@ -466,17 +578,6 @@ public static class SpawnPlanner
         }
 
         return path;
-    }
-
-    private static string IdMap(List<SpecIdMapping> mappings)
-    {
-        var text = new StringBuilder();
-        foreach (var m in mappings)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"{m.ContainerId} {m.HostId} {m.Size}\n");
-        }
-
-        return text.ToString();
     }
 
     /// <summary>An absolute path without empty or "." segments (the validator has refused "..").</summary>

@@ -25,6 +25,7 @@ public static class SpawnProtocol
     public const ushort RecMaskedPath = 15;
     public const ushort RecReadonlyPath = 16;
     public const ushort RecRootReadonly = 17;
+    public const ushort RecRootfsDetached = 18;
     public const ushort RecHostname = 20;
     public const ushort RecDomainname = 21;
     public const ushort RecSysctl = 22;
@@ -46,6 +47,11 @@ public static class SpawnProtocol
     public const uint MountFs = 0;
     public const uint MountBind = 1;
     public const uint MountBindRecursiveReadonly = 2;
+    public const uint MountKindMask = 0xff;
+    public const uint MountDetached = 0x100;
+    public const uint MountIdmap = 0x200;
+    public const uint MountIdmapRecursive = 0x400;
+    public const uint MountHostFallback = 0x800;
     public const uint CreateDir = 0;
     public const uint CreateFile = 1;
 
@@ -64,7 +70,7 @@ public static class SpawnProtocol
         (1, "parse"), (2, "cgroup"), (3, "oom-score"), (4, "join-ns"), (5, "clone"), (6, "id-maps"), (7, "mounts"),
         (8, "devices"), (9, "pivot-root"), (10, "hostname"), (11, "sysctl"), (12, "mask-paths"), (13, "rlimits"),
         (14, "user"), (15, "no-new-privs"), (16, "caps"), (17, "seccomp"), (18, "cwd"), (19, "lookup"),
-        (20, "close-fds"), (21, "wait-start"), (22, "exec"), (23, "console"), (24, "lsm"),
+        (20, "close-fds"), (21, "wait-start"), (22, "exec"), (23, "console"), (24, "lsm"), (30, "copy-mounts"),
     ];
 
     public const int StageLookup = 19;

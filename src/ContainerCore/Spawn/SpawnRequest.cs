@@ -3,7 +3,10 @@ using Nacelle.ContainerCore.Security;
 namespace Nacelle.ContainerCore.Spawn;
 
 /// <summary>One mount as the helper performs it: target inside the rootfs, created as a directory or file when missing.</summary>
-/// <param name="Kind"><see cref="SpawnProtocol.MountFs"/>, <see cref="SpawnProtocol.MountBind"/> or <see cref="SpawnProtocol.MountBindRecursiveReadonly"/>.</param>
+/// <param name="Kind"><see cref="SpawnProtocol.MountFs"/>, <see cref="SpawnProtocol.MountBind"/> or <see cref="SpawnProtocol.MountBindRecursiveReadonly"/>,
+/// with the modifiers <see cref="SpawnProtocol.MountDetached"/> (the helper copies the source before it joins any
+/// namespace), <see cref="SpawnProtocol.MountIdmap"/>, <see cref="SpawnProtocol.MountIdmapRecursive"/> and
+/// <see cref="SpawnProtocol.MountHostFallback"/>.</param>
 /// <param name="Flags">MS_* flags (for binds: MS_REC, then the remount flags such as MS_RDONLY|MS_NOSUID).</param>
 /// <param name="Propagation">MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (| MS_REC) applied after mounting; 0 for none.</param>
 public sealed record SpawnMount(
@@ -34,6 +37,10 @@ public sealed class SpawnRequest
     public string? GidMap { get; set; }
     public int? OomScoreAdj { get; set; }
     public string? Rootfs { get; set; }
+
+    /// <summary>The helper copies the rootfs (open_tree) before it joins any namespace, and the container process
+    /// attaches the copy: it never walks the host path (a user-namespaced process may not be allowed to).</summary>
+    public bool RootfsDetached { get; set; }
     public ulong PropagationBeforePivot { get; set; } = MountFlags.MS_REC | MountFlags.MS_SLAVE;
     public ulong PropagationAfterPivot { get; set; }
     public List<SpawnMount> Mounts { get; } = [];

@@ -77,6 +77,10 @@ public sealed class SpecMount
     [JsonPropertyName("type")] public string? Type { get; set; }
     [JsonPropertyName("source")] public string? Source { get; set; }
     [JsonPropertyName("options")] public List<string> Options { get; set; } = [];
+
+    /// <summary>An idmapped bind mount's mappings (runtime-spec 1.1): host ids seen through the mount as container ids.</summary>
+    [JsonPropertyName("uidMappings")] public List<SpecIdMapping>? UidMappings { get; set; }
+    [JsonPropertyName("gidMappings")] public List<SpecIdMapping>? GidMappings { get; set; }
 }
 
 public sealed class SpecLinux

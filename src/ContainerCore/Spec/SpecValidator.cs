@@ -196,17 +196,23 @@ public static class SpecValidator
             }
         }
 
+        // Mappings are written for a new user namespace; with a joined one they describe it (containerd sends both, as
+        // runc checks them), and nacelle idmaps mounts only with a joined namespace's mappings.
         var hasMappings = linux.UidMappings.Count > 0 || linux.GidMappings.Count > 0;
-        var newUserNs = byType.TryGetValue("user", out var user) && string.IsNullOrEmpty(user.Path);
-        if (hasMappings && !newUserNs)
+        var hasUserNs = byType.TryGetValue("user", out var user);
+        var newUserNs = hasUserNs && string.IsNullOrEmpty(user!.Path);
+        if (hasMappings && !hasUserNs)
         {
-            Refuse("linux.uidMappings", "id mappings need a new user namespace");
+            Refuse("linux.uidMappings", "id mappings need a user namespace (linux.namespaces has none)");
         }
 
         if (newUserNs && (linux.UidMappings.Count == 0 || linux.GidMappings.Count == 0))
         {
             Refuse("linux.uidMappings", "a new user namespace needs uid and gid mappings");
         }
+
+        IdMappings.Validate(linux.UidMappings, "linux.uidMappings");
+        IdMappings.Validate(linux.GidMappings, "linux.gidMappings");
 
         return new Namespaces(byType);
     }
@@ -233,6 +239,24 @@ public static class SpecValidator
         if (isBind && string.IsNullOrEmpty(mount.Source))
         {
             Refuse($"{at}.source", "a bind mount needs a source");
+        }
+
+        var uids = mount.UidMappings ?? [];
+        var gids = mount.GidMappings ?? [];
+        if (uids.Count > 0 || gids.Count > 0)
+        {
+            if (!isBind)
+            {
+                Refuse($"{at}.uidMappings", "only a bind mount can be idmapped");
+            }
+
+            if (uids.Count == 0 || gids.Count == 0)
+            {
+                Refuse($"{at}.uidMappings", "an idmapped mount needs both uidMappings and gidMappings");
+            }
+
+            IdMappings.Validate(uids, $"{at}.uidMappings");
+            IdMappings.Validate(gids, $"{at}.gidMappings");
         }
     }
 

@@ -11,10 +11,16 @@
  *   reset signals, non-dumpable, parse message
  *   join cgroups (before any clone)
  *   oom_score_adj
- *   join namespaces given by path
+ *   open the namespaces given by path
+ *   detached copies of the mount sources
+ *     that must be taken here (idmapped,
+ *     shared, or out of a user namespace's reach)
+ *   join the namespaces (user first), and
+ *     become root of a joined user namespace
  *   clone(new namespaces | CLONE_PARENT) -> waits for P
  *   report pid, write uid/gid maps,
- *   release C, exit                         mounts, devices, symlinks (all inside the rootfs)
+ *   release C, exit                         mounts, devices, symlinks (all inside the rootfs; detached
+ *                                             copies moved into place)
  *                                           pivot_root
  *                                           hostname, domainname, sysctls
  *                                           masked and read-only paths, read-only root
@@ -81,6 +87,26 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
 #endif
 
 /* ---- the message ------------------------------------------------------------------------ */
@@ -149,6 +175,7 @@ static const char *stage_name(int stage)
     case NSP_STAGE_WAIT_START: return "wait-start";
     case NSP_STAGE_EXEC: return "exec";
     case NSP_STAGE_CONSOLE: return "console";
+    case NSP_STAGE_PREPARE_MOUNTS: return "copy-mounts";
     default: return "?";
     }
 }
@@ -370,12 +397,87 @@ static int remount_bind(const char *path, unsigned long flags)
     return mount(NULL, path, NULL, f | current_mount_flags(path), NULL);
 }
 
-/* One NSP_REC_MOUNT: resolve (or create) the target inside the root, mount onto its fd, then remount/propagate. */
-static void do_mount(int rootfd, const struct record *r)
+/* ---- detached mount copies (taken by the helper P, moved into place by the container process C) ------ */
+
+/* Detached copies, one per NSP_MOUNT_DETACHED record in message order, and the rootfs's (NSP_REC_ROOTFS_DETACHED).
+ * open_tree fds are close-on-exec: C inherits them through clone and closes what is left before execve. */
+#define MAX_DETACHED 1024
+static int detached_fd[MAX_DETACHED];
+static int detached_count;
+static int detached_rootfs = -1;
+
+static int set_mount_attr(int fd, int recursive, uint64_t set, uint64_t propagation, int userns_fd)
+{
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = set;
+    attr.propagation = propagation;
+    if (set & MOUNT_ATTR_IDMAP) attr.userns_fd = (uint64_t)userns_fd;
+    return (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+}
+
+/*
+ * P, in the host's user and mount namespaces, before it joins any namespace. A copy made with OPEN_TREE_CLONE is a
+ * mount of its own in an anonymous mount namespace: a copy of a shared mount joins that mount's peer group (so a
+ * PROPAGATION_BIDIRECTIONAL volume still reaches the host once C has cut its own tree off with rslave), it can be
+ * idmapped (which needs CAP_SYS_ADMIN over the file system's user namespace: the host's), and C attaches it without
+ * walking the host path, which a process in a user namespace may not be allowed to.
+ */
+static void prepare_detached_mounts(int userns_fd)
+{
+    uint32_t off = NSP_HEADER_SIZE;
+    struct record r;
+    while (next_record(&off, &r)) {
+        if (r.type == NSP_REC_ROOTFS_DETACHED) {
+            const char *path = NULL;
+            struct record each;
+            uint32_t o = NSP_HEADER_SIZE;
+            while (next_record(&o, &each)) if (each.type == NSP_REC_ROOTFS) path = (const char *)each.data;
+            if (!path) fail(EINVAL, "a detached rootfs without a rootfs", NULL);
+            detached_rootfs = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+            if (detached_rootfs < 0) fail(errno, "cannot copy the rootfs", path);
+            if (set_mount_attr(detached_rootfs, 1, 0, MS_PRIVATE, -1) < 0) fail(errno, "cannot make the rootfs copy private", path);
+            /* C's cwd, translated into its new mount namespace by clone: the place the copy is attached to. */
+            if (chdir(path) < 0) fail(errno, "cannot enter the rootfs", path);
+            continue;
+        }
+        if (r.type != NSP_REC_MOUNT || !(u32_at(r.data + 16) & NSP_MOUNT_DETACHED)) continue;
+        unsigned long flags = (unsigned long)u64_at(r.data);
+        unsigned long propagation = (unsigned long)u64_at(r.data + 8);
+        uint32_t kind = u32_at(r.data + 16);
+        const char *source = string_at(&r, 24, 0);
+        if (!source) fail(EINVAL, "malformed mount record", NULL);
+        if (detached_count == MAX_DETACHED) fail(E2BIG, "too many detached mounts", NULL);
+        int recursive = (flags & MS_REC) != 0;
+        int fd = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+        if (fd < 0) fail(errno, "cannot copy mount source", source);
+        if (kind & NSP_MOUNT_IDMAP) {
+            if (userns_fd < 0) fail(EINVAL, "an idmapped mount without a user namespace to join:", source);
+            if (set_mount_attr(fd, (kind & NSP_MOUNT_IDMAP_RECURSIVE) != 0, MOUNT_ATTR_IDMAP, 0, userns_fd) < 0)
+                fail(errno, "cannot idmap (does its file system support idmapped mounts?)", source);
+        }
+        /* Ties to the host as the record asks: a shared copy stays a peer; a slave one receives, never sends; any
+         * other is cut off, submounts included, before C ever sees it. */
+        int rc = 0;
+        if (propagation & MS_SHARED) rc = 0;
+        else if (propagation & MS_SLAVE) rc = set_mount_attr(fd, 1, 0, MS_SLAVE, -1);
+        else {
+            rc = set_mount_attr(fd, 1, 0, MS_PRIVATE, -1);
+            if (rc == 0 && (propagation & MS_UNBINDABLE)) rc = set_mount_attr(fd, (propagation & MS_REC) != 0, 0, MS_UNBINDABLE, -1);
+        }
+        if (rc < 0) fail(errno, "cannot set the propagation of the copy of", source);
+        detached_fd[detached_count++] = fd;
+    }
+}
+
+/* One NSP_REC_MOUNT: resolve (or create) the target inside the root, mount onto its fd, then remount/propagate.
+ * `ordinal` counts the NSP_MOUNT_DETACHED records before this one (its copy in detached_fd). */
+static void do_mount(int rootfd, const struct record *r, int *ordinal)
 {
     unsigned long flags = (unsigned long)u64_at(r->data);
     unsigned long propagation = (unsigned long)u64_at(r->data + 8);
-    uint32_t kind = u32_at(r->data + 16), create = u32_at(r->data + 20);
+    uint32_t kind_field = u32_at(r->data + 16), create = u32_at(r->data + 20);
+    uint32_t kind = kind_field & NSP_MOUNT_KIND_MASK;
     const char *source = string_at(r, 24, 0), *target = string_at(r, 24, 1);
     const char *fstype = string_at(r, 24, 2), *data = string_at(r, 24, 3);
     if (!source || !target || !fstype || !data) fail(EINVAL, "malformed mount record", NULL);
@@ -383,9 +485,21 @@ static void do_mount(int rootfd, const struct record *r)
     int fd = open_or_create_in_root(rootfd, target, (int)create);
     if (fd < 0) fail(errno, "cannot create mount point", target);
 
-    if (kind == NSP_MOUNT_FS) {
-        if (mount(*source ? source : fstype, fd_path(fd), fstype, flags, *data ? data : NULL) < 0)
-            fail(errno, "cannot mount", target);
+    int host_fallback = 0;
+    if (kind_field & NSP_MOUNT_DETACHED) {
+        if (*ordinal >= detached_count) fail(EINVAL, "no detached copy for mount", target);
+        int copy = detached_fd[(*ordinal)++];
+        if (syscall(SYS_move_mount, copy, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            fail(errno, "cannot attach the copy of the mount source onto", target);
+        close(copy);
+    } else if (kind == NSP_MOUNT_FS) {
+        if (mount(*source ? source : fstype, fd_path(fd), fstype, flags, *data ? data : NULL) < 0) {
+            if (errno != EPERM || !(kind_field & NSP_MOUNT_HOST_FALLBACK)) fail(errno, "cannot mount", target);
+            /* The kernel will not show this file system here (a user namespace that does not own the namespace it
+             * belongs to): the host's own, read-only with every submount, as runc does for sysfs. */
+            if (mount(target, fd_path(fd), NULL, MS_BIND | MS_REC, NULL) < 0) fail(errno, "cannot bind the host's", target);
+            host_fallback = 1;
+        }
     } else {
         if (mount(source, fd_path(fd), NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
             fail(errno, "cannot bind-mount onto", target);
@@ -394,17 +508,14 @@ static void do_mount(int rootfd, const struct record *r)
 
     /* The fd above names the covered inode; reopen to reach the new mount for the follow-up calls. */
     int need_remount = kind != NSP_MOUNT_FS && (flags & ~(unsigned long)(MS_BIND | MS_REC)) != 0;
-    if (!need_remount && !propagation && kind != NSP_MOUNT_BIND_RECURSIVE_READONLY) return;
+    int recursive_readonly = kind == NSP_MOUNT_BIND_RECURSIVE_READONLY || host_fallback;
+    if (!need_remount && !propagation && !recursive_readonly) return;
     fd = open_in_root(rootfd, target, O_PATH);
     if (fd < 0) fail(errno, "cannot reopen mount", target);
     if (need_remount && remount_bind(fd_path(fd), flags) < 0) fail(errno, "cannot remount", target);
-    if (kind == NSP_MOUNT_BIND_RECURSIVE_READONLY) {
-        struct mount_attr attr;
-        memset(&attr, 0, sizeof attr);
-        attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-            fail(errno, "cannot make recursively read-only", target);
-    }
+    uint64_t readonly_attrs = MOUNT_ATTR_RDONLY | (host_fallback ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC : 0);
+    if (recursive_readonly && set_mount_attr(fd, 1, readonly_attrs, 0, -1) < 0)
+        fail(errno, "cannot make recursively read-only", target);
     if (propagation && mount(NULL, fd_path(fd), NULL, propagation, NULL) < 0)
         fail(errno, "cannot set propagation of", target);
     close(fd);
@@ -717,14 +828,23 @@ static _Noreturn void container_process(int sync_fd)
     if (rootfs) {
         const char *root = (const char *)rootfs->data;
         enter(NSP_STAGE_MOUNTS);
-        /* Keep the host's mount events out (rslave by default), then make the rootfs a mount point. */
+        /* Keep the host's mount events out (rslave by default), then make the rootfs a mount point: a bind of the
+         * host path onto itself, or the copy P took (attached where P left our cwd: the rootfs directory). */
         if (mount(NULL, "/", NULL, (unsigned long)prop_before, NULL) < 0) fail(errno, "cannot set / propagation", NULL);
-        if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0) fail(errno, "cannot bind the rootfs", root);
-        int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0) fail(errno, "cannot open the rootfs", root);
+        int rootfd;
+        if (detached_rootfs >= 0) {
+            if (syscall(SYS_move_mount, detached_rootfs, "", AT_FDCWD, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                fail(errno, "cannot attach the copy of the rootfs", root);
+            rootfd = detached_rootfs;
+        } else {
+            if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0) fail(errno, "cannot bind the rootfs", root);
+            rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (rootfd < 0) fail(errno, "cannot open the rootfs", root);
+        }
+        int ordinal = 0;
         off = NSP_HEADER_SIZE;
         while (next_record(&off, &r))
-            if (r.type == NSP_REC_MOUNT) do_mount(rootfd, &r);
+            if (r.type == NSP_REC_MOUNT) do_mount(rootfd, &r, &ordinal);
 
         enter(NSP_STAGE_DEVICES);
         off = NSP_HEADER_SIZE;
@@ -974,12 +1094,25 @@ int main(int argc, char **argv)
         if (ns_fd[joins] < 0) fail(errno, "cannot open namespace", path);
         joins++;
     }
+
+    /* Still in the host's namespaces, with the host's privileges: the mount copies that need them. */
+    int userns_fd = -1;
+    for (int i = 0; i < joins; i++)
+        if (ns_type[i] == CLONE_NEWUSER) userns_fd = ns_fd[i];
+    enter(NSP_STAGE_PREPARE_MOUNTS);
+    prepare_detached_mounts(userns_fd);
+
+    enter(NSP_STAGE_JOIN);
     static const uint32_t order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
                                       CLONE_NEWCGROUP, CLONE_NEWNS };
     for (unsigned k = 0; k < sizeof order / sizeof order[0]; k++)
         for (int i = 0; i < joins; i++)
             if (ns_type[i] == order[k] && setns(ns_fd[i], (int)ns_type[i]) < 0) fail(errno, "setns failed for a namespace of type", NULL);
     for (int i = 0; i < joins; i++) close(ns_fd[i]);
+    /* setns gave us every capability in a joined user namespace, but our ids are the host's root, which it does not
+     * map: become its root (0 inside), as the setup that follows expects (files it creates are then the namespace's). */
+    if (userns_fd >= 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        fail(errno, "cannot become root in the joined user namespace", NULL);
 
     /* The container process: new namespaces, and the same parent as us (the C# process). */
     enter(NSP_STAGE_CLONE);

@@ -37,6 +37,9 @@
 #define NSP_REC_MASKED_PATH 15    /* string */
 #define NSP_REC_READONLY_PATH 16  /* string */
 #define NSP_REC_ROOT_READONLY 17  /* no payload */
+#define NSP_REC_ROOTFS_DETACHED 18 /* no payload: the helper (P) takes a detached copy of NSP_REC_ROOTFS before it joins
+                                   * any namespace and the container process attaches it, so the container process
+                                   * never walks the host path (in a user namespace it may not be allowed to) */
 #define NSP_REC_HOSTNAME 20       /* string */
 #define NSP_REC_DOMAINNAME 21     /* string */
 #define NSP_REC_SYSCTL 22         /* strings: path under /proc/sys (slashes), value */
@@ -57,10 +60,24 @@
 #define NSP_REC_APPARMOR 60       /* string: the AppArmor profile the program runs under (attr/apparmor/exec) */
 #define NSP_REC_SELINUX_LABEL 61  /* string: the SELinux label the program runs under (attr/exec) */
 
-/* NSP_REC_MOUNT kinds and create modes. */
+/* NSP_REC_MOUNT kinds (the low byte of the kind field) and create modes. */
 #define NSP_MOUNT_FS 0            /* mount(source, target, fstype, flags, data) */
 #define NSP_MOUNT_BIND 1          /* bind the host path source; remounted when flags ask for more than MS_BIND|MS_REC */
 #define NSP_MOUNT_BIND_RECURSIVE_READONLY 2 /* a bind made read-only with every submount (mount_setattr) */
+#define NSP_MOUNT_KIND_MASK 0xff
+/* Modifiers or-ed into the kind field. */
+#define NSP_MOUNT_DETACHED 0x100  /* a bind kind whose source the helper (P) copies with open_tree(OPEN_TREE_CLONE
+                                   * [|AT_RECURSIVE with MS_REC]) in the host's mount namespace before it joins any
+                                   * namespace, with the record's propagation set on the copy (none: private); the
+                                   * container process moves it onto the target. The copy of a shared source stays
+                                   * in its peer group, so propagation reaches the host both ways */
+#define NSP_MOUNT_IDMAP 0x200     /* with NSP_MOUNT_DETACHED: the copy is idmapped (MOUNT_ATTR_IDMAP) with the user
+                                   * namespace of the NSP_REC_JOIN_NS record of type CLONE_NEWUSER */
+#define NSP_MOUNT_IDMAP_RECURSIVE 0x400 /* with NSP_MOUNT_IDMAP: every submount of the copy is idmapped too */
+#define NSP_MOUNT_HOST_FALLBACK 0x800 /* with NSP_MOUNT_FS: when the kernel refuses the file system with EPERM (inside
+                                   * a user namespace that does not own the namespace it shows, e.g. sysfs of a
+                                   * network namespace owned by the host), bind the host's directory of the same
+                                   * path as the target recursively and make it read-only with every submount */
 #define NSP_CREATE_DIR 0
 #define NSP_CREATE_FILE 1
 
@@ -101,5 +118,7 @@
 #define NSP_STAGE_EXEC 22
 #define NSP_STAGE_CONSOLE 23      /* runs after mask-paths (the container's /dev is in place), before rlimits */
 #define NSP_STAGE_LSM 24          /* after rlimits, before the uid change: the AppArmor profile / SELinux label for execve */
+#define NSP_STAGE_PREPARE_MOUNTS 30 /* in the helper (P), between opening and joining the namespaces: the detached
+                                   * copies of NSP_MOUNT_DETACHED mounts and NSP_REC_ROOTFS_DETACHED */
 
 #endif

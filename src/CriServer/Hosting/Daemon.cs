@@ -9,9 +9,11 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
 using Nacelle.Sandbox.Containers;
+using Nacelle.Sandbox.Handlers;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
@@ -60,6 +62,11 @@ internal static class Daemon
         // A port held by another process stops the daemon here, with one line, before pods are touched.
         ListenAddresses.EnsureAvailable(listenAddresses);
 
+        // What the built-in handler can do on this kernel, found once by doing it (on the layers' file system): Status
+        // reports it and RunPodSandbox refuses pods that need what is missing.
+        var kernel = await ProbeKernelAsync(config.Root).ConfigureAwait(false);
+        var handlers = RuntimeHandlers.BuiltIn(kernel);
+
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "nacelle" });
         ConfigureLogging(builder.Logging, config);
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
@@ -103,6 +110,7 @@ internal static class Daemon
         builder.Services.AddSingleton(services => new PodManager(new PodManagerOptions
         {
             StateRoot = config.State,
+            Handlers = handlers,
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
@@ -139,6 +147,9 @@ internal static class Daemon
         {
             Log.StaleSocketRemoved(logger, config.Grpc.Socket);
         }
+
+        Log.KernelFeatures(logger, kernel.UserNamespaces, kernel.UserNamespacesMissing ?? "available", kernel.RecursiveReadOnlyMounts,
+            kernel.RecursiveReadOnlyMissing ?? "available");
 
         using var tracerProvider = Tracing.Start(tracingSettings, DaemonInfo.Version);
         if (tracerProvider is not null)
@@ -320,6 +331,20 @@ internal static class Daemon
     /// Creates a state directory (and its parents) when missing and checks that this process can write there, so a
     /// read-only or foreign directory stops the daemon with one line naming the key instead of failing later, half way.
     /// </summary>
+    /// <summary>The kernel probe; a probe that cannot run at all leaves the features off, saying why.</summary>
+    private static async Task<KernelFeatures> ProbeKernelAsync(string root)
+    {
+        try
+        {
+            return await KernelFeatures.ProbeAsync(root).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Nacelle.Common.NacelleException)
+        {
+            var why = $"the kernel probe failed: {e.Message}";
+            return new KernelFeatures(false, why, false, why);
+        }
+    }
+
     private static void PrepareDirectory(string path, string key, string flag, UnixFileMode mode)
     {
         string Failure(string problem) =>

@@ -39,6 +39,11 @@ internal static partial class Log
         Message = "pod network: watching CNI conf dir {ConfDir}, plugins from {BinDirs}; ready={Ready}: {Detail}")]
     public static partial void CniWatching(ILogger logger, string confDir, string binDirs, bool ready, string detail);
 
+    [LoggerMessage(EventId = 1020, Level = LogLevel.Information,
+        Message = "built-in runtime handler on this kernel: user_namespaces={UserNamespaces} ({UserNamespacesDetail}), recursive_read_only_mounts={RecursiveReadOnly} ({RecursiveReadOnlyDetail})")]
+    public static partial void KernelFeatures(ILogger logger, bool userNamespaces, string userNamespacesDetail, bool recursiveReadOnly,
+        string recursiveReadOnlyDetail);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

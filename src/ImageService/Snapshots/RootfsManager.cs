@@ -1,11 +1,19 @@
 using Nacelle.Common;
 using Nacelle.Storage;
+using Microsoft.Win32.SafeHandles;
 using Nacelle.ContainerCore.Interop;
 
 namespace Nacelle.ImageService.Snapshots;
 
 /// <summary>A container's root filesystem: an overlay of its image's layers with a private upper (writable) layer.</summary>
 public sealed record Rootfs(string ContainerId, string ImageId, string Path, string UpperDir, IReadOnlyList<string> LowerDirs);
+
+/// <summary>
+/// How a container in a user namespace of its own gets its rootfs: every image layer is idmapped with that namespace
+/// (<paramref name="UserNamespacePath"/>, a namespace file) under the overlay, and the writable layer's top directory
+/// belongs to the container's root on the host (<paramref name="RootUid"/>, <paramref name="RootGid"/>).
+/// </summary>
+public sealed record RootfsIdmap(string UserNamespacePath, uint RootUid, uint RootGid);
 
 /// <summary>
 /// The rootfs API ContainerCore gets its root filesystems from: a writable overlay (upper/work per container under
@@ -73,16 +81,58 @@ public sealed class RootfsManager : IDisposable
         return Describe(containerId, imageId, lowers);
     }
 
-    /// <summary>Mounts the overlay at <see cref="Rootfs.Path"/> (idempotent).</summary>
-    public Rootfs Mount(string containerId)
+    /// <summary>Mounts the overlay at <see cref="Rootfs.Path"/> (idempotent); with <paramref name="idmap"/>, over idmapped
+    /// layers.</summary>
+    public Rootfs Mount(string containerId, RootfsIdmap? idmap = null)
     {
         var rootfs = Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}");
         if (!Mounts.IsMountPoint(rootfs.Path))
         {
-            Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, System.IO.Path.Combine(_containers, containerId, "work"));
+            var work = System.IO.Path.Combine(_containers, containerId, "work");
+            if (idmap is null)
+            {
+                Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, work);
+            }
+            else
+            {
+                MountIdmapped(rootfs, work, idmap);
+            }
         }
 
         return rootfs;
+    }
+
+    /// <summary>
+    /// The overlay over idmapped copies of the layers (open_tree + MOUNT_ATTR_IDMAP, passed to overlayfs by descriptor):
+    /// seen through them, a file the image gives to uid 0 belongs to the container's root on the host, so nothing is
+    /// chowned and the layers stay shared with every other pod, whatever its mappings. The upper layer is a plain
+    /// directory (an idmapped one would need the daemon's own ids mapped): its top gets the container's root as owner
+    /// (the overlay's root directory takes it), and what the container writes lands there with its host ids.
+    /// </summary>
+    private static void MountIdmapped(Rootfs rootfs, string work, RootfsIdmap idmap)
+    {
+        FileSystemCalls.ChangeOwner(rootfs.UpperDir, checked((int)idmap.RootUid), checked((int)idmap.RootGid));
+        using var userNamespace = MountTrees.OpenNamespace(idmap.UserNamespacePath);
+        var layers = new List<SafeFileHandle>(rootfs.LowerDirs.Count);
+        try
+        {
+            foreach (var lower in rootfs.LowerDirs)
+            {
+                var layer = MountTrees.OpenTree(lower, recursive: false);
+                layers.Add(layer);
+                MountTrees.SetAttributes(layer, recursive: false, MountTrees.MOUNT_ATTR_IDMAP, userNamespace: userNamespace);
+            }
+
+            using var overlay = MountTrees.CreateOverlay(layers, rootfs.UpperDir, work, MountTrees.MOUNT_ATTR_NODEV);
+            MountTrees.Attach(overlay, rootfs.Path);
+        }
+        finally
+        {
+            foreach (var layer in layers)
+            {
+                layer.Dispose();
+            }
+        }
     }
 
     /// <summary>Unmounts the overlay if mounted; the writable layer stays.</summary>

@@ -82,8 +82,10 @@ public sealed record MountRequest
     /// <summary>An image volume's image (not supported: refused); null for a host path mount.</summary>
     public string? ImageVolume { get; init; }
 
-    /// <summary>uidMappings/gidMappings were given (id-mapped mounts are not supported: refused).</summary>
-    public bool IdMapped { get; init; }
+    /// <summary>uidMappings/gidMappings: an idmapped mount (kubelet sends the pod's mappings for a user-namespaced pod's
+    /// volumes); empty for a plain bind.</summary>
+    public IReadOnlyList<IdMapping> UidMappings { get; init; } = [];
+    public IReadOnlyList<IdMapping> GidMappings { get; init; } = [];
 }
 
 /// <summary>CRI MountPropagation, same values.</summary>
@@ -158,8 +160,8 @@ public sealed record NamespaceOptions
     /// <summary>The container whose pid namespace a TARGET pid mode joins.</summary>
     public string TargetId { get; init; } = "";
 
-    /// <summary>userns_options.mode; null when no user namespace options were given.</summary>
-    public PodNamespaceMode? UserNamespaceMode { get; init; }
+    /// <summary>userns_options as sent; null when none were given.</summary>
+    public UserNamespaceOption? User { get; init; }
 }
 
 /// <summary>CRI SupplementalGroupsPolicy, same values.</summary>

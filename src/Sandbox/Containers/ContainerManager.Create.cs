@@ -5,6 +5,7 @@ using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
+using Nacelle.ImageService.Snapshots;
 using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
@@ -48,7 +49,7 @@ public sealed partial class ContainerManager
 
             _images.CreateRootfs(id, image.Id);
             undo.Push("rootfs", () => _images.RemoveRootfs(id));
-            var rootfs = _images.Rootfs.Mount(id);
+            var rootfs = _images.Rootfs.Mount(id, RootfsIdmapOf(pod));
             CrashIfAsked("create-after-rootfs");
 
             var bundle = BundleDirectory(pod.Id, id);
@@ -96,6 +97,20 @@ public sealed partial class ContainerManager
         }
     }
 
+    /// <summary>A pod of its own user namespace gets its containers' image layers idmapped with it (null: the node's).</summary>
+    private RootfsIdmap? RootfsIdmapOf(PodRecord pod)
+    {
+        if (pod.NamespaceOptions.OwnUserNamespace is not { } user)
+        {
+            return null;
+        }
+
+        var path = _pods.NamespacePath(pod.Id, "user")
+            ?? throw NacelleException.FailedPrecondition($"pod sandbox {pod.Id} has lost its user namespace (its pin is gone)");
+        var (uid, gid) = user.HostRoot();
+        return new RootfsIdmap(path, uid, gid);
+    }
+
     /// <summary>What the spec builder needs from the pod, its rootfs and the node.</summary>
     private ContainerSpecContext SpecContext(ContainerCreateRequest request, PodRecord pod, string id, string rootfs, string cgroupsPath)
     {
@@ -110,6 +125,8 @@ public sealed partial class ContainerManager
             IpcNamespacePath = _pods.NamespacePath(pod.Id, "ipc"),
             UtsNamespacePath = _pods.NamespacePath(pod.Id, "uts"),
             PidNamespacePath = _pods.NamespacePath(pod.Id, "pid"),
+            PodUserNamespace = pod.NamespaceOptions.OwnUserNamespace,
+            UserNamespacePath = _pods.NamespacePath(pod.Id, "user"),
             TargetPidNamespacePath = TargetPidNamespace(request),
             CgroupsPath = cgroupsPath,
             CgroupV2 = _cgroups.Value.IsUnified,

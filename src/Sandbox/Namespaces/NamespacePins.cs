@@ -14,7 +14,7 @@ public sealed class NamespacePins(string root)
     public const string DefaultRoot = "/run/nacelle/ns";
 
     /// <summary>The namespace files pause-init can hold (names as in /proc/PID/ns).</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["net", "ipc", "uts", "pid"];
+    public static IReadOnlyList<string> Kinds { get; } = ["net", "ipc", "uts", "pid", "user"];
 
     public string Root { get; } = root;
 

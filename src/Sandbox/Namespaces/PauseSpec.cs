@@ -1,15 +1,19 @@
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Namespaces;
 
-/// <summary>How a pod shares namespaces with the node (CRI NamespaceOption, in domain terms).</summary>
-public sealed record PodNamespaces(bool HostNetwork, bool HostPid, bool HostIpc, bool SharedPid);
+/// <summary>How a pod shares namespaces with the node (CRI NamespaceOption, in domain terms); <paramref name="User"/> is
+/// the pod's own user namespace (null: the node's).</summary>
+public sealed record PodNamespaces(bool HostNetwork, bool HostPid, bool HostIpc, bool SharedPid, UserNamespaceOption? User = null);
 
 /// <summary>
 /// The OCI spec of a pod's pause-init: /pause (nacelle-pause) on a read-only root that holds nothing else, in new
 /// net/uts/ipc namespaces unless the pod uses the node's, a new pid namespace when the pod shares one (then it reaps
 /// as PID 1), its own mount namespace, no capabilities and no_new_privs. The pod's hostname and sysctls are applied
-/// in its namespaces.
+/// in its namespaces. A pod of its own user namespace gets it here, with kubelet's mappings, in the same clone as the
+/// others (so they belong to it: sysfs, mqueue and proc can be mounted in its containers), and then pause-init always
+/// has a pid namespace of its own (a proc mount needs a pid namespace its user namespace owns).
 /// </summary>
 public static class PauseSpec
 {
@@ -51,9 +55,14 @@ public static class PauseSpec
             list.Add(new SpecNamespace { Type = "ipc" });
         }
 
-        if (namespaces.SharedPid && !namespaces.HostPid)
+        if ((namespaces.SharedPid || namespaces.User is not null) && !namespaces.HostPid)
         {
             list.Add(new SpecNamespace { Type = "pid" });
+        }
+
+        if (namespaces.User is not null)
+        {
+            list.Add(new SpecNamespace { Type = "user" });
         }
 
         return new RuntimeSpec
@@ -79,6 +88,8 @@ public static class PauseSpec
                 Namespaces = list,
                 Sysctl = new Dictionary<string, string>(sysctls, StringComparer.Ordinal),
                 CgroupsPath = cgroupsPath,
+                UidMappings = namespaces.User?.UidSpec() ?? [],
+                GidMappings = namespaces.User?.GidSpec() ?? [],
                 MaskedPaths = [.. SpecDefaults.MaskedPaths.Where(p => p.StartsWith("/proc", StringComparison.Ordinal))],
                 ReadonlyPaths = [.. SpecDefaults.ReadonlyPaths],
             },

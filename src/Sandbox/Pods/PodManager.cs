@@ -5,9 +5,11 @@ using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Processes;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Handlers;
 using Nacelle.Sandbox.Monitor;
 using Nacelle.Sandbox.Namespaces;
 using Nacelle.Sandbox.Network;
@@ -56,6 +58,25 @@ public sealed record PodSandboxRequest
         foreach (var mapping in PortMappings)
         {
             mapping.Validate();
+        }
+
+        if (NamespaceOptions.User is { } user)
+        {
+            const string Field = "config.linux.security_context.namespace_options";
+            user.Validate($"{Field}.userns_options");
+            if (user.IsPod)
+            {
+                // As kubelet's API: hostUsers: false goes with none of hostNetwork, hostPID, hostIPC (a proc, sysfs or
+                // mqueue of the node's namespaces cannot be mounted from the pod's user namespace).
+                foreach (var (name, mode) in new[] { ("network", NamespaceOptions.Network), ("pid", NamespaceOptions.Pid), ("ipc", NamespaceOptions.Ipc) })
+                {
+                    if (mode == PodNamespaceMode.Node)
+                    {
+                        throw NacelleException.InvalidArgument(
+                            $"{Field}.{name}: NODE cannot go with a user namespace of the pod's own (userns_options mode POD)");
+                    }
+                }
+            }
         }
     }
 }
@@ -111,6 +132,10 @@ public sealed record PodManagerOptions
 
     public TimeSpan MonitorConnectTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>The runtime handlers pods may name, with what they can do on this node (null: the built-in handlers,
+    /// with the kernel probed under <see cref="StateRoot"/> when a pod first needs to know).</summary>
+    public RuntimeHandlers? Handlers { get; init; }
+
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
     /// <summary>
@@ -141,7 +166,13 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
     private readonly CancellationTokenSource _disposed = new();
 
+    private RuntimeHandlers? _handlers = options.Handlers;
+
     public PodStore Store => store;
+
+    /// <summary>The handlers pods may name (probing the kernel once when the options gave none).</summary>
+    public async Task<RuntimeHandlers> HandlersAsync(CancellationToken cancellationToken = default) =>
+        _handlers ??= RuntimeHandlers.BuiltIn(await KernelFeatures.ProbeAsync(options.StateRoot, cancellationToken: cancellationToken).ConfigureAwait(false));
 
     /// <summary>
     /// Raised when a ready pod's monitor or pause-init dies (or is found dead at daemon start): the pod is NotReady, and
@@ -159,6 +190,15 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        var handler = (await HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(request.RuntimeHandler);
+        var userNamespace = request.NamespaceOptions.OwnUserNamespace;
+        if (userNamespace is not null && !handler.Features.UserNamespaces)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"config.linux.security_context.namespace_options.userns_options: runtime handler \"{handler.Name}\" cannot run pods in a " +
+                $"user namespace of their own on this node: {handler.Features.UserNamespacesMissing}");
+        }
+
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var hostNetwork = request.NamespaceOptions.Network == PodNamespaceMode.Node;
         // No hostname asked for: the node's (as containerd does); the pod's name may not even be a valid hostname.
@@ -205,7 +245,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
             var root = PauseSpec.PrepareRoot(Path.Combine(options.StateRoot, "pause-root"));
             var namespaces = new PodNamespaces(hostNetwork, request.NamespaceOptions.Pid == PodNamespaceMode.Node,
-                request.NamespaceOptions.Ipc == PodNamespaceMode.Node, request.NamespaceOptions.Pid == PodNamespaceMode.Pod);
+                request.NamespaceOptions.Ipc == PodNamespaceMode.Node, request.NamespaceOptions.Pid == PodNamespaceMode.Pod, userNamespace);
             var spec = PauseSpec.Create(root, namespaces, hostname, request.Sysctls, PauseCgroup(cgroupParent, id));
             var pause = (await client.SendAsync(new MonitorRequest
             {
@@ -217,6 +257,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             if (!hostNetwork) { kinds.AddRange(["net", "uts"]); }
             if (!namespaces.HostIpc) { kinds.Add("ipc"); }
             if (namespaces.SharedPid && !namespaces.HostPid) { kinds.Add("pid"); }
+            if (userNamespace is not null) { kinds.Add("user"); }
             var pinned = _pins.Pin(id, pause.Pid, kinds);
             undo.Push("namespace pins", () => _pins.Unpin(id));
 
@@ -650,8 +691,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// <summary>The pods matching <paramref name="filter"/>, oldest first; a pod still being created is not listed.</summary>
     public IReadOnlyList<PodRecord> List(PodRecordFilter? filter = null) => [.. store.ListPods(filter).Where(p => p.Complete)];
 
-    /// <summary>The pinned namespace file of <paramref name="kind"/> ("net", "ipc", "uts", "pid") of the pod, or null
-    /// when the pod does not have its own (host namespace, or pid not shared).</summary>
+    /// <summary>The pinned namespace file of <paramref name="kind"/> ("net", "ipc", "uts", "pid", "user") of the pod, or
+    /// null when the pod does not have its own (host namespace, pid not shared, the node's user namespace).</summary>
     public string? NamespacePath(string podId, string kind)
     {
         var path = _pins.PathOf(podId, kind);

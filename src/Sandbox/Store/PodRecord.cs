@@ -22,12 +22,18 @@ public enum PodNamespaceMode
     Target = 3,
 }
 
-/// <summary>The pod's network, pid and ipc namespace modes (CRI <c>NamespaceOption</c>).</summary>
+/// <summary>The pod's network, pid and ipc namespace modes (CRI <c>NamespaceOption</c>), and its user namespace (null: the
+/// node's; CRI's userns_options unset or NODE).</summary>
 public sealed record PodNamespaceOptions(
     PodNamespaceMode Network = PodNamespaceMode.Pod,
     PodNamespaceMode Pid = PodNamespaceMode.Container,
     PodNamespaceMode Ipc = PodNamespaceMode.Pod,
-    string TargetId = "");
+    string TargetId = "",
+    UserNamespaceOption? User = null)
+{
+    /// <summary>The pod's own user namespace (mode POD), or null when it uses the node's.</summary>
+    public UserNamespaceOption? OwnUserNamespace => User is { IsPod: true } user ? user : null;
+}
 
 /// <summary>
 /// A pod sandbox as the metadata database keeps it. Times are unix nanoseconds (CRI's precision). Identity fields

@@ -74,5 +74,9 @@ internal static class PodSchema
         """
         ALTER TABLE pods ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
         """,
+        // The pod's own user namespace (kubelet's hostUsers: false): "uids=c:h:l;gids=c:h:l", "" for the node's.
+        """
+        ALTER TABLE pods ADD COLUMN userns TEXT NOT NULL DEFAULT '';
+        """,
     ];
 }

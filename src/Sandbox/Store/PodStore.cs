@@ -42,7 +42,7 @@ public sealed class PodStore
     private const string PodColumns =
         "id, name, namespace, uid, attempt, state, created_at, labels, annotations, runtime_handler, netns_path, ips, hostname, " +
         "log_directory, cgroup_parent, network_mode, pid_mode, ipc_mode, target_id, privileged, monitor_pid, monitor_start_time, " +
-        "pause_init_pid, config_json, complete";
+        "pause_init_pid, config_json, complete, userns";
 
     private const string ContainerColumns =
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
@@ -441,6 +441,7 @@ public sealed class PodStore
         p.AddWithValue("$pause_init_pid", Nullable(pod.PauseInitPid));
         p.AddWithValue("$config_json", pod.ConfigJson ?? "");
         p.AddWithValue("$complete", pod.Complete ? 1L : 0L);
+        p.AddWithValue("$userns", UserNamespaceOption.ToColumn(pod.NamespaceOptions.User));
     }
 
     private static void BindContainer(SqliteCommand command, ContainerRecord container)
@@ -499,7 +500,7 @@ public sealed class PodStore
                 CgroupParent = reader.GetString(14),
                 NamespaceOptions = new PodNamespaceOptions(
                     (PodNamespaceMode)reader.GetInt64(15), (PodNamespaceMode)reader.GetInt64(16), (PodNamespaceMode)reader.GetInt64(17),
-                    reader.GetString(18)),
+                    reader.GetString(18), UserNamespaceOption.FromColumn(reader.GetString(25))),
                 Privileged = reader.GetInt64(19) != 0,
                 MonitorPid = reader.IsDBNull(20) ? null : reader.GetInt32(20),
                 MonitorStartTime = unchecked((ulong)reader.GetInt64(21)),

@@ -19,7 +19,7 @@ internal sealed class ContainerTestScope : IAsyncDisposable
 
     private static readonly string[] Applets =
         ["sh", "cat", "ls", "echo", "id", "hostname", "true", "false", "sleep", "grep", "readlink", "mount", "touch",
-         "stat", "ulimit", "head", "wc", "dd", "mkdir", "rm", "ps", "kill", "nsenter", "wget", "env", "chroot", "ln", "seq", "tr", "cut", "sed", "xargs", "tail"];
+         "stat", "ulimit", "head", "wc", "dd", "mkdir", "rm", "ps", "kill", "nsenter", "wget", "env", "chroot", "ln", "seq", "tr", "cut", "sed", "xargs", "tail", "awk"];
 
     public ContainerTestScope()
     {

@@ -199,6 +199,69 @@ public sealed class PodManagerKernelTests
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(f.State, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_pod_in_its_own_user_namespace_holds_it_with_kubelets_mappings_pinned_until_removed()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var user = UserNamespaceOption.Pod([new IdMapping(0, 196608, 65536)], [new IdMapping(0, 262144, 65536)]);
+        var id = await f.Manager.RunAsync(f.Request("userns") with { NamespaceOptions = new PodNamespaceOptions(User: user) });
+        var pod = f.Store.GetPod(id);
+        Assert.Equal(user, pod.NamespaceOptions.User);
+        var pause = pod.PauseInitPid!.Value;
+
+        // pause-init created the namespace with exactly these maps; it runs as the mapped ids on the host.
+        Assert.Equal("0 196608 65536", Map($"/proc/{pause}/uid_map"));
+        Assert.Equal("0 262144 65536", Map($"/proc/{pause}/gid_map"));
+        var status = File.ReadAllLines($"/proc/{pause}/status");
+        Assert.StartsWith("Uid:\t196608\t", status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal)), StringComparison.Ordinal);
+
+        // The pin is that namespace (same nsfs inode), and its other namespaces belong to it (created in one clone).
+        var pin = f.Manager.NamespacePath(id, "user");
+        Assert.NotNull(pin);
+        Assert.Equal(Inode($"/proc/{pause}/ns/user"), Inode(pin));
+        Assert.NotEqual(Inode("/proc/self/ns/user"), Inode(pin));
+
+        await f.Manager.RemoveAsync(id);
+        Assert.False(File.Exists(pin));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(id, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_user_namespaced_pod_is_refused_before_anything_exists_when_the_handler_cannot_run_it()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        await using var manager = new PodManager(new PodManagerOptions
+        {
+            StateRoot = f.State,
+            DefaultCgroupParent = f.CgroupParent,
+            Handlers = Nacelle.Sandbox.Handlers.RuntimeHandlers.BuiltIn(
+                new Nacelle.ContainerCore.Mounts.KernelFeatures(false, "test: no idmapped layers", true, null)),
+        }, f.Store, f.Network);
+        var user = UserNamespaceOption.Pod([new IdMapping(0, 196608, 65536)], [new IdMapping(0, 196608, 65536)]);
+        var error = await Assert.ThrowsAsync<NacelleException>(
+            () => manager.RunAsync(f.Request("refused") with { NamespaceOptions = new PodNamespaceOptions(User: user) }));
+        Assert.Equal(ErrorKind.FailedPrecondition, error.Kind);
+        Assert.Contains("userns_options", error.Message, StringComparison.Ordinal);
+        Assert.Contains("test: no idmapped layers", error.Message, StringComparison.Ordinal);
+        Assert.Empty(f.Store.ListPods());
+
+        var unknown = await Assert.ThrowsAsync<NacelleException>(() => manager.RunAsync(f.Request("kata") with { RuntimeHandler = "kata" }));
+        Assert.Equal(ErrorKind.NotFound, unknown.Kind);
+        Assert.Contains("kata", unknown.Message, StringComparison.Ordinal);
+        Assert.Empty(f.Store.ListPods());
+    }
+
+    private static string Map(string path) =>
+        string.Join(' ', File.ReadAllText(path).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>The nsfs inode of a namespace: from /proc/PID/ns/*'s link text ("user:[4026531837]"), or of a pin (its
+    /// bind mount shows the namespace's inode).</summary>
+    private static ulong Inode(string path) => new FileInfo(path).LinkTarget is { } target
+        ? ulong.Parse(target[(target.IndexOf('[') + 1)..^1], System.Globalization.CultureInfo.InvariantCulture)
+        : Nacelle.ContainerCore.Interop.FileSystemCalls.Status(path)!.Value.Inode;
+
     private static string SafeRead(string path)
     {
         try

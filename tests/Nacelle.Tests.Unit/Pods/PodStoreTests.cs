@@ -91,7 +91,8 @@ public sealed class PodStoreTests : IDisposable
             Hostname = "web-0",
             LogDirectory = "/var/log/pods/default_web-0_uid-1",
             CgroupParent = "/kubepods/besteffort/poduid-1",
-            NamespaceOptions = new PodNamespaceOptions(PodNamespaceMode.Node, PodNamespaceMode.Target, PodNamespaceMode.Pod, Id('f')),
+            NamespaceOptions = new PodNamespaceOptions(PodNamespaceMode.Node, PodNamespaceMode.Target, PodNamespaceMode.Pod, Id('f'),
+                UserNamespaceOption.Pod([new IdMapping(0, 65536, 65536)], [new IdMapping(0, 131072, 65536)])),
             Privileged = true,
             MonitorPid = 4242,
             MonitorStartTime = ulong.MaxValue,
@@ -104,7 +105,7 @@ public sealed class PodStoreTests : IDisposable
         SqliteConnection.ClearAllPools();
         var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
         AssertSame(pod, reopened.GetPod(pod.Id));
-        Assert.Equal(["1", "2", "3"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+        Assert.Equal(["1", "2", "3", "4"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
     }
 
     [Fact]

@@ -1,8 +1,10 @@
 using System.Text;
 using Google.Protobuf;
 using Nacelle.Common;
+using Nacelle.CriServer.Services.Pods;
 using Nacelle.Sandbox.Containers;
 using Runtime.V1;
+using DomainIdMapping = Nacelle.Sandbox.Store.IdMapping;
 using DomainMountPropagation = Nacelle.Sandbox.Containers.MountPropagation;
 using DomainNamespaceMode = Nacelle.Sandbox.Store.PodNamespaceMode;
 using DomainSupplementalGroupsPolicy = Nacelle.Sandbox.Containers.SupplementalGroupsPolicy;
@@ -80,7 +82,8 @@ internal static class ContainerRequestMapping
         Propagation = (DomainMountPropagation)(int)mount.Propagation,
         SelinuxRelabel = mount.SelinuxRelabel,
         ImageVolume = mount.Image is { } image && !string.IsNullOrEmpty(image.Image) ? image.Image : null,
-        IdMapped = mount.UidMappings.Count > 0 || mount.GidMappings.Count > 0,
+        UidMappings = [.. mount.UidMappings.Select(m => new DomainIdMapping(m.ContainerId, m.HostId, m.Length))],
+        GidMappings = [.. mount.GidMappings.Select(m => new DomainIdMapping(m.ContainerId, m.HostId, m.Length))],
     };
 
     private static SecurityRequest ToSecurity(LinuxContainerSecurityContext sc) => new()
@@ -114,7 +117,7 @@ internal static class ContainerRequestMapping
         Pid = (DomainNamespaceMode)(int)options.Pid,
         Ipc = (DomainNamespaceMode)(int)options.Ipc,
         TargetId = options.TargetId,
-        UserNamespaceMode = options.UsernsOptions is { } userns ? (DomainNamespaceMode)(int)userns.Mode : null,
+        User = PodSandboxMapping.ToUserNamespace(options.UsernsOptions),
     };
 
     private static Sandbox.Containers.SecurityProfile? ToProfile(Runtime.V1.SecurityProfile? profile) =>

@@ -10,9 +10,6 @@ namespace Nacelle.CriServer.Services.Pods;
 /// <summary>CRI pod sandbox messages <-> the pod layer's domain records.</summary>
 internal static class PodSandboxMapping
 {
-    /// <summary>The runtime handlers nacelle serves: the default ("") and its own name.</summary>
-    public static readonly IReadOnlySet<string> Handlers = new HashSet<string>(StringComparer.Ordinal) { "", "nacelle" };
-
     public static PodSandboxRequest ToRequest(RunPodSandboxRequest request)
     {
         var config = request.Config ?? throw NacelleException.InvalidArgument("RunPodSandbox: config is required");
@@ -20,12 +17,6 @@ internal static class PodSandboxMapping
         if (string.IsNullOrEmpty(metadata.Name) || string.IsNullOrEmpty(metadata.Namespace) || string.IsNullOrEmpty(metadata.Uid))
         {
             throw NacelleException.InvalidArgument("config.metadata: name, namespace and uid are required");
-        }
-
-        if (!Handlers.Contains(request.RuntimeHandler))
-        {
-            throw NacelleException.InvalidArgument(
-                $"runtime_handler '{request.RuntimeHandler}' is not served by nacelle (known: \"\", \"nacelle\")");
         }
 
         var linux = config.Linux;
@@ -55,13 +46,33 @@ internal static class PodSandboxMapping
                 (PodNamespaceMode)(int)(options?.Network ?? NamespaceMode.Pod),
                 (PodNamespaceMode)(int)(options?.Pid ?? NamespaceMode.Pod),
                 (PodNamespaceMode)(int)(options?.Ipc ?? NamespaceMode.Pod),
-                options?.TargetId ?? ""),
+                options?.TargetId ?? "",
+                ToUserNamespace(options?.UsernsOptions)),
             CgroupParent = linux?.CgroupParent ?? "",
             Sysctls = linux is null ? new Dictionary<string, string>() : new Dictionary<string, string>(linux.Sysctls),
             Privileged = linux?.SecurityContext?.Privileged ?? false,
             RuntimeHandler = request.RuntimeHandler,
             ConfigJson = JsonFormatter.Default.Format(config),
         };
+    }
+
+    /// <summary>CRI userns_options as sent (null when unset); the pod layer validates it.</summary>
+    public static UserNamespaceOption? ToUserNamespace(UserNamespace? userns) => userns is null ? null : new UserNamespaceOption(
+        (PodNamespaceMode)(int)userns.Mode,
+        [.. userns.Uids.Select(m => new IdMapping(m.ContainerId, m.HostId, m.Length))],
+        [.. userns.Gids.Select(m => new IdMapping(m.ContainerId, m.HostId, m.Length))]);
+
+    /// <summary>The pod's user namespace as CRI reports it: POD with its mappings, or NODE.</summary>
+    private static UserNamespace FromUserNamespace(UserNamespaceOption? user)
+    {
+        var userns = new UserNamespace { Mode = user is { IsPod: true } ? NamespaceMode.Pod : NamespaceMode.Node };
+        if (user is { IsPod: true })
+        {
+            userns.Uids.Add(user.Uids.Select(m => new Runtime.V1.IDMapping { ContainerId = m.ContainerId, HostId = m.HostId, Length = m.Length }));
+            userns.Gids.Add(user.Gids.Select(m => new Runtime.V1.IDMapping { ContainerId = m.ContainerId, HostId = m.HostId, Length = m.Length }));
+        }
+
+        return userns;
     }
 
     public static PodSandboxConfig Config(PodRecord pod) =>
@@ -104,6 +115,7 @@ internal static class PodSandboxMapping
                         Pid = (NamespaceMode)(int)pod.NamespaceOptions.Pid,
                         Ipc = (NamespaceMode)(int)pod.NamespaceOptions.Ipc,
                         TargetId = pod.NamespaceOptions.TargetId,
+                        UsernsOptions = FromUserNamespace(pod.NamespaceOptions.User),
                     },
                 },
             },

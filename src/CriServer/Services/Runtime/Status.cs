@@ -7,7 +7,7 @@ namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
         var response = new StatusResponse
         {
@@ -21,15 +21,18 @@ internal sealed partial class CriRuntimeService
             },
         };
 
-        // The handlers ("" and "nacelle" are the same) with the optional features they support: recursive read-only
-        // mounts where the kernel has mount_setattr (5.12); no user namespaces for pods yet. Supplemental groups
+        // Every handler with the optional features it really has on this kernel (probed once at start: a user
+        // namespace with idmapped layers under an overlay; mount_setattr making a tree read-only). Supplemental groups
         // policy (Merge/Strict) is the runtime's.
-        foreach (var name in new[] { string.Empty, "nacelle" })
+        foreach (var handler in (await pods.HandlersAsync(context.CancellationToken).ConfigureAwait(false)).All)
         {
             response.RuntimeHandlers.Add(new RuntimeHandler
             {
-                Name = name,
-                Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = KernelHasMountSetattr.Value, UserNamespaces = false },
+                Name = handler.Name,
+                Features = new RuntimeHandlerFeatures
+                {
+                    RecursiveReadOnlyMounts = handler.Features.RecursiveReadOnlyMounts, UserNamespaces = handler.Features.UserNamespaces,
+                },
             });
         }
 
@@ -42,10 +45,8 @@ internal sealed partial class CriRuntimeService
             response.Info["cni"] = CniInfoJson();
         }
 
-        return Task.FromResult(response);
+        return response;
     }
-
-    private static readonly Lazy<bool> KernelHasMountSetattr = new(() => Environment.OSVersion.Version >= new Version(5, 12));
 
     private static RuntimeCondition Condition(string type, Readiness readiness) => new()
     {

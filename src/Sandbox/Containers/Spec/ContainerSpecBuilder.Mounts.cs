@@ -1,4 +1,5 @@
 using Nacelle.Common;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.Sandbox.Store;
 
@@ -7,14 +8,14 @@ namespace Nacelle.Sandbox.Containers.Spec;
 /// <summary>The spec's mounts: the runtime's defaults, the pod's files (/etc/hostname, hosts, resolv.conf, /dev/shm) and the requested mounts, parents before children.</summary>
 public sealed partial class ContainerSpecBuilder
 {
-    private static List<SpecMount> Mounts(
-        IReadOnlyList<MountRequest> requestedMounts, SecurityRequest sc, NamespaceOptions ns, bool privileged, ContainerSpecContext context)
+    private List<SpecMount> Mounts(IReadOnlyList<MountRequest> requestedMounts, SecurityRequest sc, NamespaceOptions ns, bool privileged,
+        ContainerSpecContext context, UserNamespaceOption? userNamespace)
     {
         var requested = new List<SpecMount>();
         var destinations = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < requestedMounts.Count; i++)
         {
-            var mount = UserMount(requestedMounts[i], $"mounts[{i}]");
+            var mount = UserMount(requestedMounts[i], $"mounts[{i}]", userNamespace);
             if (!destinations.Add(mount.Destination))
             {
                 throw Invalid($"mounts[{i}].container_path", $"'{mount.Destination}' is mounted twice");
@@ -57,17 +58,14 @@ public sealed partial class ContainerSpecBuilder
         return mounts;
     }
 
-    private static SpecMount UserMount(MountRequest mount, string at)
+    private SpecMount UserMount(MountRequest mount, string at, UserNamespaceOption? userNamespace)
     {
         if (!string.IsNullOrEmpty(mount.ImageVolume))
         {
             throw NacelleException.Unimplemented($"{at}.image: image volumes are not supported (\"{mount.ImageVolume}\")");
         }
 
-        if (mount.IdMapped)
-        {
-            throw NacelleException.Unimplemented($"{at}.uidMappings: id-mapped mounts are not supported");
-        }
+        var idmapped = IdmappedMount(mount, at, userNamespace);
 
         var destination = CleanAbsolute(mount.ContainerPath, $"{at}.container_path");
         if (destination == "/")
@@ -106,8 +104,82 @@ public sealed partial class ContainerSpecBuilder
             }
         }
 
+        CheckPropagation(mount, at, userNamespace);
+
         // selinux_relabel is ignored: nacelle does not run with SELinux labels.
-        return Bind(destination, mount.HostPath, propagation, mount.Readonly, mount.RecursiveReadOnly);
+        var bind = Bind(destination, mount.HostPath, propagation, mount.Readonly, mount.RecursiveReadOnly);
+        if (idmapped)
+        {
+            bind.UidMappings = userNamespace!.UidSpec();
+            bind.GidMappings = userNamespace.GidSpec();
+        }
+
+        return bind;
+    }
+
+    /// <summary>
+    /// uid/gid mappings on a mount: kubelet sends its pod's own, for the volumes of a pod in a user namespace of its own,
+    /// and the mount is then idmapped with that namespace (files keep on disk the ids the container sees). Anything else
+    /// is refused. True when the mount is idmapped.
+    /// </summary>
+    private static bool IdmappedMount(MountRequest mount, string at, UserNamespaceOption? userNamespace)
+    {
+        if (mount.UidMappings.Count == 0 && mount.GidMappings.Count == 0)
+        {
+            return false;
+        }
+
+        if (userNamespace is null)
+        {
+            throw Invalid($"{at}.uidMappings", "an idmapped mount needs a pod in a user namespace of its own (hostUsers: false)");
+        }
+
+        if (!mount.UidMappings.SequenceEqual(userNamespace.Uids) || !mount.GidMappings.SequenceEqual(userNamespace.Gids))
+        {
+            var which = mount.UidMappings.SequenceEqual(userNamespace.Uids) ? "gidMappings" : "uidMappings";
+            throw Invalid($"{at}.{which}", "differ from the pod's user namespace mappings, which nacelle idmaps a volume with");
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// What a propagation mode promises must hold, or the mount is refused rather than quietly private: BIDIRECTIONAL
+    /// needs the host path on a shared mount (its mounts and the container's then reach each other) and never goes
+    /// with a user namespace of the pod's own; HOST_TO_CONTAINER needs a shared or slave one (containerd's rules).
+    /// A host path that does not exist is left to the core, which refuses it naming the mount.
+    /// </summary>
+    private void CheckPropagation(MountRequest mount, string at, UserNamespaceOption? userNamespace)
+    {
+        if (mount.Propagation == MountPropagation.Private)
+        {
+            return;
+        }
+
+        if (mount.Propagation == MountPropagation.Bidirectional && userNamespace is not null)
+        {
+            throw Invalid($"{at}.propagation",
+                "PROPAGATION_BIDIRECTIONAL cannot be used in a pod of its own user namespace: mounts made there must not reach the node");
+        }
+
+        if (host.MountOf(mount.HostPath) is not { } on)
+        {
+            return;
+        }
+
+        if (mount.Propagation == MountPropagation.Bidirectional && !on.Shared)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"{at}: host path '{mount.HostPath}' is on the mount at '{on.MountPoint}', which is not a shared mount; " +
+                "PROPAGATION_BIDIRECTIONAL needs the host path on a shared mount (mount --make-shared or --make-rshared)");
+        }
+
+        if (mount.Propagation == MountPropagation.HostToContainer && !on.Shared && !on.Slave)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"{at}: host path '{mount.HostPath}' is on the mount at '{on.MountPoint}', which is private; " +
+                "PROPAGATION_HOST_TO_CONTAINER needs the host path on a shared or slave mount");
+        }
     }
 
     private static SpecMount Bind(string destination, string source, string propagation, bool readOnly, bool recursiveReadOnly)

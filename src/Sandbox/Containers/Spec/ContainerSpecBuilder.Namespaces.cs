@@ -1,4 +1,3 @@
-using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.Sandbox.Store;
 
@@ -7,17 +6,43 @@ namespace Nacelle.Sandbox.Containers.Spec;
 /// <summary>The spec's namespaces: which the container joins (the pod's, a target container's) and which it gets of its own.</summary>
 public sealed partial class ContainerSpecBuilder
 {
-    private static List<SpecNamespace> Namespaces(NamespaceOptions options, bool privileged, ContainerSpecContext context)
+    /// <summary>
+    /// The user namespace the container is in: its pod's own (joined by the pinned path, with the pod's mappings) or
+    /// the node's (null). A container does not choose: userns_options, when given, must say what its pod has, as kubelet
+    /// sends it (the same mode and mappings as the sandbox's).
+    /// </summary>
+    private static UserNamespaceOption? UserNamespaceOf(UserNamespaceOption? asked, ContainerSpecContext context)
+    {
+        const string field = Ns + ".userns_options";
+        var pod = context.PodUserNamespace;
+        if (asked is null)
+        {
+            return pod;
+        }
+
+        asked.Validate(field);
+        if (asked.IsPod != pod is not null)
+        {
+            throw Invalid($"{field}.mode", asked.IsPod
+                ? "POD, but the pod sandbox was not created in a user namespace of its own"
+                : "NODE, but the pod sandbox has a user namespace of its own (POD), which its containers share");
+        }
+
+        if (pod is not null && !asked.Equals(pod))
+        {
+            throw Invalid($"{field}.uids", "differ from the pod sandbox's mappings: a container is in its pod's user namespace");
+        }
+
+        return pod;
+    }
+
+    private static List<SpecNamespace> Namespaces(NamespaceOptions options, bool privileged, ContainerSpecContext context,
+        UserNamespaceOption? userNamespace)
     {
         var list = new List<SpecNamespace>();
-        if (options.UserNamespaceMode is { } usernsMode && usernsMode != PodNamespaceMode.Node)
+        if (userNamespace is not null)
         {
-            if (usernsMode == PodNamespaceMode.Pod)
-            {
-                throw NacelleException.Unimplemented($"{Ns}.userns_options.mode: user namespaces are not supported");
-            }
-
-            throw Invalid($"{Ns}.userns_options.mode", $"{usernsMode} is not POD or NODE");
+            list.Add(Join("user", context.UserNamespacePath, $"{Ns}.userns_options", "POD: the pod has no pinned user namespace"));
         }
 
         switch (options.Pid)

@@ -131,8 +131,25 @@ public sealed partial class ContainerSpecBuilder
         }
     }
 
-    /// <summary>kubelet sends the default lists itself (and empty ones for ProcMount Unmasked, which proto3 cannot tell from
-    /// unset); empty means runc's defaults here.</summary>
+    /// <summary>
+    /// procMount: kubelet sends the runtime's default lists for Default and two empty lists for Unmasked, which proto3
+    /// cannot tell from lists never set (older kubelets, crictl). kubelet's API allows Unmasked only with hostUsers: false,
+    /// so two empty lists mean Unmasked in a pod of its own user namespace (nothing masked or read-only: /proc is the
+    /// kernel's, and what the namespace may not touch it cannot), and runc's defaults anywhere else (the safe reading:
+    /// there Unmasked cannot have been asked for). An empty list beside a full one gets the defaults too.
+    /// </summary>
+    private static (List<string> Masked, List<string> Readonly) MaskedAndReadonlyPaths(SecurityRequest sc, bool ownUserNamespace)
+    {
+        if (ownUserNamespace && sc.MaskedPaths.Count == 0 && sc.ReadonlyPaths.Count == 0)
+        {
+            return ([], []);
+        }
+
+        return (Paths(sc.MaskedPaths, LinuxDefaults.MaskedPaths, $"{Sc}.masked_paths"),
+            Paths(sc.ReadonlyPaths, LinuxDefaults.ReadonlyPaths, $"{Sc}.readonly_paths"));
+    }
+
+    /// <summary>An empty list means runc's defaults (see <see cref="MaskedAndReadonlyPaths"/>).</summary>
     private static List<string> Paths(IReadOnlyList<string> requested, IReadOnlyList<string> defaults, string field)
     {
         if (requested.Count == 0)

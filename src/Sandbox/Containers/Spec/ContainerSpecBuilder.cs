@@ -66,7 +66,15 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
             Linux = new SpecLinux { CgroupsPath = string.IsNullOrEmpty(context.CgroupsPath) ? null : context.CgroupsPath },
         };
 
-        spec.Linux.Namespaces = Namespaces(nsOptions, privileged, context);
+        var userNamespace = UserNamespaceOf(nsOptions.User, context);
+        spec.Linux.Namespaces = Namespaces(nsOptions, privileged, context, userNamespace);
+        if (userNamespace is not null)
+        {
+            // The joined namespace's mappings, as containerd sends them (runc checks them); nacelle's core idmaps the
+            // volumes that carry the same ones with it.
+            spec.Linux.UidMappings = userNamespace.UidSpec();
+            spec.Linux.GidMappings = userNamespace.GidSpec();
+        }
 
         var podHostname = string.IsNullOrEmpty(context.Hostname) ? sandbox.Hostname : context.Hostname;
         string hostname;
@@ -93,7 +101,7 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
             NoNewPrivileges = sc.NoNewPrivs,
         };
 
-        spec.Mounts = Mounts(request.Mounts, sc, nsOptions, privileged, context);
+        spec.Mounts = Mounts(request.Mounts, sc, nsOptions, privileged, context, userNamespace);
         foreach (var mount in spec.Mounts)
         {
             if (mount.Options.Contains("rshared"))
@@ -114,8 +122,7 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
         if (!privileged)
         {
             spec.Linux.Seccomp = Seccomp(sc, context, spec.Process.Capabilities?.Bounding ?? []);
-            spec.Linux.MaskedPaths = Paths(sc.MaskedPaths, LinuxDefaults.MaskedPaths, $"{Sc}.masked_paths");
-            spec.Linux.ReadonlyPaths = Paths(sc.ReadonlyPaths, LinuxDefaults.ReadonlyPaths, $"{Sc}.readonly_paths");
+            (spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths) = MaskedAndReadonlyPaths(sc, userNamespace is not null);
         }
 
         spec.Process.ApparmorProfile = AppArmor(sc, privileged, context, notes);

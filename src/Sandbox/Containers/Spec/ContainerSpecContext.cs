@@ -1,5 +1,6 @@
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers.Spec;
 
@@ -31,6 +32,13 @@ public sealed record ContainerSpecContext
 
     /// <summary>The pod's shared pid namespace (needed for NamespaceMode.POD pid).</summary>
     public string? PidNamespacePath { get; init; }
+
+    /// <summary>The pod's own user namespace (kubelet's hostUsers: false) with its mappings; null when the pod uses the
+    /// node's.</summary>
+    public UserNamespaceOption? PodUserNamespace { get; init; }
+
+    /// <summary>The pod's pinned user namespace (needed when <see cref="PodUserNamespace"/> is set).</summary>
+    public string? UserNamespacePath { get; init; }
 
     /// <summary>The pid namespace of the container named by namespace_options.target_id (needed for NamespaceMode.TARGET).</summary>
     public string? TargetPidNamespacePath { get; init; }

@@ -1,11 +1,12 @@
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Mounts;
 
 namespace Nacelle.Sandbox.Containers.Spec;
 
 /// <summary>
 /// The only host I/O the spec builder does, injectable for tests: reading a Localhost seccomp profile, looking at the
-/// device nodes a container asks for (their numbers are part of the spec) and, for privileged containers, listing the
-/// host's devices.
+/// device nodes a container asks for (their numbers are part of the spec), for privileged containers listing the
+/// host's devices, and the propagation of the mount a volume's host path is on.
 /// </summary>
 public interface ISpecHost
 {
@@ -18,6 +19,9 @@ public interface ISpecHost
 
     /// <summary>Every device node under the host's /dev (privileged containers get them all).</summary>
     IReadOnlyList<HostDevice> ListHostDevices();
+
+    /// <summary>The host mount <paramref name="path"/> is on (its propagation), or null when the path does not exist.</summary>
+    MountEntry? MountOf(string path);
 }
 
 /// <summary>The real host: reads profile files and stats device nodes (through ContainerCore's interop).</summary>
@@ -26,6 +30,8 @@ public sealed class SpecHost : ISpecHost
     public static SpecHost Instance { get; } = new();
 
     public string ReadSeccompProfile(string path) => File.ReadAllText(path);
+
+    public MountEntry? MountOf(string path) => MountTable.MountOf(path);
 
     public HostDevice? StatDevice(string hostPath)
     {

@@ -296,4 +296,109 @@ public sealed class SpawnPlannerTests : IDisposable
         public IReadOnlyList<string> ChildPaths() => [];
         public Microsoft.Win32.SafeHandles.SafeFileHandle OpenDirectory() => throw new NotSupportedException();
     }
+    private static List<SpecIdMapping> PodMapping() => [new SpecIdMapping { ContainerId = 0, HostId = 65536, Size = 65536 }];
+
+    private RuntimeSpec UserNamespaced(string? joinPath, string source)
+    {
+        var spec = Spec();
+        spec.Linux!.Namespaces.Add(new SpecNamespace { Type = "user", Path = joinPath });
+        spec.Linux.UidMappings = PodMapping();
+        spec.Linux.GidMappings = PodMapping();
+        spec.Mounts.Add(new SpecMount { Destination = "/etc/hosts", Type = "bind", Source = source, Options = ["rbind", "rprivate", "ro"] });
+        return spec;
+    }
+
+    [Fact]
+    public void A_new_user_namespace_gets_its_maps_and_the_helper_copies_the_rootfs_and_every_bind()
+    {
+        var hosts = Path.Combine(_bundle, "hosts");
+        File.WriteAllText(hosts, "x");
+        var request = Plan(UserNamespaced(null, hosts), v1: new Dictionary<string, string> { ["memory"] = "/sys/fs/cgroup/memory/x" });
+        Assert.Equal(MountFlags.CLONE_NEWUSER, request.CloneFlags & MountFlags.CLONE_NEWUSER);
+        Assert.Equal("0 65536 65536\n", request.UidMap);
+        Assert.Equal("0 65536 65536\n", request.GidMap);
+        Assert.True(request.RootfsDetached);
+        Assert.All(request.Mounts.Where(m => (m.Kind & SpawnProtocol.MountKindMask) != SpawnProtocol.MountFs),
+            m => Assert.Equal(SpawnProtocol.MountDetached, m.Kind & SpawnProtocol.MountDetached));
+        Assert.Contains(request.Mounts, m => m.Target == "/sys/fs/cgroup/memory" && (m.Kind & SpawnProtocol.MountDetached) != 0);
+        Assert.Equal(0u, request.Mounts.Single(m => m.Target == "/etc/hosts").Kind & SpawnProtocol.MountIdmap);
+        // sysfs may be refused in a user namespace: the helper then binds the host's, read-only.
+        Assert.Equal(SpawnProtocol.MountFs | SpawnProtocol.MountHostFallback, request.Mounts.Single(m => m.Target == "/sys").Kind);
+        Assert.Equal(SpawnProtocol.MountFs, request.Mounts.Single(m => m.Target == "/proc").Kind);
+    }
+
+    [Fact]
+    public void A_joined_user_namespace_writes_no_maps_and_idmaps_mounts_with_its_own_mappings_only()
+    {
+        var userns = Path.Combine(_bundle, "userns");
+        File.WriteAllText(userns, string.Empty);
+        var volume = Path.Combine(_bundle, "volume");
+        Directory.CreateDirectory(volume);
+        var spec = UserNamespaced(userns, volume);
+        spec.Mounts[^1].UidMappings = PodMapping();
+        spec.Mounts[^1].GidMappings = PodMapping();
+        var request = Plan(spec);
+        Assert.Null(request.UidMap);
+        Assert.Null(request.GidMap);
+        Assert.Equal(0UL, request.CloneFlags & MountFlags.CLONE_NEWUSER);
+        Assert.Contains(request.JoinNamespaces, j => j.Type == MountFlags.CLONE_NEWUSER && j.Path == userns);
+        var mount = request.Mounts.Single(m => m.Target == "/etc/hosts");
+        Assert.Equal(SpawnProtocol.MountBind | SpawnProtocol.MountDetached | SpawnProtocol.MountIdmap, mount.Kind);
+
+        spec.Mounts[^1].Options.Add("ridmap");
+        Assert.Equal(SpawnProtocol.MountIdmapRecursive, Plan(spec).Mounts.Single(m => m.Target == "/etc/hosts").Kind & SpawnProtocol.MountIdmapRecursive);
+
+        spec.Mounts[^1].UidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 131072, Size = 65536 }];
+        var error = Assert.Throws<NacelleException>(() => Plan(spec));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.StartsWith($"mounts[{spec.Mounts.Count - 1}].uidMappings: differ from linux.uidMappings", error.Message, StringComparison.Ordinal);
+
+        // A new user namespace cannot idmap: the namespace does not exist yet when the helper copies the source.
+        var created = UserNamespaced(null, volume);
+        created.Mounts[^1].UidMappings = PodMapping();
+        created.Mounts[^1].GidMappings = PodMapping();
+        Assert.Contains("joins none", Assert.Throws<NacelleException>(() => Plan(created)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_shared_bind_is_copied_before_the_container_cuts_its_tree_and_needs_a_shared_source()
+    {
+        var volume = Path.Combine(_bundle, "volume");
+        Directory.CreateDirectory(volume);
+        var spec = Spec();
+        spec.Mounts.Add(new SpecMount { Destination = "/vol", Type = "bind", Source = volume, Options = ["rbind", "rshared"] });
+        var shared = Privileged with { MountOf = _ => new Nacelle.ContainerCore.Mounts.MountEntry(7, "/mnt", Shared: true, Slave: false) };
+        var mount = Plan(spec, shared).Mounts.Single(m => m.Target == "/vol");
+        Assert.Equal(SpawnProtocol.MountBind | SpawnProtocol.MountDetached, mount.Kind);
+        Assert.Equal(MountFlags.MS_SHARED | MountFlags.MS_REC, mount.Propagation);
+
+        var notShared = Privileged with { MountOf = _ => new Nacelle.ContainerCore.Mounts.MountEntry(7, "/mnt", Shared: false, Slave: true) };
+        var error = Assert.Throws<NacelleException>(() => Plan(spec, notShared));
+        Assert.Equal(ErrorKind.FailedPrecondition, error.Kind);
+        Assert.Contains($"'{volume}' is on the mount at '/mnt', which is not shared", error.Message, StringComparison.Ordinal);
+
+        // Never from a user namespace: its mounts must not reach the host.
+        var userns = Path.Combine(_bundle, "userns");
+        File.WriteAllText(userns, string.Empty);
+        spec.Linux!.Namespaces.Add(new SpecNamespace { Type = "user", Path = userns });
+        Assert.Equal(ErrorKind.InvalidArgument, Assert.Throws<NacelleException>(() => Plan(spec, shared)).Kind);
+
+        // Private and slave binds are made in the container as before.
+        spec = Spec();
+        spec.Mounts.Add(new SpecMount { Destination = "/vol", Type = "bind", Source = volume, Options = ["rbind", "rslave"] });
+        Assert.Equal(SpawnProtocol.MountBind, Plan(spec, notShared).Mounts.Single(m => m.Target == "/vol").Kind);
+    }
+
+    [Fact]
+    public void Hard_limits_are_not_raised_inside_a_user_namespace_even_with_cap_sys_resource()
+    {
+        var hosts = Path.Combine(_bundle, "hosts");
+        File.WriteAllText(hosts, "x");
+        var spec = UserNamespaced(null, hosts);
+        spec.Process!.Rlimits = [new SpecRlimit { Type = "RLIMIT_NOFILE", Soft = 1 << 20, Hard = 1 << 20 }];
+        var host = Privileged with { HardLimit = r => r == 7 ? 4096UL : ulong.MaxValue };
+        var plan = SpawnPlanner.PlanContainer(spec, _bundle, host, null);
+        Assert.Equal(4096UL, plan.Request.Rlimits.Single().Hard);
+        Assert.Contains(plan.Adjustments, a => a.Contains("inside a user namespace", StringComparison.Ordinal));
+    }
 }

@@ -148,7 +148,7 @@ public sealed class RuntimeSpecTests
     {
         var spec = RuntimeSpecFile.Parse(Complete);
         spec.Linux!.UidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 }];
-        Assert.StartsWith("linux.uidMappings: id mappings need a new user namespace",
+        Assert.StartsWith("linux.uidMappings: id mappings need a user namespace",
             Assert.Throws<NacelleException>(() => SpecValidator.Validate(spec)).Message);
 
         spec.Linux.Namespaces.Add(new SpecNamespace { Type = "user" });
@@ -157,5 +157,40 @@ public sealed class RuntimeSpecTests
 
         spec.Linux.GidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 }];
         SpecValidator.Validate(spec);
+
+        // A joined namespace may carry its mappings (containerd sends them, runc checks them).
+        spec.Linux.Namespaces[^1].Path = "/proc/1/ns/user";
+        SpecValidator.Validate(spec);
+    }
+
+    [Theory]
+    [InlineData(0u, 100000u, 0u, "linux.uidMappings[1].size: must be at least 1")]
+    [InlineData(65536u, 100000u, 10u, "linux.uidMappings[1]: host ids 100000..100009 overlap linux.uidMappings[0]")]
+    [InlineData(100u, 300000u, 10u, "linux.uidMappings[1]: container ids 100..109 overlap linux.uidMappings[0]")]
+    [InlineData(70000u, 4294967290u, 10u, "linux.uidMappings[1]: 70000+10 (container) or 4294967290+10 (host) ends past the id space (2^32)")]
+    public void Mappings_the_kernel_would_refuse_are_refused_naming_the_line(uint containerId, uint hostId, uint size, string message)
+    {
+        var spec = RuntimeSpecFile.Parse(Complete);
+        spec.Linux!.Namespaces.Add(new SpecNamespace { Type = "user" });
+        spec.Linux.UidMappings =
+        [
+            new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 },
+            new SpecIdMapping { ContainerId = containerId, HostId = hostId, Size = size },
+        ];
+        spec.Linux.GidMappings = [new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 }];
+        Assert.Equal(message, Assert.Throws<NacelleException>(() => SpecValidator.Validate(spec)).Message);
+    }
+
+    [Fact]
+    public void An_idmapped_mount_is_a_bind_with_both_mappings()
+    {
+        var spec = RuntimeSpecFile.Parse(Complete);
+        spec.Mounts.Add(new SpecMount { Destination = "/t", Type = "tmpfs", Source = "tmpfs", UidMappings = [new SpecIdMapping { Size = 1 }] });
+        Assert.StartsWith($"mounts[{spec.Mounts.Count - 1}].uidMappings: only a bind mount can be idmapped",
+            Assert.Throws<NacelleException>(() => SpecValidator.Validate(spec)).Message);
+
+        spec.Mounts[^1] = new SpecMount { Destination = "/t", Type = "bind", Source = "/srv", UidMappings = [new SpecIdMapping { Size = 1 }] };
+        Assert.StartsWith($"mounts[{spec.Mounts.Count - 1}].uidMappings: an idmapped mount needs both",
+            Assert.Throws<NacelleException>(() => SpecValidator.Validate(spec)).Message);
     }
 }

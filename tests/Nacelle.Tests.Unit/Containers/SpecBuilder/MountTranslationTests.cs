@@ -175,7 +175,7 @@ public sealed class MountTranslationTests
     }
 
     [Fact]
-    public void ImageVolumesAndIdMappedMountsAreUnsupported()
+    public void ImageVolumesAreUnsupportedAndIdMappedMountsNeedAUserNamespacedPod()
     {
         Refused(ErrorKind.Unimplemented, () => Spec(WithMounts(new Mount
         {
@@ -183,7 +183,8 @@ public sealed class MountTranslationTests
         })), "mounts[0].image", "image volumes");
         var idmapped = new Mount { ContainerPath = "/data", HostPath = "/srv" };
         idmapped.UidMappings.Add(new IDMapping { ContainerId = 0, HostId = 100000, Length = 65536 });
-        Refused(ErrorKind.Unimplemented, () => Spec(WithMounts(idmapped)), "mounts[0].uidMappings");
+        idmapped.GidMappings.Add(new IDMapping { ContainerId = 0, HostId = 100000, Length = 65536 });
+        Refused(() => Spec(WithMounts(idmapped)), "mounts[0].uidMappings", "hostUsers: false");
     }
 
     [Fact]

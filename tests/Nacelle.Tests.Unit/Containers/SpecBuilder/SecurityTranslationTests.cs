@@ -320,8 +320,8 @@ public sealed class SecurityTranslationTests
         })), "namespace_options.pid", "gone");
         Refused(() => Spec(Config(s => s.NamespaceOptions.Network = NamespaceMode.Container)), "namespace_options.network");
         Refused(() => Spec(context: Context() with { NetworkNamespacePath = null }), "namespace_options.network");
-        Refused(ErrorKind.Unimplemented,
-            () => Spec(Config(s => s.NamespaceOptions.UsernsOptions = new UserNamespace { Mode = NamespaceMode.Pod })),
+        // A container cannot ask for a user namespace its pod was not made with.
+        Refused(() => Spec(Config(s => s.NamespaceOptions.UsernsOptions = new UserNamespace { Mode = NamespaceMode.Pod })),
             "userns_options");
     }
 

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Nacelle.Common;
+using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.CriServer.Services.Containers;
 using Nacelle.Sandbox.Containers.Spec;
@@ -25,6 +26,11 @@ internal sealed class FakeHost : ISpecHost
     public HostDevice? StatDevice(string hostPath) => Devices.GetValueOrDefault(hostPath);
 
     public IReadOnlyList<HostDevice> ListHostDevices() => HostDevices;
+
+    /// <summary>The mount every host path is on (shared unless a test says otherwise).</summary>
+    public MountEntry? HostMount { get; set; } = new(1, "/", Shared: true, Slave: false);
+
+    public MountEntry? MountOf(string path) => HostMount;
 }
 
 /// <summary>A typical pod and container, with helpers to change one thing at a time.</summary>
