@@ -150,7 +150,8 @@ public sealed record PodManagerOptions
 /// namespace pins, CNI) each with its undo, run in reverse when a later step fails; Stop and Remove undo them on
 /// purpose, idempotently, whatever is left of the pod (a dead monitor, a crash half way through RunPodSandbox, a node
 /// reboot). The daemon is never the parent of pause-init: the pod's monitor is. Each ready pod's monitor and
-/// pause-init are watched through pidfds: the death of either makes the pod NotReady at once (<see cref="PodLost"/>).
+/// pause-init are watched through pidfds until the pod is stopped: the death of either makes the pod NotReady at once
+/// (<see cref="PodLost"/>).
 /// </summary>
 public sealed class PodManager(PodManagerOptions options, PodStore store, CniNetwork network) : IAsyncDisposable
 {
@@ -304,9 +305,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     }
 
     /// <summary>
-    /// Stops a pod: its network is torn down (from the CNI cache, or rebuilt from the pod's record when a crash left no
-    /// cache entry) and every process of the pod is killed — through its monitor, or through the pod's cgroups when the
-    /// monitor is gone. The record stays (NotReady). Idempotent; an unknown pod is fine (the CRI contract).
+    /// Stops a pod: its watch ends (a stop is not a loss), its network is torn down (from the CNI cache, or rebuilt from
+    /// the pod's record when a crash left no cache entry) and every process of the pod is killed — through its monitor,
+    /// or through the pod's cgroups when the monitor is gone. The record stays (NotReady). Idempotent; an unknown pod is
+    /// fine (the CRI contract).
     /// </summary>
     public async Task StopAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
@@ -320,6 +322,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
     private async Task StopPodAsync(PodRecord pod, CancellationToken cancellationToken)
     {
+        // The stop kills pause-init (and may end the monitor) on purpose: the watch ends first, or it would take those
+        // deaths for a lost pod while the record still says Ready, and race this stop and the remove after it.
+        StopWatching(pod.Id);
         if (pod.NamespaceOptions.Network != PodNamespaceMode.Node)
         {
             await network.TearDownPodAsync(NetworkRequest(pod.Id, pod.Name, pod.Namespace, pod.Uid, NetnsOf(pod), [], null, pod.Annotations),

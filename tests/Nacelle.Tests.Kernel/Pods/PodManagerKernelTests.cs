@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.Storage;
 using Nacelle.Sandbox.Network;
 using Nacelle.Sandbox.Pods;
@@ -114,6 +116,41 @@ public sealed class PodManagerKernelTests
         await WaitGoneAsync(podA.MonitorPid!.Value);
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(a, StringComparison.Ordinal));
         await f.Manager.StopAsync("0000000000000000000000000000000000000000000000000000000000000000"); // unknown: fine
+    }
+
+    /// <summary>Regression (found by critest): StopPodSandbox kills pause-init on purpose, but the pod's watch was still
+    /// running, so a pause-init dying before the stop recorded NotReady made the pod "lost": a false warning and PodLost
+    /// event (27 of 84 pods in one critest run), and when the monitor was gone by then, a cgroup kill and a PodLost
+    /// handler racing RemovePodSandbox ("watching its monitor and pause-init failed: pod ... not found"). A stop now ends
+    /// the watch before it kills anything.</summary>
+    [Fact]
+    public async Task Stopping_a_pod_on_purpose_never_reports_it_lost()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var lost = new ConcurrentQueue<PodLoss>();
+        f.Manager.PodLost += lost.Enqueue;
+        for (var i = 0; i < 12; i++)
+        {
+            var id = await f.Manager.RunAsync(f.Request($"stopped-{i}"));
+            var pause = f.Store.GetPod(id).PauseInitPid!.Value;
+            await f.Manager.StopAsync(id);
+            await WaitGoneAsync(pause);
+            Assert.Equal(PodState.NotReady, f.Store.GetPod(id).State);
+            await f.Manager.RemoveAsync(id);
+        }
+
+        Assert.Empty(lost);
+
+        // A pause-init that dies on its own is still a lost pod.
+        var victim = await f.Manager.RunAsync(f.Request("victim"));
+        var seen = new TaskCompletionSource<PodLoss>(TaskCreationOptions.RunContinuationsAsynchronously);
+        f.Manager.PodLost += loss => seen.TrySetResult(loss);
+        Signals.Send(f.Store.GetPod(victim).PauseInitPid!.Value, Signals.SIGKILL);
+        var loss = await seen.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(victim, loss.PodId);
+        Assert.Contains("pause-init", loss.Reason, StringComparison.Ordinal);
+        Assert.Equal(PodState.NotReady, f.Store.GetPod(victim).State);
     }
 
     /// <summary>Regression (found by critest): a pod without a hostname was given its name as hostname, so a pod named
