@@ -43,6 +43,12 @@ public sealed class ConfigKey<TTarget>
     /// <summary>Returns why a (type-correct) value is not acceptable, or null when it is.</summary>
     public Func<object, string?> Validate { get; init; } = static _ => null;
 
+    /// <summary>
+    /// Converts a value written for an older release, when this key took another TOML type then; null when the value is
+    /// not such a one. An upgrade must not turn a configuration that worked into one the new daemon refuses.
+    /// </summary>
+    public Func<object?, object?> FromOlderRelease { get; init; } = static _ => null;
+
     /// <summary>Whether a reload applies a change of this key (<see cref="ConfigReload.Live"/>) or it waits for a restart.</summary>
     public ConfigReload Reload { get; init; } = ConfigReload.Restart;
 
@@ -288,6 +294,8 @@ public static class ConfigKeys
                       "nacelle's own single-host network (bridge + host-local + portmap; scripts/run.sh passes --default-network builtin).",
             Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (string)v,
             Validate = v => DefaultNetworkChoices.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", DefaultNetworkChoices)}",
+            // 0.1.0 took a boolean: true for the built-in network, false for none.
+            FromOlderRelease = raw => raw is bool builtin ? builtin ? NacelleConfig.CniSection.BuiltinNetwork : NacelleConfig.CniSection.NoDefaultNetwork : null,
         },
         new()
         {

@@ -75,14 +75,16 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>The daemon executable: $NACELLE_BIN (the Native AOT build in CI) or `dotnet nacelle.dll` beside the tests.</summary>
-    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
+    /// <summary>The daemon executable: <paramref name="executable"/> (another build, e.g. a previous release, with its
+    /// monitor beside it), else $NACELLE_BIN (the Native AOT build in CI) or `dotnet nacelle.dll` beside the tests.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string? executable = null)
     {
-        var bin = Environment.GetEnvironmentVariable("NACELLE_BIN");
+        var bin = executable ?? Environment.GetEnvironmentVariable("NACELLE_BIN");
         ProcessStartInfo info;
         if (!string.IsNullOrEmpty(bin))
         {
             info = new ProcessStartInfo(bin);
+            info.Environment.Remove("NACELLE_MONITOR"); // the monitor beside that daemon
         }
         else
         {
@@ -134,7 +136,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         IEnumerable<string>? extraArgs = null,
         bool waitUntilServing = true,
         string? directory = null,
-        bool metricsEnabled = true)
+        bool metricsEnabled = true,
+        string? executable = null)
     {
         directory ??= System.IO.Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
         var metricsPort = Ports.FreeLoopbackPort();
@@ -152,7 +155,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         };
         args.AddRange(extraArgs ?? []);
 
-        var info = StartInfo(args);
+        var info = StartInfo(args, executable);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[key] = value;
@@ -187,7 +190,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// Starts a new daemon on the directory (socket, root, state) of one that has exited, as a restart after a crash
     /// or an upgrade would. The stopped object is spent: only the returned one is disposed.
     /// </summary>
-    public static async Task<DaemonProcess> RestartAsync(DaemonProcess stopped, string configToml = "")
+    public static async Task<DaemonProcess> RestartAsync(DaemonProcess stopped, string configToml = "", string? executable = null)
     {
         if (!stopped.Process.HasExited)
         {
@@ -196,7 +199,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
         stopped._client?.Dispose();
         stopped.Process.Dispose();
-        return await StartAsync(configToml, directory: stopped.WorkDirectory);
+        return await StartAsync(configToml, directory: stopped.WorkDirectory, executable: executable);
     }
 
     private void Append(string? line)
