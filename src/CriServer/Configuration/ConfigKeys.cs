@@ -251,14 +251,12 @@ public static class ConfigKeys
         new()
         {
             Path = "cgroup.driver", Type = ConfigValueType.String,
-            Comment = "cgroup driver; kubelet's --cgroup-driver must match (RuntimeConfig reports it). Only cgroupfs is implemented.",
+            Comment = "cgroup driver; kubelet's --cgroup-driver must match (RuntimeConfig reports it, and kubelet 1.28+ follows it).\n" +
+                      "cgroupfs: nacelle makes the cgroup directories itself. systemd: containers run in transient scopes\n" +
+                      "(nacelle-<id>.scope) that systemd creates over D-Bus in the pod's slice, limits set as unit properties;\n" +
+                      "needs systemd as init. Pods without a cgroup parent go in nacelle.slice.",
             Get = c => c.Cgroup.Driver, Set = (c, v) => c.Cgroup.Driver = (string)v,
-            Validate = v => (string)v switch
-            {
-                "cgroupfs" => null,
-                "systemd" => "'systemd' is not supported yet; use cgroupfs",
-                _ => $"'{v}' is not a cgroup driver (cgroupfs)",
-            },
+            Validate = v => (string)v is "cgroupfs" or "systemd" ? null : $"'{v}' is not a cgroup driver (cgroupfs, systemd)",
         },
         new()
         {

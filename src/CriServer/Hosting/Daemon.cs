@@ -52,6 +52,11 @@ internal static class Daemon
             }
         }
 
+        if (config.Cgroup.Driver == "systemd")
+        {
+            await EnsureSystemdAsync().ConfigureAwait(false);
+        }
+
         PrepareDirectory(config.Root, "root", "--root", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         PrepareDirectory(config.State, "state", "--state", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
             | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
@@ -105,6 +110,8 @@ internal static class Daemon
         builder.Services.AddSingleton(services => new PodManager(new PodManagerOptions
         {
             StateRoot = config.State,
+            // Pods kubelet gives no parent: a directory of ours, or under the systemd driver a slice of ours.
+            DefaultCgroupParent = config.Cgroup.Driver == "systemd" ? Nacelle.ContainerCore.Cgroups.Systemd.SystemdUnits.DefaultSlice : "/nacelle",
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
@@ -189,6 +196,12 @@ internal static class Daemon
         var containers = app.Services.GetRequiredService<ContainerManager>();
         await app.Services.GetRequiredService<PodManager>().RecoverAsync().ConfigureAwait(false);
         await containers.RecoverAsync().ConfigureAwait(false);
+        if (config.Cgroup.Driver == "systemd")
+        {
+            // Units of pods and containers this daemon no longer knows (killed half way, a lost store) are stopped.
+            await app.Services.GetRequiredService<PodManager>().RemoveUnknownUnitsAsync().ConfigureAwait(false);
+        }
+
         var streaming = app.Services.GetRequiredService<StreamingServer>();
         if (streaming.Enabled)
         {
@@ -320,6 +333,33 @@ internal static class Daemon
         finally
         {
             Notify(logger, "READY=1");
+        }
+    }
+
+    /// <summary>
+    /// The systemd cgroup driver hands every container to systemd: systemd must be this node's init (sd_booted(3): its
+    /// /run/systemd/system exists) and answer on the system bus, else the daemon stops here with one line naming
+    /// cgroup.driver.
+    /// </summary>
+    private static async Task EnsureSystemdAsync()
+    {
+        const string fix = "run nacelle on a node booted with systemd, or set cgroup.driver = \"cgroupfs\" (and kubelet's --cgroup-driver=cgroupfs)";
+        if (!Directory.Exists("/run/systemd/system"))
+        {
+            throw new DaemonStartException(ExitCodes.Configuration,
+                $"cgroup.driver \"systemd\": systemd is not this node's init (/run/systemd/system is missing); {fix}");
+        }
+
+        var systemd = new Nacelle.ContainerCore.Cgroups.Systemd.SystemdManager();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await systemd.PingAsync(timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Nacelle.Common.NacelleException or OperationCanceledException)
+        {
+            var why = e is OperationCanceledException ? $"systemd did not answer on the system bus {systemd.Address} within 10 s" : e.Message;
+            throw new DaemonStartException(ExitCodes.Configuration, $"cgroup.driver \"systemd\": {why}; {fix}");
         }
     }
 

@@ -114,7 +114,7 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[tracing]\nsampling_ratio = 1.5", "tracing.sampling_ratio", "1.5 is not between 0.0 and 1.0" },
         { "[tracing]\nsampling_ratio = -1", "tracing.sampling_ratio", "-1 is not between 0.0 and 1.0" },
         { "[tracing]\nservice_name = \" \"", "tracing.service_name", "must not be empty" },
-        { "[cgroup]\ndriver = \"systemd\"", "cgroup.driver", "not supported yet" },
+        { "[cgroup]\ndriver = \"cgroupv2\"", "cgroup.driver", "'cgroupv2' is not a cgroup driver (cgroupfs, systemd)" },
         { "[cgroup]\ndriver = \"cgroupv3\"", "cgroup.driver", "'cgroupv3' is not a cgroup driver" },
         { "[unknown]\nx = 1", "unknown", "unknown key" },
         { "[image]\nmax_concurrent_downloads = 0", "image.max_concurrent_downloads", "between 1 and 32" },
