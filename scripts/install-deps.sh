@@ -31,6 +31,11 @@ if [[ $want_test -eq 1 ]]; then
   packages+=(golang-go golang-1.23-go python3 containerd)
   # lintian: the Debian package test.
   packages+=(lintian)
+  # The systemd cgroup driver's tests run a real systemd (with dbus-daemon as its system bus) as PID 1 of their own
+  # pid and mount namespaces; installing systemd does not make it this machine's init.
+  packages+=(systemd dbus-daemon)
+  # git: the upgrade test builds the previous release's programs from this clone's tag (git archive).
+  packages+=(git)
   # The Helm chart test: Go and the Go libraries Helm renders with (its renderer is built from them), Node.js for the
   # Kubernetes schema (kubernetes-models from npm), python3-kubernetes's models for unknown fields, shellcheck.
   packages+=(golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-burntsushi-toml-dev)

@@ -26,7 +26,7 @@ internal static class Program
                     Console.Out.WriteLine($"configuration is valid ({string.Join(", ", checkedConfig.Files.DefaultIfEmpty("embedded defaults"))})");
                     return ExitCodes.Success;
                 case Command.RunDaemon run:
-                    return await Daemon.RunAsync(ConfigLoader.Load(run.Sources)).ConfigureAwait(false);
+                    return await Daemon.RunAsync(run.Sources, ConfigLoader.Load(run.Sources)).ConfigureAwait(false);
                 default:
                     throw new UsageException("unknown command");
             }

@@ -31,7 +31,7 @@ public sealed partial class ImageManager : IDisposable
     private readonly ImagePuller _puller;
     private readonly string _root;
     private readonly SemaphoreSlim _removals = new(1, 1);
-    private readonly PinnedImages _pins;
+    private volatile PinnedImages _pins;
     private readonly CancellationTokenSource _stopping = new();
     private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
 
@@ -62,6 +62,19 @@ public sealed partial class ImageManager : IDisposable
                     LogMeasureFailed(logger, e);
                 }
             });
+    }
+
+    /// <summary>
+    /// Applies a configuration reload: registry hosts, mirrors, node credentials and limits for the pulls that start
+    /// from now on (pulls under way finish as they began), and the pinned patterns. Other options need a restart.
+    /// </summary>
+    public void Reconfigure(RegistryOptions registry, IReadOnlyList<string> pinnedImages)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(pinnedImages);
+        var pins = new PinnedImages(pinnedImages);
+        _registry.Reconfigure(registry);
+        _pins = pins;
     }
 
     /// <summary>Completes when every snapshot has its usage numbers (at once unless an older store was opened).</summary>

@@ -1,11 +1,19 @@
 using Nacelle.Common;
+using Nacelle.ContainerCore.Cgroups.Systemd;
 
 namespace Nacelle.ContainerCore.Cgroups;
 
+/// <summary>Where a container's cgroup goes: its path in the hierarchy and, under the systemd driver, its scope.</summary>
+public sealed record CgroupPlacement(string Path, SystemdScope? Scope);
+
 /// <summary>
-/// Creates and opens cgroups with the cgroupfs driver, v2 on a unified node and v1 on a legacy or hybrid one (where
-/// the cgroup2 mount only holds a twin directory for cgroup.kill). <paramref name="fakeRoot"/> re-roots every mount
-/// point (tests build a fake cgroupfs tree there).
+/// Creates and opens cgroups, v2 on a unified node and v1 on a legacy or hybrid one (where the cgroup2 mount only holds
+/// a twin directory for cgroup.kill). The driver follows the name a caller gives (<see cref="Place"/>): a path is the
+/// cgroupfs driver's (nacelle makes and removes the directories); a cgroupsPath "slice:prefix:name" is the systemd
+/// driver's: the directories are made the same way, and the container's process is handed to systemd as a transient
+/// scope in that slice (<see cref="StartScopeAsync"/>) before it runs, with its limits as unit properties, so systemd,
+/// which owns the tree, keeps them. <paramref name="fakeRoot"/> re-roots every mount point (tests build a fake cgroupfs
+/// tree there).
 /// </summary>
 public sealed class CgroupManager
 {
@@ -14,12 +22,15 @@ public sealed class CgroupManager
 
     private readonly IReadOnlyDictionary<string, string> _v1Controllers;
     private readonly string? _unifiedMount;
+    private readonly Lazy<SystemdManager> _systemd;
+    private readonly Lazy<string> _procDevices = new(() => File.ReadAllText("/proc/devices"));
 
-    public CgroupManager(CgroupLayout layout, string defaultParent = DefaultParent, string? fakeRoot = null)
+    public CgroupManager(CgroupLayout layout, string defaultParent = DefaultParent, string? fakeRoot = null, SystemdManager? systemd = null)
     {
+        _systemd = new Lazy<SystemdManager>(() => systemd ?? new SystemdManager());
         ArgumentNullException.ThrowIfNull(layout);
         Layout = layout;
-        DefaultParentPath = CgroupFiles.NormalizePath(defaultParent, "parent");
+        DefaultParentPath = CgroupFiles.NormalizePath(SystemdUnits.ToHierarchyPath(defaultParent), "parent");
         string Root(string mount) => fakeRoot is null ? mount : fakeRoot.TrimEnd('/') + mount;
         _v1Controllers = layout.V1Controllers.ToDictionary(pair => pair.Key, pair => Root(pair.Value), StringComparer.Ordinal);
         _unifiedMount = layout.UnifiedMount is null ? null : Root(layout.UnifiedMount);
@@ -60,10 +71,82 @@ public sealed class CgroupManager
         return cgroup;
     }
 
-    /// <summary>The cgroup at an absolute path in the hierarchy, without creating anything.</summary>
+    /// <summary>
+    /// Where the cgroup of an OCI cgroupsPath goes: "slice:prefix:name" is a systemd scope (at its slice's path), any
+    /// other value a path.
+    /// </summary>
+    public static CgroupPlacement Place(string cgroupsPath)
+    {
+        ArgumentNullException.ThrowIfNull(cgroupsPath);
+        if (SystemdUnits.IsScopePath(cgroupsPath))
+        {
+            var scope = SystemdUnits.ParseScopePath(cgroupsPath);
+            return new CgroupPlacement(SystemdUnits.PathOf(scope), scope);
+        }
+
+        return new CgroupPlacement(CgroupFiles.NormalizePath(cgroupsPath, "path"), null);
+    }
+
+    /// <summary>
+    /// Hands a spawned process, still parked before execve, to systemd: a transient scope in its slice holding the pid,
+    /// with the limits as properties, and waits until systemd has started it. systemd then holds the process in the
+    /// scope in the hierarchies it manages and has written its values; the process is written again into every
+    /// hierarchy (freezer, cpuset, ... are nacelle's) and the exact limits applied over systemd's rounded ones.
+    /// </summary>
+    public async Task StartScopeAsync(ICgroup cgroup, SystemdScope scope, int pid, CgroupResources? resources, string description,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cgroup);
+        ArgumentNullException.ThrowIfNull(scope);
+        var properties = SystemdProperties.ForScope(scope, description, pid, resources, IsUnified, DeviceGroup);
+        await _systemd.Value.StartTransientUnitAsync(scope.Unit, properties, cancellationToken).ConfigureAwait(false);
+        cgroup.AddProcess(pid);
+        if (resources is not null)
+        {
+            cgroup.Apply(resources);
+        }
+    }
+
+    /// <summary>Stops a container's scope (its processes killed first, if any are left); one systemd no longer knows is no error.</summary>
+    public Task StopScopeAsync(SystemdScope scope, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        return StopUnitAsync(scope.Unit, cancellationToken);
+    }
+
+    /// <summary>
+    /// Stops a unit of the systemd driver by name (a scope, a pod's own slice with everything in it): SIGKILL to every
+    /// process left in it, then the stop job; one systemd no longer knows is no error.
+    /// </summary>
+    public async Task StopUnitAsync(string unit, CancellationToken cancellationToken = default)
+    {
+        await _systemd.Value.KillUnitAsync(unit, cancellationToken).ConfigureAwait(false);
+        await _systemd.Value.StopUnitAsync(unit, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The loaded units whose names match the globs (the systemd driver's recovery looks for its own).</summary>
+    public Task<IReadOnlyList<string>> ListUnitsAsync(IReadOnlyList<string> patterns, CancellationToken cancellationToken = default) =>
+        _systemd.Value.ListUnitsAsync(patterns, cancellationToken);
+
+    /// <summary>Changed limits of a running scope, so systemd keeps them (runtime properties only).</summary>
+    public Task UpdateScopeAsync(SystemdScope scope, CgroupResources resources, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        ArgumentNullException.ThrowIfNull(resources);
+        return _systemd.Value.SetUnitPropertiesAsync(scope.Unit, SystemdProperties.Limits(resources, IsUnified, DeviceGroup), cancellationToken);
+    }
+
+    private string? DeviceGroup(char type, long major) => SystemdProperties.UniqueGroup(_procDevices.Value, type, major);
+
+    /// <summary>
+    /// The cgroup at an absolute path in the hierarchy, without creating anything. A systemd slice name
+    /// ("kubepods-besteffort-pod1.slice", as kubelet's systemd driver names a pod's parent) or a "slice:prefix:name"
+    /// cgroupsPath stands for its path.
+    /// </summary>
     public ICgroup Open(string path)
     {
-        var normalized = CgroupFiles.NormalizePath(path, "path");
+        ArgumentNullException.ThrowIfNull(path);
+        var normalized = CgroupFiles.NormalizePath(SystemdUnits.ToHierarchyPath(path), "path");
         if (normalized == "/")
         {
             throw NacelleException.InvalidArgument("cgroup path \"/\" is the root of the hierarchy, not a cgroup nacelle manages");
@@ -128,7 +211,7 @@ public sealed class CgroupManager
         }
 
         var relative = CgroupFiles.NormalizePath(name, "name");
-        var parentPath = parent is null ? DefaultParentPath : CgroupFiles.NormalizePath(parent, "parent");
+        var parentPath = parent is null ? DefaultParentPath : CgroupFiles.NormalizePath(SystemdUnits.ToHierarchyPath(parent), "parent");
         return parentPath == "/" ? relative : parentPath + relative;
     }
 }

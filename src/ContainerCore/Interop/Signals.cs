@@ -5,6 +5,7 @@ namespace Nacelle.ContainerCore.Interop;
 /// <summary>Signal numbers (x86_64/arm64 Linux share these) and kill(2).</summary>
 public static partial class Signals
 {
+    public const int SIGHUP = 1;
     public const int SIGINT = 2;
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;

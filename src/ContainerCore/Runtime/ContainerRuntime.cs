@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Cgroups.Systemd;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Processes;
 using Nacelle.ContainerCore.Spawn;
@@ -107,7 +108,8 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             }
         }
 
-        var cgroupPath = CgroupPathFor(id, spec);
+        var placement = CgroupManager.Place(CgroupPathFor(id, spec));
+        var cgroupPath = placement.Path;
         var v1Mounts = _options.Cgroups.IsUnified ? null : V1MountsFor(cgroupPath);
         var plan = SpawnPlanner.PlanContainer(spec, bundle, _host, v1Mounts);
         foreach (var adjustment in plan.Adjustments)
@@ -124,9 +126,16 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             var cgroup = CreateCgroup(cgroupPath);
             undo.Push("cgroup", () => cgroup.RemoveAsync(CancellationToken.None));
-            if (spec.Linux?.Resources is { } resources)
+            var resources = spec.Linux?.Resources is { } specResources ? CgroupSpecMapping.FromSpec(specResources) : null;
+            if (resources is not null)
             {
-                cgroup.Apply(CgroupSpecMapping.FromSpec(resources));
+                cgroup.Apply(resources);
+            }
+
+            if (placement.Scope is { } undoScope)
+            {
+                // Undone after the init is killed (an empty scope stops at once), before the directories go.
+                undo.Push("systemd scope", () => _options.Cgroups.StopScopeAsync(undoScope, CancellationToken.None));
             }
 
             plan.Request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
@@ -137,6 +146,13 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 await spawned.Process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
                 spawned.Dispose();
             });
+
+            if (placement.Scope is { } scope)
+            {
+                // The systemd driver: the init, parked before execve, joins its scope before it can run.
+                await _options.Cgroups.StartScopeAsync(cgroup, scope, spawned.Pid, resources, $"nacelle container {id}", cancellationToken)
+                    .ConfigureAwait(false);
+            }
 
             var state = new ContainerState
             {
@@ -358,6 +374,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 await exit.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
             }
 
+            if (ScopeOf(entry.Spec) is { } scope)
+            {
+                await _options.Cgroups.StopScopeAsync(scope, cancellationToken).ConfigureAwait(false);
+            }
+
             await entry.Cgroup.RemoveAsync(cancellationToken).ConfigureAwait(false);
             entry.Spawned?.Dispose();
             entry.Process?.Dispose();
@@ -429,8 +450,9 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         Update(entry, s => s.Status == ContainerStatus.Paused ? s with { Status = ContainerStatus.Running } : s);
     }
 
-    /// <summary>Changes the container's cgroup limits (fields left null stay as they are).</summary>
-    public void UpdateResources(string id, SpecResources resources)
+    /// <summary>Changes the container's cgroup limits (fields left null stay as they are); under the systemd driver its
+    /// scope's properties too, as systemd rewrites a unit's files from them.</summary>
+    public async Task UpdateResourcesAsync(string id, SpecResources resources, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(resources);
         var entry = Get(id);
@@ -439,8 +461,19 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             throw NacelleException.FailedPrecondition($"container {id} has stopped");
         }
 
-        entry.Cgroup.Apply(CgroupSpecMapping.FromSpec(resources));
+        var mapped = CgroupSpecMapping.FromSpec(resources);
+        if (ScopeOf(entry.Spec) is { } scope)
+        {
+            // First: limits systemd cannot express are refused before anything changed.
+            await _options.Cgroups.UpdateScopeAsync(scope, mapped, cancellationToken).ConfigureAwait(false);
+        }
+
+        entry.Cgroup.Apply(mapped);
     }
+
+    /// <summary>The systemd scope of a container created under the systemd driver; null under cgroupfs.</summary>
+    private static SystemdScope? ScopeOf(RuntimeSpec spec) =>
+        spec.Linux?.CgroupsPath is { } path && SystemdUnits.IsScopePath(path) ? SystemdUnits.ParseScopePath(path) : null;
 
     public CgroupStats Stats(string id) => Get(id).Cgroup.Stats();
 
@@ -538,6 +571,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
     private string CgroupPathFor(string id, RuntimeSpec spec)
     {
         var requested = spec.Linux?.CgroupsPath;
+        if (SystemdUnits.IsScopePath(requested))
+        {
+            return requested!; // the systemd driver's slice:prefix:name
+        }
+
         if (string.IsNullOrEmpty(requested))
         {
             var parent = _options.CgroupParent ?? _options.Cgroups.DefaultParentPath;

@@ -16,6 +16,16 @@ public enum ConfigValueType
     StringList,
 }
 
+/// <summary>When a changed value takes effect.</summary>
+public enum ConfigReload
+{
+    /// <summary>At the next start; a reload (SIGHUP) keeps the running value and says so.</summary>
+    Restart,
+
+    /// <summary>At the next reload (SIGHUP), without dropping the socket or any stream.</summary>
+    Live,
+}
+
 /// <summary>
 /// One configuration key: its dotted path, documentation, type, how to read and write it on
 /// <see cref="NacelleConfig"/>, and its validation. The same table drives parsing, flags,
@@ -32,6 +42,15 @@ public sealed class ConfigKey<TTarget>
 
     /// <summary>Returns why a (type-correct) value is not acceptable, or null when it is.</summary>
     public Func<object, string?> Validate { get; init; } = static _ => null;
+
+    /// <summary>
+    /// Converts a value written for an older release, when this key took another TOML type then; null when the value is
+    /// not such a one. An upgrade must not turn a configuration that worked into one the new daemon refuses.
+    /// </summary>
+    public Func<object?, object?> FromOlderRelease { get; init; } = static _ => null;
+
+    /// <summary>Whether a reload applies a change of this key (<see cref="ConfigReload.Live"/>) or it waits for a restart.</summary>
+    public ConfigReload Reload { get; init; } = ConfigReload.Restart;
 
     /// <summary>The section ("" for top-level keys) and the key name inside it.</summary>
     public string Section => Path.Contains('.') ? Path[..Path.LastIndexOf('.')] : string.Empty;
@@ -85,7 +104,7 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "log_level", Type = ConfigValueType.String,
+            Path = "log_level", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Daemon log level: trace, debug, info, warn or error. Mutating CRI calls log at info, polled ones at debug.",
             Get = c => c.LogLevel, Set = (c, v) => c.LogLevel = (string)v,
             Validate = v => LogLevels.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", LogLevels)}",
@@ -232,24 +251,22 @@ public static class ConfigKeys
         new()
         {
             Path = "cgroup.driver", Type = ConfigValueType.String,
-            Comment = "cgroup driver; kubelet's --cgroup-driver must match (RuntimeConfig reports it). Only cgroupfs is implemented.",
+            Comment = "cgroup driver; kubelet's --cgroup-driver must match (RuntimeConfig reports it, and kubelet 1.28+ follows it).\n" +
+                      "cgroupfs: nacelle makes the cgroup directories itself. systemd: containers run in transient scopes\n" +
+                      "(nacelle-<id>.scope) that systemd creates over D-Bus in the pod's slice, limits set as unit properties;\n" +
+                      "needs systemd as init. Pods without a cgroup parent go in nacelle.slice.",
             Get = c => c.Cgroup.Driver, Set = (c, v) => c.Cgroup.Driver = (string)v,
-            Validate = v => (string)v switch
-            {
-                "cgroupfs" => null,
-                "systemd" => "'systemd' is not supported yet; use cgroupfs",
-                _ => $"'{v}' is not a cgroup driver (cgroupfs)",
-            },
+            Validate = v => (string)v is "cgroupfs" or "systemd" ? null : $"'{v}' is not a cgroup driver (cgroupfs, systemd)",
         },
         new()
         {
-            Path = "cni.conf_dir", Type = ConfigValueType.String,
+            Path = "cni.conf_dir", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Directory of CNI network configurations (as containerd's and CRI-O's).",
             Get = c => c.Cni.ConfDir, Set = (c, v) => c.Cni.ConfDir = (string)v, Validate = AbsolutePath,
         },
         new()
         {
-            Path = "cni.bin_dirs", Type = ConfigValueType.StringList,
+            Path = "cni.bin_dirs", Type = ConfigValueType.StringList, Reload = ConfigReload.Live,
             Comment = "Directories searched in order for CNI plugin executables (passed to plugins as CNI_PATH).",
             Get = c => c.Cni.BinDirs, Set = (c, v) => c.Cni.BinDirs = (List<string>)v, Validate = DirectoryList,
         },
@@ -262,37 +279,39 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "cni.plugin_timeout", Type = ConfigValueType.Duration,
+            Path = "cni.plugin_timeout", Type = ConfigValueType.Duration, Reload = ConfigReload.Live,
             Comment = "How long one plugin invocation (ADD, DEL, CHECK, STATUS) may run before it is killed.",
             Get = c => c.Cni.PluginTimeout, Set = (c, v) => c.Cni.PluginTimeout = (TimeSpan)v,
             Validate = v => (TimeSpan)v < TimeSpan.FromSeconds(1) || (TimeSpan)v > TimeSpan.FromMinutes(10) ? "must be between 1s and 10m" : null,
         },
         new()
         {
-            Path = "cni.default_network", Type = ConfigValueType.String,
+            Path = "cni.default_network", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "While conf_dir holds no valid configuration: \"none\" leaves pod networking to the cluster (NetworkReady stays\n" +
                       "false until its network add-on installs a configuration; the right choice on a cluster node), \"builtin\" uses\n" +
                       "nacelle's own single-host network (bridge + host-local + portmap; scripts/run.sh passes --default-network builtin).",
             Get = c => c.Cni.DefaultNetwork, Set = (c, v) => c.Cni.DefaultNetwork = (string)v,
             Validate = v => DefaultNetworkChoices.Contains((string)v) ? null : $"'{v}' is not one of {string.Join(", ", DefaultNetworkChoices)}",
+            // 0.1.0 took a boolean: true for the built-in network, false for none.
+            FromOlderRelease = raw => raw is bool builtin ? builtin ? NacelleConfig.CniSection.BuiltinNetwork : NacelleConfig.CniSection.NoDefaultNetwork : null,
         },
         new()
         {
-            Path = "cni.default_masquerade", Type = ConfigValueType.Boolean,
+            Path = "cni.default_masquerade", Type = ConfigValueType.Boolean, Reload = ConfigReload.Live,
             Comment = "The built-in network masquerades traffic from pods to addresses outside the pod range (the bridge plugin's\n" +
                       "ipMasq), so pods reach beyond this host through its address.",
             Get = c => c.Cni.DefaultMasquerade, Set = (c, v) => c.Cni.DefaultMasquerade = (bool)v,
         },
         new()
         {
-            Path = "cni.default_pod_cidr", Type = ConfigValueType.String,
+            Path = "cni.default_pod_cidr", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Pod CIDR of the built-in network until kubelet sets the node's (UpdateRuntimeConfig); an IPv4 and an IPv6\n" +
                       "range separated by a comma for dual stack.",
             Get = c => c.Cni.DefaultPodCidr, Set = (c, v) => c.Cni.DefaultPodCidr = (string)v, Validate = PodCidr,
         },
         new()
         {
-            Path = "cni.default_bridge", Type = ConfigValueType.String,
+            Path = "cni.default_bridge", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Linux bridge of the built-in network.",
             Get = c => c.Cni.DefaultBridge, Set = (c, v) => c.Cni.DefaultBridge = (string)v, Validate = InterfaceName,
         },
@@ -305,7 +324,7 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "image.pinned_images", Type = ConfigValueType.StringList,
+            Path = "image.pinned_images", Type = ConfigValueType.StringList, Reload = ConfigReload.Live,
             Comment = "Images reported as pinned (kubelet's image garbage collection keeps them) and refused by RemoveImage.\n" +
                       "An image name pins that name (without a tag or digest: every tag and digest of the repository);\n" +
                       "a pattern with * matches full normalised names, e.g. [\"registry.k8s.io/pause:*\", \"docker.io/library/busybox\"].",
@@ -314,21 +333,21 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "registry.no_progress_timeout", Type = ConfigValueType.Duration,
+            Path = "registry.no_progress_timeout", Type = ConfigValueType.Duration, Reload = ConfigReload.Live,
             Comment = "A download attempt that receives no byte for this long is abandoned and retried (unpacking does not count).",
             Get = c => c.Registry.NoProgressTimeout, Set = (c, v) => c.Registry.NoProgressTimeout = (TimeSpan)v,
             Validate = v => (TimeSpan)v < TimeSpan.FromSeconds(1) || (TimeSpan)v > TimeSpan.FromHours(1) ? "must be between 1s and 1h" : null,
         },
         new()
         {
-            Path = "registry.max_attempts", Type = ConfigValueType.Integer,
+            Path = "registry.max_attempts", Type = ConfigValueType.Integer, Reload = ConfigReload.Live,
             Comment = "Attempts per registry request on transient failures (connection errors, 5xx, 429), with exponential backoff.",
             Get = c => c.Registry.MaxAttempts, Set = (c, v) => c.Registry.MaxAttempts = (long)v,
             Validate = v => (long)v is >= 1 and <= 20 ? null : $"{v} must be between 1 and 20",
         },
         new()
         {
-            Path = "registry.auth_file", Type = ConfigValueType.String,
+            Path = "registry.auth_file", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Node credentials in Docker's config.json format ({\"auths\": {\"<registry>\": {\"auth\": \"<base64 user:password>\"}}},\n" +
                       "or username/password, identitytoken, registrytoken), used when a pull brings no credentials of its own;\n" +
                       "re-read when it changes. credHelpers and credsStore are refused. Empty: none.",
@@ -341,14 +360,14 @@ public static class ConfigKeys
     [
         new()
         {
-            Path = "mirrors", Type = ConfigValueType.StringList,
+            Path = "mirrors", Type = ConfigValueType.StringList, Reload = ConfigReload.Live,
             Comment = "Mirror endpoints tried in order before the registry itself, e.g. [\"https://mirror.example:5000\"].",
             Get = h => h.Mirrors, Set = (h, v) => h.Mirrors = (List<string>)v,
             Validate = v => ((List<string>)v).FirstOrDefault(m => !IsHttpUrl(m)) is { } bad ? $"mirror '{bad}' is not an absolute http:// or https:// URL" : null,
         },
         new()
         {
-            Path = "server", Type = ConfigValueType.String,
+            Path = "server", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "Serve this registry from this URL instead of its own host, which is then never contacted (tried after the\n" +
                       "mirrors), e.g. \"https://registry.internal:5000\". Empty: the registry's own host.",
             Get = h => h.Server, Set = (h, v) => h.Server = (string)v,
@@ -356,38 +375,38 @@ public static class ConfigKeys
         },
         new()
         {
-            Path = "fallback", Type = ConfigValueType.Boolean,
+            Path = "fallback", Type = ConfigValueType.Boolean, Reload = ConfigReload.Live,
             Comment = "After the mirrors, try the registry itself (or server). false: the mirrors only, never the origin, for\n" +
                       "air-gapped nodes (needs at least one mirror).",
             Get = h => h.Fallback, Set = (h, v) => h.Fallback = (bool)v,
         },
         new()
         {
-            Path = "plain_http", Type = ConfigValueType.Boolean,
+            Path = "plain_http", Type = ConfigValueType.Boolean, Reload = ConfigReload.Live,
             Comment = "Talk plain HTTP to this registry (never needed for loopback registries).",
             Get = h => h.PlainHttp, Set = (h, v) => h.PlainHttp = (bool)v,
         },
         new()
         {
-            Path = "skip_verify", Type = ConfigValueType.Boolean,
+            Path = "skip_verify", Type = ConfigValueType.Boolean, Reload = ConfigReload.Live,
             Comment = "Do not verify this registry's TLS certificate (unsafe; prefer ca_file).",
             Get = h => h.SkipVerify, Set = (h, v) => h.SkipVerify = (bool)v,
         },
         new()
         {
-            Path = "ca_file", Type = ConfigValueType.String,
+            Path = "ca_file", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "PEM CA bundle trusted for this registry, in addition to the system CAs.",
             Get = h => h.CaFile, Set = (h, v) => h.CaFile = (string)v, Validate = OptionalAbsolutePath,
         },
         new()
         {
-            Path = "client_cert_file", Type = ConfigValueType.String,
+            Path = "client_cert_file", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "PEM client certificate for mutual TLS (with client_key_file).",
             Get = h => h.ClientCertFile, Set = (h, v) => h.ClientCertFile = (string)v, Validate = OptionalAbsolutePath,
         },
         new()
         {
-            Path = "client_key_file", Type = ConfigValueType.String,
+            Path = "client_key_file", Type = ConfigValueType.String, Reload = ConfigReload.Live,
             Comment = "PEM private key of client_cert_file.",
             Get = h => h.ClientKeyFile, Set = (h, v) => h.ClientKeyFile = (string)v, Validate = OptionalAbsolutePath,
         },

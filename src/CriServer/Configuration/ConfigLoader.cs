@@ -234,7 +234,7 @@ public static class ConfigLoader
             (ConfigValueType.StringList, TomlArray array) when array.All(e => e is string) => array.Cast<string>().ToList(),
             _ => null,
         };
-        return value ?? throw new ConfigException(source, keyPath, $"expected {Expected(key.Type)}, got {Describe(raw)}");
+        return value ?? key.FromOlderRelease(raw) ?? throw new ConfigException(source, keyPath, $"expected {Expected(key.Type)}, got {Describe(raw)}");
     }
 
     /// <summary>Parses a flag's text as the key's type.</summary>

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -29,14 +30,17 @@ namespace Nacelle.CriServer.Hosting;
 
 /// <summary>
 /// Runs the daemon: takes the socket, serves CRI (HTTP/2 on the unix socket) and /metrics (HTTP/1.1 on TCP),
-/// tells systemd when ready, and on SIGTERM/SIGINT drains in-flight calls within grpc.shutdown_timeout,
-/// removes the socket and returns 0.
+/// tells systemd when ready, on SIGHUP reloads the configuration (<see cref="ConfigReloader"/>: the live keys change,
+/// the socket, streams and pods are untouched), and on SIGTERM/SIGINT drains in-flight calls within
+/// grpc.shutdown_timeout, removes the socket and returns 0.
 /// </summary>
 internal static class Daemon
 {
-    public static async Task<int> RunAsync(LoadedConfig loaded)
+    public static async Task<int> RunAsync(ConfigSources sources, LoadedConfig loaded)
     {
         var config = loaded.Config;
+        var reloader = new ConfigReloader(loaded, () => ConfigLoader.Load(sources));
+        var logLevel = new LogLevelSwitch(LogLevelSwitch.Parse(config.LogLevel));
         var tracingSettings = TracingSettings.Resolve(config, loaded.ExplicitKeys, TracingSettings.ProcessEnvironment());
 
         var imageOptions = ImageOptions(config);
@@ -50,6 +54,11 @@ internal static class Daemon
             {
                 throw new DaemonStartException(ExitCodes.Configuration, $"{e.Message}; fix the file, or set registry.auth_file = \"\"");
             }
+        }
+
+        if (config.Cgroup.Driver == "systemd")
+        {
+            await EnsureSystemdAsync().ConfigureAwait(false);
         }
 
         PrepareDirectory(config.Root, "root", "--root", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -68,7 +77,7 @@ internal static class Daemon
         var handlers = RuntimeHandlers.BuiltIn(kernel);
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "nacelle" });
-        ConfigureLogging(builder.Logging, config);
+        ConfigureLogging(builder.Logging, config, logLevel);
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -94,7 +103,7 @@ internal static class Daemon
         var metrics = new CriMetrics(CriMetrics.CreateDefaultRegistry());
         metrics.Prime(RpcCatalog.All);
         builder.Services.AddSingleton(metrics);
-        builder.Services.AddSingleton(new DaemonInfo(loaded, CgroupLayout.Detect()));
+        builder.Services.AddSingleton(new DaemonInfo(reloader, CgroupLayout.Detect()));
         builder.Services.AddSingleton<RuntimeReadiness>();
         var database = OpenDatabase(config.Root);
         builder.Services.AddSingleton(database);
@@ -111,6 +120,8 @@ internal static class Daemon
         {
             StateRoot = config.State,
             Handlers = handlers,
+            // Pods kubelet gives no parent: a directory of ours, or under the systemd driver a slice of ours.
+            DefaultCgroupParent = config.Cgroup.Driver == "systemd" ? Nacelle.ContainerCore.Cgroups.Systemd.SystemdUnits.DefaultSlice : "/nacelle",
             Logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Nacelle.Sandbox.Pods"),
             CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
         }, services.GetRequiredService<PodStore>(), services.GetRequiredService<CniNetwork>()));
@@ -210,6 +221,12 @@ internal static class Daemon
         var containers = app.Services.GetRequiredService<ContainerManager>();
         await app.Services.GetRequiredService<PodManager>().RecoverAsync().ConfigureAwait(false);
         await containers.RecoverAsync().ConfigureAwait(false);
+        if (config.Cgroup.Driver == "systemd")
+        {
+            // Units of pods and containers this daemon no longer knows (killed half way, a lost store) are stopped.
+            await app.Services.GetRequiredService<PodManager>().RemoveUnknownUnitsAsync().ConfigureAwait(false);
+        }
+
         var streaming = app.Services.GetRequiredService<StreamingServer>();
         if (streaming.Enabled)
         {
@@ -246,12 +263,129 @@ internal static class Daemon
 
         Notify(logger, "READY=1");
 
+        RegisterReloadParticipants(reloader, app.Services, logLevel);
+        using var reloadSignal = ReloadOnSignal(reloader, logger);
+
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         // Open streams end with the daemon; containers and their logs are the monitors' and go on.
         await streaming.StopAsync().ConfigureAwait(false);
         guard.RemoveSocket();
         Log.Stopped(logger, config.Grpc.Socket);
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The parts that take live keys on a reload: logging (log_level), the image service (registry.*,
+    /// image.pinned_images) and pod networking (cni.*). Each checks the new values before any of them applies its own.
+    /// </summary>
+    private static void RegisterReloadParticipants(ConfigReloader reloader, IServiceProvider services, LogLevelSwitch logLevel)
+    {
+        reloader.Register(new ReloadParticipant("logging", next =>
+        {
+            var level = LogLevelSwitch.Parse(next.LogLevel);
+            return () => logLevel.Level = level;
+        }));
+
+        var images = services.GetRequiredService<ImageManager>();
+        reloader.Register(new ReloadParticipant("images", next =>
+        {
+            var options = ImageOptions(next);
+            try
+            {
+                options.Registry.NodeCredentials?.Validate();
+            }
+            catch (Nacelle.Common.NacelleException e)
+            {
+                throw new ConfigException(next.Registry.AuthFile, "registry.auth_file", e.Message);
+            }
+
+            return () => images.Reconfigure(options.Registry, options.PinnedImages);
+        }));
+
+        var network = services.GetRequiredService<CniNetwork>();
+        reloader.Register(new ReloadParticipant("cni", next =>
+        {
+            var options = CniOptions(next);
+            return () => network.Reconfigure(options);
+        }));
+    }
+
+    /// <summary>SIGHUP reloads the configuration (systemctl reload nacelle); one line says what happened.</summary>
+    private static PosixSignalRegistration ReloadOnSignal(ConfigReloader reloader, ILogger logger)
+    {
+        var pending = 0;
+        return PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // not the default action (exit)
+            if (Interlocked.Exchange(ref pending, 1) == 1)
+            {
+                return; // a reload is queued: it will read the files as they are then
+            }
+
+            _ = Task.Run(() =>
+            {
+                Interlocked.Exchange(ref pending, 0);
+                Reload(reloader, logger);
+            });
+        });
+    }
+
+    internal static void Reload(ConfigReloader reloader, ILogger logger)
+    {
+        Notify(logger, "RELOADING=1");
+        try
+        {
+            var outcome = reloader.Reload();
+            if (outcome.Refused is { } refused)
+            {
+                Log.ReloadRefused(logger, refused.Message);
+                return;
+            }
+
+            if (outcome.Deferred.Count > 0)
+            {
+                Log.ReloadDeferred(logger, string.Join(", ", outcome.Deferred));
+            }
+
+            Log.Reloaded(logger, outcome.Applied.Count == 0 ? "(nothing)" : string.Join(", ", outcome.Applied),
+                reloader.Current.Files.Count == 0 ? "(none: embedded defaults)" : string.Join(", ", reloader.Current.Files));
+        }
+        catch (Exception e) when (e is Nacelle.Common.NacelleException or IOException or UnauthorizedAccessException)
+        {
+            // A part failed while applying values it had accepted: the rest keep what they have; say so in one line.
+            Log.ReloadFailed(logger, e.Message);
+        }
+        finally
+        {
+            Notify(logger, "READY=1");
+        }
+    }
+
+    /// <summary>
+    /// The systemd cgroup driver hands every container to systemd: systemd must be this node's init (sd_booted(3): its
+    /// /run/systemd/system exists) and answer on the system bus, else the daemon stops here with one line naming
+    /// cgroup.driver.
+    /// </summary>
+    private static async Task EnsureSystemdAsync()
+    {
+        const string fix = "run nacelle on a node booted with systemd, or set cgroup.driver = \"cgroupfs\" (and kubelet's --cgroup-driver=cgroupfs)";
+        if (!Directory.Exists("/run/systemd/system"))
+        {
+            throw new DaemonStartException(ExitCodes.Configuration,
+                $"cgroup.driver \"systemd\": systemd is not this node's init (/run/systemd/system is missing); {fix}");
+        }
+
+        var systemd = new Nacelle.ContainerCore.Cgroups.Systemd.SystemdManager();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await systemd.PingAsync(timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Nacelle.Common.NacelleException or OperationCanceledException)
+        {
+            var why = e is OperationCanceledException ? $"systemd did not answer on the system bus {systemd.Address} within 10 s" : e.Message;
+            throw new DaemonStartException(ExitCodes.Configuration, $"cgroup.driver \"systemd\": {why}; {fix}");
+        }
     }
 
     private static MetadataDatabase OpenDatabase(string root)
@@ -380,26 +514,12 @@ internal static class Daemon
         }
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging, NacelleConfig config)
+    private static void ConfigureLogging(ILoggingBuilder logging, NacelleConfig config, LogLevelSwitch level)
     {
-        var level = config.LogLevel switch
-        {
-            "trace" => LogLevel.Trace,
-            "debug" => LogLevel.Debug,
-            "warn" => LogLevel.Warning,
-            "error" => LogLevel.Error,
-            _ => LogLevel.Information,
-        };
-
         logging.ClearProviders();
-        logging.SetMinimumLevel(level);
-        // The framework's own chatter only when debugging.
-        var frameworkLevel = level <= LogLevel.Debug ? level : LogLevel.Warning;
-        logging.AddFilter("Microsoft", frameworkLevel);
-        // The generic host logs a start failure with its stack trace; RunAsync turns the failures it can explain into
-        // one line (DaemonStartException) and Main prints anything else, so the host's copy is only kept when debugging.
-        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level <= LogLevel.Debug ? level : LogLevel.None);
-        logging.AddFilter("Grpc", frameworkLevel);
+        // Every level passes the builder; the one filter below decides, reading the switch a reload turns.
+        logging.SetMinimumLevel(LogLevel.Trace);
+        logging.AddFilter(level.Allows);
         logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
         if (config.LogFormat == "json")

@@ -44,6 +44,20 @@ internal static partial class Log
     public static partial void KernelFeatures(ILogger logger, bool userNamespaces, string userNamespacesDetail, bool recursiveReadOnly,
         string recursiveReadOnlyDetail);
 
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "configuration reloaded: changed {Changed}; files {ConfigFiles}")]
+    public static partial void Reloaded(ILogger logger, string changed, string configFiles);
+
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Error,
+        Message = "configuration reload refused, the running configuration stays in force: {Problem}")]
+    public static partial void ReloadRefused(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning,
+        Message = "configuration reload: {Keys} changed but take effect only at the next start; the running values stay")]
+    public static partial void ReloadDeferred(ILogger logger, string keys);
+
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Error, Message = "configuration reload failed while applying it: {Problem}")]
+    public static partial void ReloadFailed(ILogger logger, string problem);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

@@ -27,13 +27,15 @@ public sealed class RegistryClient : IDisposable
     private const int MaxManifestBytes = 4 * 1024 * 1024;
     private const string DockerHubEndpoint = "registry-1.docker.io";
 
-    private readonly RegistryOptions _options;
     private readonly Platform _platform;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Lazy<Task<Uri>>> _originBases = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, AuthChallenge?> _pings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
+    private readonly List<HttpClient> _retiredClients = [];
+    // Replaced together by Reconfigure: requests under way keep the options and clients they started with.
+    private volatile RegistryOptions _options;
+    private volatile ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
+    private volatile ConcurrentDictionary<string, Lazy<Task<Uri>>> _originBases = new(StringComparer.Ordinal);
+    private volatile ConcurrentDictionary<string, AuthChallenge?> _pings = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>Creates a client for <paramref name="platform"/> (usually <see cref="Platform.Current"/>).</summary>
@@ -42,13 +44,39 @@ public sealed class RegistryClient : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(platform);
         ArgumentNullException.ThrowIfNull(logger);
+        Check(options);
+        _options = options;
+        _platform = platform;
+        _logger = logger;
+    }
+
+    private static void Check(RegistryOptions options)
+    {
         if (options.MaxAttempts < 1)
             throw NacelleException.InvalidArgument($"registry MaxAttempts must be at least 1, not {options.MaxAttempts}");
         if (options.NoProgressTimeout <= TimeSpan.Zero)
             throw NacelleException.InvalidArgument("registry NoProgressTimeout must be positive");
-        _options = options;
-        _platform = platform;
-        _logger = logger;
+    }
+
+    /// <summary>
+    /// Replaces the options (a configuration reload): later requests use the new hosts, mirrors, credentials and
+    /// limits, with new HTTP clients (CA and client certificate files read again); requests under way finish with the
+    /// old ones, which are disposed with this client. Tokens stay cached (they are keyed by realm and credentials).
+    /// </summary>
+    public void Reconfigure(RegistryOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Check(options);
+        lock (_retiredClients)
+        {
+            var old = _clients;
+            _options = options;
+            _clients = new ConcurrentDictionary<string, HttpClient>(StringComparer.Ordinal);
+            _originBases = new ConcurrentDictionary<string, Lazy<Task<Uri>>>(StringComparer.Ordinal);
+            _pings = new ConcurrentDictionary<string, AuthChallenge?>(StringComparer.Ordinal);
+            _retiredClients.AddRange(old.Values);
+        }
     }
 
     /// <summary>
@@ -110,9 +138,13 @@ public sealed class RegistryClient : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        foreach (HttpClient client in _clients.Values)
-            client.Dispose();
-        _clients.Clear();
+        lock (_retiredClients)
+        {
+            foreach (HttpClient client in _clients.Values.Concat(_retiredClients))
+                client.Dispose();
+            _clients.Clear();
+            _retiredClients.Clear();
+        }
     }
 
     // ---------------------------------------------------------------- manifests

@@ -54,7 +54,7 @@ internal sealed partial class MonitorOperations(
             MonitorProtocol.List => Task.FromResult(List(ok)),
             MonitorProtocol.Delete => DeleteAsync(request, ok),
             MonitorProtocol.ExecSync => ExecSyncAsync(request, ok),
-            MonitorProtocol.Update => Task.FromResult(Update(request, ok)),
+            MonitorProtocol.Update => UpdateAsync(request, ok),
             MonitorProtocol.Watch => Task.FromResult(Watch(ok)),
             MonitorProtocol.ReopenLog => Task.FromResult(ReopenLog(request, ok)),
             MonitorProtocol.Shutdown => ShutdownAsync(ok),

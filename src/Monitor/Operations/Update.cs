@@ -8,9 +8,9 @@ namespace Nacelle.Monitor.Operations;
 internal sealed partial class MonitorOperations
 {
     /// <summary>update: new cgroup limits (OCI linux.resources) for a container.</summary>
-    private MonitorResponse Update(MonitorRequest request, MonitorResponse ok)
+    private async Task<MonitorResponse> UpdateAsync(MonitorRequest request, MonitorResponse ok)
     {
-        runtime.UpdateResources(Id(request), ParseResources(request));
+        await runtime.UpdateResourcesAsync(Id(request), ParseResources(request)).ConfigureAwait(false);
         return ok with { Container = containers.Describe(Id(request)) };
     }
 

@@ -29,7 +29,7 @@ public sealed partial class ContainerManager
         var image = _images.Find(request.Image)
             ?? throw NacelleException.NotFound($"image \"{request.Image}\" is not present on this node: pull it first");
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        var cgroupsPath = $"{pod.CgroupParent.TrimEnd('/')}/{id}";
+        var cgroupsPath = Nacelle.ContainerCore.Cgroups.CgroupNames.Container(pod.CgroupParent, id);
         var undo = new UndoStack();
         _creating[id] = 0;
         try

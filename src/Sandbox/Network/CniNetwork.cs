@@ -40,21 +40,71 @@ public sealed class CniNetwork : IDisposable
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim[] _podLocks = [.. Enumerable.Range(0, 32).Select(_ => new SemaphoreSlim(1, 1))];
     private string _podCidr;
+    private bool _podCidrFromKubelet;
     private CniNetworkStatus? _current;
     private CniConfWatcher? _watcher;
+    private volatile CniOptions _options;
+    private volatile CniPluginExecutor _executor;
 
     public CniNetwork(CniOptions options, ILogger? logger = null)
     {
-        Options = options;
+        _options = options;
         _logger = logger ?? NullLogger.Instance;
         _podCidr = string.Join(',', DefaultNetwork.ParsePodCidrs(options.DefaultPodCidr));
-        Executor = new CniPluginExecutor(options.BinDirs, options.PluginTimeout, _logger);
+        _executor = new CniPluginExecutor(options.BinDirs, options.PluginTimeout, _logger);
         _cache = new CniResultCache(options.ResultsDir);
     }
 
-    public CniOptions Options { get; }
+    /// <summary>The options in force (replaced by <see cref="Reconfigure"/>).</summary>
+    public CniOptions Options => _options;
 
-    public CniPluginExecutor Executor { get; }
+    public CniPluginExecutor Executor => _executor;
+
+    /// <summary>
+    /// Applies a configuration reload: conf dir, plugin directories and timeout, and the built-in network's settings
+    /// take effect for the next set-up, check and tear-down (those under way finish with the old ones), and readiness
+    /// is evaluated again. The result cache's directory cannot change while pods use it: a different one is refused.
+    /// The default pod CIDR only applies while kubelet has not set the node's (UpdateRuntimeConfig).
+    /// </summary>
+    public void Reconfigure(CniOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.ResultsDir != _options.ResultsDir)
+        {
+            throw NacelleException.FailedPrecondition($"the CNI result cache cannot move from {_options.ResultsDir} to {options.ResultsDir} while the daemon runs");
+        }
+
+        var cidr = string.Join(',', DefaultNetwork.ParsePodCidrs(options.DefaultPodCidr));
+        CniConfWatcher? oldWatcher = null;
+        var watch = false;
+        lock (_gate)
+        {
+            var old = _options;
+            _options = options;
+            _executor = new CniPluginExecutor(options.BinDirs, options.PluginTimeout, _logger);
+            if (!_podCidrFromKubelet)
+            {
+                _podCidr = cidr;
+            }
+
+            if (_watcher is not null && (old.ConfDir != options.ConfDir || old.RescanInterval != options.RescanInterval))
+            {
+                oldWatcher = _watcher;
+                _watcher = null;
+                watch = true;
+            }
+        }
+
+        oldWatcher?.Dispose();
+        if (watch)
+        {
+            StartWatching();
+        }
+        else
+        {
+            Refresh();
+        }
+    }
 
     public CniResultCache Cache => _cache;
 
@@ -83,6 +133,7 @@ public sealed class CniNetwork : IDisposable
         lock (_gate)
         {
             _podCidr = normalised;
+            _podCidrFromKubelet = true;
         }
 
         Log.PodCidrUpdated(_logger, normalised);

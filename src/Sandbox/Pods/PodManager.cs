@@ -415,10 +415,64 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// </summary>
     private async Task RemovePodCgroupsAsync(string podId, string cgroupParent, CancellationToken cancellationToken)
     {
+        var systemd = CgroupNames.IsSystemd(cgroupParent);
         foreach (var path in CgroupsMadeFor(podId, cgroupParent))
         {
+            if (systemd)
+            {
+                // The systemd driver: the unit first (the pod's own slice with every scope in it, or one scope), so
+                // systemd forgets it; then what is left of the directories in the hierarchies systemd does not manage.
+                await _cgroups.Value.StopUnitAsync(Path.GetFileName(path), cancellationToken).ConfigureAwait(false);
+            }
+
             await _cgroups.Value.KillTreeAsync(path, cancellationToken).ConfigureAwait(false);
             await _cgroups.Value.RemoveTreeAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// After a daemon start under the systemd driver (once pods and containers are recovered): every unit of nacelle's
+    /// naming that belongs to no pod or container in the store (pause-init's scope, a container's scope, a pod's own
+    /// slice), left by a daemon killed half way or a store that was lost, is killed and stopped. Units of other names are
+    /// never touched.
+    /// </summary>
+    public async Task RemoveUnknownUnitsAsync(CancellationToken cancellationToken = default)
+    {
+        var pods = store.ListPods().Select(p => p.Id).ToList();
+        bool PodKnown(string prefix) => pods.Any(id => id.StartsWith(prefix, StringComparison.Ordinal));
+        IReadOnlyList<string> units;
+        try
+        {
+            units = await _cgroups.Value.ListUnitsAsync(CgroupNames.UnitPatterns, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NacelleException e)
+        {
+            PodLog.UnitSweepFailed(_log, e.Message);
+            return;
+        }
+
+        foreach (var unit in units)
+        {
+            var known = CgroupNames.OwnerOf(unit) switch
+            {
+                (CgroupOwner.Pod, var prefix) => PodKnown(prefix),
+                (CgroupOwner.Container, var id) => store.TryGetContainer(id) is not null,
+                _ => true,
+            };
+            if (known)
+            {
+                continue;
+            }
+
+            PodLog.UnknownUnitRemoved(_log, unit);
+            try
+            {
+                await _cgroups.Value.StopUnitAsync(unit, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NacelleException e)
+            {
+                PodLog.RecoverFailed(_log, unit, e.Message);
+            }
         }
     }
 
@@ -435,13 +489,15 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// pause-init's and the containers' (never the parent's other children: a caller's cgroup_parent is not ours to empty).</summary>
     private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent) =>
         cgroupParent == OwnCgroup(podId)
-            ? [cgroupParent]
-            : [.. _cgroups.Value.Open(cgroupParent).ChildPaths().Where(path => path == PauseCgroup(cgroupParent, podId) || IsContainerCgroup(path))];
+            ? [CgroupNames.PathOf(cgroupParent)]
+            : [.. _cgroups.Value.Open(cgroupParent).ChildPaths()
+                .Where(path => path == CgroupNames.PathOf(PauseCgroup(cgroupParent, podId)) || IsContainerCgroup(path))];
 
-    /// <summary>A container's cgroup is named by its id (64 hex digits) under the pod's parent.</summary>
-    private static bool IsContainerCgroup(string path) => PodStore.IsValidId(Path.GetFileName(path));
+    /// <summary>A container's cgroup is named by its id (64 hex digits) under the pod's parent (the systemd driver's
+    /// scope: nacelle-&lt;id&gt;.scope).</summary>
+    private static bool IsContainerCgroup(string path) => PodStore.IsValidId(CgroupNames.ContainerIdOf(Path.GetFileName(path)));
 
-    private static string PauseCgroup(string cgroupParent, string podId) => $"{cgroupParent.TrimEnd('/')}/nacelle-pause-{podId[..12]}";
+    private static string PauseCgroup(string cgroupParent, string podId) => CgroupNames.Pause(cgroupParent, podId[..12]);
 
     /// <summary>
     /// After a daemon start: a pod a killed daemon left half made is torn down (network, processes, cgroups, files) and
@@ -672,7 +728,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         return File.Exists(path) ? path : "";
     }
 
-    private string OwnCgroup(string id) => $"{options.DefaultCgroupParent.TrimEnd('/')}/pod-{id[..12]}";
+    private string OwnCgroup(string id) => CgroupNames.OwnPod(options.DefaultCgroupParent, id[..12]);
 
     /// <summary>The pod an id or unique prefix names; NotFound when there is none (or its RunPodSandbox has not finished).</summary>
     public PodRecord Get(string idOrPrefix) =>
@@ -839,4 +895,10 @@ internal static partial class PodLog
 
     [LoggerMessage(5106, LogLevel.Warning, "Pod {PodId}: the monitor did not answer the shutdown within {Seconds} s; killing it")]
     public static partial void MonitorNotAnswering(ILogger logger, string podId, int seconds);
+
+    [LoggerMessage(5107, LogLevel.Warning, "systemd unit {Unit} belongs to no pod or container this daemon knows: killing and stopping it")]
+    public static partial void UnknownUnitRemoved(ILogger logger, string unit);
+
+    [LoggerMessage(5108, LogLevel.Warning, "Listing the systemd units of the systemd cgroup driver failed; units of pods this daemon no longer knows stay: {Reason}")]
+    public static partial void UnitSweepFailed(ILogger logger, string reason);
 }

@@ -61,6 +61,30 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public Process Process { get; }
 
+    /// <summary>Whether a wrapper (e.g. nsenter into a test systemd's namespaces) runs the daemon as its child.</summary>
+    public bool Wrapped { get; private init; }
+
+    /// <summary>
+    /// The daemon's pid (in this test's pid namespace): the process started, or under a wrapper that forks (nsenter
+    /// --pid), the wrapper's child once there is one.
+    /// </summary>
+    public int Pid
+    {
+        get
+        {
+            if (!Wrapped || Process.HasExited)
+            {
+                return Process.Id;
+            }
+
+            var children = Directory.GetDirectories($"/proc/{Process.Id}/task")
+                .Select(task => Path.Combine(task, "children"))
+                .Where(File.Exists)
+                .SelectMany(file => File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            return children.Select(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault(Process.Id);
+        }
+    }
+
     public CriClient Client => _client ??= new CriClient(Socket);
 
     /// <summary>Everything the daemon wrote to stdout and stderr so far.</summary>
@@ -75,18 +99,29 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>The daemon executable: $NACELLE_BIN (the Native AOT build in CI) or `dotnet nacelle.dll` beside the tests.</summary>
-    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
+    /// <summary>The daemon executable: <paramref name="executable"/> (another build, e.g. a previous release, with its
+    /// monitor beside it), else $NACELLE_BIN (the Native AOT build in CI) or `dotnet nacelle.dll` beside the tests.
+    /// <paramref name="wrapper"/>, when given, runs it: the command and arguments put before the daemon's (e.g. nsenter).</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string? executable = null, IReadOnlyList<string>? wrapper = null)
     {
-        var bin = Environment.GetEnvironmentVariable("NACELLE_BIN");
-        ProcessStartInfo info;
+        var bin = executable ?? Environment.GetEnvironmentVariable("NACELLE_BIN");
+        var info = new ProcessStartInfo(wrapper is { Count: > 0 } ? wrapper[0] : string.IsNullOrEmpty(bin) ? "dotnet" : bin);
+        foreach (var arg in wrapper?.Skip(1) ?? [])
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        if (wrapper is { Count: > 0 })
+        {
+            info.ArgumentList.Add(string.IsNullOrEmpty(bin) ? "dotnet" : bin);
+        }
+
         if (!string.IsNullOrEmpty(bin))
         {
-            info = new ProcessStartInfo(bin);
+            info.Environment.Remove("NACELLE_MONITOR"); // the monitor beside that daemon
         }
         else
         {
-            info = new ProcessStartInfo("dotnet");
             info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "nacelle.dll"));
             // The JIT daemon's pods run the JIT monitor beside the tests (the AOT one sits beside the AOT daemon).
             info.Environment["NACELLE_MONITOR"] = Path.Combine(AppContext.BaseDirectory, "nacelle-monitor.dll");
@@ -134,7 +169,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
         IEnumerable<string>? extraArgs = null,
         bool waitUntilServing = true,
         string? directory = null,
-        bool metricsEnabled = true)
+        bool metricsEnabled = true,
+        string? executable = null,
+        IReadOnlyList<string>? wrapper = null)
     {
         directory ??= System.IO.Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
         var metricsPort = Ports.FreeLoopbackPort();
@@ -152,14 +189,14 @@ internal sealed class DaemonProcess : IAsyncDisposable
         };
         args.AddRange(extraArgs ?? []);
 
-        var info = StartInfo(args);
+        var info = StartInfo(args, executable, wrapper);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[key] = value;
         }
 
         var process = Process.Start(info)!;
-        var daemon = new DaemonProcess(directory, process, metricsPort);
+        var daemon = new DaemonProcess(directory, process, metricsPort) { Wrapped = wrapper is { Count: > 0 } };
         process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
         process.BeginOutputReadLine();
@@ -187,7 +224,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// Starts a new daemon on the directory (socket, root, state) of one that has exited, as a restart after a crash
     /// or an upgrade would. The stopped object is spent: only the returned one is disposed.
     /// </summary>
-    public static async Task<DaemonProcess> RestartAsync(DaemonProcess stopped, string configToml = "")
+    public static async Task<DaemonProcess> RestartAsync(DaemonProcess stopped, string configToml = "", string? executable = null)
     {
         if (!stopped.Process.HasExited)
         {
@@ -196,7 +233,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
         stopped._client?.Dispose();
         stopped.Process.Dispose();
-        return await StartAsync(configToml, directory: stopped.WorkDirectory);
+        return await StartAsync(configToml, directory: stopped.WorkDirectory, executable: executable);
     }
 
     private void Append(string? line)
@@ -245,7 +282,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Sends a signal and waits for the process to exit; returns its exit code.</summary>
     public async Task<int> StopAsync(int signal = Signals.SIGTERM, TimeSpan? timeout = null)
     {
-        Signals.Send(Process.Id, signal);
+        Signals.Send(Pid, signal);
         return await WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(30));
     }
 
@@ -268,7 +305,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         _client?.Dispose();
         if (!Process.HasExited)
         {
-            Signals.Send(Process.Id, Signals.SIGKILL);
+            // The daemon itself: a wrapper (nsenter) that forked it does not pass signals on, and waits for it.
+            Signals.Send(Pid, Signals.SIGKILL);
             await Process.WaitForExitAsync();
         }
 

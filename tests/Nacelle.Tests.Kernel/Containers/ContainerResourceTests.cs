@@ -107,7 +107,7 @@ public sealed class ContainerResourceTests
         await scope.Runtime.ResumeAsync(id);
         Assert.Equal(ContainerStatus.Running, scope.Runtime.State(id).Status);
 
-        scope.Runtime.UpdateResources(id, new SpecResources { Pids = new SpecPids { Limit = 42 } });
+        await scope.Runtime.UpdateResourcesAsync(id, new SpecResources { Pids = new SpecPids { Limit = 42 } });
         Assert.Equal(42UL, scope.Runtime.Stats(id).Pids!.Max);
 
         // sh is PID 1 of its namespace: without a handler it ignores SIGTERM, so SIGKILL ends it.

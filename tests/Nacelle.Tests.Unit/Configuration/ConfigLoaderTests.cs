@@ -114,7 +114,7 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[tracing]\nsampling_ratio = 1.5", "tracing.sampling_ratio", "1.5 is not between 0.0 and 1.0" },
         { "[tracing]\nsampling_ratio = -1", "tracing.sampling_ratio", "-1 is not between 0.0 and 1.0" },
         { "[tracing]\nservice_name = \" \"", "tracing.service_name", "must not be empty" },
-        { "[cgroup]\ndriver = \"systemd\"", "cgroup.driver", "not supported yet" },
+        { "[cgroup]\ndriver = \"cgroupv2\"", "cgroup.driver", "'cgroupv2' is not a cgroup driver (cgroupfs, systemd)" },
         { "[cgroup]\ndriver = \"cgroupv3\"", "cgroup.driver", "'cgroupv3' is not a cgroup driver" },
         { "[unknown]\nx = 1", "unknown", "unknown key" },
         { "[image]\nmax_concurrent_downloads = 0", "image.max_concurrent_downloads", "between 1 and 32" },
@@ -141,7 +141,7 @@ public sealed class ConfigLoaderTests : IDisposable
         { "[cni]\nplugin_timeout = \"1h\"", "cni.plugin_timeout", "between 1s and 10m" },
         { "[cni]\nplugin_timeout = \"forever\"", "cni.plugin_timeout", "'forever' is not a duration" },
         { "[cni]\ndefault_network = \"yes\"", "cni.default_network", "'yes' is not one of none, builtin" },
-        { "[cni]\ndefault_network = true", "cni.default_network", "expected a string, got the boolean true" },
+        { "[cni]\ndefault_network = 1", "cni.default_network", "expected a string, got the integer 1" },
         { "[cni]\ndefault_masquerade = \"on\"", "cni.default_masquerade", "expected a boolean (true or false), got the string \"on\"" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.0\"", "cni.default_pod_cidr", "pod CIDR '10.88.0.0' is not an address/prefix" },
         { "[cni]\ndefault_pod_cidr = \"10.88.0.1/16\"", "cni.default_pod_cidr", "has host bits set" },
@@ -236,6 +236,16 @@ public sealed class ConfigLoaderTests : IDisposable
     {
         var path = Write("config.toml", "[tracing]\nsampling_ratio = 0\n");
         Assert.Equal(0.0, ConfigLoader.Load(Sources(path)).Config.Tracing.SamplingRatio);
+    }
+
+    [Theory]
+    [InlineData("true", "builtin")]
+    [InlineData("false", "none")]
+    public void TheBooleanDefaultNetworkOfRelease010StillLoads(string written, string meant)
+    {
+        var path = Write("config.toml", $"[cni]\ndefault_network = {written}\n");
+
+        Assert.Equal(meant, ConfigLoader.Load(Sources(path)).Config.Cni.DefaultNetwork);
     }
 
     [Fact]

@@ -6,8 +6,9 @@ namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    /// <summary>A pod's status; verbose adds info["info"] with the pause-init and monitor pids and the netns path.</summary>
-    public override Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    /// <summary>A pod's status; verbose adds info["info"] with the pause-init and monitor pids, the protocol version
+    /// spoken with the monitor (1 for a monitor an older nacelle started) and the netns path.</summary>
+    public override async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
     {
         var pod = pods.Get(request.PodSandboxId);
         var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod), Timestamp = Common.UnixTime.Now() };
@@ -15,12 +16,14 @@ internal sealed partial class CriRuntimeService
         response.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => Containers.ContainerMapping.ToStatus(c, null)));
         if (request.Verbose)
         {
+            var monitor = pod.State == Nacelle.Sandbox.Store.PodState.Ready ? await pods.ClientAsync(pod, context.CancellationToken).ConfigureAwait(false) : null;
             response.Info["info"] = JsonText.Write(json =>
             {
                 json.WriteStartObject();
                 json.WriteNumber("pid", pod.PauseInitPid ?? 0);
                 json.WriteNumber("pauseInitPid", pod.PauseInitPid ?? 0);
                 json.WriteNumber("monitorPid", pod.MonitorPid ?? 0);
+                json.WriteNumber("monitorProtocol", monitor?.ProtocolVersion ?? 0);
                 json.WriteString("netnsPath", pod.NetnsPath);
                 json.WriteString("runtimeHandler", pod.RuntimeHandler);
                 json.WriteString("cgroupParent", pod.CgroupParent);
@@ -29,6 +32,6 @@ internal sealed partial class CriRuntimeService
             });
         }
 
-        return Task.FromResult(response);
+        return response;
     }
 }

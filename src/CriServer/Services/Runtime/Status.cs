@@ -62,6 +62,11 @@ internal sealed partial class CriRuntimeService
         json.WriteString("version", DaemonInfo.Version);
         json.WriteNumber("pid", Environment.ProcessId);
         json.WriteString("startedAt", daemon.StartedAt);
+        if (daemon.ReloadedAt is { } reloadedAt)
+        {
+            json.WriteString("configReloadedAt", reloadedAt);
+        }
+
         json.WriteString("cgroupMode", daemon.Cgroups.Mode.ToString());
         json.WriteStartArray("configFiles");
         foreach (var file in daemon.Loaded.Files)
