@@ -86,9 +86,10 @@ public static class MonitorProtocol
     /// <summary>exec-sync keeps at most this much of each stream when the request names no limit (kubelet's cap).</summary>
     public const int DefaultExecOutputLimit = 16 << 20;
 
+    /// <summary>A message as one line (JSON and a newline).</summary>
     public static byte[] Encode<T>(T message, JsonTypeInfo<T> type)
     {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(message, type);
+        var bytes = JsonMetadata.Serialize(message, type);
         var line = new byte[bytes.Length + 1];
         bytes.CopyTo(line, 0);
         line[^1] = (byte)'\n';
