@@ -4,8 +4,8 @@ using Microsoft.Win32.SafeHandles;
 namespace Nacelle.ContainerCore.Interop;
 
 /// <summary>
-/// One epoll thread per process that completes "this fd became readable" waits: pidfds (a process exited) and the
-/// spawn helper's control socket. A thread per watched container would cost a stack and a wake-up each; this costs
+/// One epoll thread per process that completes "this fd became readable (or writable)" waits: pidfds (a process
+/// exited), the spawn helper's control socket, the stdio descriptors the daemon carries for exec and attach. A thread per watched container would cost a stack and a wake-up each; this costs
 /// one registration. A wait that is cancelled is unregistered at once and releases its handle.
 /// </summary>
 public static unsafe partial class FdReactor
@@ -13,6 +13,7 @@ public static unsafe partial class FdReactor
     private const int EPOLL_CTL_ADD = 1;
     private const int EPOLL_CTL_DEL = 2;
     private const uint EPOLLIN = 0x1;
+    private const uint EPOLLOUT = 0x4;
     private const uint EPOLLONESHOT = 1u << 30;
     private const int EPOLL_CLOEXEC = 0x80000;
     private const int EINTR = 4;
@@ -31,7 +32,15 @@ public static unsafe partial class FdReactor
     }
 
     /// <summary>Completes when <paramref name="handle"/> is readable (or has hung up); cancellable.</summary>
-    public static Task WaitReadableAsync(SafeFileHandle handle, CancellationToken cancellationToken = default)
+    public static Task WaitReadableAsync(SafeFileHandle handle, CancellationToken cancellationToken = default) =>
+        WaitAsync(handle, EPOLLIN, cancellationToken);
+
+    /// <summary>Completes when <paramref name="handle"/> is writable (or in error, or hung up); cancellable. One wait per
+    /// fd number at a time: a descriptor waited on both ways at once needs a dup for one of them.</summary>
+    public static Task WaitWritableAsync(SafeFileHandle handle, CancellationToken cancellationToken = default) =>
+        WaitAsync(handle, EPOLLOUT, cancellationToken);
+
+    private static Task WaitAsync(SafeFileHandle handle, uint events, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(handle);
         cancellationToken.ThrowIfCancellationRequested();
@@ -45,7 +54,7 @@ public static unsafe partial class FdReactor
             Waiters[token] = waiter;
         }
 
-        var ev = new EpollEvent { Events = EPOLLIN | EPOLLONESHOT, Data = token };
+        var ev = new EpollEvent { Events = events | EPOLLONESHOT, Data = token };
         if (epoll_ctl(Epoll, EPOLL_CTL_ADD, waiter.Fd, &ev) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
