@@ -13,12 +13,16 @@ namespace Nacelle.Sandbox.Streams;
 public sealed class DescriptorStream : Stream
 {
     private const int EIO = 5;
+    private const int EAGAIN = 11;
 
     /// <summary>A pipe that polls writable has room for at least PIPE_BUF bytes: writes go in pieces no larger.</summary>
     private const int WritePiece = 4096;
 
     private readonly SafeFileHandle _handle;
     private readonly bool _canRead;
+
+    /// <summary>Unbuffered: each Read/Write is one read(2)/write(2) on the descriptor.</summary>
+    private readonly FileStream _file;
 
     /// <param name="handle">The descriptor, owned (closed) by this stream from now on.</param>
     /// <param name="read">True to read from it, false to write to it.</param>
@@ -27,6 +31,7 @@ public sealed class DescriptorStream : Stream
         ArgumentNullException.ThrowIfNull(handle);
         _handle = handle;
         _canRead = read;
+        _file = new FileStream(handle, read ? FileAccess.Read : FileAccess.Write, bufferSize: 0);
     }
 
     /// <summary>The descriptor (a pty master takes window sizes through it).</summary>
@@ -55,14 +60,21 @@ public sealed class DescriptorStream : Stream
             return 0;
         }
 
-        await FdReactor.WaitReadableAsync(_handle, cancellationToken).ConfigureAwait(false);
-        try
+        while (true)
         {
-            return RandomAccess.Read(_handle, buffer.Span, 0);
-        }
-        catch (IOException e) when (e.HResult == EIO)
-        {
-            return 0;
+            await FdReactor.WaitReadableAsync(_handle, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return _file.Read(buffer.Span);
+            }
+            catch (IOException e) when (e.HResult == EIO)
+            {
+                return 0;
+            }
+            catch (IOException e) when (e.HResult == EAGAIN)
+            {
+                // A descriptor the sender made non-blocking, and another reader was first: wait again.
+            }
         }
     }
 
@@ -81,7 +93,16 @@ public sealed class DescriptorStream : Stream
         {
             var piece = buffer[..Math.Min(buffer.Length, WritePiece)];
             await FdReactor.WaitWritableAsync(_handle, cancellationToken).ConfigureAwait(false);
-            RandomAccess.Write(_handle, piece.Span, 0);
+            try
+            {
+                _file.Write(piece.Span);
+            }
+            catch (IOException e) when (e.HResult == EAGAIN)
+            {
+                // Non-blocking and full again: a pipe write of at most PIPE_BUF bytes is all or nothing, so try again.
+                continue;
+            }
+
             buffer = buffer[piece.Length..];
         }
     }
@@ -105,7 +126,7 @@ public sealed class DescriptorStream : Stream
     {
         if (disposing)
         {
-            _handle.Dispose();
+            _file.Dispose();
         }
 
         base.Dispose(disposing);
