@@ -349,7 +349,7 @@ public sealed class StreamingTests : IAsyncLifetime
         // 100 MB each way through the pod's echo server (nc running cat), checked end to end.
         url = (await session.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = web.PodId, Port = { 9000 } })).Url;
         run = await GoAsync("", "portforward", "-url", url, "-port", "9000", "-bytes", (100L << 20).ToString(CultureInfo.InvariantCulture));
-        var line = Assert.Single(run.Info.Lines);
+        var line = Assert.Single(run.Info.Lines, l => l.StartsWith("conn=", StringComparison.Ordinal));
         Assert.Matches($"sent={100L << 20} sentsha=([0-9a-f]{{64}}) received={100L << 20} receivedsha=\\1 error=\"\"", line);
 
         // WebSocket (Python client) to the same server.
@@ -361,7 +361,7 @@ public sealed class StreamingTests : IAsyncLifetime
         // A port nothing listens on: the client hears why on the error stream.
         url = (await session.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = web.PodId })).Url;
         run = await GoAsync("", "portforward", "-url", url, "-port", "8081", "-bytes", "10");
-        Assert.Contains("127.0.0.1:8081", Assert.Single(run.Info.Lines));
+        Assert.Contains("127.0.0.1:8081", Assert.Single(run.Info.Lines, l => l.StartsWith("conn=", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -19,6 +19,9 @@ public static class StreamClients
 
     public static string WsClient => Path.Combine(Directory, "wsclient.py");
 
+    /// <summary>The built Go client, or null with the reason (Go or spdystream missing); built once per process.</summary>
+    public static (string? Path, string? Why) SpdyClientBuild => GoClient.Value;
+
     /// <summary>The built Go client; skips the test with the reason when Go or spdystream is missing.</summary>
     public static string SpdyClient()
     {

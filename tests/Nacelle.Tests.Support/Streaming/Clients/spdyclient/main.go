@@ -3,11 +3,13 @@
 //
 //	spdyclient exec -url URL [-protocols P1,P2] [-stdin] [-stdout] [-stderr] [-tty] [-resize 100x30,...] -info FILE
 //	  stdin streams from this program's stdin, stdout/stderr to its own; FILE receives key=value lines:
-//	  http=<status> (refused upgrades), protocol=<negotiated>, error=<error stream, quoted>, exitcode=<n>.
+//	  http=<status> (refused upgrades), protocol=<negotiated>, error=<error stream, quoted>, exitcode=<n>,
+//	  elapsedms=<from the dial to the exit status, in milliseconds>.
 //	spdyclient portforward -url URL -port P [-connections N] [-bytes N] [-request TEXT] [-save FILE] [-no-request-id] -info FILE
 //	  each connection sends N pseudo-random bytes (or TEXT, Go-quoted, e.g. "GET / HTTP/1.0\r\n\r\n"), closes its
 //	  side, and reads until the server closes; with -save the first connection's received bytes go to FILE;
-//	  FILE receives one line per connection: conn=i sent=N sentsha=H received=N receivedsha=H error=<quoted>.
+//	  FILE receives one line per connection: conn=i sent=N sentsha=H received=N receivedsha=H error=<quoted>, then
+//	  elapsedms=<from the dial until every connection ended, in milliseconds>.
 package main
 
 import (
@@ -155,6 +157,7 @@ func execCommand(args []string) {
 
 	out := &info{}
 	defer out.write(*infoPath)
+	started := time.Now()
 	var offered []string
 	if *protocols != "" {
 		offered = strings.Split(*protocols, ",")
@@ -231,6 +234,7 @@ func execCommand(args []string) {
 		exitCode = -1
 	}
 	out.add("exitcode=%d", exitCode)
+	out.add("elapsedms=%.3f", float64(time.Since(started).Microseconds())/1000)
 }
 
 func portForwardCommand(args []string) {
@@ -256,6 +260,7 @@ func portForwardCommand(args []string) {
 		text = []byte(unquoted)
 		*size = int64(len(text))
 	}
+	started := time.Now()
 	conn, _ := upgrade(*rawURL, []string{"portforward.k8s.io"}, out)
 	if conn == nil {
 		return
@@ -326,6 +331,7 @@ func portForwardCommand(args []string) {
 		}(i)
 	}
 	wg.Wait()
+	out.add("elapsedms=%.3f", float64(time.Since(started).Microseconds())/1000)
 }
 
 func main() {
