@@ -73,7 +73,9 @@ public static class MonitorProtocol
     /// (event <see cref="EventDetached"/> with <see cref="MonitorResponse.Error"/>). When the container exits: an
     /// <see cref="EventExited"/> line with <see cref="MonitorResponse.Container"/>, then the monitor closes. The daemon
     /// closing the connection detaches; for a container created with stdin_once, the container's stdin is closed when
-    /// the first attach that took stdin ends.
+    /// the first attach that took stdin ends. The daemon closes its "stdin" descriptor at its client's end of input
+    /// (kubectl's <c>echo hi | kubectl run -i</c>); so that the container sees that end at once, as with containerd, a
+    /// monitor may hand the first stdin_once attacher the write end itself instead of a dup, keeping no copy.
     /// </summary>
     public const string Attach = "attach";
 
