@@ -328,6 +328,45 @@ public sealed class StreamingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_attaches_both_see_the_output_and_a_stdin_once_container_reads_end_of_input_after_the_first()
+    {
+        await using var session = await StartAsync();
+        // Ticks until told to read; then echoes its input until end of file, which only comes when the stdin_once
+        // attach's client ends its input (the monitor keeps no copy of the write end).
+        var app = await RunAsync(session, "attach-once",
+            ["/bin/sh", "-c", "while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; while read l; do echo got-$l; done; echo stdin-closed; exit 5"],
+            stdin: true, stdinOnce: true);
+
+        var watcherUrl = (await session.Runtime.AttachAsync(new AttachRequest { ContainerId = app.ContainerId, Stdout = true })).Url;
+        var (watcher, watcherInfo) = StartGo("exec", "-url", watcherUrl, "-stdout");
+        try
+        {
+            Assert.Equal("tick", await watcher.StandardOutput.ReadLineAsync()); // attached
+            var writerUrl = (await session.Runtime.AttachAsync(new AttachRequest { ContainerId = app.ContainerId, Stdin = true, Stdout = true })).Url;
+            var writing = GoAsync("one\ntwo\n", "exec", "-url", writerUrl, "-stdin", "-stdout");
+            Assert.Equal(0, (await ShAsync(session, app.ContainerId, "touch /tmp/go")).ExitCode);
+
+            var writer = await writing;
+            Assert.True(writer.Info["exitcode"] == "5", writer.ToString());
+            Assert.EndsWith("got-one\ngot-two\nstdin-closed\n", writer.Stdout);
+
+            // The first attach saw the same output, from its first tick on.
+            var rest = await watcher.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.EndsWith("got-one\ngot-two\nstdin-closed\n", rest);
+            await watcher.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal("5", GoInfo.Read(watcherInfo)["exitcode"]);
+        }
+        finally
+        {
+            Stop(watcher);
+        }
+
+        // And the log has it all, next to the attaches.
+        var logged = CriLogs(app.LogPath);
+        Assert.Equal(["got-one", "got-two", "stdin-closed"], logged.SkipWhile(l => l == "tick"));
+    }
+
+    [Fact]
     public async Task PortForward_reaches_servers_inside_a_pod_on_the_bridge_and_carries_100_MB_intact()
     {
         Assert.SkipUnless(TestBridge.Available, "the CNI plugins (containernetworking-plugins), ip and iptables are needed: scripts/install-deps.sh --test");

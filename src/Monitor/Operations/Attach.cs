@@ -45,9 +45,19 @@ internal sealed partial class MonitorOperations
                     stdin = SpawnCalls.DuplicateAtLeast(master, 0);
                     names.Add("pty");
                 }
-                else if (tracked.Stdin is { } pipe)
+                else if (tracked.Stdin is { } pipe && tracked.StdinOnce)
                 {
-                    stdin = SpawnCalls.DuplicateAtLeast(pipe, 0);
+                    // stdin_once: this attach is the only one that ever writes, so the write end itself goes over and
+                    // the monitor keeps no copy; when the daemon closes it (its client's end of input, or the attach
+                    // ending) the container reads end of file, as it would from a stdin_once container anywhere.
+                    stdin = pipe;
+                    tracked.Stdin = null;
+                    tracked.StdinClosed = true;
+                    names.Add("stdin");
+                }
+                else if (tracked.Stdin is { } shared)
+                {
+                    stdin = SpawnCalls.DuplicateAtLeast(shared, 0);
                     names.Add("stdin");
                 }
 
