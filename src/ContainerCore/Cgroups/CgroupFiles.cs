@@ -123,7 +123,7 @@ internal static class CgroupFiles
                 throw NacelleException.Internal($"rmdir {path}: {CgroupCalls.ErrorText(errno)} (errno {errno})");
             }
 
-            await Task.Delay(delay, FdReactor.Time, cancellationToken).ConfigureAwait(false);
+            await FdReactor.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
         }
     }
@@ -193,7 +193,7 @@ internal static class CgroupFiles
                 return false;
             }
 
-            await Task.Delay(delay, FdReactor.Time, cancellationToken).ConfigureAwait(false);
+            await FdReactor.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 100));
             retry?.Invoke();
         }

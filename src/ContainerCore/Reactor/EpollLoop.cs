@@ -51,7 +51,7 @@ public sealed class EpollLoop : IDisposable
         Time = new LoopTime(this);
     }
 
-    /// <summary>Timers fired by this loop (on its thread): for Task.Delay, CancellationTokenSource and WaitAsync timeouts
+    /// <summary>Timers fired by this loop (on its thread): for CancellationTokenSource and WaitAsync timeouts and FdReactor.DelayAsync
     /// of code that runs on the loop, so that no timer thread is ever started.</summary>
     public TimeProvider Time { get; }
 

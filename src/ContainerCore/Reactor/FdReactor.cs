@@ -89,6 +89,35 @@ public static class FdReactor
         Loop.Run(keepRunning);
     }
 
+    /// <summary>
+    /// Completes after <paramref name="delay"/> (cancelled with <paramref name="cancellationToken"/>). On the caller's
+    /// thread it is the loop's timer and the continuation runs on the loop: Task.Delay with a TimeProvider completes
+    /// through a TaskCompletionSource that runs continuations asynchronously, which would start the thread pool.
+    /// </summary>
+    public static Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken = default)
+    {
+        if (!RunsOnCallerThread)
+        {
+            return Task.Delay(delay, cancellationToken);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        var done = new TaskCompletionSource();
+        var timer = Loop.Time.CreateTimer(static state => ((TaskCompletionSource)state!).TrySetResult(), done, delay, Timeout.InfiniteTimeSpan);
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
+            done.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        done.Task.ContinueWith(_ => timer.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return done.Task;
+    }
+
     /// <summary>Completes when <paramref name="handle"/> is readable (or has hung up); cancellable.</summary>
     public static Task WaitReadableAsync(SafeHandle handle, CancellationToken cancellationToken = default) =>
         Loop.WaitReadableAsync(handle, cancellationToken);

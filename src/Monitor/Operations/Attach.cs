@@ -167,7 +167,7 @@ internal sealed partial class MonitorOperations
                     tracked.Stdin = null;
                 }
 
-                await hangUp.CancelAsync().ConfigureAwait(false);
+                hangUp.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
                 if (closed is not null)
                 {
                     try

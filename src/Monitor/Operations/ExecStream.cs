@@ -104,7 +104,7 @@ internal sealed partial class MonitorOperations
                         {
                             Id = 0, Ok = true, Event = MonitorProtocol.EventExited, Exec = new MonitorExecResult { ExitCode = code },
                         }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                        await hangUp.CancelAsync().ConfigureAwait(false);
+                        hangUp.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
                         await closed.ConfigureAwait(false);
                         return;
                     }

@@ -68,10 +68,10 @@ internal sealed partial class MonitorOperations
 
                 // The output ends when the last writer closes; a background child may keep it open: bounded wait.
                 var outputs = Task.WhenAll(outTask, errTask);
-                if (await Task.WhenAny(outputs, Task.Delay(OutputGrace, FdReactor.Time)).ConfigureAwait(false) != outputs)
+                if (await Task.WhenAny(outputs, FdReactor.DelayAsync(OutputGrace)).ConfigureAwait(false) != outputs)
                 {
                     MonitorLog.ExecOutputAbandoned(log, id, spawned.Pid, (int)OutputGrace.TotalSeconds);
-                    await stopReading.CancelAsync().ConfigureAwait(false);
+                    stopReading.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
                 }
 
                 var (outBytes, outTruncated) = await outTask.ConfigureAwait(false);
@@ -121,13 +121,13 @@ internal sealed partial class MonitorOperations
             if (timeoutMs is > 0 and var timeout)
             {
                 using var timer = new CancellationTokenSource(TimeSpan.FromMilliseconds(timeout), FdReactor.Time);
-                var fired = Task.Delay(Timeout.InfiniteTimeSpan, FdReactor.Time, timer.Token);
+                var fired = FdReactor.DelayAsync(Timeout.InfiniteTimeSpan, timer.Token);
                 if (await Task.WhenAny(exitTask, fired).ConfigureAwait(false) != exitTask)
                 {
                     timedOut = spawned.Process.Signal(Signals.SIGKILL);
                 }
 
-                await timer.CancelAsync().ConfigureAwait(false);
+                timer.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
             }
 
             return (await exitTask.ConfigureAwait(false), timedOut);

@@ -92,7 +92,7 @@ internal sealed class Watchers(ILogger log)
                 watcher.Abort = null;
             }
 
-            await done.CancelAsync().ConfigureAwait(false);
+            done.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
             await closed.ConfigureAwait(false);
             MonitorLog.WatcherDropped(log, watcher.Number, reason);
         }
