@@ -6,8 +6,9 @@ namespace Nacelle.Bench.Cri;
 internal sealed class BenchOptions
 {
     public const string Usage = """
-        Nacelle.Bench.Cri pods|containers|pull|imagefs|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
-            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers, 10 pulls)] [--warmup W (3)] [--memory-pods M (30)]
+        Nacelle.Bench.Cri pods|containers|pull|imagefs|streams|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
+            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers, 10 pulls, 50 exec round trips)] [--warmup W (3)]
+            [--memory-pods M (30)] [--forward-mib M (256: bytes per port-forward copy)] [--forward-iterations K (5)]
             [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR: the containerd reference (pull, imagefs)]
             (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
@@ -45,6 +46,12 @@ internal sealed class BenchOptions
 
     public string? ContainerdSocket { get; private set; }
 
+    /// <summary>streams: bytes of one port-forward copy (and of its direct reference).</summary>
+    public long ForwardBytes { get; private set; } = 256L << 20;
+
+    /// <summary>streams: measured port-forward copies.</summary>
+    public int ForwardIterations { get; private set; } = 5;
+
     public string? ContainerdRoot { get; private set; }
 
     public string? ContainerdCertsDir { get; private set; }
@@ -54,13 +61,13 @@ internal sealed class BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "cleanup"))
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "streams" or "cleanup"))
         {
             throw new ArgumentException(Usage);
         }
 
         var options = new BenchOptions { Command = args[0] };
-        options.Iterations = args[0] switch { "containers" => 50, "pull" => 10, "imagefs" => 1000, _ => 30 };
+        options.Iterations = args[0] switch { "containers" or "streams" => 50, "pull" => 10, "imagefs" => 1000, _ => 30 };
         for (var i = 1; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");
@@ -79,6 +86,8 @@ internal sealed class BenchOptions
                 case "--registry-pid-file": options.RegistryPidFile = value; break;
                 case "--ref-prefix": options.ReferencePrefix = value; break;
                 case "--containerd-socket": options.ContainerdSocket = value; break;
+                case "--forward-mib": options.ForwardBytes = (long)Int(value) << 20; break;
+                case "--forward-iterations": options.ForwardIterations = Int(value); break;
                 case "--containerd-root": options.ContainerdRoot = value; break;
                 case "--containerd-certs": options.ContainerdCertsDir = value; break;
                 default: throw new ArgumentException($"unknown argument {args[i]}\n{Usage}");

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Nacelle.Bench.Cri;
 
-/// <summary>Process memory from /proc, in MB.</summary>
+/// <summary>Process memory and threads from /proc, in MB.</summary>
 internal static class Memory
 {
     /// <summary>
@@ -11,12 +11,66 @@ internal static class Memory
     /// </summary>
     public static double PssMb(int pid) => FieldKb($"/proc/{pid}/smaps_rollup", "Pss:") / 1024;
 
-    /// <summary>Resident set size (VmRSS), used for the daemon, which is a single process.</summary>
+    /// <summary>Resident set size (VmRSS): every page the process maps, shared ones counted in full.</summary>
     public static double RssMb(int pid) => FieldKb($"/proc/{pid}/status", "VmRSS:") / 1024;
+
+    /// <summary>The process's threads.</summary>
+    public static int Threads(int pid) => (int)FieldKb($"/proc/{pid}/status", "Threads:");
+
+    /// <summary>PSS, RSS and threads at once.</summary>
+    public static Usage Of(int pid) => new(PssMb(pid), RssMb(pid), Threads(pid));
+
+    /// <summary>
+    /// Where a process's PSS is, from /proc/pid/smaps: anonymous memory (heap, GC heap, stacks) and file pages per
+    /// mapped file, largest first; and the private dirty total. In kB.
+    /// </summary>
+    public static (double AnonymousKb, double PrivateDirtyKb, IReadOnlyList<(string Mapping, double PssKb)> Top) Breakdown(int pid, int top = 6)
+    {
+        var byMapping = new Dictionary<string, double>();
+        double anonymous = 0, privateDirty = 0;
+        var current = "[anon]";
+        foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 5 && parts[0].Contains('-', StringComparison.Ordinal) && !parts[0].EndsWith(':'))
+            {
+                current = parts.Length >= 6 ? Path.GetFileName(parts[5]) is { Length: > 0 } name ? name : parts[5] : "[anon]";
+                continue;
+            }
+
+            if (parts.Length >= 2 && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var kb))
+            {
+                switch (parts[0])
+                {
+                    case "Pss:":
+                        byMapping[current] = byMapping.GetValueOrDefault(current) + kb;
+                        break;
+                    case "Anonymous:":
+                        anonymous += kb;
+                        break;
+                    case "Private_Dirty:":
+                        privateDirty += kb;
+                        break;
+                }
+            }
+        }
+
+        return (anonymous, privateDirty, byMapping.OrderByDescending(m => m.Value).Take(top).Select(m => (m.Key, m.Value)).ToList());
+    }
 
     private static double FieldKb(string file, string field)
     {
         var line = File.ReadLines(file).First(l => l.StartsWith(field, StringComparison.Ordinal));
-        return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        return double.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
+}
+
+/// <summary>One process's (or a sum's) memory and threads.</summary>
+internal readonly record struct Usage(double PssMb, double RssMb, int Threads)
+{
+    public static Usage operator +(Usage a, Usage b) => new(a.PssMb + b.PssMb, a.RssMb + b.RssMb, a.Threads + b.Threads);
+
+    public Usage Per(int n) => new(PssMb / n, RssMb / n, Threads / n);
+
+    public Usage Max(Usage other) => new(Math.Max(PssMb, other.PssMb), Math.Max(RssMb, other.RssMb), Math.Max(Threads, other.Threads));
 }

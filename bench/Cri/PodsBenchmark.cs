@@ -7,9 +7,8 @@ namespace Nacelle.Bench.Cri;
 /// Pod sandboxes through the CRI socket against the runc reference, interleaved per iteration so drift in machine load
 /// hits both alike:
 /// - latency of RunPodSandbox, and of StopPodSandbox + RemovePodSandbox (also each alone), pod network via CNI;
-/// - memory per pod with <see cref="BenchOptions.MemoryPods"/> pods running: PSS of each pod's monitor and pause-init
-///   (PSS divides shared pages among the processes mapping them, so the sum over pods is what the pods cost together),
-///   and the daemon's RSS growth.
+/// - memory per pod with <see cref="BenchOptions.MemoryPods"/> pods running, idle and under load, against containerd 1.6
+///   in the same run (<see cref="PodMemoryBenchmark"/>).
 /// </summary>
 internal static class PodsBenchmark
 {
@@ -66,7 +65,6 @@ internal static class PodsBenchmark
                 $"{(measured ? "run" : "warm-up")} {i + 1}: RunPodSandbox {runMs:F1} ms, Stop+Remove {Ms(t1, t3):F1} ms; reference run {Ms(r0, r1):F1} ms, teardown {Ms(r1, r2):F1} ms"));
         }
 
-        var memory = await MeasureMemoryAsync(options, cri, reference);
 
         Console.WriteLine();
         Console.WriteLine($"## Pod sandboxes through the CRI socket: {options.Iterations} iterations after {options.Warmup} warm-ups, interleaved");
@@ -86,73 +84,7 @@ internal static class PodsBenchmark
         Table.LatencyRow("  RemovePodSandbox alone", remove, null);
         Table.LatencyRow("reference: runc delete --force + CNI DEL + netns del", refTeardown, refTeardown);
         Console.WriteLine();
-        memory.Print(options.MemoryPods);
-    }
-
-    private sealed record MemoryResult(double MonitorMb, double PauseMb, double DaemonBeforeMb, double DaemonAfterMb, double ReferenceMb)
-    {
-        public void Print(int pods)
-        {
-            Console.WriteLine($"## Memory per pod with {pods} pods running (PSS from /proc/<pid>/smaps_rollup, summed, divided by {pods})");
-            Console.WriteLine();
-            Table.Header("per pod", "MB");
-            Table.Row("nacelle-monitor", Table.F(MonitorMb / pods, 2));
-            Table.Row("pause-init", Table.F(PauseMb / pods, 2));
-            Table.Row("**nacelle total per pod**", Table.F((MonitorMb + PauseMb) / pods, 2));
-            Table.Row("daemon RSS growth per pod", Table.F((DaemonAfterMb - DaemonBeforeMb) / pods, 2));
-            Table.Row("reference: runc pause container (busybox sleep)", Table.F(ReferenceMb / pods, 2));
-            Table.Row("containerd 1.6 per pod, shim included (stated, not measured here)", "~10");
-            Console.WriteLine();
-            Console.WriteLine(FormattableString.Invariant(
-                $"Daemon RSS: {DaemonBeforeMb:F1} MB before the {pods} pods, {DaemonAfterMb:F1} MB with them running (+{DaemonAfterMb - DaemonBeforeMb:F1} MB)."));
-            Console.WriteLine("The reference row is the pause process alone: a real containerd adds a containerd-shim-runc-v2 per pod");
-            Console.WriteLine("(about 10 MB), not measured here because no containerd is installed.");
-        }
-    }
-
-    private static async Task<MemoryResult> MeasureMemoryAsync(BenchOptions options, CriSession cri, RuncReference reference)
-    {
-        var runtime = cri.Runtime;
-        var daemonBefore = Memory.RssMb(options.DaemonPid);
-        var ids = new List<string>();
-        for (var i = 0; i < options.MemoryPods; i++)
-        {
-            ids.Add((await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = cri.PodConfig($"mem-{i}") })).PodSandboxId);
-        }
-
-        await Task.Delay(TimeSpan.FromSeconds(2)); // let the monitors settle after start (GC, lazily touched pages)
-        double monitor = 0, pause = 0;
-        foreach (var id in ids)
-        {
-            var (monitorPid, pausePid, _) = await cri.PodProcessesAsync(id);
-            monitor += Memory.PssMb(monitorPid);
-            pause += Memory.PssMb(pausePid);
-        }
-
-        var daemonAfter = Memory.RssMb(options.DaemonPid);
-        Console.Error.WriteLine(FormattableString.Invariant(
-            $"{ids.Count} nacelle pods: monitors {monitor:F1} MB, pause-inits {pause:F1} MB PSS; daemon RSS {daemonBefore:F1} -> {daemonAfter:F1} MB"));
-        foreach (var id in ids)
-        {
-            await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
-            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
-        }
-
-        var pods = new List<RuncPod>();
-        for (var i = 0; i < options.MemoryPods; i++)
-        {
-            pods.Add(await reference.RunPodAsync($"mem{i}"));
-        }
-
-        await Task.Delay(TimeSpan.FromSeconds(2));
-        var referencePss = pods.Sum(p => Memory.PssMb(p.PausePid));
-        Console.Error.WriteLine(FormattableString.Invariant($"{pods.Count} reference pods: pause containers {referencePss:F1} MB PSS"));
-        foreach (var pod in pods)
-        {
-            await reference.RemovePodAsync(pod);
-        }
-
-        return new MemoryResult(monitor, pause, daemonBefore, daemonAfter, referencePss);
+        await PodMemoryBenchmark.RunAsync(options, cri);
     }
 
     private static double Ms(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMilliseconds;

@@ -1,6 +1,6 @@
 using Nacelle.Bench.Cri;
 
-// Pod sandbox and container benchmarks through nacelle's CRI socket, each against a runc reference measured in the same
+// Pod sandbox, container and stream benchmarks through nacelle's CRI socket, each against a runc reference measured in the same
 // run (see PodsBenchmark and ContainersBenchmark). Run through bench/pods.sh or bench/containers.sh, which start the
 // daemon with a private root, state, socket and CNI conf dir on a test bridge, and clean everything up.
 BenchOptions options;
@@ -46,6 +46,9 @@ try
             break;
         case "imagefs":
             await ImageFsBenchmark.RunAsync(options, cri);
+            break;
+        case "streams":
+            await StreamsBenchmark.RunAsync(options, cri, reference);
             break;
         default:
             await PullBenchmark.RunAsync(options, cri);

@@ -19,14 +19,19 @@ public sealed class UndoStack
         return Task.CompletedTask;
     }));
 
-    public async Task RunAsync(TimeSpan bound, Action<string, Exception> onFailure)
+    public Task RunAsync(TimeSpan bound, Action<string, Exception> onFailure) => RunAsync(bound, TimeProvider.System, onFailure);
+
+    /// <summary>As <see cref="RunAsync(TimeSpan, Action{string, Exception})"/>, each step's bound measured on
+    /// <paramref name="time"/> (a process whose event loop keeps the timers passes its loop's clock).</summary>
+    public async Task RunAsync(TimeSpan bound, TimeProvider time, Action<string, Exception> onFailure)
     {
+        ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(onFailure);
         while (_steps.TryPop(out var step))
         {
             try
             {
-                await step.Action().WaitAsync(bound, CancellationToken.None).ConfigureAwait(false);
+                await step.Action().WaitAsync(bound, time, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e)
             {

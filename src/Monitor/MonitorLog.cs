@@ -25,4 +25,16 @@ internal static partial class MonitorLog
 
     [LoggerMessage(EventId = 5206, Level = LogLevel.Information, Message = "container {ContainerId}: terminal allocated (output logged as stdout)")]
     public static partial void TerminalAllocated(ILogger logger, string containerId);
+
+    [LoggerMessage(EventId = 5207, Level = LogLevel.Information, Message = "exec-stream in container {ContainerId}: pid {Pid} started with {Stdio}")]
+    public static partial void ExecStreamStarted(ILogger logger, string containerId, int pid, string stdio);
+
+    [LoggerMessage(EventId = 5208, Level = LogLevel.Information, Message = "exec-stream in container {ContainerId}: the daemon went away; pid {Pid} killed")]
+    public static partial void ExecStreamAbandoned(ILogger logger, string containerId, int pid);
+
+    [LoggerMessage(EventId = 5209, Level = LogLevel.Information, Message = "container {ContainerId}: attached ({Streams})")]
+    public static partial void Attached(ILogger logger, string containerId, string streams);
+
+    [LoggerMessage(EventId = 5210, Level = LogLevel.Information, Message = "container {ContainerId}: attach ended: {Reason}")]
+    public static partial void Detached(ILogger logger, string containerId, string reason);
 }

@@ -1,10 +1,14 @@
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 using Nacelle.Monitor.Server;
 
 // nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
 // Started detached by the daemon, one per pod; serves its socket (default <dir>/monitor.sock) until a shutdown request.
+// The main thread runs the fd reactor's loop and everything the monitor does runs there: sockets, pipes, pidfds and
+// timers are all waited on by that one epoll loop, and continuations run inline on it (no thread pool, no timer
+// thread). With the runtime's finalizer thread that makes two threads.
 MonitorOptions options;
 try
 {
@@ -22,8 +26,22 @@ try
     // A child subreaper: orphaned descendants (a host-pid container's double-forked daemons, the background children
     // of an exec) are re-parented to the monitor instead of init, and its OrphanReaper collects them.
     ChildReaping.BecomeSubreaper();
-    await using var server = new MonitorServer(options, reapOrphans: true);
-    await server.RunAsync();
+    FdReactor.UseCallerThread();
+    JsonMetadata.Cached = false; // JSON metadata is built per use and dropped (docs/architecture.md, the monitor's memory)
+    var server = new MonitorServer(options, reapOrphans: true);
+    try
+    {
+        var serving = server.RunAsync();
+        FdReactor.Run(() => !serving.IsCompleted);
+        serving.GetAwaiter().GetResult();
+    }
+    finally
+    {
+        var disposing = server.DisposeAsync().AsTask();
+        FdReactor.Run(() => !disposing.IsCompleted);
+        disposing.GetAwaiter().GetResult();
+    }
+
     return 0;
 }
 catch (Exception e) when (e is NacelleException or IOException)

@@ -80,21 +80,23 @@ public sealed class RuntimeRpcTests(SharedDaemon shared) : IClassFixture<SharedD
     }
 
     [Fact]
-    public async Task StreamingSetupRpcsAreUnimplementedUntilTheDaemonCanRunStreams()
+    public async Task StreamingSetupRpcsNameTheUnknownContainerOrPod()
     {
-        // The streaming server exists, but the daemon has no backend to run streams in pods yet: no URL is handed out.
+        // The streaming server runs: the checks before a URL is handed out answer first.
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
             await Daemon.Client.Runtime.AttachAsync(new AttachRequest { ContainerId = "abc", Stdout = true }));
-        Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Equal("Attach is not implemented by nacelle", e.Status.Detail);
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Contains("abc", e.Status.Detail);
 
         e = await Assert.ThrowsAsync<RpcException>(async () =>
             await Daemon.Client.Runtime.ExecAsync(new ExecRequest { ContainerId = "abc", Cmd = { "sh" }, Stdout = true }));
-        Assert.Equal((StatusCode.Unimplemented, "Exec is not implemented by nacelle"), (e.StatusCode, e.Status.Detail));
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Contains("abc", e.Status.Detail);
 
         e = await Assert.ThrowsAsync<RpcException>(async () =>
             await Daemon.Client.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = "abc", Port = { 80 } }));
-        Assert.Equal((StatusCode.Unimplemented, "PortForward is not implemented by nacelle"), (e.StatusCode, e.Status.Detail));
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        Assert.Contains("abc", e.Status.Detail);
     }
 
     [Fact]

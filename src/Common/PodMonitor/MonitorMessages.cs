@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Nacelle.Common.PodMonitor;
@@ -116,4 +117,11 @@ public sealed record MonitorResponse
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(MonitorRequest))]
 [JsonSerializable(typeof(MonitorResponse))]
-public sealed partial class MonitorJson : JsonSerializerContext;
+public sealed partial class MonitorJson : JsonSerializerContext
+{
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
+    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
+    public static MonitorJson Current => Nacelle.Common.JsonMetadata.Cached
+        ? Default
+        : new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+}

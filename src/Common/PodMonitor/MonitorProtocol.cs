@@ -73,7 +73,9 @@ public static class MonitorProtocol
     /// (event <see cref="EventDetached"/> with <see cref="MonitorResponse.Error"/>). When the container exits: an
     /// <see cref="EventExited"/> line with <see cref="MonitorResponse.Container"/>, then the monitor closes. The daemon
     /// closing the connection detaches; for a container created with stdin_once, the container's stdin is closed when
-    /// the first attach that took stdin ends.
+    /// the first attach that took stdin ends. The daemon closes its "stdin" descriptor at its client's end of input
+    /// (kubectl's <c>echo hi | kubectl run -i</c>); so that the container sees that end at once, as with containerd, a
+    /// monitor may hand the first stdin_once attacher the write end itself instead of a dup, keeping no copy.
     /// </summary>
     public const string Attach = "attach";
 
@@ -86,9 +88,10 @@ public static class MonitorProtocol
     /// <summary>exec-sync keeps at most this much of each stream when the request names no limit (kubelet's cap).</summary>
     public const int DefaultExecOutputLimit = 16 << 20;
 
+    /// <summary>A message as one line (JSON and a newline).</summary>
     public static byte[] Encode<T>(T message, JsonTypeInfo<T> type)
     {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(message, type);
+        var bytes = JsonMetadata.Serialize(message, type);
         var line = new byte[bytes.Length + 1];
         bytes.CopyTo(line, 0);
         line[^1] = (byte)'\n';

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.ContainerCore.Cgroups;
 
@@ -122,7 +123,7 @@ internal static class CgroupFiles
                 throw NacelleException.Internal($"rmdir {path}: {CgroupCalls.ErrorText(errno)} (errno {errno})");
             }
 
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            await FdReactor.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
         }
     }
@@ -192,7 +193,7 @@ internal static class CgroupFiles
                 return false;
             }
 
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            await FdReactor.DelayAsync(delay, cancellationToken).ConfigureAwait(false);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 100));
             retry?.Invoke();
         }

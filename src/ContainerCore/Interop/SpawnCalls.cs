@@ -200,7 +200,7 @@ public static partial class SpawnCalls
 
     /// <summary>
     /// Receives one datagram without waiting (MSG_DONTWAIT): its length, 0 at end of stream (every peer closed its
-    /// end), or -1 when nothing is there yet (wait with <see cref="FdReactor"/>).
+    /// end), or -1 when nothing is there yet (wait with <see cref="Reactor.FdReactor"/>).
     /// </summary>
     public static unsafe int TryReceive(SafeFileHandle socket, Span<byte> buffer)
     {

@@ -1,6 +1,7 @@
 using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.ContainerCore.Processes;
 

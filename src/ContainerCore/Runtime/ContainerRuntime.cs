@@ -7,6 +7,7 @@ using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Cgroups.Systemd;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Processes;
+using Nacelle.ContainerCore.Reactor;
 using Nacelle.ContainerCore.Spawn;
 using Nacelle.ContainerCore.Spec;
 
@@ -83,7 +84,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             throw NacelleException.InvalidArgument($"bundle {bundle} has no config.json");
         }
 
-        return CreateAsync(id, RuntimeSpecFile.Parse(File.ReadAllText(path), path), bundle, stdio, cancellationToken);
+        return CreateAsync(id, RuntimeSpecFile.Parse(File.ReadAllBytes(path), path), bundle, stdio, cancellationToken);
     }
 
     /// <summary>
@@ -122,7 +123,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         {
             Directory.CreateDirectory(StateDir(id));
             undo.Push("state directory", () => Directory.Delete(StateDir(id), recursive: true));
-            File.WriteAllText(Path.Combine(StateDir(id), "config.json"), RuntimeSpecFile.Serialize(spec));
+            File.WriteAllBytes(Path.Combine(StateDir(id), "config.json"), RuntimeSpecFile.SerializeToUtf8(spec));
 
             var cgroup = CreateCgroup(cgroupPath);
             undo.Push("cgroup", () => cgroup.RemoveAsync(CancellationToken.None));
@@ -183,7 +184,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         catch (Exception e)
         {
             RuntimeLog.CreateFailed(_log, id, e.Message);
-            await undo.RunAsync(TimeSpan.FromSeconds(30), (what, error) => RuntimeLog.UndoFailed(_log, id, $"{what}: {error.Message}")).ConfigureAwait(false);
+            await undo.RunAsync(TimeSpan.FromSeconds(30), FdReactor.Time, (what, error) => RuntimeLog.UndoFailed(_log, id, $"{what}: {error.Message}")).ConfigureAwait(false);
 
             throw;
         }
@@ -211,8 +212,8 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 }
             }
 
-            var state = JsonSerializer.Deserialize(File.ReadAllBytes(statePath), ContainerStateJson.Default.ContainerState)!;
-            var spec = RuntimeSpecFile.Parse(File.ReadAllText(specPath), specPath);
+            var state = JsonSerializer.Deserialize(File.ReadAllBytes(statePath), ContainerStateJson.Current.ContainerState)!;
+            var spec = RuntimeSpecFile.Parse(File.ReadAllBytes(specPath), specPath);
             var cgroup = _options.Cgroups.Open(state.CgroupPath);
             WatchedProcess? process = null;
             if (state.Status != ContainerStatus.Stopped)
@@ -371,7 +372,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             if (entry.Exit is { } exit)
             {
-                await exit.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+                await exit.WaitAsync(TimeSpan.FromSeconds(30), FdReactor.Time, cancellationToken).ConfigureAwait(false);
             }
 
             if (ScopeOf(entry.Spec) is { } scope)
@@ -547,7 +548,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         var temp = $"{path}.{Guid.NewGuid():N}.tmp";
         try
         {
-            File.WriteAllBytes(temp, JsonSerializer.SerializeToUtf8Bytes(state, ContainerStateJson.Default.ContainerState));
+            File.WriteAllBytes(temp, JsonMetadata.Serialize(state, ContainerStateJson.Current.ContainerState));
             File.Move(temp, path, overwrite: true);
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && !Directory.Exists(StateDir(state.Id)))

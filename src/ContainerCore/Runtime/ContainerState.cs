@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Nacelle.ContainerCore.Runtime;
@@ -44,4 +45,11 @@ public sealed record ContainerState
 
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ContainerState))]
-internal sealed partial class ContainerStateJson : JsonSerializerContext;
+internal sealed partial class ContainerStateJson : JsonSerializerContext
+{
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
+    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
+    public static ContainerStateJson Current => Nacelle.Common.JsonMetadata.Cached
+        ? Default
+        : new(new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+}

@@ -176,6 +176,19 @@ public static class SpawnMessage
         return w.Finish();
     }
 
+    /// <summary>The connect mode's message: join the network namespace at <paramref name="netnsPath"/> and connect to
+    /// <paramref name="port"/> on loopback (spawn_protocol.h, NSP_REC_CONNECT).</summary>
+    public static byte[] EncodeConnect(string netnsPath, int port)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(netnsPath);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        var w = new Writer();
+        w.Record(SpawnProtocol.RecJoinNs, r => r.U32((uint)MountFlags.CLONE_NEWNET).Str(netnsPath));
+        w.Record(SpawnProtocol.RecConnect, r => r.U32((uint)port).U32(0));
+        return w.Finish();
+    }
+
     private sealed class Writer
     {
         private readonly MemoryStream _out = new();

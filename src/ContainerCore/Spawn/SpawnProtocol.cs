@@ -43,6 +43,7 @@ public static class SpawnProtocol
     public const ushort RecTerminal = 45;
     public const ushort RecApparmor = 60;
     public const ushort RecSelinuxLabel = 61;
+    public const ushort RecConnect = 50;
 
     public const uint MountFs = 0;
     public const uint MountBind = 1;
@@ -59,6 +60,7 @@ public static class SpawnProtocol
     public const uint ReportReady = 2;
     public const uint ReportError = 3;
     public const uint ReportConsole = 4;
+    public const uint ReportSocket = 5;
     public const int ReportMessageSize = 256;
     public const int ReportSize = 276;
 
@@ -70,7 +72,7 @@ public static class SpawnProtocol
         (1, "parse"), (2, "cgroup"), (3, "oom-score"), (4, "join-ns"), (5, "clone"), (6, "id-maps"), (7, "mounts"),
         (8, "devices"), (9, "pivot-root"), (10, "hostname"), (11, "sysctl"), (12, "mask-paths"), (13, "rlimits"),
         (14, "user"), (15, "no-new-privs"), (16, "caps"), (17, "seccomp"), (18, "cwd"), (19, "lookup"),
-        (20, "close-fds"), (21, "wait-start"), (22, "exec"), (23, "console"), (24, "lsm"), (30, "copy-mounts"),
+        (20, "close-fds"), (21, "wait-start"), (22, "exec"), (23, "console"), (24, "lsm"), (30, "copy-mounts"), (40, "connect"),
     ];
 
     public const int StageLookup = 19;
@@ -78,6 +80,7 @@ public static class SpawnProtocol
     public const int StageExec = 22;
     public const int StageConsole = 23;
     public const int StageLsm = 24;
+    public const int StageConnect = 40;
 
     /// <summary>The name of a stage number ("stage 99" when unknown).</summary>
     public static string StageName(int stage)

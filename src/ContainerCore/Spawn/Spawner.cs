@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 using Nacelle.ContainerCore.Processes;
 
 namespace Nacelle.ContainerCore.Spawn;
@@ -76,7 +77,7 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
                 report = await ReceiveAsync(ours, deadline, cancellationToken).ConfigureAwait(false);
             }
 
-            var helperExit = await helperProcess.WaitForExitAsync(cancellationToken).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            var helperExit = await helperProcess.WaitForExitAsync(cancellationToken).WaitAsync(_timeout, FdReactor.Time, cancellationToken).ConfigureAwait(false);
             switch (report)
             {
                 case { Kind: SpawnProtocol.ReportReady } when container is not null && request.Terminal is not null && console is null:
@@ -154,7 +155,7 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
         while (true)
         {
             // recvmsg, not recv: a descriptor sent along (the pty master) would be closed by a plain recv.
-            var n = Pty.TryReceiveWithDescriptors(socket, buffer, descriptors);
+            var n = UnixSocketCalls.Receive(socket, buffer, descriptors);
             if (n == 0)
             {
                 descriptors.ForEach(d => d.Dispose());
@@ -185,8 +186,9 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
                 throw new NacelleException(ErrorKind.DeadlineExceeded, "the spawn helper did not report in time");
             }
 
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(remaining);
+            // The deadline on the reactor's clock: no timer thread in a process whose loop runs on its main thread.
+            using var deadlineSource = new CancellationTokenSource(remaining, FdReactor.Time);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineSource.Token);
             try
             {
                 await FdReactor.WaitReadableAsync(socket, timeout.Token).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Nacelle.Common;
 
@@ -8,9 +9,17 @@ public static class RuntimeSpecFile
 {
     public static RuntimeSpec Parse(string json, string source = "config.json")
     {
+        ArgumentNullException.ThrowIfNull(json);
+        return Parse(Encoding.UTF8.GetBytes(json), source);
+    }
+
+    /// <summary>Parses UTF-8 JSON (as read from a file; a string is first encoded into an array of its own, not a
+    /// pooled buffer).</summary>
+    public static RuntimeSpec Parse(ReadOnlySpan<byte> json, string source = "config.json")
+    {
         try
         {
-            return JsonSerializer.Deserialize(json, RuntimeSpecJson.Default.RuntimeSpec)
+            return JsonSerializer.Deserialize(json, RuntimeSpecJson.Current.RuntimeSpec)
                 ?? throw NacelleException.InvalidArgument($"{source}: the spec is null");
         }
         catch (JsonException e)
@@ -19,5 +28,8 @@ public static class RuntimeSpecFile
         }
     }
 
-    public static string Serialize(RuntimeSpec spec) => JsonSerializer.Serialize(spec, RuntimeSpecJson.Default.RuntimeSpec);
+    public static string Serialize(RuntimeSpec spec) => Encoding.UTF8.GetString(SerializeToUtf8(spec));
+
+    /// <summary>The spec as UTF-8 JSON (config.json's bytes).</summary>
+    public static byte[] SerializeToUtf8(RuntimeSpec spec) => JsonMetadata.Serialize(spec, RuntimeSpecJson.Current.RuntimeSpec, capacity: 4096);
 }

@@ -38,6 +38,9 @@
  * CLONE_PARENT makes C a child of the C# process that started P, so that process reaps it through a
  * pidfd. Each stage renames the process (comm and argv) so `ps` shows where a spawn hangs.
  *
+ * A message with NSP_REC_CONNECT runs the connect mode instead (connect_mode): join a network namespace,
+ * connect to a port on loopback, send the socket back, exit; nothing is cloned.
+ *
  * Rules for this file: no malloc, no stdio, no threads; every buffer is static or on the stack; the
  * message is read through a private mapping of the memfd on fd 4.
  */
@@ -49,6 +52,7 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -176,6 +180,7 @@ static const char *stage_name(int stage)
     case NSP_STAGE_EXEC: return "exec";
     case NSP_STAGE_CONSOLE: return "console";
     case NSP_STAGE_PREPARE_MOUNTS: return "copy-mounts";
+    case NSP_STAGE_CONNECT: return "connect";
     default: return "?";
     }
 }
@@ -987,6 +992,96 @@ static _Noreturn void container_process(int sync_fd)
     fail(errno, "execve failed:", exec_path);
 }
 
+/* ---- connect mode: a TCP connection made inside a network namespace -------------------------- */
+
+/*
+ * kubectl port-forward reaches localhost:<port> of a pod. The namespace a socket is made in is that of the thread
+ * that calls socket(), and setns() moves only the calling thread: a thread of the daemon's pool that joined a pod's
+ * namespace would carry it into whatever the pool runs next. So the daemon asks this helper instead: it joins the
+ * namespace, connects, hands the connected socket back over the control socket and exits. A socket stays in the
+ * namespace it was made in whoever holds it, so the daemon then copies bytes through it like any other.
+ */
+
+/* A TCP socket connected to `address`; -errno when it cannot be made or connected. No signal handler is installed
+ * (reset_signals), so connect() is never interrupted and needs no EINTR retry. */
+static int connect_to(int family, const void *address, socklen_t length)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, (const struct sockaddr *)address, length) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+static _Noreturn void connect_mode(const struct record *connect)
+{
+    enter(NSP_STAGE_CONNECT);
+    if (connect->len < 8) fail(EINVAL, "malformed connect record", NULL);
+    uint32_t port = u32_at(connect->data);
+    if (port == 0 || port > 65535) fail(EINVAL, "connect: the port is not between 1 and 65535", NULL);
+
+    /* 1. Exactly one network namespace, by path (the pod's pinned one), and nothing else: this mode joins no
+     *    cgroup, clones nothing and runs no program. */
+    const char *netns = NULL;
+    uint32_t off = NSP_HEADER_SIZE;
+    struct record r;
+    while (next_record(&off, &r)) {
+        if (r.type == NSP_REC_CONNECT) continue;
+        if (r.type != NSP_REC_JOIN_NS || r.len < 5 || u32_at(r.data) != CLONE_NEWNET || netns)
+            fail(EINVAL, "connect mode takes one network namespace to join and nothing else", NULL);
+        netns = string_at(&r, 4, 0);
+    }
+    if (!netns) fail(EINVAL, "connect mode needs a network namespace to join", NULL);
+
+    /* 2. Join it. Only this single-threaded process moves; it exits below. */
+    int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) fail(errno, "cannot open the network namespace", netns);
+    if (setns(nsfd, CLONE_NEWNET) < 0) fail(errno, "cannot join the network namespace", netns);
+    close(nsfd);
+
+    /* 3. localhost as kubelet's port-forward dials it: 127.0.0.1 first, then [::1] for a server that listens on
+     *    IPv6 only. Loopback answers at once (accepted or refused); a backlog that stays full is ended by the
+     *    caller's timeout, which kills this process. */
+    struct sockaddr_in v4;
+    memset(&v4, 0, sizeof v4);
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons((uint16_t)port);
+    v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int family = AF_INET;
+    int fd = connect_to(AF_INET, &v4, sizeof v4);
+    int err4 = fd < 0 ? -fd : 0;
+    int err6 = 0;
+    if (fd < 0) {
+        struct sockaddr_in6 v6;
+        memset(&v6, 0, sizeof v6);
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons((uint16_t)port);
+        v6.sin6_addr = in6addr_loopback;
+        family = AF_INET6;
+        fd = connect_to(AF_INET6, &v6, sizeof v6);
+        err6 = fd < 0 ? -fd : 0;
+    }
+    if (fd < 0) {
+        /* The IPv4 error is the one reported; the IPv6 one goes into the text. */
+        char buf[96], number[24];
+        struct text t = { buf, sizeof buf, 0 }, n = { number, sizeof number, 0 };
+        put_int(&n, (long)port);
+        put(&t, "cannot connect to 127.0.0.1:");
+        put(&t, number);
+        put(&t, " (nor to [::1]: errno ");
+        put_int(&t, err6);
+        put(&t, ")");
+        fail(err4, buf, NULL);
+    }
+
+    /* 4. Hand the socket over (the receiver gets its own descriptor) and go. */
+    send_report_fd(NSP_REPORT_SOCKET, 0, family, NULL, fd);
+    _exit(0);
+}
+
 /* ---- the helper process -------------------------------------------------------------------- */
 
 static int validate_message(void)
@@ -1050,6 +1145,12 @@ int main(int argc, char **argv)
     msg = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, MESSAGE_FD, 0);
     if (msg == MAP_FAILED) fail(errno, "cannot map the message", NULL);
     if (!validate_message()) fail(EPROTO, "malformed message or unsupported version", NULL);
+
+    /* Connect mode: a socket made in a network namespace, nothing cloned (see connect_mode). */
+    uint32_t mode_off = NSP_HEADER_SIZE;
+    struct record mode;
+    while (next_record(&mode_off, &mode))
+        if (mode.type == NSP_REC_CONNECT) connect_mode(&mode);
 
     /* Into the cgroup first: every process cloned from here on starts there, before any user code. */
     enter(NSP_STAGE_CGROUP);

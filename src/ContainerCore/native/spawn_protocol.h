@@ -9,6 +9,11 @@
  *   3        control socket (AF_UNIX, SOCK_SEQPACKET): reports out, the start byte in
  *   4        the message: a memfd holding one flat, versioned message
  *
+ * Connect mode (a message with NSP_REC_CONNECT): no process is cloned. The helper joins the one network
+ * namespace named by its NSP_REC_JOIN_NS record, connects a TCP socket to the port on 127.0.0.1 (then
+ * [::1]), sends the connected socket back with NSP_REPORT_SOCKET and exits. This is how the daemon opens
+ * a port-forward connection inside a pod without any of its own threads entering the pod's namespace.
+ *
  * Message layout (little-endian, native alignment not assumed):
  *   header  u32 magic, u32 version, u32 total length (header included)
  *   records u16 type, u16 reserved (0), u32 payload length, payload, padding to 8 bytes
@@ -59,6 +64,8 @@
                                    * slave stdin/stdout/stderr and, just before execve, the controlling terminal */
 #define NSP_REC_APPARMOR 60       /* string: the AppArmor profile the program runs under (attr/apparmor/exec) */
 #define NSP_REC_SELINUX_LABEL 61  /* string: the SELinux label the program runs under (attr/exec) */
+#define NSP_REC_CONNECT 50        /* u32 port, u32 reserved: connect mode (see above); only NSP_REC_JOIN_NS of
+                                   * CLONE_NEWNET may accompany it */
 
 /* NSP_REC_MOUNT kinds (the low byte of the kind field) and create modes. */
 #define NSP_MOUNT_FS 0            /* mount(source, target, fstype, flags, data) */
@@ -86,6 +93,8 @@
 #define NSP_REPORT_READY 2        /* setup done, parked before execve (or about to execve when not parked) */
 #define NSP_REPORT_ERROR 3        /* stage, err and message say what failed */
 #define NSP_REPORT_CONSOLE 4      /* carries the pty master as SCM_RIGHTS; sent before NSP_REPORT_READY */
+#define NSP_REPORT_SOCKET 5       /* connect mode: carries the connected socket as SCM_RIGHTS; pid is the address
+                                   * family it connected with (AF_INET 2, AF_INET6 10) */
 #define NSP_REPORT_MESSAGE_SIZE 256
 /* struct nsp_report { u32 magic; u32 kind; i32 stage; i32 err; i32 pid; char message[256]; } = 276 bytes */
 #define NSP_REPORT_SIZE 276
@@ -120,5 +129,6 @@
 #define NSP_STAGE_LSM 24          /* after rlimits, before the uid change: the AppArmor profile / SELinux label for execve */
 #define NSP_STAGE_PREPARE_MOUNTS 30 /* in the helper (P), between opening and joining the namespaces: the detached
                                    * copies of NSP_MOUNT_DETACHED mounts and NSP_REC_ROOTFS_DETACHED */
+#define NSP_STAGE_CONNECT 40      /* connect mode's only stage: join the network namespace, socket, connect */
 
 #endif

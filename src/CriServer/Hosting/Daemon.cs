@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging.Console;
 using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Mounts;
+using Nacelle.ContainerCore.Spawn;
 using Nacelle.ImageService;
 using Nacelle.ImageService.Registry;
 using Nacelle.Sandbox.Containers;
@@ -20,6 +21,7 @@ using Nacelle.Sandbox.Pods;
 using Nacelle.Sandbox.Store;
 using Nacelle.Sandbox.Security;
 using Nacelle.ContainerCore.Security;
+using Nacelle.Sandbox.Streams;
 using Nacelle.CriServer.Configuration;
 using Nacelle.CriServer.Grpc;
 using Nacelle.CriServer.Observability;
@@ -36,6 +38,9 @@ namespace Nacelle.CriServer.Hosting;
 /// </summary>
 internal static class Daemon
 {
+    /// <summary>An ExecSyncResponse's bytes besides its output: three field tags, two lengths, the exit code.</summary>
+    private const int ExecSyncResponseOverhead = 64;
+
     public static async Task<int> RunAsync(ConfigSources sources, LoadedConfig loaded)
     {
         var config = loaded.Config;
@@ -68,6 +73,13 @@ internal static class Daemon
         using var guard = SocketGuard.Acquire(config.Grpc.Socket);
         var metricsEndPoint = config.Metrics.Enabled && ConfigKeys.TryParseListenAddress(config.Metrics.Address, out var ep, out _) ? ep : null;
         List<ListenAddress> listenAddresses = metricsEndPoint is null ? [] : [new(metricsEndPoint, "metrics.address", "or metrics.enabled = false")];
+        if (config.Stream.Port != 0)
+        {
+            // Port 0 (the default) takes any free port and cannot be in use.
+            listenAddresses.Add(new(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(config.Stream.Address), (int)config.Stream.Port),
+                "stream.address/stream.port", "or stream.port = 0 (any free port)"));
+        }
+
         // A port held by another process stops the daemon here, with one line, before pods are touched.
         ListenAddresses.EnsureAvailable(listenAddresses);
 
@@ -136,6 +148,8 @@ internal static class Daemon
             return new ContainerManagerOptions
             {
                 Logger = logger,
+                // ExecSync's answer carries the output: what one response message may hold, less its framing.
+                ExecSyncOutputLimit = config.Grpc.MaxSendMessageSize - ExecSyncResponseOverhead,
                 CrashPoint = Environment.GetEnvironmentVariable("NACELLE_TEST_CRASH"),
                 SecurityModules = modules,
                 AppArmorDefaultProfile = appArmorDefault,
@@ -143,12 +157,12 @@ internal static class Daemon
             };
         });
         builder.Services.AddSingleton(services => new ContainerManager(services.GetRequiredService<ContainerManagerOptions>(), services.GetRequiredService<PodManager>(), services.GetRequiredService<ImageManager>(), services.GetRequiredService<ContainerEvents>()));
-        // Exec, Attach and PortForward: the streaming server is off until a backend can run streams in pods (the
-        // per-pod monitor's exec with a terminal, attach and port-forward sockets); until then the rpcs answer
-        // Unimplemented rather than a URL that fails.
-        IStreamBackend? streamBackend = null;
-        builder.Services.AddSingleton(services =>
-            new StreamingServer(StreamingOptions.From(config), streamBackend, services.GetRequiredService<ILoggerFactory>()));
+        // Exec, Attach and PortForward: the streaming server hands the bytes to the pods' side, which carries them on the
+        // stdio descriptors the monitors hand over and on sockets the spawn helper makes in pods' network namespaces.
+        builder.Services.AddSingleton(services => new ContainerStreams(services.GetRequiredService<ContainerManager>(),
+            services.GetRequiredService<PodManager>(), new NamespaceConnector()));
+        builder.Services.AddSingleton(services => new StreamingServer(StreamingOptions.From(config),
+            new ContainerStreamBackend(services.GetRequiredService<ContainerStreams>()), services.GetRequiredService<ILoggerFactory>()));
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("nacelle");
@@ -228,17 +242,20 @@ internal static class Daemon
         }
 
         var streaming = app.Services.GetRequiredService<StreamingServer>();
-        if (streaming.Enabled)
+        try
         {
-            try
-            {
-                await streaming.StartAsync().ConfigureAwait(false);
-            }
-            catch (Nacelle.Common.NacelleException e)
-            {
-                // An address in use (stream.address/stream.port) or unusable TLS files (stream.cert_file/key_file).
-                throw new DaemonStartException(e.Kind == Nacelle.Common.ErrorKind.Unavailable ? ExitCodes.InUse : ExitCodes.Configuration, e.Message);
-            }
+            await streaming.StartAsync().ConfigureAwait(false);
+        }
+        catch (Nacelle.Common.NacelleException e) when (e.InnerException is { } cause && ListenAddresses.Explain(cause, listenAddresses) is { } failure)
+        {
+            // Another process took stream.port between the check above and the bind.
+            throw failure;
+        }
+        catch (Nacelle.Common.NacelleException e)
+        {
+            // An address that cannot be listened on (stream.address/stream.port) or unusable TLS files (stream.cert_file/key_file).
+            throw new DaemonStartException(e.Kind == Nacelle.Common.ErrorKind.Unavailable ? ExitCodes.InUse : ExitCodes.Configuration,
+                e.Kind == Nacelle.Common.ErrorKind.Unavailable ? $"{e.Message}; set stream.address/stream.port to a free address" : e.Message);
         }
 
         try

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.CriServer.Streaming;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Nacelle.Common;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.CriServer.Streaming;
 

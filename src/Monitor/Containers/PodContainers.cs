@@ -3,11 +3,12 @@ using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.Monitor.Logging;
+using Nacelle.Monitor.Stdio;
 
 namespace Nacelle.Monitor.Containers;
 
 /// <summary>What the monitor holds for one container besides ContainerCore's state: its log writer and pumps, its
-/// exit watch, its terminal, and whether its exit is on disk yet.</summary>
+/// attached clients, its stdin, its exit watch, its terminal, and whether its exit is on disk yet.</summary>
 internal sealed class TrackedContainer
 {
     public CriLogWriter? Log { get; init; }
@@ -16,8 +17,26 @@ internal sealed class TrackedContainer
     public string? LogFile { get; init; }
     public bool ExitRecorded { get; set; }
 
-    /// <summary>A tty container's pty master (its output is pumped to the log as stdout).</summary>
+    /// <summary>A tty container's pty master (its output is pumped to the log as stdout; attachers with stdin get a copy).</summary>
     public SafeFileHandle? Terminal { get; init; }
+
+    /// <summary>Created with stdin (CRI stdin): attachers may write to it.</summary>
+    public bool OpenStdin { get; init; }
+
+    /// <summary>CRI stdin_once: the stdin closes when the first attach that took it ends.</summary>
+    public bool StdinOnce { get; init; }
+
+    /// <summary>A non-tty container's stdin: the write end of its pipe, until closed (stdin_once, or delete).</summary>
+    public SafeFileHandle? Stdin { get; set; }
+
+    /// <summary>Set once stdin_once has closed the stdin: no later attacher gets it.</summary>
+    public bool StdinClosed { get; set; }
+
+    /// <summary>Where the output goes besides the log.</summary>
+    public AttachFanout Attachers { get; } = new();
+
+    /// <summary>Completes (from the loop's queue) once the exit is recorded and announced.</summary>
+    public TaskCompletionSource ExitAnnounced { get; } = new();
 }
 
 /// <summary>The containers of this pod the monitor tracks, and how each is described to the daemon.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Nacelle.Monitor.Exits;
@@ -32,4 +33,11 @@ public sealed record ExitRecord
 /// <summary>Source-generated (reflection-free, Native AOT) JSON metadata for <see cref="ExitRecord"/>.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, RespectNullableAnnotations = true)]
 [JsonSerializable(typeof(ExitRecord))]
-internal sealed partial class ExitRecordJsonContext : JsonSerializerContext;
+internal sealed partial class ExitRecordJsonContext : JsonSerializerContext
+{
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
+    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
+    public static ExitRecordJsonContext Current => Nacelle.Common.JsonMetadata.Cached
+        ? Default
+        : new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, RespectNullableAnnotations = true });
+}

@@ -46,7 +46,7 @@ public sealed class ExitRecordStore
     {
         ArgumentNullException.ThrowIfNull(record);
         ValidateId(record.Id);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(record, ExitRecordJsonContext.Default.ExitRecord);
+        var bytes = JsonMetadata.Serialize(record, ExitRecordJsonContext.Current.ExitRecord);
         var final = PathOf(record.Id);
         var temp = Path.Combine(Directory, $".{record.Id}.{Guid.NewGuid():N}{TempExtension}");
         try
@@ -188,7 +188,7 @@ public sealed class ExitRecordStore
         ExitRecord? record;
         try
         {
-            record = JsonSerializer.Deserialize(bytes, ExitRecordJsonContext.Default.ExitRecord);
+            record = JsonSerializer.Deserialize(bytes, ExitRecordJsonContext.Current.ExitRecord);
         }
         catch (JsonException e)
         {

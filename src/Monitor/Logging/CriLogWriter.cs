@@ -1,4 +1,5 @@
 using Nacelle.Common;
+using Nacelle.Monitor.Memory;
 
 namespace Nacelle.Monitor.Logging;
 
@@ -7,8 +8,10 @@ namespace Nacelle.Monitor.Logging;
 /// (<c>&lt;RFC3339Nano UTC&gt; &lt;stdout|stderr&gt; &lt;P|F&gt; &lt;content&gt;\n</c>, one record per line).
 /// </summary>
 /// <remarks>
-/// <para>Both streams of a container share one writer; each record is formatted into one buffer and written with
-/// one positioned write under a lock, so records of the two streams never interleave within a line.</para>
+/// <para>Both streams of a container share one writer; records are formatted into one buffer (the records of one read
+/// chunk together, see <see cref="BeginBatch"/>) and written with one positioned write under a lock, so records of the
+/// two streams never interleave within a line. The buffers are the monitor's lent scratch memory
+/// (<see cref="ScratchMemory"/>): an idle writer holds none.</para>
 /// <para>The writer never throws from <see cref="Write"/>: the pumps feeding it must keep draining the container's
 /// pipes whatever happens to the file. When the file cannot be opened (log directory gone) or a write fails
 /// (disk full, I/O error) the record is dropped and counted in <see cref="DroppedBytes"/>/<see cref="DroppedRecords"/>,
@@ -29,7 +32,10 @@ public sealed class CriLogWriter : IDisposable
     private readonly Lock _gate = new();
     private readonly TimeProvider _time;
     private readonly UnixFileMode _mode;
-    private byte[] _scratch;
+    private ScratchLease? _batch;
+    private int _batchLength;
+    private int _batchRecords;
+    private long _batchContent;
     private FileStream? _file;
     private long _offset;
     private bool _disposed;
@@ -49,7 +55,6 @@ public sealed class CriLogWriter : IDisposable
         MaxLineSize = options.MaxLineSize;
         _time = options.TimeProvider;
         _mode = options.FileMode;
-        _scratch = new byte[HeaderSpace + options.MaxLineSize];
     }
 
     /// <summary>The log file path (kubelet's <c>log_directory</c> joined with the container's <c>log_path</c>).</summary>
@@ -99,56 +104,148 @@ public sealed class CriLogWriter : IDisposable
     /// <summary>
     /// Writes one record stamped with the current time. <paramref name="content"/> must not contain a newline and
     /// should be at most <see cref="MaxLineSize"/> bytes (longer content is written as one longer record; splitting is
-    /// the pump's job). Never throws for file problems: a record that cannot be written is dropped and counted.
+    /// the pump's job). Never throws for file problems: a record that cannot be written is dropped and counted. Inside a
+    /// <see cref="BeginBatch"/> the record waits for the batch's write.
     /// </summary>
-    public void Write(CriLogStream stream, bool partial, ReadOnlySpan<byte> content)
+    public void Write(CriLogStream stream, bool partial, ReadOnlySpan<byte> content) => Write(stream, partial, content, default);
+
+    /// <summary>As <see cref="Write(CriLogStream, bool, ReadOnlySpan{byte})"/>, the content given in two pieces (the part of
+    /// a line held from an earlier read, and the rest).</summary>
+    public void Write(CriLogStream stream, bool partial, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
     {
-        if (content.Contains((byte)'\n'))
+        if (first.Contains((byte)'\n') || second.Contains((byte)'\n'))
         {
-            throw new ArgumentException("a CRI log record cannot contain a newline", nameof(content));
+            throw new ArgumentException("a CRI log record cannot contain a newline", nameof(first));
         }
 
         lock (_gate)
         {
-            if (_disposed || !EnsureOpenLocked())
+            var length = HeaderSpace + first.Length + second.Length;
+            if (_batch is not { } batch)
             {
-                Drop(content.Length);
+                // Alone: formatted in a lent buffer (or one of its own when it is longer) and written at once.
+                using var lease = ScratchMemory.Batch.Rent();
+                var buffer = length <= lease.Span.Length ? lease.Span : new byte[length];
+                var size = Format(buffer, stream, partial, first, second);
+                WriteOutLocked(buffer[..size], 1, first.Length + second.Length);
                 return;
             }
 
-            var length = HeaderSpace + content.Length;
-            if (_scratch.Length < length)
+            var room = batch.Span.Length - _batchLength;
+            if (length > room && _batchLength > 0)
             {
-                _scratch = new byte[length];
+                FlushLocked();
+                room = batch.Span.Length;
             }
 
-            var buffer = _scratch.AsSpan();
-            var position = CriTimestamp.FromDateTimeOffset(_time.GetUtcNow()).Format(buffer);
-            buffer[position++] = (byte)' ';
-            var tag = stream == CriLogStream.Stderr ? StderrTag : StdoutTag;
-            tag.CopyTo(buffer[position..]);
-            position += tag.Length;
-            buffer[position++] = (byte)' ';
-            buffer[position++] = partial ? (byte)'P' : (byte)'F';
-            buffer[position++] = (byte)' ';
-            content.CopyTo(buffer[position..]);
-            position += content.Length;
-            buffer[position++] = (byte)'\n';
-
-            try
+            if (length > room)
             {
-                RandomAccess.Write(_file!.SafeFileHandle, buffer[..position], _offset);
-                _offset += position;
-                _writtenRecords++;
+                var own = new byte[length];
+                WriteOutLocked(own.AsSpan(0, Format(own, stream, partial, first, second)), 1, first.Length + second.Length);
+                return;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+
+            _batchLength += Format(batch.Span[_batchLength..], stream, partial, first, second);
+            _batchRecords++;
+            _batchContent += first.Length + second.Length;
+        }
+    }
+
+    /// <summary>
+    /// Collects the records written until the returned batch is disposed, and writes them with one positioned write
+    /// (more when they do not fit <see cref="ScratchMemory.BatchSize"/>): a read of many short lines costs one system
+    /// call, not one per line. A batch is synchronous work: no await inside it.
+    /// </summary>
+    public WriteBatch BeginBatch()
+    {
+        lock (_gate)
+        {
+            if (_batch is not null)
             {
-                // Possibly written in part: the next open terminates the torn record (see the remarks).
-                _lastError = e;
-                Drop(content.Length);
-                CloseLocked();
+                throw new InvalidOperationException("a batch is open already");
+            }
+
+            _batch = ScratchMemory.Batch.Rent();
+            return new WriteBatch(this);
+        }
+    }
+
+    private void EndBatch()
+    {
+        lock (_gate)
+        {
+            if (_batch is { } batch)
+            {
+                FlushLocked();
+                _batch = null;
+                batch.Dispose();
             }
         }
+    }
+
+    private void FlushLocked()
+    {
+        if (_batchLength > 0)
+        {
+            WriteOutLocked(_batch!.Value.Span[.._batchLength], _batchRecords, _batchContent);
+        }
+
+        _batchLength = 0;
+        _batchRecords = 0;
+        _batchContent = 0;
+    }
+
+    /// <summary>timestamp, stream, tag, content and newline into <paramref name="buffer"/>; returns the length.</summary>
+    private int Format(Span<byte> buffer, CriLogStream stream, bool partial, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
+    {
+        var position = CriTimestamp.FromDateTimeOffset(_time.GetUtcNow()).Format(buffer);
+        buffer[position++] = (byte)' ';
+        var tag = stream == CriLogStream.Stderr ? StderrTag : StdoutTag;
+        tag.CopyTo(buffer[position..]);
+        position += tag.Length;
+        buffer[position++] = (byte)' ';
+        buffer[position++] = partial ? (byte)'P' : (byte)'F';
+        buffer[position++] = (byte)' ';
+        first.CopyTo(buffer[position..]);
+        position += first.Length;
+        second.CopyTo(buffer[position..]);
+        position += second.Length;
+        buffer[position++] = (byte)'\n';
+        return position;
+    }
+
+    /// <summary>Appends formatted records to the file; on failure they are dropped and counted, and the file is closed.</summary>
+    private void WriteOutLocked(ReadOnlySpan<byte> records, int count, long contentBytes)
+    {
+        if (_disposed || !EnsureOpenLocked())
+        {
+            Drop(contentBytes, count);
+            return;
+        }
+
+        try
+        {
+            RandomAccess.Write(_file!.SafeFileHandle, records, _offset);
+            _offset += records.Length;
+            _writtenRecords += count;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Possibly written in part: the next open terminates the torn record (see the remarks).
+            _lastError = e;
+            Drop(contentBytes, count);
+            CloseLocked();
+        }
+    }
+
+    /// <summary>An open batch (<see cref="BeginBatch"/>); disposing it writes what it collected.</summary>
+    public readonly struct WriteBatch : IDisposable
+    {
+        private readonly CriLogWriter? _writer;
+
+        internal WriteBatch(CriLogWriter writer) => _writer = writer;
+
+        public void Dispose() => _writer?.EndBatch();
     }
 
     /// <summary>
@@ -161,6 +258,11 @@ public sealed class CriLogWriter : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_batch is not null)
+            {
+                FlushLocked();
+            }
+
             CloseLocked();
             OpenFileLocked();
         }
@@ -171,15 +273,20 @@ public sealed class CriLogWriter : IDisposable
     {
         lock (_gate)
         {
+            if (_batch is not null)
+            {
+                FlushLocked();
+            }
+
             _disposed = true;
             CloseLocked();
         }
     }
 
-    private void Drop(int bytes)
+    private void Drop(long bytes, int records)
     {
         _droppedBytes += bytes;
-        _droppedRecords++;
+        _droppedRecords += records;
     }
 
     private bool EnsureOpenLocked()

@@ -1,9 +1,11 @@
-using System.IO.Pipes;
+using System.Text;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Processes;
+using Nacelle.ContainerCore.Reactor;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Spawn;
 using Nacelle.ContainerCore.Spec;
@@ -44,15 +46,60 @@ internal sealed partial class MonitorOperations
             throw NacelleException.InvalidArgument($"exec-sync: timeoutMs {request.TimeoutMs} is negative");
         }
 
-        using var stdout = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.None);
-        using var stderr = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.None);
-        SpawnedProcess spawned;
+        var (stdoutRead, stdoutWrite) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: false);
+        var (stderrRead, stderrWrite) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: false);
+        using (stdoutRead)
+        using (stderrRead)
+        {
+            SpawnedProcess spawned;
+            using (stdoutWrite)
+            using (stderrWrite)
+            {
+                // Only the exec'd process (and what it starts) holds the write ends once this block ends.
+                spawned = await SpawnExecAsync(id, process, new SpawnStdio(null, stdoutWrite, stderrWrite)).ConfigureAwait(false);
+            }
+
+            using (spawned)
+            {
+                using var stopReading = new CancellationTokenSource();
+                var outTask = OutputCapture.CaptureAsync(stdoutRead, limit, stopReading.Token);
+                var errTask = OutputCapture.CaptureAsync(stderrRead, limit, stopReading.Token);
+                var (exit, timedOut) = await WaitExecAsync(spawned, request.TimeoutMs).ConfigureAwait(false);
+
+                // The output ends when the last writer closes; a background child may keep it open: bounded wait.
+                var outputs = Task.WhenAll(outTask, errTask);
+                if (await Task.WhenAny(outputs, FdReactor.DelayAsync(OutputGrace)).ConfigureAwait(false) != outputs)
+                {
+                    MonitorLog.ExecOutputAbandoned(log, id, spawned.Pid, (int)OutputGrace.TotalSeconds);
+                    stopReading.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
+                }
+
+                var (outBytes, outTruncated) = await outTask.ConfigureAwait(false);
+                var (errBytes, errTruncated) = await errTask.ConfigureAwait(false);
+                MonitorLog.ExecFinished(log, id, spawned.Pid, exit.ExitCode, timedOut ? " (timed out, killed)" : string.Empty);
+                return new MonitorExecResult
+                {
+                    ExitCode = exit.ExitCode,
+                    Stdout = outBytes,
+                    Stderr = errBytes,
+                    TimedOut = timedOut,
+                    Truncated = outTruncated || errTruncated,
+                };
+            }
+        }
+    }
+
+    /// <summary>Spawns an exec'd process (tracked by the reaper until it is reaped here); a missing command or
+    /// working directory is NotFound/InvalidArgument naming it.</summary>
+    private async Task<SpawnedProcess> SpawnExecAsync(string id, SpecProcess process, SpawnStdio stdio)
+    {
         try
         {
             using (reaper?.Hold())
             {
-                spawned = await runtime.ExecAsync(id, process, new SpawnStdio(null, PipeEnds.WriteEnd(stdout), PipeEnds.WriteEnd(stderr))).ConfigureAwait(false);
+                var spawned = await runtime.ExecAsync(id, process, stdio).ConfigureAwait(false);
                 reaper?.Track(spawned.Pid);
+                return spawned;
             }
         }
         catch (SpawnException e) when (e.Stage is SpawnProtocol.StageLookup or SpawnProtocol.StageCwd)
@@ -61,61 +108,33 @@ internal sealed partial class MonitorOperations
             var message = $"exec in container {id}: {what}: {e.Detail} ({System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.Errno)})";
             throw e.Errno == 2 ? NacelleException.NotFound(message) : NacelleException.InvalidArgument(message);
         }
-        finally
-        {
-            // Only the exec'd process (and what it starts) holds the write ends now.
-            stdout.DisposeLocalCopyOfClientHandle();
-            stderr.DisposeLocalCopyOfClientHandle();
-        }
+    }
 
-        using (spawned)
+    /// <summary>Waits for an exec'd process to exit, SIGKILLing it at the timeout (null or 0: none); it is reaped and
+    /// untracked from the reaper either way.</summary>
+    private async Task<(ProcessExit Exit, bool TimedOut)> WaitExecAsync(SpawnedProcess spawned, long? timeoutMs)
+    {
+        var exitTask = spawned.Process.WaitForExitAsync();
+        var timedOut = false;
+        try
         {
-            using var stopReading = new CancellationTokenSource();
-            var outTask = OutputCapture.CaptureAsync(PipeEnds.ReadEnd(stdout), limit, stopReading.Token);
-            var errTask = OutputCapture.CaptureAsync(PipeEnds.ReadEnd(stderr), limit, stopReading.Token);
-            var exitTask = spawned.Process.WaitForExitAsync();
-            var timedOut = false;
-            if (request.TimeoutMs is > 0 and var timeout)
+            if (timeoutMs is > 0 and var timeout)
             {
-                using var timer = new CancellationTokenSource(TimeSpan.FromMilliseconds(timeout));
-                var fired = Task.Delay(Timeout.Infinite, timer.Token);
+                using var timer = new CancellationTokenSource(TimeSpan.FromMilliseconds(timeout), FdReactor.Time);
+                var fired = FdReactor.DelayAsync(Timeout.InfiniteTimeSpan, timer.Token);
                 if (await Task.WhenAny(exitTask, fired).ConfigureAwait(false) != exitTask)
                 {
                     timedOut = spawned.Process.Signal(Signals.SIGKILL);
                 }
 
-                await timer.CancelAsync().ConfigureAwait(false);
+                timer.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
             }
 
-            ProcessExit exit;
-            try
-            {
-                exit = await exitTask.ConfigureAwait(false);
-            }
-            finally
-            {
-                reaper?.Untrack(spawned.Pid);
-            }
-
-            // The output ends when the last writer closes; a background child may keep it open: bounded wait.
-            var outputs = Task.WhenAll(outTask, errTask);
-            if (await Task.WhenAny(outputs, Task.Delay(OutputGrace)).ConfigureAwait(false) != outputs)
-            {
-                MonitorLog.ExecOutputAbandoned(log, id, spawned.Pid, (int)OutputGrace.TotalSeconds);
-                await stopReading.CancelAsync().ConfigureAwait(false);
-            }
-
-            var (outBytes, outTruncated) = await outTask.ConfigureAwait(false);
-            var (errBytes, errTruncated) = await errTask.ConfigureAwait(false);
-            MonitorLog.ExecFinished(log, id, spawned.Pid, exit.ExitCode, timedOut ? " (timed out, killed)" : string.Empty);
-            return new MonitorExecResult
-            {
-                ExitCode = exit.ExitCode,
-                Stdout = outBytes,
-                Stderr = errBytes,
-                TimedOut = timedOut,
-                Truncated = outTruncated || errTruncated,
-            };
+            return (await exitTask.ConfigureAwait(false), timedOut);
+        }
+        finally
+        {
+            reaper?.Untrack(spawned.Pid);
         }
     }
 
@@ -123,13 +142,14 @@ internal sealed partial class MonitorOperations
     {
         try
         {
+            // From UTF-8 bytes of its own: a string would be transcoded into a pooled buffer that the pool keeps.
             return JsonSerializer.Deserialize(
-                request.ProcessJson ?? throw NacelleException.InvalidArgument("exec-sync: processJson is required"),
-                RuntimeSpecJson.Default.SpecProcess) ?? throw NacelleException.InvalidArgument("exec-sync: processJson is null");
+                Encoding.UTF8.GetBytes(request.ProcessJson ?? throw NacelleException.InvalidArgument($"{request.Op}: processJson is required")),
+                RuntimeSpecJson.Current.SpecProcess) ?? throw NacelleException.InvalidArgument($"{request.Op}: processJson is null");
         }
         catch (JsonException e)
         {
-            throw NacelleException.InvalidArgument($"exec-sync: processJson is not an OCI process: {e.Message}");
+            throw NacelleException.InvalidArgument($"{request.Op}: processJson is not an OCI process: {e.Message}");
         }
     }
 }

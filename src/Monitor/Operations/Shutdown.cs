@@ -12,7 +12,7 @@ internal sealed partial class MonitorOperations
             await DeleteContainerAsync(state.Id, force: true).ConfigureAwait(false);
         }
 
-        await stop.CancelAsync().ConfigureAwait(false);
+        stop.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
         return ok;
     }
 }

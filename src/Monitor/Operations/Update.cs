@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
@@ -19,8 +20,8 @@ internal sealed partial class MonitorOperations
         try
         {
             return JsonSerializer.Deserialize(
-                request.ResourcesJson ?? throw NacelleException.InvalidArgument("update: resourcesJson is required"),
-                RuntimeSpecJson.Default.SpecResources) ?? throw NacelleException.InvalidArgument("update: resourcesJson is null");
+                Encoding.UTF8.GetBytes(request.ResourcesJson ?? throw NacelleException.InvalidArgument("update: resourcesJson is required")),
+                RuntimeSpecJson.Current.SpecResources) ?? throw NacelleException.InvalidArgument("update: resourcesJson is null");
         }
         catch (JsonException e)
         {

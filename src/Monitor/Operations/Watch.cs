@@ -1,10 +1,16 @@
 using Nacelle.Common.PodMonitor;
+using Nacelle.Monitor.Server;
 
 namespace Nacelle.Monitor.Operations;
 
 internal sealed partial class MonitorOperations
 {
-    /// <summary>watch: the server turns the connection into an event stream (marked by Event, cleared before it
-    /// answers; see Server/Watchers).</summary>
-    private static MonitorResponse Watch(MonitorResponse ok) => ok with { Event = MonitorProtocol.Watch };
+    /// <summary>watch: the connection becomes an event stream (see Server/Watchers).</summary>
+    private Answer Watch(MonitorResponse ok) => new(ok, new WatchSession(watchers));
+
+    private sealed class WatchSession(Watchers watchers) : IConnectionSession
+    {
+        public Task RunAsync(Connection connection, MonitorResponse answer, CancellationToken cancellationToken) =>
+            watchers.ServeAsync(connection, answer, cancellationToken);
+    }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.Monitor.Reaping;
 
@@ -12,29 +13,38 @@ namespace Nacelle.Monitor.Reaping;
 /// and reaps, one pid at a time with waitid(P_PID), only those nobody tracks.
 /// </summary>
 /// <remarks>
-/// A process the spawn helper just cloned is a child before ContainerCore has adopted it; scanning then could reap
+/// <para>A process the spawn helper just cloned is a child before ContainerCore has adopted it; scanning then could reap
 /// it and lose its exit. So a spawn holds the reaper (<see cref="Hold"/>) until its pid is known (tracked by the
-/// runtime, or <see cref="Track"/>ed), and no scan runs while any hold is active. Scans run periodically and when
-/// <see cref="Kick"/>ed (a container or exec process ended).
+/// runtime, or <see cref="Track"/>ed), and no scan runs while any hold is active.</para>
+/// <para>Scans run on the event loop when <see cref="Kick"/>ed (a container or exec process ended) and, only while
+/// orphans can appear unannounced, every interval. Orphans are re-parented to the monitor only from processes in its own
+/// pid namespace (a container without a pid namespace of its own, as a hostPID pod's); in a container's or the pod's pid
+/// namespace they go to that namespace's init. So the periodic scan runs only while such a container lives
+/// (<c>orphansPossible</c>): an ordinary pod's monitor has no timer at all.</para>
 /// </remarks>
 public sealed class OrphanReaper : IAsyncDisposable
 {
     private readonly Func<IEnumerable<int>> _trackedElsewhere;
+    private readonly Func<bool> _orphansPossible;
     private readonly ILogger _log;
     private readonly TimeSpan _interval;
     private readonly Lock _gate = new();
     private readonly HashSet<int> _tracked = [];
-    private readonly SemaphoreSlim _kick = new(0, 1);
-    private readonly CancellationTokenSource _stop = new();
+    private ITimer? _timer;
+    private bool _kicked;
+    private bool _polling;
+    private bool _stopped;
     private int _holds;
-    private Task _loop = Task.CompletedTask;
 
     /// <param name="trackedElsewhere">The pids reaped by someone else (the runtime's live container inits).</param>
-    /// <param name="interval">How often to scan without a kick.</param>
-    public OrphanReaper(Func<IEnumerable<int>> trackedElsewhere, ILogger? logger = null, TimeSpan? interval = null)
+    /// <param name="logger">Where reaped orphans are logged.</param>
+    /// <param name="interval">How often to scan without a kick, while <paramref name="orphansPossible"/>.</param>
+    /// <param name="orphansPossible">Whether orphans can appear without a kick (default: always).</param>
+    public OrphanReaper(Func<IEnumerable<int>> trackedElsewhere, ILogger? logger = null, TimeSpan? interval = null, Func<bool>? orphansPossible = null)
     {
         ArgumentNullException.ThrowIfNull(trackedElsewhere);
         _trackedElsewhere = trackedElsewhere;
+        _orphansPossible = orphansPossible ?? (static () => true);
         _log = logger ?? NullLogger.Instance;
         _interval = interval ?? TimeSpan.FromSeconds(1);
     }
@@ -42,8 +52,28 @@ public sealed class OrphanReaper : IAsyncDisposable
     /// <summary>How many orphans this reaper has collected.</summary>
     public int Reaped { get; private set; }
 
-    /// <summary>Starts the scanning loop.</summary>
-    public void Start() => _loop = Task.Run(LoopAsync);
+    /// <summary>Whether the periodic scan is on (orphans may appear without a kick).</summary>
+    public bool Polling
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _polling;
+            }
+        }
+    }
+
+    /// <summary>Starts reaping: a first scan soon, then scans on kicks (and periodically while needed).</summary>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            _timer = FdReactor.Time.CreateTimer(static state => ((OrphanReaper)state!).Scheduled(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+
+        Kick();
+    }
 
     /// <summary>Suspends scanning until disposed: taken around a spawn, released once its pid is tracked.</summary>
     public IDisposable Hold()
@@ -76,23 +106,20 @@ public sealed class OrphanReaper : IAsyncDisposable
         Kick();
     }
 
-    /// <summary>Asks for a scan soon (something exited).</summary>
+    /// <summary>Asks for a scan soon, on the loop (something exited).</summary>
     public void Kick()
     {
-        try
+        lock (_gate)
         {
-            if (_kick.CurrentCount == 0)
+            if (_kicked || _stopped || _timer is null)
             {
-                _kick.Release();
+                return;
             }
+
+            _kicked = true;
         }
-        catch (SemaphoreFullException)
-        {
-            // a scan is already due
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+
+        FdReactor.Loop.Post(Scheduled);
     }
 
     /// <summary>
@@ -126,32 +153,45 @@ public sealed class OrphanReaper : IAsyncDisposable
         }
     }
 
-    private async Task LoopAsync()
+    /// <summary>A kicked or periodic scan; then the timer is set for the next one, or off when none is needed.</summary>
+    private void Scheduled()
     {
-        while (!_stop.IsCancellationRequested)
+        lock (_gate)
         {
-            try
-            {
-                await _kick.WaitAsync(_interval, _stop.Token).ConfigureAwait(false);
-                ScanOnce();
-            }
-            catch (OperationCanceledException)
+            _kicked = false;
+            if (_stopped)
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                MonitorLog.OrphanScanFailed(_log, e.Message);
-            }
+        }
+
+        try
+        {
+            ScanOnce();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            MonitorLog.OrphanScanFailed(_log, e.Message);
+        }
+
+        var poll = _orphansPossible();
+        lock (_gate)
+        {
+            _polling = poll && !_stopped;
+            _timer?.Change(_polling ? _interval : Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        await _loop.ConfigureAwait(false);
-        _stop.Dispose();
-        _kick.Dispose();
+        lock (_gate)
+        {
+            _stopped = true;
+            _polling = false;
+            _timer?.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
     }
 
     private sealed class Release(OrphanReaper reaper) : IDisposable

@@ -1,8 +1,10 @@
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.Monitor.Containers;
 using Nacelle.Monitor.Exits;
@@ -18,8 +20,9 @@ namespace Nacelle.Monitor.Server;
 /// again. It stops on a shutdown request, after deleting every container of the pod.
 /// </summary>
 /// <remarks>This class is the socket: it accepts connections and reads request lines, which
-/// <see cref="MonitorOperations"/> answers (one file per operation); a watch connection is handed to
-/// <see cref="Watchers"/>.</remarks>
+/// <see cref="MonitorOperations"/> answers (one file per operation); a watch, exec-stream or attach takes its connection
+/// over after the answer. Everything runs on the fd reactor's loop, which nacelle-monitor runs on its main thread: no
+/// socket, pipe or timer of the monitor needs a thread of its own.</remarks>
 public sealed class MonitorServer : IAsyncDisposable
 {
     private readonly MonitorOptions _options;
@@ -55,14 +58,13 @@ public sealed class MonitorServer : IAsyncDisposable
         if (reapOrphans)
         {
             // Live container inits are reaped by the runtime (pidfd); a stopped one's pid was reaped already.
-            _reaper = new OrphanReaper(
-                () => [.. _runtime.List().Where(s => s.Status != ContainerStatus.Stopped).Select(s => s.Pid)], log);
+            _reaper = new OrphanReaper(LiveInits, log, orphansPossible: () => LiveInits().Any(SharesOurPidNamespace));
         }
 
         _watchers = new Watchers(log);
         var containers = new PodContainers(_runtime);
         var exitRecorder = new ExitRecorder(_runtime, exits, containers, _watchers, _reaper, log);
-        _operations = new MonitorOperations(options, _runtime, containers, exits, exitRecorder, _reaper, _stop, log);
+        _operations = new MonitorOperations(options, _runtime, containers, exits, exitRecorder, _watchers, _reaper, _stop, log);
     }
 
     /// <summary>The orphan reaper (null unless asked to reap orphans).</summary>
@@ -73,19 +75,22 @@ public sealed class MonitorServer : IAsyncDisposable
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         File.Delete(_options.SocketPath);
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(_options.SocketPath));
+        using var listener = UnixSocketCalls.Listen(_options.SocketPath, backlog: 16);
         File.SetUnixFileMode(_options.SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        listener.Listen(8);
         _reaper?.Start();
         var clients = new List<Task>();
         try
         {
             while (!linked.IsCancellationRequested)
             {
-                var client = await listener.AcceptAsync(linked.Token).ConfigureAwait(false);
-                clients.Add(ServeAsync(client, linked.Token));
-                clients.RemoveAll(t => t.IsCompleted);
+                if (UnixSocketCalls.Accept(listener) is { } client)
+                {
+                    clients.Add(ServeAsync(new Connection(client), linked.Token));
+                    clients.RemoveAll(t => t.IsCompleted);
+                    continue;
+                }
+
+                await FdReactor.WaitReadableAsync(listener, linked.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)
@@ -94,38 +99,64 @@ public sealed class MonitorServer : IAsyncDisposable
         }
 
         _watchers.CompleteAll();
-        await Task.WhenAll(clients.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+        foreach (var client in clients)
+        {
+            try
+            {
+                await client.ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // each connection reports its own end
+            }
+        }
+
         File.Delete(_options.SocketPath);
     }
 
-    /// <summary>One connection: request lines answered in order, until the daemon closes it or it becomes a watch.</summary>
-    private async Task ServeAsync(Socket client, CancellationToken cancellationToken)
+    /// <summary>One connection: request lines answered in order, until the daemon closes it or a session takes it over.</summary>
+    private async Task ServeAsync(Connection connection, CancellationToken cancellationToken)
     {
-        using var stream = new NetworkStream(client, ownsSocket: true);
-        var pending = new MemoryStream();
-        try
+        using (connection)
         {
-            while (await MonitorProtocol.ReadLineAsync(stream, pending, cancellationToken).ConfigureAwait(false) is { } line)
+            try
             {
-                var response = await _operations.HandleLineAsync(line).ConfigureAwait(false);
-                if (response.Ok && response.Event == MonitorProtocol.Watch)
+                while (await connection.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
                 {
-                    // From here on the connection carries only events.
-                    await _watchers.ServeAsync(stream, pending, response with { Event = null }, cancellationToken).ConfigureAwait(false);
-                    return;
-                }
+                    var (response, session) = await _operations.HandleLineAsync(line).ConfigureAwait(false);
+                    if (response.Ok && session is not null)
+                    {
+                        await session.RunAsync(connection, response, cancellationToken).ConfigureAwait(false);
+                        return;
+                    }
 
-                // Answered even when the request was the shutdown that cancels everything else.
-                await stream.WriteAsync(MonitorProtocol.Encode(response, MonitorJson.Default.MonitorResponse), CancellationToken.None).ConfigureAwait(false);
-                if (response.Ok && _stop.IsCancellationRequested)
-                {
-                    return;
+                    // Answered even when the request was the shutdown that cancels everything else.
+                    await connection.WriteAsync(response, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+                    if (response.Ok && _stop.IsCancellationRequested)
+                    {
+                        return;
+                    }
                 }
             }
+            catch (Exception e) when (e is IOException or OperationCanceledException or NacelleException)
+            {
+                // the daemon went away, or sent a line too long: the pod carries on
+            }
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+    }
+
+    private IEnumerable<int> LiveInits() => _runtime.List().Where(s => s.Status != ContainerStatus.Stopped).Select(s => s.Pid);
+
+    /// <summary>Whether <paramref name="pid"/> is in the monitor's own pid namespace (then its orphans come to the monitor).</summary>
+    private static bool SharesOurPidNamespace(int pid)
+    {
+        try
         {
-            // the daemon went away; the pod carries on
+            return new FileInfo($"/proc/{pid}/ns/pid").LinkTarget is { } theirs && theirs == new FileInfo("/proc/self/ns/pid").LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // gone
         }
     }
 

@@ -1,8 +1,6 @@
-using System.Net.Sockets;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
-using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.Monitor.Server;
 
@@ -18,120 +16,156 @@ internal sealed class Watchers(ILogger log)
     private readonly Lock _gate = new();
     private readonly List<Watcher> _watchers = [];
     private long _nextWatcher;
+    private bool _completed;
 
-    /// <summary>A watch connection: events queue here and one writer sends them; a full queue drops the watcher.</summary>
     private sealed class Watcher(long number)
     {
         public long Number { get; } = number;
-        public Channel<byte[]> Events { get; } = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(Backlog)
-        {
-            SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
-        });
-        public CancellationTokenSource Dropped { get; } = new();
+        public Queue<byte[]> Events { get; } = new();
+        public Wakeup Wake { get; } = new();
+        public bool Dropped { get; set; }
+        public bool Completed { get; set; }
+
+        /// <summary>Cancels a write that waits on a watcher who stopped reading.</summary>
+        public CancellationTokenSource? Abort { get; set; }
     }
 
     /// <summary>
     /// A watch connection: the ok answer, then every event line until either side closes. The watcher is registered
-    /// before the answer is written, so an exit recorded after the answer is never missed. Lines the client sends are
-    /// read and ignored (only to notice it closing).
+    /// before the answer is written, so an exit recorded after the answer is never missed. What the daemon sends is read
+    /// and ignored (only to notice it closing).
     /// </summary>
-    public async Task ServeAsync(NetworkStream stream, MemoryStream pending, MonitorResponse answer, CancellationToken cancellationToken)
+    public async Task ServeAsync(Connection connection, MonitorResponse answer, CancellationToken cancellationToken)
     {
         var watcher = new Watcher(Interlocked.Increment(ref _nextWatcher));
         lock (_gate)
         {
+            watcher.Completed = _completed;
             _watchers.Add(watcher);
         }
 
-        using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, watcher.Dropped.Token);
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        lock (_gate)
+        {
+            watcher.Abort = done;
+        }
+
         var reason = "closed";
+        var closed = WatchClosedAsync(connection, watcher, done.Token);
         try
         {
-            await stream.WriteAsync(MonitorProtocol.Encode(answer, MonitorJson.Default.MonitorResponse), done.Token).ConfigureAwait(false);
-            var reader = DrainUntilClosedAsync(stream, pending, done);
-            await foreach (var line in watcher.Events.Reader.ReadAllAsync(done.Token).ConfigureAwait(false))
+            await connection.WriteAsync(answer, cancellationToken: done.Token).ConfigureAwait(false);
+            while (true)
             {
-                await stream.WriteAsync(line, done.Token).ConfigureAwait(false);
-            }
+                byte[]? line;
+                bool stop;
+                lock (_gate)
+                {
+                    stop = watcher.Dropped || (watcher.Completed && watcher.Events.Count == 0) || closed.IsCompleted;
+                    watcher.Events.TryDequeue(out line);
+                }
 
-            await done.CancelAsync().ConfigureAwait(false);
-            await reader.ConfigureAwait(false);
+                if (stop)
+                {
+                    reason = watcher.Dropped ? "too slow (event backlog full)" : closed.IsCompleted ? "closed" : "monitor shutting down";
+                    break;
+                }
+
+                if (line is null)
+                {
+                    await watcher.Wake.WaitAsync().ConfigureAwait(false);
+                    continue;
+                }
+
+                await connection.WriteAsync(line, cancellationToken: done.Token).ConfigureAwait(false);
+            }
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+        catch (Exception e) when (e is IOException or OperationCanceledException)
         {
-            reason = watcher.Dropped.IsCancellationRequested ? "too slow (event backlog full)" : e is OperationCanceledException ? "closed" : e.Message;
+            reason = watcher.Dropped ? "too slow (event backlog full)" : e is OperationCanceledException ? "closed" : e.Message;
         }
         finally
         {
             lock (_gate)
             {
                 _watchers.Remove(watcher);
+                watcher.Abort = null;
             }
 
-            watcher.Events.Writer.TryComplete();
+            done.Cancel(); // not CancelAsync: its callbacks would run on the thread pool, off the loop
+            await closed.ConfigureAwait(false);
             MonitorLog.WatcherDropped(log, watcher.Number, reason);
-            watcher.Dropped.Dispose();
         }
     }
 
     /// <summary>Queues an event for every watcher; a watcher whose queue is full is dropped rather than waited for.</summary>
     public void Broadcast(MonitorResponse message)
     {
-        var line = MonitorProtocol.Encode(message, MonitorJson.Default.MonitorResponse);
-        List<Watcher> watchers;
+        var line = MonitorProtocol.Encode(message, MonitorJson.Current.MonitorResponse);
+        List<Watcher> woken = [];
         lock (_gate)
         {
-            watchers = [.. _watchers];
-        }
-
-        foreach (var watcher in watchers)
-        {
-            if (!watcher.Events.Writer.TryWrite(line))
+            foreach (var watcher in _watchers)
             {
-                try
+                if (watcher.Events.Count >= Backlog)
                 {
-                    watcher.Dropped.Cancel();
+                    // Its writer may be waiting on a full socket: cancelled from the loop's queue, not from here.
+                    watcher.Dropped = true;
+                    if (watcher.Abort is { } abort)
+                    {
+                        FdReactor.Loop.Post(() => Cancel(abort));
+                    }
                 }
-                catch (ObjectDisposedException)
+                else
                 {
-                    // it went away meanwhile
+                    watcher.Events.Enqueue(line);
                 }
+
+                woken.Add(watcher);
             }
         }
+
+        woken.ForEach(w => w.Wake.Set());
     }
 
     /// <summary>Ends every watch (the monitor is shutting down): each writer sends what is queued and closes.</summary>
     public void CompleteAll()
     {
+        List<Watcher> woken;
         lock (_gate)
         {
-            foreach (var watcher in _watchers)
-            {
-                watcher.Events.Writer.TryComplete();
-            }
+            _completed = true;
+            _watchers.ForEach(w => w.Completed = true);
+            woken = [.. _watchers];
         }
+
+        woken.ForEach(w => w.Wake.Set());
     }
 
-    /// <summary>Reads (and ignores) what a watcher sends; its end of stream or an error ends the watch.</summary>
-    private static async Task DrainUntilClosedAsync(NetworkStream stream, MemoryStream pending, CancellationTokenSource done)
+    /// <summary>Waits for the daemon to close the watch connection, then wakes the writer.</summary>
+    private static async Task WatchClosedAsync(Connection connection, Watcher watcher, CancellationToken cancellationToken)
     {
         try
         {
-            while (await MonitorProtocol.ReadLineAsync(stream, pending, done.Token).ConfigureAwait(false) is not null)
-            {
-            }
+            await connection.WaitClosedAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or NacelleException or ObjectDisposedException)
+        catch (OperationCanceledException)
         {
-            // the watcher closed, broke, or the watch ended on our side (the stream is gone)
+            // the watch ended on our side
         }
 
+        watcher.Wake.Set();
+    }
+
+    private static void Cancel(CancellationTokenSource source)
+    {
         try
         {
-            await done.CancelAsync().ConfigureAwait(false);
+            source.Cancel();
         }
         catch (ObjectDisposedException)
         {
+            // the watch ended meanwhile
         }
     }
 }

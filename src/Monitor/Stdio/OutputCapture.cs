@@ -1,40 +1,57 @@
 using Microsoft.Win32.SafeHandles;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
+using Nacelle.Monitor.Memory;
 
 namespace Nacelle.Monitor.Stdio;
 
-/// <summary>exec-sync's output: a pipe read to its end, keeping a bounded prefix.</summary>
+/// <summary>exec-sync's output: a non-blocking pipe read to its end, keeping a bounded prefix.</summary>
 internal static class OutputCapture
 {
     /// <summary>
-    /// Reads a pipe to its end (or until <paramref name="stop"/>), keeping the first <paramref name="limit"/> bytes.
-    /// Each read waits for readability on the fd reactor first, so a stop never leaves a thread blocked in read(2).
+    /// Reads a pipe to its end (or until <paramref name="stop"/>), keeping the first <paramref name="limit"/> bytes; the
+    /// rest is read and dropped, so the writer never blocks. Reads wait on the fd reactor, never in read(2).
     /// </summary>
     public static async Task<(byte[] Data, bool Truncated)> CaptureAsync(SafeFileHandle source, int limit, CancellationToken stop)
     {
-        var kept = new MemoryStream();
+        byte[] kept = [];
+        var length = 0;
         var truncated = false;
-        var chunk = new byte[64 * 1024];
-        // Not disposed: the handle belongs to the pipe stream (ownsHandle false anyway).
-        var reader = new FileStream(source, FileAccess.Read, bufferSize: 0);
         try
         {
             while (true)
             {
-                await FdReactor.WaitReadableAsync(source, stop).ConfigureAwait(false);
-                var n = reader.Read(chunk);
+                int n;
+                using (var lease = ScratchMemory.Read.Rent())
+                {
+                    n = DescriptorCalls.Read(source, lease.Span);
+                    if (n > 0)
+                    {
+                        var keep = Math.Min(n, limit - length);
+                        if (keep > 0)
+                        {
+                            if (kept.Length < length + keep)
+                            {
+                                Array.Resize(ref kept, (int)Math.Min(Math.Max((long)length + keep, kept.Length * 2L), limit));
+                            }
+
+                            lease.Span[..keep].CopyTo(kept.AsSpan(length));
+                            length += keep;
+                        }
+
+                        truncated |= keep < n;
+                    }
+                }
+
                 if (n == 0)
                 {
                     break;
                 }
 
-                var keep = (int)Math.Min(n, limit - kept.Length);
-                if (keep > 0)
+                if (n < 0)
                 {
-                    kept.Write(chunk, 0, keep);
+                    await FdReactor.WaitReadableAsync(source, stop).ConfigureAwait(false);
                 }
-
-                truncated |= keep < n;
             }
         }
         catch (OperationCanceledException)
@@ -46,6 +63,6 @@ internal static class OutputCapture
             // the pipe broke: what was read is the result
         }
 
-        return (kept.ToArray(), truncated);
+        return (length == kept.Length ? kept : kept[..length], truncated);
     }
 }

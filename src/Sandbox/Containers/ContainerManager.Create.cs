@@ -71,6 +71,8 @@ public sealed partial class ContainerManager
             var created = (await client.SendAsync(new MonitorRequest
             {
                 Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogFile = built.LogFile,
+                // Version 2: a stdin the monitor keeps for attachers (a version 1 monitor ignores both fields).
+                Stdin = built.Stdin, StdinOnce = built.StdinOnce,
             }, cancellationToken).ConfigureAwait(false)).Container!;
             undo.Push("monitor container", () => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = id, Force = true }));
             CrashIfAsked("create-after-monitor");

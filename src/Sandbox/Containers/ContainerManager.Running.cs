@@ -5,14 +5,21 @@ using Nacelle.ContainerCore.Spec;
 using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Monitor;
 using Nacelle.Sandbox.Store;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.Sandbox.Containers;
 
 /// <summary>What a running container is asked: exec-sync, new resources, log reopening, and its usage (stats).</summary>
 public sealed partial class ContainerManager
 {
-    /// <summary>Runs <paramref name="command"/> in the running container with its environment, user and working
-    /// directory; output is captured up to kubelet's cap. A timeout is DeadlineExceeded.</summary>
+    /// <summary>
+    /// Runs <paramref name="command"/> in the running container (its user, environment, working directory and security
+    /// settings) and answers with its exit code and output. On a monitor that speaks protocol version 2 the daemon reads
+    /// the process's pipes itself, so the output never passes through the monitor's memory or its protocol lines; at most
+    /// <see cref="ContainerManagerOptions.ExecSyncOutputLimit"/> bytes of stdout and stderr together are answered, and a
+    /// command that writes more is killed and answered ResourceExhausted, never cut short in silence. A timeout (zero:
+    /// none) that fires kills the process: DeadlineExceeded.
+    /// </summary>
     public async Task<MonitorExecResult> ExecSyncAsync(string idOrPrefix, IReadOnlyList<string> command, TimeSpan timeout,
         CancellationToken cancellationToken = default)
     {
@@ -22,17 +29,67 @@ public sealed partial class ContainerManager
             throw NacelleException.InvalidArgument("cmd is empty: ExecSync needs a command");
         }
 
-        var container = Get(idOrPrefix);
-        if (container.State != ContainerRecordState.Running)
+        var container = Running(idOrPrefix, "exec");
+        var client = await MonitorOfAsync(_pods.Get(container.PodId), cancellationToken).ConfigureAwait(false);
+        var what = $"command {string.Join(' ', command)} in container {container.Id}";
+        return client.ProtocolVersion >= 2
+            ? await ExecSyncOnPipesAsync(container, command, timeout, what, cancellationToken).ConfigureAwait(false)
+            : await ExecSyncInMonitorAsync(container, command, timeout, what, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>ExecSync as an exec-stream: the daemon reads stdout and stderr from the process's pipes.</summary>
+    private async Task<MonitorExecResult> ExecSyncOnPipesAsync(ContainerRecord container, IReadOnlyList<string> command, TimeSpan timeout,
+        string what, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (timeout > TimeSpan.Zero)
         {
-            throw NacelleException.FailedPrecondition($"container {container.Id} is {StateName(container.State)}: exec needs a running container");
+            stop.CancelAfter(timeout);
         }
 
-        var spec = SpecJson(container) is { } json ? RuntimeSpecFile.Parse(json) : throw NacelleException.NotFound($"container {container.Id} has no spec");
-        var process = spec.Process ?? new SpecProcess();
-        process.Args = [.. command];
-        process.Terminal = false;
-        SpecValidator.ValidateProcess(process, "cmd");
+        var capture = new ExecOutputCapture(_options.ExecSyncOutputLimit, stop);
+        try
+        {
+            // Disposed last: closing the connection kills the process if it still runs (timeout, too much output).
+            await using var connection = await OpenExecStreamAsync(container, command, stdin: false, tty: false, size: null, stop.Token)
+                .ConfigureAwait(false);
+            using var stdout = new DescriptorStream(connection.TakeRequired("stdout"), read: true);
+            using var stderr = new DescriptorStream(connection.TakeRequired("stderr"), read: true);
+            var exit = StreamPump.ExitCodeAsync(connection, what, stop.Token);
+            var readStdout = capture.ReadAsync(stdout, capture.Stdout, stop.Token);
+            var readStderr = capture.ReadAsync(stderr, capture.Stderr, stop.Token);
+            try
+            {
+                // The exit, and everything written before it (the pipes at their end).
+                await StreamPump.AllAsync(stop, exit, readStdout, readStderr).ConfigureAwait(false);
+            }
+            finally
+            {
+                await StreamPump.SettleAsync(exit, readStdout, readStderr).ConfigureAwait(false);
+            }
+
+            return new MonitorExecResult { ExitCode = exit.Result, Stdout = capture.Stdout.ToArray(), Stderr = capture.Stderr.ToArray() };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && capture.Overflowed)
+        {
+            throw NacelleException.ResourceExhausted(
+                $"{what} wrote more output than ExecSync can answer: {capture.StdoutRead} bytes of stdout and {capture.StderrRead} of stderr " +
+                $"when it was stopped, over the limit of {capture.Limit} bytes for both together (grpc.max_send_message_size; kubelet accepts " +
+                "16 MiB); the command was killed. Run it with Exec (kubectl exec, crictl exec without -s) to stream its output");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new NacelleException(ErrorKind.DeadlineExceeded, $"{what} timed out after {timeout.TotalSeconds:0.###}s (it was killed)");
+        }
+    }
+
+    /// <summary>ExecSync on a monitor an older nacelle started (protocol version 1): the monitor captures the output and
+    /// answers it on one protocol line, which bounds what fits; more is answered ResourceExhausted.</summary>
+    private async Task<MonitorExecResult> ExecSyncInMonitorAsync(ContainerRecord container, IReadOnlyList<string> command, TimeSpan timeout,
+        string what, CancellationToken cancellationToken)
+    {
+        var process = ExecProcess(container, command);
+        var limit = (int)Math.Min(_options.ExecSyncOutputLimit / 2, V1ExecOutputLimit);
         // A connection of its own: a long exec (a slow probe) must not hold up the pod's other requests, and the
         // monitor serves connections concurrently.
         await using var client = new MonitorClient(_pods.MonitorSocket(container.PodId));
@@ -41,16 +98,24 @@ public sealed partial class ContainerManager
         {
             Op = MonitorProtocol.ExecSync, ContainerId = container.Id,
             ProcessJson = System.Text.Json.JsonSerializer.Serialize(process, RuntimeSpecJson.Default.SpecProcess),
-            TimeoutMs = timeout > TimeSpan.Zero ? (long)timeout.TotalMilliseconds : null, OutputLimit = _options.ExecOutputLimit,
+            TimeoutMs = timeout > TimeSpan.Zero ? (long)timeout.TotalMilliseconds : null, OutputLimit = limit,
         }, cancellationToken).ConfigureAwait(false)).Exec!;
         if (result.TimedOut)
         {
-            throw new NacelleException(ErrorKind.DeadlineExceeded,
-                $"command {string.Join(' ', command)} in container {container.Id} timed out after {timeout.TotalSeconds:0.###}s");
+            throw new NacelleException(ErrorKind.DeadlineExceeded, $"{what} timed out after {timeout.TotalSeconds:0.###}s");
         }
 
-        return result;
+        return result.Truncated
+            ? throw NacelleException.ResourceExhausted(
+                $"{what} wrote more than {limit} bytes to stdout or stderr, more than ExecSync can answer from this pod: its monitor was " +
+                "started by an older nacelle (protocol version 1), which carries the output on one protocol line. Recreate the pod for " +
+                "the full limit, or run the command with Exec")
+            : result;
     }
+
+    /// <summary>The most output per stream a version 1 monitor's answer line carries: both streams, base64 (4 bytes per
+    /// 3), and the rest of the answer fit in <see cref="MonitorProtocol.MaxLineBytes"/>.</summary>
+    internal const int V1ExecOutputLimit = (MonitorProtocol.MaxLineBytes - 4096) / 8 * 3;
 
     /// <summary>New linux resources for a container's cgroup (checked as at create time).</summary>
     public async Task UpdateResourcesAsync(string idOrPrefix, ResourceRequest request, CancellationToken cancellationToken = default)

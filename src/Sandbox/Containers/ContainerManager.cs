@@ -21,8 +21,9 @@ public sealed record ContainerManagerOptions
     /// <summary>How long StopPodSandbox waits after a container's stop signal before SIGKILL.</summary>
     public TimeSpan PodStopGrace { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>kubelet's cap on ExecSync output per stream (the monitor's default, 16 MiB).</summary>
-    public int ExecOutputLimit { get; init; } = MonitorProtocol.DefaultExecOutputLimit;
+    /// <summary>The most ExecSync answers of stdout and stderr together: what one response message may carry (the daemon
+    /// sets it from grpc.max_send_message_size; 16 MiB is also kubelet's receive limit). More is ResourceExhausted.</summary>
+    public long ExecSyncOutputLimit { get; init; } = MonitorProtocol.DefaultExecOutputLimit;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 

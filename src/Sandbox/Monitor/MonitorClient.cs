@@ -1,7 +1,10 @@
 using System.Net.Sockets;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.Sandbox.Monitor;
 
@@ -145,6 +148,150 @@ public sealed class MonitorClient : IAsyncDisposable
         catch (Exception e) when (e is IOException or SocketException)
         {
             throw NacelleException.Unavailable($"pod monitor at {socketPath}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Starts an exec-stream or attach (protocol version 2) on a connection of its own and returns that connection with
+    /// the descriptors the monitor's answer carried (SCM_RIGHTS, named by <see cref="MonitorResponse.Fds"/>); the events
+    /// that follow are read from it. A refusal is thrown as the monitor's NacelleException. A monitor that speaks only
+    /// version 1 (started by an older nacelle) cannot carry streams: FailedPrecondition, saying so.
+    /// </summary>
+    public async Task<MonitorStreamConnection> OpenStreamAsync(MonitorRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Op is not (MonitorProtocol.ExecStream or MonitorProtocol.Attach))
+        {
+            throw new ArgumentException($"{request.Op} is not a stream operation", nameof(request));
+        }
+
+        if (ProtocolVersion == 0)
+        {
+            await ConnectAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+        }
+
+        EnsureStreams(request.Op);
+        var encoded = MonitorProtocol.Encode(request with { Id = 1 }, MonitorJson.Default.MonitorRequest);
+        if (encoded.Length > MonitorProtocol.MaxLineBytes)
+        {
+            throw NacelleException.ResourceExhausted(
+                $"{request.Op} for {request.ContainerId}: the request to the pod's monitor is {encoded.Length} bytes, over the protocol's limit of " +
+                $"{MonitorProtocol.MaxLineBytes} bytes (the process: args, env and the container's settings together)");
+        }
+
+        Socket? socket = await ConnectSocketAsync(_socketPath, cancellationToken).ConfigureAwait(false);
+        var descriptors = new List<SafeFileHandle>();
+        try
+        {
+            await socket.SendAsync(encoded, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            // The answer line comes with the descriptors: read with recvmsg until its end (a plain read would close them).
+            var pending = new MemoryStream();
+            string? line;
+            await using (var receiver = new DescriptorReceiver(socket, descriptors))
+            {
+                line = await MonitorProtocol.ReadLineAsync(receiver, pending, cancellationToken).ConfigureAwait(false);
+            }
+
+            var answer = (line is null ? null : JsonSerializer.Deserialize(line, MonitorJson.Default.MonitorResponse))
+                ?? throw NacelleException.Unavailable($"pod monitor at {_socketPath} closed the connection without answering {request.Op}");
+            if (!answer.Ok)
+            {
+                throw answer.ToException();
+            }
+
+            var names = answer.Fds ?? [];
+            if (answer.Id != 1 || names.Count != descriptors.Count || names.Distinct(StringComparer.Ordinal).Count() != names.Count)
+            {
+                throw NacelleException.Internal(
+                    $"pod monitor at {_socketPath} answered {request.Op} (request {answer.Id}) naming descriptors [{string.Join(", ", names)}] " +
+                    $"and sent {descriptors.Count}");
+            }
+
+            var byName = new Dictionary<string, SafeFileHandle>(StringComparer.Ordinal);
+            for (var i = 0; i < names.Count; i++)
+            {
+                byName[names[i]] = descriptors[i];
+            }
+
+            descriptors.Clear();
+            var connection = new MonitorStreamConnection(_socketPath, socket, pending, answer, byName);
+            socket = null;
+            return connection;
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            throw NacelleException.Unavailable($"pod monitor at {_socketPath}: {e.Message}", e);
+        }
+        finally
+        {
+            descriptors.ForEach(d => d.Dispose());
+            socket?.Dispose();
+        }
+    }
+
+    /// <summary>Throws FailedPrecondition unless the monitor speaks a protocol that carries exec and attach streams.</summary>
+    public void EnsureStreams(string what)
+    {
+        if (ProtocolVersion < 2)
+        {
+            throw NacelleException.FailedPrecondition(
+                $"{what} needs version 2 of the pod monitor's protocol, and this pod's monitor ({_socketPath}) speaks version {ProtocolVersion}: " +
+                "it was started by an older nacelle. Pods created from now on have monitors that can; recreate this one to use it");
+        }
+    }
+
+    /// <summary>Reads a unix socket with recvmsg, keeping every descriptor that arrives (SCM_RIGHTS) in order.</summary>
+    private sealed class DescriptorReceiver(Socket socket, List<SafeFileHandle> descriptors) : Stream
+    {
+        private readonly SafeFileHandle _handle = new(socket.Handle, ownsHandle: false);
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            while (true)
+            {
+                var n = UnixSocketCalls.Receive(_handle, buffer.Span, descriptors);
+                if (n >= 0)
+                {
+                    return n;
+                }
+
+                await FdReactor.WaitReadableAsync(_handle, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _handle.Dispose();
+            }
+
+            base.Dispose(disposing);
         }
     }
 

@@ -210,4 +210,29 @@ public sealed class MonitorOperationsKernelTests
         Assert.Equal(143, stopped.ExitCode);
         Assert.DoesNotContain(MonitorPodFixture.ChildrenOf(monitorPid), c => c.State == 'Z');
     }
+    /// <summary>The names of the monitor's threads (/proc/PID/task/*/comm).</summary>
+    private static List<string> ThreadNames(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim())];
+
+    [Fact]
+    public async Task Exec_sync_exec_stream_attach_and_shutdown_run_on_the_loop_and_start_no_thread_pool()
+    {
+        await using var pod = await MonitorPodFixture.StartAsync();
+        await pod.RunAsync("c1", pod.Scope.Spec("exec sleep 1000"));
+
+        // exec-sync with a timeout (its timer is cancelled when the process ends first), one that times out, an
+        // exec-stream whose daemon hangs up, an attach that detaches.
+        Assert.Equal(0, (await pod.ExecAsync("c1", MonitorPodFixture.Process("/bin/true"), timeoutMs: 10_000)).Exec!.ExitCode);
+        Assert.True((await pod.ExecAsync("c1", MonitorPodFixture.Process("/bin/sleep", "100"), timeoutMs: 200)).Exec!.TimedOut);
+        var process = JsonSerializer.Serialize(MonitorPodFixture.Process("/bin/sleep", "100"), RuntimeSpecJson.Default.SpecProcess);
+        await (await pod.Client.OpenStreamAsync(new MonitorRequest { Op = MonitorProtocol.ExecStream, ContainerId = "c1", ProcessJson = process }))
+            .DisposeAsync();
+        await (await pod.Client.OpenStreamAsync(new MonitorRequest { Op = MonitorProtocol.Attach, ContainerId = "c1", Stdout = true }))
+            .DisposeAsync();
+        Assert.Equal(0, (await pod.ExecAsync("c1", MonitorPodFixture.Process("/bin/true"))).Exec!.ExitCode);
+
+        // Everything ran on the monitor's one loop: CancellationTokenSource.CancelAsync, or anything else queued to
+        // the thread pool, would have started its workers.
+        Assert.DoesNotContain(ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
+    }
 }

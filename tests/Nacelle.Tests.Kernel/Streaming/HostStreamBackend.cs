@@ -5,6 +5,8 @@ using System.Net.Sockets;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.CriServer.Streaming;
+using Nacelle.Tests.Support.Streaming;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.Tests.Kernel.Streaming;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Nacelle.CriServer.Streaming;
+using Nacelle.Tests.Support.Streaming;
 
 namespace Nacelle.Tests.Kernel.Streaming;
 

@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using Nacelle.CriServer.Streaming;
+using Nacelle.Tests.Support.Streaming;
 using Nacelle.Tests.Support.Registry;
 
 namespace Nacelle.Tests.Kernel.Streaming;

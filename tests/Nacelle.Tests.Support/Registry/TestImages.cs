@@ -161,6 +161,7 @@ public static class TestImages
         "uniq", "cut", "tr", "find", "xargs", "sync", "df", "du", "free", "top", "nproc", "timeout", "mkfifo", "ip", "ping",
         "nslookup", "sha256sum", "md5sum", "base64", "awk", "expr", "basename", "dirname", "realpath", "tar", "gzip",
         "gunzip", "zcat", "vi", "less", "more", "ifconfig", "route", "netstat", "hexdump", "od", "strings", "which",
+        "stty", "tty", "httpd",
     ];
 
     /// <summary>/etc/passwd of the busybox layer.</summary>

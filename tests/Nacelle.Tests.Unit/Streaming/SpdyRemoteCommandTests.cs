@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.CriServer.Streaming;
 using Nacelle.CriServer.Streaming.Spdy;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.Tests.Unit.Streaming;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Nacelle.Common;
 using Nacelle.CriServer.Streaming;
+using Nacelle.Sandbox.Streams;
 using Runtime.V1;
 
 namespace Nacelle.Tests.Unit.Streaming;

@@ -24,7 +24,7 @@ public sealed record SeccompProfile
     [JsonPropertyName("archMap")] public JsonElement? ArchMap { get; init; }
 
     /// <summary>The profile as OCI linux.seccomp JSON.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, SeccompJson.Default.SeccompProfile);
+    public string ToJson() => JsonSerializer.Serialize(this, SeccompJson.Current.SeccompProfile);
 
     /// <summary>Refuses Docker-format profiles (archMap, includes, excludes), naming the field: taken as OCI they
     /// would lose their architecture and capability conditions without a word.</summary>
@@ -50,7 +50,7 @@ public sealed record SeccompProfile
     {
         try
         {
-            var profile = JsonSerializer.Deserialize(json, SeccompJson.Default.SeccompProfile)
+            var profile = JsonSerializer.Deserialize(json, SeccompJson.Current.SeccompProfile)
                 ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
             profile.ThrowIfNotOci();
             return profile;
@@ -66,7 +66,7 @@ public sealed record SeccompProfile
     {
         try
         {
-            var profile = element.Deserialize(SeccompJson.Default.SeccompProfile)
+            var profile = element.Deserialize(SeccompJson.Current.SeccompProfile)
                 ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
             profile.ThrowIfNotOci();
             return profile;
@@ -105,4 +105,11 @@ public sealed record SeccompArg
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
 [JsonSerializable(typeof(SeccompProfile))]
-public sealed partial class SeccompJson : JsonSerializerContext;
+public sealed partial class SeccompJson : JsonSerializerContext
+{
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
+    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
+    public static SeccompJson Current => Nacelle.Common.JsonMetadata.Cached
+        ? Default
+        : new(new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true });
+}

@@ -8,11 +8,13 @@ namespace Nacelle.CriServer.Services;
 internal sealed partial class CriRuntimeService
 {
     /// <summary>Checks the request (at least one stream, no stderr with a tty, a running container that has the stdin
-    /// and terminal asked for) and answers the single-use URL of the streaming server where the client attaches.</summary>
-    public override Task<AttachResponse> Attach(AttachRequest request, ServerCallContext context)
+    /// and terminal asked for, whose pod monitor can hand its stdio over) and answers the single-use URL of the streaming
+    /// server where the client attaches.</summary>
+    public override async Task<AttachResponse> Attach(AttachRequest request, ServerCallContext context)
     {
         streams.EnsureEnabled("Attach");
         var pending = StreamRequests.Attach(request, ContainerMapping.StreamTarget(containers.Get(request.ContainerId)));
-        return Task.FromResult(new AttachResponse { Url = streams.Register(pending) });
+        await containers.EnsureStreamsAsync(pending.PodId, "Attach", context.CancellationToken).ConfigureAwait(false);
+        return new AttachResponse { Url = streams.Register(pending) };
     }
 }

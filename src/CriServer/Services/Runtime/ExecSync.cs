@@ -7,8 +7,9 @@ namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    /// <summary>Runs a command in a running container and answers with its output (kubelet's 16 MiB cap per stream)
-    /// and exit code; a timeout (seconds, 0: none) that fires is DeadlineExceeded.</summary>
+    /// <summary>Runs a command in a running container and answers with its output and exit code. The output fits one
+    /// response (grpc.max_send_message_size, 16 MiB: kubelet's limit too) for stdout and stderr together; a command that
+    /// writes more is killed and answered ResourceExhausted. A timeout (seconds, 0: none) that fires is DeadlineExceeded.</summary>
     public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
         if (request.Timeout < 0)

@@ -1,3 +1,5 @@
+using Nacelle.Sandbox.Streams;
+
 namespace Nacelle.CriServer.Streaming.Spdy;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using Nacelle.Sandbox.Streams;
 
 namespace Nacelle.CriServer.Streaming.WebSockets;
 

@@ -102,7 +102,10 @@ public sealed class CriLogParserTests
             byte[] input = [.. "short\n"u8, .. Encoding.UTF8.GetBytes(new string('L', 100)), (byte)'\n', .. "\n"u8, 0xff, 0x00, (byte)'\r', (byte)'\n', .. "unterminated"u8];
             using (var writer = CriLogWriter.Open(path, new CriLogWriterOptions { MaxLineSize = 30, TimeProvider = time }))
             {
-                await CriLogPump.RunAsync(new MemoryStream(input), writer, CriLogStream.Stderr);
+                using var pipe = new TestPipe();
+                var pump = CriLogPump.RunAsync(pipe.Read, writer, CriLogStream.Stderr);
+                await pipe.WriteAndCloseAsync(input);
+                await pump.WaitAsync(TimeSpan.FromSeconds(30));
             }
 
             var records = CriLogReader.ReadAllRecords(path);

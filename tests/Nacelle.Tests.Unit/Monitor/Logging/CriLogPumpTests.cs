@@ -1,11 +1,13 @@
-using System.IO.Pipes;
+using System.Net.Sockets;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Nacelle.Monitor.Logging;
 using Nacelle.Tests.Support.CriLogs;
 
 namespace Nacelle.Tests.Unit.Monitor.Logging;
 
-/// <summary>Pipes to records: line splitting at the size limit, EOF handling, two streams into one file.</summary>
+/// <summary>Pipes to records: line splitting at the size limit (<see cref="CriLineSplitter"/>, whatever the read sizes),
+/// EOF handling, two streams into one file, a non-blocking pipe drained through the fd reactor.</summary>
 public sealed class CriLogPumpTests : IDisposable
 {
     private const int Max = 8;
@@ -19,12 +21,36 @@ public sealed class CriLogPumpTests : IDisposable
     private CriLogWriter Open(int maxLineSize = Max) =>
         CriLogWriter.Open(LogPath, new CriLogWriterOptions { MaxLineSize = maxLineSize, TimeProvider = new FixedTime(LogAssert.Noon) });
 
-    private async Task<string[]> PumpAsync(string input, int chunk, int maxLineSize = Max)
+    /// <summary>Splits <paramref name="input"/> delivered in reads of <paramref name="chunk"/> bytes, as the pump does.</summary>
+    private string[] Split(string input, int chunk, int maxLineSize = Max)
     {
         File.Delete(LogPath);
         using (var writer = Open(maxLineSize))
         {
-            await CriLogPump.RunAsync(new ChunkedStream(Encoding.Latin1.GetBytes(input), chunk), writer, CriLogStream.Stdout);
+            var splitter = new CriLineSplitter(maxLineSize);
+            var bytes = Encoding.Latin1.GetBytes(input);
+            for (var offset = 0; offset < bytes.Length; offset += chunk)
+            {
+                splitter.Append(bytes.AsSpan(offset, Math.Min(chunk, bytes.Length - offset)), writer, CriLogStream.Stdout);
+                Assert.True(splitter.Held <= maxLineSize);
+            }
+
+            splitter.Flush(writer, CriLogStream.Stdout);
+        }
+
+        return LogAssert.Records(LogPath);
+    }
+
+    /// <summary>Pumps <paramref name="input"/> through a real pipe, written in pieces of <paramref name="chunk"/> bytes.</summary>
+    private async Task<string[]> PumpAsync(string input, int chunk, int maxLineSize = Max)
+    {
+        File.Delete(LogPath);
+        using (var writer = Open(maxLineSize))
+        using (var pipe = new TestPipe())
+        {
+            var pump = CriLogPump.RunAsync(pipe.Read, writer, CriLogStream.Stdout);
+            await pipe.WriteAndCloseAsync(Encoding.Latin1.GetBytes(input), chunk);
+            await pump.WaitAsync(TimeSpan.FromSeconds(30));
         }
 
         return LogAssert.Records(LogPath);
@@ -54,8 +80,10 @@ public sealed class CriLogPumpTests : IDisposable
     {
         foreach (var chunk in new[] { 1, 2, 3, 7, 8, 9, 4096 })
         {
-            Assert.Equal(expected, await PumpAsync(input, chunk));
+            Assert.Equal(expected, Split(input, chunk));
         }
+
+        Assert.Equal(expected, await PumpAsync(input, chunk: 3));
     }
 
     [Fact]
@@ -71,53 +99,54 @@ public sealed class CriLogPumpTests : IDisposable
     {
         var data = new byte[1 << 20];
         data.AsSpan().Fill((byte)'z');
-        var source = new ChunkedStream(data, chunk: 1 << 20);
         using (var writer = Open(maxLineSize: 1024))
+        using (var pipe = new TestPipe())
         {
-            await CriLogPump.RunAsync(source, writer, CriLogStream.Stdout);
+            var pump = CriLogPump.RunAsync(pipe.Read, writer, CriLogStream.Stdout);
+            await pipe.WriteAndCloseAsync(data);
+            await pump.WaitAsync(TimeSpan.FromSeconds(30));
         }
 
         var records = CriLogReader.ReadAllRecords(LogPath);
         Assert.Equal(1024, records.Count);
         Assert.All(records, r => Assert.True(r.IsPartial && r.Content.Length == 1024));
-        Assert.True(source.LargestRequest <= 1024 + 4096, $"asked for {source.LargestRequest} bytes in one read");
+
+        // What is held between reads never exceeds the line limit, however long the line.
+        var splitter = new CriLineSplitter(1024);
+        using var other = CriLogWriter.Open(Path.Combine(_dir, "1.log"), new CriLogWriterOptions { MaxLineSize = 1024 });
+        splitter.Append(data, other, CriLogStream.Stdout);
+        Assert.Equal(1024, splitter.Held); // the last 1024 bytes: a full record, written as F if a newline comes next
+        splitter.Append(data.AsSpan(0, 1000), other, CriLogStream.Stdout);
+        Assert.Equal(1000, splitter.Held);
     }
 
     [Fact]
-    public async Task AReadErrorEndsTheStreamAndFlushesTheRest()
+    public async Task AReadErrorEndsTheStream()
     {
-        var source = new ChunkedStream("done\nhalf"u8.ToArray(), chunk: 3, failAtEnd: new IOException("Input/output error")); // pty master after the slave closed
+        // read(2) on a socket never connected fails (ENOTCONN), as a pty master fails with EIO once its container side is gone.
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var source = new SafeFileHandle(socket.Handle, ownsHandle: false);
         using (var writer = Open())
         {
-            await CriLogPump.RunAsync(source, writer, CriLogStream.Stdout);
+            await CriLogPump.RunAsync(source, writer, CriLogStream.Stdout).WaitAsync(TimeSpan.FromSeconds(30));
         }
 
-        Assert.Equal(["stdout F done", "stdout P half"], LogAssert.Records(LogPath));
+        Assert.Empty(LogAssert.Records(LogPath));
     }
 
     [Fact]
     public async Task InterleavedStdoutAndStderrFromTwoPipesStayWholePerLine()
     {
-        using var stdoutPipe = new AnonymousPipeServerStream(PipeDirection.Out);
-        using var stderrPipe = new AnonymousPipeServerStream(PipeDirection.Out);
-        using var stdoutRead = new AnonymousPipeClientStream(PipeDirection.In, stdoutPipe.ClientSafePipeHandle);
-        using var stderrRead = new AnonymousPipeClientStream(PipeDirection.In, stderrPipe.ClientSafePipeHandle);
+        using var stdoutPipe = new TestPipe();
+        using var stderrPipe = new TestPipe();
         static string Line(string name, int i) => $"{name}-{i}:" + new string(name[0], i % 40); // up to 50 bytes: some split at 32
 
         using (var writer = Open(maxLineSize: 32))
         {
-            var pump = CriLogPump.RunContainerAsync(writer, stdoutRead, stderrRead);
-            async Task Produce(Stream pipe, string name)
-            {
+            var pump = CriLogPump.RunContainerAsync(writer, stdoutPipe.Read, stderrPipe.Read);
+            Task Produce(TestPipe pipe, string name) => Task.Run(() =>
                 // Odd-sized writes so that lines straddle reads.
-                var bytes = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 3000).Select(i => Line(name, i) + "\n")));
-                for (var offset = 0; offset < bytes.Length; offset += 997)
-                {
-                    await pipe.WriteAsync(bytes.AsMemory(offset, Math.Min(997, bytes.Length - offset)));
-                }
-
-                pipe.Dispose(); // EOF for the pump
-            }
+                pipe.WriteAndCloseAsync(Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 3000).Select(i => Line(name, i) + "\n"))), chunk: 997));
 
             await Task.WhenAll(Produce(stdoutPipe, "out"), Produce(stderrPipe, "err"));
             await pump.WaitAsync(TimeSpan.FromSeconds(30));
@@ -136,8 +165,11 @@ public sealed class CriLogPumpTests : IDisposable
     public async Task TtyModeLogsTheSingleStreamAsStdout()
     {
         using (var writer = Open())
+        using (var pipe = new TestPipe())
         {
-            await CriLogPump.RunContainerAsync(writer, new MemoryStream("$ ls\r\nbin\r\n"u8.ToArray()), stderr: null);
+            var pump = CriLogPump.RunContainerAsync(writer, pipe.Read, stderr: null);
+            await pipe.WriteAndCloseAsync("$ ls\r\nbin\r\n"u8.ToArray());
+            await pump.WaitAsync(TimeSpan.FromSeconds(30));
         }
 
         Assert.Equal(["stdout F $ ls\r", "stdout F bin\r"], LogAssert.Records(LogPath));
@@ -159,19 +191,18 @@ public sealed class CriLogPumpTests : IDisposable
     }
 
     [Fact]
-    public async Task CancellationFlushesWhatWasReadAndCancelsTheTask()
+    public async Task CancellationFlushesWhatWasReadAndEndsThePump()
     {
-        using var pipe = new AnonymousPipeServerStream(PipeDirection.Out);
-        using var read = new AnonymousPipeClientStream(PipeDirection.In, pipe.ClientSafePipeHandle);
+        using var pipe = new TestPipe();
         using var cancel = new CancellationTokenSource();
         using (var writer = Open(maxLineSize: 64))
         {
-            var pump = CriLogPump.RunAsync(read, writer, CriLogStream.Stdout, cancel.Token);
-            await pipe.WriteAsync("whole\nhalf"u8.ToArray());
+            var pump = CriLogPump.RunAsync(pipe.Read, writer, CriLogStream.Stdout, cancellationToken: cancel.Token);
+            await pipe.Writer.WriteAsync("whole\nhalf"u8.ToArray());
             await WaitUntil(() => File.ReadAllText(LogPath).Contains("whole", StringComparison.Ordinal));
-            await Task.Delay(100); // let the pump take "half" and block in the next read
+            await Task.Delay(100); // let the pump take "half" and wait for more
             cancel.Cancel();
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pump.WaitAsync(TimeSpan.FromSeconds(10)));
+            await pump.WaitAsync(TimeSpan.FromSeconds(10)); // stopped, not failed
         }
 
         Assert.Equal(["stdout F whole", "stdout P half"], LogAssert.Records(LogPath));
@@ -182,16 +213,14 @@ public sealed class CriLogPumpTests : IDisposable
     {
         var full = Path.Combine(_dir, "full.log");
         File.CreateSymbolicLink(full, "/dev/full");
-        using var pipe = new AnonymousPipeServerStream(PipeDirection.Out);
-        using var read = new AnonymousPipeClientStream(PipeDirection.In, pipe.ClientSafePipeHandle);
+        using var pipe = new TestPipe();
         using var writer = CriLogWriter.Open(full, new CriLogWriterOptions { MaxLineSize = 100 });
-        var pump = CriLogPump.RunAsync(read, writer, CriLogStream.Stdout);
+        var pump = CriLogPump.RunAsync(pipe.Read, writer, CriLogStream.Stdout);
 
         // 2000 lines of 100 bytes: 200 KB, more than a pipe buffer holds, so the writes below only finish if the pump drains.
         var line = new string('d', 99) + "\n";
         var bytes = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat(line, 2000)));
-        await pipe.WriteAsync(bytes).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        pipe.Dispose();
+        await Task.Run(() => pipe.WriteAndCloseAsync(bytes)).WaitAsync(TimeSpan.FromSeconds(30));
         await pump.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(2000, writer.DroppedRecords);

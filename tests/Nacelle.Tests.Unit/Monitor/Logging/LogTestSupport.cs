@@ -1,4 +1,6 @@
 using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.Monitor.Logging;
 using Nacelle.Tests.Support.CriLogs;
 
@@ -12,46 +14,39 @@ internal sealed class FixedTime(DateTimeOffset now) : TimeProvider
     public override DateTimeOffset GetUtcNow() => Now;
 }
 
-/// <summary>A read-only stream that hands out its bytes in reads of at most <c>chunk</c> bytes, then EOF or an error.</summary>
-internal sealed class ChunkedStream(byte[] data, int chunk, Exception? failAtEnd = null) : Stream
+/// <summary>
+/// A pipe as the monitor's pump reads it: a non-blocking read end (the pump's source) and a blocking write end the test
+/// writes through (a container's side).
+/// </summary>
+internal sealed class TestPipe : IDisposable
 {
-    private int _position;
-
-    /// <summary>The largest count a caller asked for in one read.</summary>
-    public int LargestRequest { get; private set; }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
+    public TestPipe()
     {
-        LargestRequest = Math.Max(LargestRequest, buffer.Length);
-        var n = Math.Min(Math.Min(chunk, buffer.Length), data.Length - _position);
-        if (n == 0 && failAtEnd is not null)
-        {
-            throw failAtEnd;
-        }
-
-        data.AsSpan(_position, n).CopyTo(buffer);
-        _position += n;
-        return n;
+        var (read, write) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: false);
+        Read = read;
+        Writer = new FileStream(write, FileAccess.Write, bufferSize: 0);
     }
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult(Read(buffer.Span));
+    public SafeFileHandle Read { get; }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+    public FileStream Writer { get; }
 
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    /// <summary>Writes everything (blocking while the pipe is full) and closes the write end: end of file for the pump.</summary>
+    public async Task WriteAndCloseAsync(byte[] data, int chunk = 65536)
+    {
+        for (var offset = 0; offset < data.Length; offset += chunk)
+        {
+            await Writer.WriteAsync(data.AsMemory(offset, Math.Min(chunk, data.Length - offset)));
+        }
+
+        Writer.Dispose();
+    }
+
+    public void Dispose()
+    {
+        Writer.Dispose();
+        Read.Dispose();
+    }
 }
 
 internal static class LogAssert

@@ -3,10 +3,13 @@
 //
 //	spdyclient exec -url URL [-protocols P1,P2] [-stdin] [-stdout] [-stderr] [-tty] [-resize 100x30,...] -info FILE
 //	  stdin streams from this program's stdin, stdout/stderr to its own; FILE receives key=value lines:
-//	  http=<status> (refused upgrades), protocol=<negotiated>, error=<error stream, quoted>, exitcode=<n>.
-//	spdyclient portforward -url URL -port P [-connections N] [-bytes N] [-no-request-id] -info FILE
-//	  each connection sends N pseudo-random bytes, closes its side, and reads until the server closes;
-//	  FILE receives one line per connection: conn=i sent=N sentsha=H received=N receivedsha=H error=<quoted>.
+//	  http=<status> (refused upgrades), protocol=<negotiated>, error=<error stream, quoted>, exitcode=<n>,
+//	  elapsedms=<from the dial to the exit status, in milliseconds>.
+//	spdyclient portforward -url URL -port P [-connections N] [-bytes N] [-request TEXT] [-save FILE] [-no-request-id] -info FILE
+//	  each connection sends N pseudo-random bytes (or TEXT, Go-quoted, e.g. "GET / HTTP/1.0\r\n\r\n"), closes its
+//	  side, and reads until the server closes; with -save the first connection's received bytes go to FILE;
+//	  FILE receives one line per connection: conn=i sent=N sentsha=H received=N receivedsha=H error=<quoted>, then
+//	  elapsedms=<from the dial until every connection ended, in milliseconds>.
 package main
 
 import (
@@ -154,6 +157,7 @@ func execCommand(args []string) {
 
 	out := &info{}
 	defer out.write(*infoPath)
+	started := time.Now()
 	var offered []string
 	if *protocols != "" {
 		offered = strings.Split(*protocols, ",")
@@ -230,6 +234,7 @@ func execCommand(args []string) {
 		exitCode = -1
 	}
 	out.add("exitcode=%d", exitCode)
+	out.add("elapsedms=%.3f", float64(time.Since(started).Microseconds())/1000)
 }
 
 func portForwardCommand(args []string) {
@@ -239,11 +244,23 @@ func portForwardCommand(args []string) {
 	connections := flags.Int("connections", 1, "connections at once")
 	size := flags.Int64("bytes", 1024, "bytes each connection sends")
 	noRequestID := flags.Bool("no-request-id", false, "omit requestID headers, as clients before Kubernetes 1.6 did")
+	request := flags.String("request", "", "send this (Go-quoted) text instead of random bytes")
+	save := flags.String("save", "", "write what the first connection receives to this file")
 	infoPath := flags.String("info", "", "info file")
 	flags.Parse(args)
 
 	out := &info{}
 	defer out.write(*infoPath)
+	var text []byte
+	if *request != "" {
+		unquoted, err := strconv.Unquote(*request)
+		if err != nil {
+			fail("-request: %v", err)
+		}
+		text = []byte(unquoted)
+		*size = int64(len(text))
+	}
+	started := time.Now()
 	conn, _ := upgrade(*rawURL, []string{"portforward.k8s.io"}, out)
 	if conn == nil {
 		return
@@ -275,7 +292,16 @@ func portForwardCommand(args []string) {
 			var receivedCount int64
 			done := make(chan struct{})
 			go func() {
-				receivedCount, _ = io.Copy(received, dataStream)
+				var sink io.Writer = received
+				if i == 0 && *save != "" {
+					file, err := os.Create(*save)
+					if err != nil {
+						fail("-save: %v", err)
+					}
+					defer file.Close()
+					sink = io.MultiWriter(received, file)
+				}
+				receivedCount, _ = io.Copy(sink, dataStream)
 				close(done)
 			}()
 			random := rand.New(rand.NewSource(int64(i) + 1))
@@ -286,7 +312,11 @@ func portForwardCommand(args []string) {
 				if left < n {
 					n = left
 				}
-				random.Read(chunk[:n])
+				if text != nil {
+					copy(chunk[:n], text[*size-left:])
+				} else {
+					random.Read(chunk[:n])
+				}
 				sent.Write(chunk[:n])
 				if _, err := dataStream.Write(chunk[:n]); err != nil {
 					break
@@ -301,6 +331,7 @@ func portForwardCommand(args []string) {
 		}(i)
 	}
 	wg.Wait()
+	out.add("elapsedms=%.3f", float64(time.Since(started).Microseconds())/1000)
 }
 
 func main() {

@@ -1,14 +1,13 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
-using Nacelle.CriServer.Streaming;
+using Xunit;
 
-namespace Nacelle.Tests.Kernel.Streaming;
+namespace Nacelle.Tests.Support.Streaming;
 
 /// <summary>The clients nacelle did not write (a Go program on Debian's spdystream, a Python script on Debian's
-/// python3-kubernetes) and the helper scripts, from Streaming/Clients beside the test binaries.</summary>
-internal static class StreamClients
+/// python3-kubernetes) and the helper scripts, from Streaming/Clients beside the test binaries (this project copies
+/// them into every test project that references it). Used by the protocol tests (in process) and the end-to-end tests
+/// (the daemon).</summary>
+public static class StreamClients
 {
     private static readonly string Directory = Path.Combine(AppContext.BaseDirectory, "Streaming", "Clients");
     private static readonly Lazy<(string? Path, string? Why)> GoClient = new(BuildGoClient);
@@ -19,6 +18,9 @@ internal static class StreamClients
     public static string PtyRun => Path.Combine(Directory, "ptyrun.py");
 
     public static string WsClient => Path.Combine(Directory, "wsclient.py");
+
+    /// <summary>The built Go client, or null with the reason (Go or spdystream missing); built once per process.</summary>
+    public static (string? Path, string? Why) SpdyClientBuild => GoClient.Value;
 
     /// <summary>The built Go client; skips the test with the reason when Go or spdystream is missing.</summary>
     public static string SpdyClient()
@@ -101,7 +103,7 @@ internal static class StreamClients
 }
 
 /// <summary>key=value lines the Go client writes to its info file.</summary>
-internal sealed class GoInfo(IReadOnlyList<string> lines)
+public sealed class GoInfo(IReadOnlyList<string> lines)
 {
     public static GoInfo Read(string path) => new(File.Exists(path) ? File.ReadAllLines(path) : []);
 
@@ -115,110 +117,4 @@ internal sealed class GoInfo(IReadOnlyList<string> lines)
         value.Length >= 2 && value[0] == '"' ? System.Text.Json.JsonSerializer.Deserialize<string>(value) ?? value : value;
 
     public override string ToString() => string.Join(" | ", lines);
-}
-
-/// <summary>An in-process streaming server on loopback with the host backend.</summary>
-internal sealed class StreamServerScope : IAsyncDisposable
-{
-    private StreamServerScope(StreamingServer server, HostStreamBackend backend)
-    {
-        Server = server;
-        Backend = backend;
-    }
-
-    public StreamingServer Server { get; }
-
-    public HostStreamBackend Backend { get; }
-
-    public static async Task<StreamServerScope> StartAsync(StreamingOptions? options = null)
-    {
-        var backend = new HostStreamBackend();
-        var server = new StreamingServer(options ?? new StreamingOptions(), backend, NullLoggerFactory.Instance);
-        await server.StartAsync();
-        return new StreamServerScope(server, backend);
-    }
-
-    public string Exec(bool stdin = false, bool stdout = true, bool stderr = false, bool tty = false, string pod = "pod-1", params string[] command) =>
-        Server.Register(new ExecStream("container-1", pod, command, stdin, stdout, stderr, tty));
-
-    public string PortForward(params int[] ports) => Server.Register(new PortForwardStream("pod-1", ports));
-
-    public async ValueTask DisposeAsync()
-    {
-        await Server.DisposeAsync();
-        Backend.Dispose();
-    }
-}
-
-/// <summary>A TCP echo server on loopback: each connection gets back what it sends, and is closed once the client
-/// has finished sending (after the echo).</summary>
-internal sealed class EchoServer : IDisposable
-{
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly CancellationTokenSource _stop = new();
-    private int _open;
-
-    public EchoServer()
-    {
-        _listener.Start();
-        _ = AcceptAsync();
-    }
-
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-
-    /// <summary>Connections accepted and not yet closed.</summary>
-    public int Open => Volatile.Read(ref _open);
-
-    private async Task AcceptAsync()
-    {
-        try
-        {
-            while (true)
-            {
-                var client = await _listener.AcceptSocketAsync(_stop.Token);
-                _ = EchoAsync(client);
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-        {
-            // stopped
-        }
-    }
-
-    private async Task EchoAsync(Socket client)
-    {
-        Interlocked.Increment(ref _open);
-        using (client)
-        {
-            var buffer = new byte[64 * 1024];
-            try
-            {
-                while (true)
-                {
-                    var read = await client.ReceiveAsync(buffer, _stop.Token);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-
-                    await client.SendAsync(buffer.AsMemory(0, read), _stop.Token);
-                }
-
-                client.Shutdown(SocketShutdown.Both);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException)
-            {
-                // the client went away
-            }
-        }
-
-        Interlocked.Decrement(ref _open);
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        _listener.Stop();
-        _stop.Dispose();
-    }
 }

@@ -1,0 +1,132 @@
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
+
+namespace Nacelle.Monitor.Memory;
+
+/// <summary>
+/// The monitor's working memory for bytes in flight: one read buffer (container output, request lines) and one write
+/// batch (CRI log records), outside the GC heap and shared by everything on the loop. A buffer is lent for a synchronous
+/// stretch of work, never across an await; a second borrower at the same moment (only possible off the loop thread, in
+/// tests) gets a private array. When the monitor has been idle for <see cref="SettleDelay"/> after any work, the pages
+/// go back to the kernel and the GC compacts and decommits what the work left (<see cref="Settle"/>): an idle monitor
+/// holds no buffers, whatever it did before.
+/// </summary>
+public static class ScratchMemory
+{
+    /// <summary>The read buffer: a full pipe (64 KiB) in one read.</summary>
+    public const int ReadSize = 64 * 1024;
+
+    /// <summary>The write batch: the records of one read chunk, written with one pwrite (more when they do not fit).</summary>
+    public const int BatchSize = 128 * 1024;
+
+    /// <summary>How long after the last work the memory is settled.</summary>
+    public static readonly TimeSpan SettleDelay = TimeSpan.FromSeconds(2);
+
+    private static readonly Lock Gate = new();
+    private static long _lastUse;
+    private static ITimer? _timer;
+    private static bool _armed;
+
+    public static ScratchSlot Read { get; } = new(ReadSize);
+
+    public static ScratchSlot Batch { get; } = new(BatchSize);
+
+    /// <summary>How many times the memory was settled (for tests and diagnostics).</summary>
+    public static int Settled { get; private set; }
+
+    /// <summary>Work happened: the memory is settled <see cref="SettleDelay"/> after the last of it.</summary>
+    internal static void Touch()
+    {
+        lock (Gate)
+        {
+            _lastUse = Environment.TickCount64;
+            if (_armed)
+            {
+                return;
+            }
+
+            _armed = true;
+            _timer ??= FdReactor.Time.CreateTimer(static _ => Fire(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Change(SettleDelay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private static void Fire()
+    {
+        lock (Gate)
+        {
+            var idle = Environment.TickCount64 - _lastUse;
+            if (idle < (long)SettleDelay.TotalMilliseconds)
+            {
+                _timer!.Change(SettleDelay - TimeSpan.FromMilliseconds(idle), Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            _armed = false;
+        }
+
+        Settle();
+    }
+
+    /// <summary>Gives the scratch pages back and lets the GC compact and decommit everything it can.</summary>
+    public static void Settle()
+    {
+        Read.Discard();
+        Batch.Discard();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Settled++;
+    }
+}
+
+/// <summary>One lendable buffer (see <see cref="ScratchMemory"/>).</summary>
+public sealed class ScratchSlot(int size)
+{
+    private AnonymousMemory? _memory;
+    private int _taken;
+
+    public int Size { get; } = size;
+
+    /// <summary>The buffer, until the lease is disposed (a private array if it is lent out already).</summary>
+    public ScratchLease Rent()
+    {
+        ScratchMemory.Touch();
+        if (Interlocked.Exchange(ref _taken, 1) != 0)
+        {
+            return new ScratchLease(null, new byte[Size]);
+        }
+
+        _memory ??= new AnonymousMemory(Size);
+        return new ScratchLease(this, null);
+    }
+
+    internal Span<byte> Memory => _memory!.Span;
+
+    internal void Return() => Volatile.Write(ref _taken, 0);
+
+    /// <summary>Gives the pages back unless the buffer is lent out right now.</summary>
+    internal void Discard()
+    {
+        if (Interlocked.Exchange(ref _taken, 1) == 0)
+        {
+            _memory?.Discard();
+            Return();
+        }
+    }
+}
+
+/// <summary>A lent buffer; disposing it gives it back.</summary>
+public readonly struct ScratchLease : IDisposable
+{
+    private readonly ScratchSlot? _slot;
+    private readonly byte[]? _private;
+
+    internal ScratchLease(ScratchSlot? slot, byte[]? privateBuffer)
+    {
+        _slot = slot;
+        _private = privateBuffer;
+    }
+
+    public Span<byte> Span => _private ?? _slot!.Memory;
+
+    public void Dispose() => _slot?.Return();
+}

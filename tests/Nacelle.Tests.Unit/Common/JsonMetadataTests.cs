@@ -1,0 +1,66 @@
+using System.Text.Json;
+using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Spec;
+
+namespace Nacelle.Tests.Unit.Common;
+
+/// <summary>
+/// With <see cref="JsonMetadata.Cached"/> off (nacelle-monitor) every context's <c>Current</c> is a new context built from
+/// options written out by hand next to the source generator's attribute: they must be the attribute's, or the monitor
+/// would write JSON the daemon reads differently.
+/// </summary>
+[Collection(JsonMetadataCollection.Name)]
+public sealed class JsonMetadataTests
+{
+    private static void AssertSameOptions(JsonSerializerOptions cached, JsonSerializerOptions uncached)
+    {
+        Assert.Equal(cached.DefaultIgnoreCondition, uncached.DefaultIgnoreCondition);
+        Assert.Equal(cached.WriteIndented, uncached.WriteIndented);
+        Assert.Equal(cached.PropertyNamingPolicy?.ConvertName("SomeName"), uncached.PropertyNamingPolicy?.ConvertName("SomeName"));
+        Assert.Equal(cached.RespectNullableAnnotations, uncached.RespectNullableAnnotations);
+        Assert.Equal(cached.PropertyNameCaseInsensitive, uncached.PropertyNameCaseInsensitive);
+        Assert.Equal(cached.NumberHandling, uncached.NumberHandling);
+    }
+
+    private static T Uncached<T>(Func<T> current)
+    {
+        JsonMetadata.Cached = false;
+        try
+        {
+            return current();
+        }
+        finally
+        {
+            JsonMetadata.Cached = true;
+        }
+    }
+
+    [Fact]
+    public void UncachedContextsHaveTheAttributesOptions()
+    {
+        AssertSameOptions(MonitorJson.Default.Options, Uncached(() => MonitorJson.Current).Options);
+        AssertSameOptions(RuntimeSpecJson.Default.Options, Uncached(() => RuntimeSpecJson.Current).Options);
+        AssertSameOptions(Nacelle.ContainerCore.Security.Seccomp.SeccompJson.Default.Options,
+            Uncached(() => Nacelle.ContainerCore.Security.Seccomp.SeccompJson.Current).Options);
+        AssertSameOptions(Nacelle.ContainerCore.Runtime.ContainerStateJson.Default.Options,
+            Uncached(() => Nacelle.ContainerCore.Runtime.ContainerStateJson.Current).Options);
+        Assert.NotSame(MonitorJson.Default, Uncached(() => MonitorJson.Current));
+        Assert.Same(MonitorJson.Default, MonitorJson.Current);
+    }
+
+    [Fact]
+    public void UncachedContextsWriteTheSameJson()
+    {
+        var request = new MonitorRequest { Id = 7, Op = MonitorProtocol.ExecStream, ContainerId = "c1", Stdin = true };
+        Assert.Equal(
+            JsonSerializer.Serialize(request, MonitorJson.Default.MonitorRequest),
+            JsonSerializer.Serialize(request, Uncached(() => MonitorJson.Current).MonitorRequest));
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class JsonMetadataCollection
+{
+    public const string Name = "JsonMetadata.Cached is process-wide";
+}
