@@ -12,7 +12,8 @@ internal sealed partial class CriRuntimeService
         var pod = pods.Get(request.PodSandboxId);
         var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod), Timestamp = Common.UnixTime.Now() };
         // For kubelet's evented PLEG: the pod's containers as ContainerStatus shows them.
-        response.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => Containers.ContainerMapping.ToStatus(c, null)));
+        response.ContainersStatuses.Add(containers.OfPod(pod.Id)
+            .Select(c => Containers.ContainerMapping.ToStatus(c, Containers.ContainerStatusParts.Of(c, containers.SpecJson))));
         if (request.Verbose)
         {
             response.Info["info"] = JsonText.Write(json =>
