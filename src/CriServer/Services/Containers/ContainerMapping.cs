@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Nacelle.Common;
-using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Store;
 using Runtime.V1;
@@ -89,11 +88,8 @@ internal static class ContainerMapping
             status.Resources = new ContainerResources { Linux = resources.Clone() };
         }
 
-        if (Enum.TryParse<Signal>(StopSignals.NameOf(container.StopSignal), out var signal))
-        {
-            status.StopSignal = signal;
-        }
-
+        // The enum's C# names are "Sigterm", not "SIGTERM": map the number, never parse the name.
+        status.StopSignal = CriSignals.ToCri(container.StopSignal);
         return status;
     }
 
