@@ -221,6 +221,7 @@ internal static class Daemon
 
         Notify(logger, "READY=1");
 
+        using var trimmer = MemoryTrimmer.Start(logger);
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         // Open streams end with the daemon; containers and their logs are the monitors' and go on.
         await streaming.StopAsync().ConfigureAwait(false);

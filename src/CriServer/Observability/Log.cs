@@ -39,6 +39,9 @@ internal static partial class Log
         Message = "pod network: watching CNI conf dir {ConfDir}, plugins from {BinDirs}; ready={Ready}: {Detail}")]
     public static partial void CniWatching(ILogger logger, string confDir, string binDirs, bool ready, string detail);
 
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Debug, Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB")]
+    public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,
