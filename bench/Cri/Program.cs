@@ -47,6 +47,15 @@ try
         case "imagefs":
             await ImageFsBenchmark.RunAsync(options, cri);
             break;
+        case "kubelet-load":
+            await KubeletLoadBenchmark.RunAsync(options, cri);
+            break;
+        case "ops":
+            await CriOpsBenchmark.RunAsync(options, cri);
+            break;
+        case "memory":
+            await MemoryBenchmark.RunAsync(options, cri);
+            break;
         default:
             await PullBenchmark.RunAsync(options, cri);
             break;
