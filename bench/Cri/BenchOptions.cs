@@ -6,11 +6,15 @@ namespace Nacelle.Bench.Cri;
 internal sealed class BenchOptions
 {
     public const string Usage = """
-        Nacelle.Bench.Cri pods|containers|pull|imagefs|streams|cleanup --socket SOCK --work DIR --daemon-pid PID --cni-conflist FILE
-            [--cni-bin DIR (/usr/lib/cni)] [--iterations N (30 pods, 50 containers, 10 pulls, 50 exec round trips)] [--warmup W (3)]
+        Nacelle.Bench.Cri pods|containers|pull|imagefs|streams|kubelet-load|ops|memory|cleanup --socket SOCK --work DIR
+            --daemon-pid PID --cni-conflist FILE [--cni-bin DIR (/usr/lib/cni)]
+            [--iterations N (30 pods, 50 containers, 10 pulls, 50 exec round trips, 20 ops)] [--warmup W (3)]
             [--memory-pods M (30)] [--forward-mib M (256: bytes per port-forward copy)] [--forward-iterations K (5)]
-            [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR: the containerd reference (pull, imagefs)]
+            [--containerd-socket SOCK --containerd-root DIR --containerd-certs DIR --containerd-pid PID: the containerd
+             reference (pull, imagefs, kubelet-load, ops, memory)]
             (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
+            (kubelet-load: [--pod-counts 30,100] [--duration SECONDS (120)] per pod count and runtime)
+            (memory: [--hostile N (20)] requests of each hostile kind, [--settle SECONDS (30)] before the last reading)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
             [--ref-prefix P (ncb<pid>): the name prefix of the reference's netns and runc containers]
@@ -56,18 +60,33 @@ internal sealed class BenchOptions
 
     public string? ContainerdCertsDir { get; private set; }
 
+    /// <summary>The containerd reference's pid (its CPU and RSS are measured next to the daemon's).</summary>
+    public int? ContainerdPid { get; private set; }
+
+    /// <summary>kubelet-load: the numbers of pods, one run of the load for each.</summary>
+    public IReadOnlyList<int> PodCounts { get; private set; } = [30, 100];
+
+    /// <summary>kubelet-load: how long the load runs for each pod count and runtime.</summary>
+    public TimeSpan Duration { get; private set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>memory: requests of each hostile kind in the burst.</summary>
+    public int Hostile { get; private set; } = 20;
+
+    /// <summary>memory: how long the daemon is left alone after the burst before the last reading.</summary>
+    public TimeSpan Settle { get; private set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Prefix of every netns and runc container id this run creates (unique per run, found again by cleanup).</summary>
     public string ReferencePrefix { get; private set; } = "ncb" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
 
     public static BenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "streams" or "cleanup"))
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "streams" or "kubelet-load" or "ops" or "memory" or "cleanup"))
         {
             throw new ArgumentException(Usage);
         }
 
         var options = new BenchOptions { Command = args[0] };
-        options.Iterations = args[0] switch { "containers" or "streams" => 50, "pull" => 10, "imagefs" => 1000, _ => 30 };
+        options.Iterations = args[0] switch { "containers" or "streams" => 50, "pull" => 10, "imagefs" => 1000, "ops" => 20, _ => 30 };
         for (var i = 1; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");
@@ -90,6 +109,11 @@ internal sealed class BenchOptions
                 case "--forward-iterations": options.ForwardIterations = Int(value); break;
                 case "--containerd-root": options.ContainerdRoot = value; break;
                 case "--containerd-certs": options.ContainerdCertsDir = value; break;
+                case "--containerd-pid": options.ContainerdPid = Int(value); break;
+                case "--pod-counts": options.PodCounts = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Int)]; break;
+                case "--duration": options.Duration = TimeSpan.FromSeconds(Int(value)); break;
+                case "--hostile": options.Hostile = Int(value); break;
+                case "--settle": options.Settle = TimeSpan.FromSeconds(Int(value)); break;
                 default: throw new ArgumentException($"unknown argument {args[i]}\n{Usage}");
             }
 

@@ -21,6 +21,9 @@ internal sealed class CriSession(string socketPath, string logDirectory, string 
 
     public bool IsUnimplemented(string rpc) => _unimplemented.Contains(rpc);
 
+    /// <summary>The cgroup parent of the pods this session makes.</summary>
+    public string CgroupParent => cgroupParent;
+
     /// <summary>Runs <paramref name="call"/>; an Unimplemented answer marks <paramref name="rpc"/> skipped and returns false.</summary>
     public async Task<bool> TryAsync(string rpc, Func<Task> call)
     {

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using Nacelle.Tests.Support.Registry;
 using Runtime.V1;
 
 namespace Nacelle.Bench.Cri;
@@ -15,42 +13,15 @@ internal static class ImageFsBenchmark
 {
     public static async Task RunAsync(BenchOptions options, CriSession nacelle)
     {
-        await using var registry = await RegistryServer.StartAsync();
-        if (options.RegistryPidFile is not null)
-        {
-            await File.WriteAllTextAsync(options.RegistryPidFile, registry.ProcessId.ToString(CultureInfo.InvariantCulture));
-        }
-
-        using (var pusher = registry.CreatePusher())
-        {
-            await TestImages.PushBusyboxAsync(pusher, "bench/busybox", "latest");
-            await TestImages.PushImageAsync(pusher, "pause", "3.9", new TestImageSpec
-            {
-                Layers = [TestImages.BusyboxLayer()],
-                Cmd = ["/bin/sleep", "2147483647"],
-            });
-        }
-
-        var image = $"{registry.Host}/bench/busybox:latest";
-        var runtimes = new List<(string Name, CriSession Cri)> { ("nacelle", nacelle) };
-        using var containerd = options.ContainerdSocket is { } socket
-            ? new CriSession(socket, Path.Combine(options.Work, "logs"), options.CgroupParent + "/containerd")
-            : null;
-        if (containerd is not null)
-        {
-            PullBenchmark.WriteContainerdHosts(options.ContainerdCertsDir!, registry.Host);
-            await containerd.WaitUntilAnswersAsync();
-            runtimes.Add(("containerd", containerd));
-        }
-
+        await using var runtimes = await ComparedRuntimes.StartAsync(options, nacelle);
+        var image = runtimes.Image;
         var pods = options.MemoryPods;
         var ready = new List<(string Name, CriSession Cri)>();
-        foreach (var (name, cri) in runtimes)
+        foreach (var (name, cri) in runtimes.All.Select(r => (r.Name, r.Cri)))
         {
             try
             {
                 var start = Stopwatch.GetTimestamp();
-                await cri.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } });
                 for (var i = 0; i < pods; i++)
                 {
                     await StartPodAsync(cri, image, $"fs-{i}");

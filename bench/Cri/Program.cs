@@ -50,6 +50,15 @@ try
         case "streams":
             await StreamsBenchmark.RunAsync(options, cri, reference);
             break;
+        case "kubelet-load":
+            await KubeletLoadBenchmark.RunAsync(options, cri);
+            break;
+        case "ops":
+            await CriOpsBenchmark.RunAsync(options, cri);
+            break;
+        case "memory":
+            await MemoryBenchmark.RunAsync(options, cri);
+            break;
         default:
             await PullBenchmark.RunAsync(options, cri);
             break;

@@ -1,10 +1,11 @@
-# Sourced by the benchmarks that compare nacelle with containerd (bench/pull.sh), after bench/cri-daemon.sh: starts
-# Debian's containerd 1.6 as the reference runtime, with its CRI plugin on its own socket, root and state under this
-# run's work directory ($work), and tears it down at exit (through cri-daemon.sh's cleanup hooks).
+# Sourced by the benchmarks that compare nacelle with containerd (pull.sh, imagefs.sh, kubelet-load.sh, cri-ops.sh,
+# memory.sh), after bench/cri-daemon.sh: starts Debian's containerd 1.6 as the reference runtime, with its CRI plugin on
+# its own socket, root and state under this run's work directory ($work), and tears it down at exit (through
+# cri-daemon.sh's cleanup hooks).
 #
 #   containerd_start            writes $work/containerd/config.toml, starts containerd, waits for its socket;
 #                               sets CONTAINERD_SOCK, CONTAINERD_ROOT, CONTAINERD_CERTS (its registry config_path)
-#   containerd_args             the benchmark program's arguments naming it
+#   containerd_args             the benchmark program's arguments naming it (socket, root, registry config, pid)
 #
 # Its configuration: overlayfs snapshotter, runc (io.containerd.runc.v2 shim, cgroupfs), 3 concurrent downloads (the
 # same default as nacelle), the CNI conf dir of the nacelle daemon under test (the test bridge, ipMasq false, the
@@ -94,7 +95,8 @@ TOML
 }
 
 containerd_args() {
-  echo --containerd-socket "$CONTAINERD_SOCK" --containerd-root "$CONTAINERD_ROOT" --containerd-certs "$CONTAINERD_CERTS"
+  echo --containerd-socket "$CONTAINERD_SOCK" --containerd-root "$CONTAINERD_ROOT" --containerd-certs "$CONTAINERD_CERTS" \
+    --containerd-pid "$containerd_pid"
 }
 
 containerd_cleanup() {

@@ -163,6 +163,8 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(ContainerState.ContainerRunning, running.Status.State);
         Assert.True(running.Status.StartedAt >= running.Status.CreatedAt);
         Assert.Equal("app", running.Status.Metadata.Name);
+        Assert.Equal(Signal.Sigterm, running.Status.StopSignal); // the image sets none: the default
+        Assert.Equal(0, running.Status.User.Linux.Uid);
         Assert.Equal("app", running.Status.Labels["container"]);
         Assert.Equal("e2e", running.Status.Annotations["note"]);
         Assert.Equal(_image, running.Status.Image.Image);

@@ -21,6 +21,7 @@ internal sealed class CriInterceptor(CriMetrics metrics, ILogger<CriInterceptor>
         using var call = Begin(context, request);
         try
         {
+            RequestLimits.Check(request);
             var response = await continuation(request, context).ConfigureAwait(false);
             call.Succeeded();
             return response;
@@ -38,6 +39,7 @@ internal sealed class CriInterceptor(CriMetrics metrics, ILogger<CriInterceptor>
         using var call = Begin(context, request);
         try
         {
+            RequestLimits.Check(request);
             await continuation(request, responseStream, context).ConfigureAwait(false);
             call.Succeeded();
         }

@@ -5,7 +5,21 @@ namespace Nacelle.CriServer.Grpc;
 /// <summary>The ids a CRI request is about, for structured logs and span attributes.</summary>
 internal readonly record struct RequestIds(string? PodSandboxId, string? ContainerId, string? Image)
 {
-    public static RequestIds Of(object? request) => request switch
+    /// <summary>The longest id, name or image a log line or span carries: a longer one (a hostile request, which
+    /// <see cref="RequestLimits"/> refuses) is cut there and marked.</summary>
+    public const int MaxLogged = 256;
+
+    /// <summary>The ids <paramref name="request"/> names, each cut to <see cref="MaxLogged"/> unless <paramref name="clip"/> is false.</summary>
+    public static RequestIds Of(object? request, bool clip = true)
+    {
+        var ids = Named(request);
+        return clip ? new(Clip(ids.PodSandboxId), Clip(ids.ContainerId), Clip(ids.Image)) : ids;
+    }
+
+    private static string? Clip(string? value) =>
+        value is { Length: > MaxLogged } ? string.Concat(value.AsSpan(0, MaxLogged), $"...({value.Length} characters)") : value;
+
+    private static RequestIds Named(object? request) => request switch
     {
         // Before the pod has an id, name it namespace/name.
         RunPodSandboxRequest r => new(PodName(r.Config?.Metadata), null, null),

@@ -283,6 +283,7 @@ internal static class Daemon
         RegisterReloadParticipants(reloader, app.Services, logLevel);
         using var reloadSignal = ReloadOnSignal(reloader, logger);
 
+        using var trimmer = MemoryTrimmer.Start(logger);
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         // Open streams end with the daemon; containers and their logs are the monitors' and go on.
         await streaming.StopAsync().ConfigureAwait(false);

@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1013, Level = LogLevel.Error, Message = "configuration reload failed while applying it: {Problem}")]
     public static partial void ReloadFailed(ILogger logger, string problem);
 
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Debug, Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB")]
+    public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

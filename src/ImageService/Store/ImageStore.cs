@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Microsoft.Data.Sqlite;
 using Nacelle.Storage;
 
@@ -5,17 +6,44 @@ namespace Nacelle.ImageService.Store;
 
 /// <summary>
 /// Images in the metadata database: id (config digest), repo tags and digests, layers with their chain ids, the
-/// blobs each image keeps in the content store. Writes are single transactions.
+/// blobs each image keeps in the content store. Writes are single transactions, committed before they return; reads
+/// are served from an in-memory copy of the images and their names, which every write brings up to date (from the rows
+/// it committed) under the store's write lock before it returns. One store per database file and process (the daemon).
 /// </summary>
-public sealed class ImageStore(MetadataDatabase database)
+public sealed class ImageStore
 {
+    private const string SelectImages = "SELECT id, manifest_digest, size, user, pinned, pulled_at, config FROM images";
+
+    private readonly MetadataDatabase _database;
+    private readonly Lock _write = new();
+    private volatile Snapshot _snapshot;
+
+    /// <summary>Loads every image (the image migrations must have run).</summary>
+    public ImageStore(MetadataDatabase database)
+    {
+        _database = database;
+        using var connection = database.Open();
+        _snapshot = Snapshot.Empty.With(Load(connection, SelectImages, []), []);
+    }
+
     /// <summary>
     /// Records a pulled image, or adds names to it if it exists. A tag moves from any other image to this one; an
     /// image left without names by that move stays (by id) until it is removed.
     /// </summary>
     public void Save(ImageRecord image, IReadOnlyList<string> blobDigests)
     {
-        using var connection = database.Open();
+        lock (_write)
+        {
+            SaveCommitted(image, blobDigests);
+            // The image, and any image a tag moved away from.
+            var snapshot = _snapshot;
+            Reload(snapshot, [image.Id, .. image.RepoTags.Concat(image.RepoDigests).Select(n => snapshot.Names.GetValueOrDefault(n)).OfType<string>()]);
+        }
+    }
+
+    private void SaveCommitted(ImageRecord image, IReadOnlyList<string> blobDigests)
+    {
+        using var connection = _database.Open();
         using var transaction = connection.BeginTransaction();
         Exec(connection, transaction, """
             INSERT INTO images (id, manifest_digest, size, user, pinned, pulled_at, config)
@@ -51,56 +79,56 @@ public sealed class ImageStore(MetadataDatabase database)
         transaction.Commit();
     }
 
-    public IReadOnlyList<ImageRecord> List()
-    {
-        using var connection = database.Open();
-        return Load(connection, "SELECT id, manifest_digest, size, user, pinned, pulled_at, config FROM images ORDER BY pulled_at", []);
-    }
+    /// <summary>Every image, oldest pull first.</summary>
+    public IReadOnlyList<ImageRecord> List() => _snapshot.Order;
 
-    public ImageRecord? Get(string id)
-    {
-        using var connection = database.Open();
-        return Load(connection, "SELECT id, manifest_digest, size, user, pinned, pulled_at, config FROM images WHERE id = $id", [("$id", id)])
-            .SingleOrDefault();
-    }
+    public ImageRecord? Get(string id) => _snapshot.ById.GetValueOrDefault(id);
 
     /// <summary>The image a repo tag or repo digest names, if any.</summary>
-    public string? ImageIdByName(string name)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT image_id FROM image_names WHERE name = $n";
-        command.Parameters.AddWithValue("$n", name);
-        return command.ExecuteScalar() as string;
-    }
+    public string? ImageIdByName(string name) => _snapshot.Names.GetValueOrDefault(name);
 
     /// <summary>Image ids starting with the given hex prefix (after "sha256:").</summary>
     public IReadOnlyList<string> IdsByPrefix(string idPrefix) =>
-        database.QueryStrings("SELECT id FROM images WHERE substr(id, 1, length($p)) = $p", ("$p", idPrefix));
+        [.. _snapshot.ById.Keys.Where(id => id.StartsWith(idPrefix, StringComparison.Ordinal))];
 
     public void RemoveName(string name)
     {
-        using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
-        Exec(connection, transaction, "DELETE FROM image_names WHERE name = $n", ("$n", name));
-        transaction.Commit();
+        lock (_write)
+        {
+            using (var connection = _database.Open())
+            {
+                using var transaction = connection.BeginTransaction();
+                Exec(connection, transaction, "DELETE FROM image_names WHERE name = $n", ("$n", name));
+                transaction.Commit();
+            }
+
+            var snapshot = _snapshot;
+            Reload(snapshot, snapshot.Names.GetValueOrDefault(name) is { } holder ? [holder] : []);
+        }
     }
 
     public void Remove(string id)
     {
-        using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
-        Exec(connection, transaction, "DELETE FROM images WHERE id = $id", ("$id", id));
-        transaction.Commit();
+        lock (_write)
+        {
+            using (var connection = _database.Open())
+            {
+                using var transaction = connection.BeginTransaction();
+                Exec(connection, transaction, "DELETE FROM images WHERE id = $id", ("$id", id));
+                transaction.Commit();
+            }
+
+            Reload(_snapshot, [id]);
+        }
     }
 
     /// <summary>Digests every remaining image still needs in the content store (its blobs and layer blobs).</summary>
     public IReadOnlySet<string> ReferencedBlobs() =>
-        database.QueryStrings("SELECT digest FROM image_blobs UNION SELECT blob_digest FROM image_layers").ToHashSet(StringComparer.Ordinal);
+        _database.QueryStrings("SELECT digest FROM image_blobs UNION SELECT blob_digest FROM image_layers").ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Chain ids of every layer of every remaining image.</summary>
     public IReadOnlySet<string> ReferencedChains() =>
-        database.QueryStrings("SELECT DISTINCT chain_id FROM image_layers").ToHashSet(StringComparer.Ordinal);
+        _database.QueryStrings("SELECT DISTINCT chain_id FROM image_layers").ToHashSet(StringComparer.Ordinal);
 
     private static List<ImageRecord> Load(SqliteConnection connection, string sql, (string, object)[] parameters)
     {
@@ -167,5 +195,43 @@ public sealed class ImageStore(MetadataDatabase database)
         }
 
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>Publishes the committed rows of <paramref name="ids"/> (gone ones leave the copy with their names).</summary>
+    private void Reload(Snapshot snapshot, IReadOnlyCollection<string> ids)
+    {
+        if (ids.Count == 0)
+        {
+            return;
+        }
+
+        var distinct = ids.Distinct(StringComparer.Ordinal).ToList();
+        using var connection = _database.Open();
+        var parameters = distinct.Select((id, i) => ($"$id{i}", (object)id)).ToArray();
+        var loaded = Load(connection, $"{SelectImages} WHERE id IN ({string.Join(", ", parameters.Select(p => p.Item1))})", parameters);
+        _snapshot = snapshot.With(loaded, distinct);
+    }
+
+    /// <summary>What readers see: images by id, in pull order, and every name's image; replaced as a whole by each write.</summary>
+    private sealed class Snapshot(ImmutableDictionary<string, ImageRecord> byId, ImageRecord[] order, ImmutableDictionary<string, string> names)
+    {
+        public static readonly Snapshot Empty = new(
+            ImmutableDictionary.Create<string, ImageRecord>(StringComparer.Ordinal), [], ImmutableDictionary.Create<string, string>(StringComparer.Ordinal));
+
+        public ImmutableDictionary<string, ImageRecord> ById => byId;
+
+        public IReadOnlyList<ImageRecord> Order => order;
+
+        public ImmutableDictionary<string, string> Names => names;
+
+        /// <summary>This copy with <paramref name="replaced"/> taken out (with their names) and <paramref name="loaded"/> put in.</summary>
+        public Snapshot With(IReadOnlyList<ImageRecord> loaded, IReadOnlyCollection<string> replaced)
+        {
+            var gone = replaced.ToHashSet(StringComparer.Ordinal);
+            var images = byId.RemoveRange(replaced).SetItems(loaded.Select(i => KeyValuePair.Create(i.Id, i)));
+            var named = names.RemoveRange(names.Where(n => gone.Contains(n.Value)).Select(n => n.Key))
+                .SetItems(loaded.SelectMany(i => i.RepoTags.Concat(i.RepoDigests).Select(n => KeyValuePair.Create(n, i.Id))));
+            return new(images, [.. images.Values.OrderBy(i => i.PulledAt).ThenBy(i => i.Id, StringComparer.Ordinal)], named);
+        }
     }
 }

@@ -226,6 +226,7 @@ public sealed partial class ContainerManager
                         failures = 0;
                         delay = TimeSpan.FromMilliseconds(100);
                         await RefreshAsync(podId, cancellationToken).ConfigureAwait(false);
+                        _liveWatches[podId] = 0;
                     },
                     e =>
                     {
@@ -249,6 +250,11 @@ public sealed partial class ContainerManager
                     await RefreshAsync(podId, CancellationToken.None).ConfigureAwait(false);
                     break;
                 }
+            }
+            finally
+            {
+                // Disconnected (or stopping): statuses ask the monitor again until the watch is back and caught up.
+                _liveWatches.TryRemove(podId, out _);
             }
 
             try

@@ -64,6 +64,10 @@ public sealed partial class ContainerManager : IAsyncDisposable
     private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Stop)> _watches = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _exitWaiters = new(StringComparer.Ordinal);
 
+    /// <summary>Pods whose exit watch is connected and caught up (listed after the monitor accepted it): their exits
+    /// reach the store as events, so a status is served from the store without asking the monitor.</summary>
+    private readonly ConcurrentDictionary<string, byte> _liveWatches = new(StringComparer.Ordinal);
+
     /// <summary>Creates under way in this daemon: their rows are incomplete on purpose, and a refresh must leave them be
     /// (only a create a previous daemon left behind is cleaned up).</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
@@ -126,15 +130,19 @@ public sealed partial class ContainerManager : IAsyncDisposable
     /// <summary>The complete containers of exactly this pod.</summary>
     public IReadOnlyList<ContainerRecord> OfPod(string podId) => RowsOf(podId).Where(c => c.Complete).ToList();
 
-    /// <summary>Every container row of exactly this pod (the store filters by prefix), a create under way included.</summary>
-    private List<ContainerRecord> RowsOf(string podId) =>
-        _store.ListContainers(new ContainerRecordFilter(PodIdPrefix: podId)).Where(c => c.PodId == podId).ToList();
+    /// <summary>Every container row of exactly this pod, a create under way included.</summary>
+    private IReadOnlyList<ContainerRecord> RowsOf(string podId) => _store.ContainersOfPod(podId);
 
-    /// <summary>The container, its state first brought up to date from its monitor when it may have changed.</summary>
+    /// <summary>
+    /// The container as the store has it: its pod's exit watch keeps it current (the monitor pushes exits, the pod's
+    /// liveness watch marks them lost when the monitor dies). Only while that watch is not connected and caught up
+    /// (being set up after a create or a restart, reconnecting, given up) is the state first brought up to date from
+    /// the monitor.
+    /// </summary>
     public async Task<ContainerRecord> StatusAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
         var container = Get(idOrPrefix);
-        if (container.State != ContainerRecordState.Exited)
+        if (container.State != ContainerRecordState.Exited && !_liveWatches.ContainsKey(container.PodId))
         {
             await RefreshAsync(container.PodId, cancellationToken).ConfigureAwait(false);
             container = Get(container.Id);

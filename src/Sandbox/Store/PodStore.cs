@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
@@ -26,11 +27,15 @@ public sealed record ContainerRecordFilter(
     IReadOnlyDictionary<string, string>? LabelSelector = null);
 
 /// <summary>
-/// Pods and containers in the metadata database (domain "pods"). Every mutation is one transaction committed before
-/// the method returns; read-modify-write updates hold SQLite's write lock (BEGIN IMMEDIATE) from the read to the commit,
-/// so concurrent updates of one record, from any number of store instances, are never lost.
+/// Pods and containers: the metadata database (domain "pods") is the durable record, and an in-memory copy serves every
+/// read. Each mutation is committed to the database before the method returns and published to the copy under the same
+/// lock, so a read that starts after a write returned sees it, and reads never wait for a write nor touch SQLite.
 /// </summary>
 /// <remarks>
+/// One store per database file and process: the daemon is the only writer (its socket guard keeps a second daemon
+/// out), so the copy loaded when the store opens stays in step with the file. Writers are serialized by the store's
+/// lock; readers take the current snapshot (immutable maps and id-ordered lists) without locking. Records are
+/// immutable; their label, annotation and ip collections are copied on write, so a caller's collection is never shared.
 /// The name reservations are unique keys: a pod's (namespace, name, uid, attempt) and a container's
 /// (pod id, name, attempt); adding a second record with the same key fails with
 /// <see cref="ErrorKind.AlreadyExists"/> naming the record holding it. Deleting a pod deletes its container rows.
@@ -48,14 +53,30 @@ public sealed class PodStore
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
         "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name";
 
-    private readonly MetadataDatabase _database;
+    private readonly Lock _write = new();
+    private readonly SqliteConnection _connection;
+    private readonly SqliteCommand _insertPod;
+    private readonly SqliteCommand _updatePod;
+    private readonly SqliteCommand _deletePod;
+    private readonly SqliteCommand _insertContainer;
+    private readonly SqliteCommand _updateContainer;
+    private readonly SqliteCommand _deleteContainer;
+    private volatile Snapshot _snapshot;
 
-    /// <summary>Opens the store, applying the "pods" migrations not applied yet.</summary>
+    /// <summary>Opens the store, applying the "pods" migrations not applied yet, and loads every pod and container.</summary>
     public PodStore(MetadataDatabase database)
     {
         ArgumentNullException.ThrowIfNull(database);
-        _database = database;
-        _database.Migrate(PodSchema.Domain, PodSchema.Migrations);
+        database.Migrate(PodSchema.Domain, PodSchema.Migrations);
+        // The writes' own connection and statements, used under the write lock only (prepared once, bound per write).
+        _connection = database.Open();
+        _insertPod = Prepare($"INSERT INTO pods ({PodColumns}) VALUES ({Placeholders(PodColumns)})");
+        _updatePod = Prepare($"UPDATE pods SET {Assignments(PodColumns)} WHERE id = $id");
+        _deletePod = Prepare("DELETE FROM pods WHERE id = $id");
+        _insertContainer = Prepare($"INSERT INTO containers ({ContainerColumns}) VALUES ({Placeholders(ContainerColumns)})");
+        _updateContainer = Prepare($"UPDATE containers SET {Assignments(ContainerColumns)} WHERE id = $id");
+        _deleteContainer = Prepare("DELETE FROM containers WHERE id = $id");
+        _snapshot = Snapshot.Of(LoadPods(), LoadContainers());
     }
 
     // ---------------------------------------------------------------- pods
@@ -74,30 +95,26 @@ public sealed class PodStore
             throw NacelleException.InvalidArgument($"pod {pod.Id}: metadata.name is empty");
         }
 
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        if (Scalar(connection, transaction, "SELECT id FROM pods WHERE id = $id", ("$id", pod.Id)) is not null)
+        pod = Owned(pod);
+        lock (_write)
         {
-            throw NacelleException.AlreadyExists($"pod {pod.Id} exists already");
-        }
+            var snapshot = _snapshot;
+            if (snapshot.Pods.ContainsKey(pod.Id))
+            {
+                throw NacelleException.AlreadyExists($"pod {pod.Id} exists already");
+            }
 
-        if (Scalar(connection, transaction,
-                "SELECT id FROM pods WHERE namespace = $ns AND name = $n AND uid = $u AND attempt = $a",
-                ("$ns", pod.Namespace), ("$n", pod.Name), ("$u", pod.Uid), ("$a", (long)pod.Attempt)) is string holder)
-        {
-            throw NacelleException.AlreadyExists(
-                $"pod name \"{pod.Name}\" in namespace \"{pod.Namespace}\" (uid \"{pod.Uid}\", attempt {pod.Attempt}) is reserved for pod {holder}");
-        }
+            if (snapshot.PodOrder.FirstOrDefault(p => p.Namespace == pod.Namespace && p.Name == pod.Name && p.Uid == pod.Uid && p.Attempt == pod.Attempt)
+                is { } holder)
+            {
+                throw NacelleException.AlreadyExists(
+                    $"pod name \"{pod.Name}\" in namespace \"{pod.Namespace}\" (uid \"{pod.Uid}\", attempt {pod.Attempt}) is reserved for pod {holder.Id}");
+            }
 
-        using (var insert = connection.CreateCommand())
-        {
-            insert.Transaction = transaction;
-            insert.CommandText = $"INSERT INTO pods ({PodColumns}) VALUES ({Placeholders(PodColumns)})";
-            BindPod(insert, pod);
-            insert.ExecuteNonQuery();
+            BindPod(_insertPod, pod);
+            _insertPod.ExecuteNonQuery();
+            _snapshot = snapshot.WithPod(pod);
         }
-
-        transaction.Commit();
     }
 
     /// <summary>The pod with exactly this id; <see cref="ErrorKind.NotFound"/> when there is none.</summary>
@@ -108,82 +125,83 @@ public sealed class PodStore
     public PodRecord? TryGetPod(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
-        using var connection = _database.Open();
-        return QueryPods(connection, null, "WHERE id = $id", ("$id", id)).SingleOrDefault();
+        return _snapshot.Pods.GetValueOrDefault(id);
     }
 
     /// <summary>The pods matching <paramref name="filter"/>, oldest first.</summary>
     public IReadOnlyList<PodRecord> ListPods(PodRecordFilter? filter = null)
     {
-        filter ??= new PodRecordFilter();
-        var where = new List<string>();
-        var parameters = new List<(string, object)>();
-        if (!string.IsNullOrEmpty(filter.IdPrefix))
+        var pods = _snapshot.PodOrder;
+        if (filter is null || (string.IsNullOrEmpty(filter.IdPrefix) && filter.State is null && filter.LabelSelector is not { Count: > 0 }))
         {
-            where.Add("substr(id, 1, length($prefix)) = $prefix");
-            parameters.Add(("$prefix", filter.IdPrefix));
+            return pods;
         }
 
-        if (filter.State is { } state)
-        {
-            where.Add("state = $state");
-            parameters.Add(("$state", PodStateText(state)));
-        }
-
-        using var connection = _database.Open();
-        var pods = QueryPods(connection, null, where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where), [.. parameters]);
-        return filter.LabelSelector is { Count: > 0 } selector ? pods.Where(p => Matches(p.Labels, selector)).ToList() : pods;
+        return pods.Where(p =>
+            (string.IsNullOrEmpty(filter.IdPrefix) || p.Id.StartsWith(filter.IdPrefix, StringComparison.Ordinal)) &&
+            (filter.State is not { } state || p.State == state) &&
+            (filter.LabelSelector is not { Count: > 0 } selector || Matches(p.Labels, selector))).ToList();
     }
 
     /// <summary>
     /// Applies <paramref name="change"/> to the pod (e.g. <c>p =&gt; p with { State = PodState.NotReady }</c>) and
     /// commits the result, which is returned. <see cref="ErrorKind.NotFound"/> when the pod does not exist;
     /// <see cref="ErrorKind.InvalidArgument"/> when the change touches an identity field (id, name, namespace, uid,
-    /// attempt, created_at). The change may run while other writers wait: keep it short and free of I/O.
+    /// attempt, created_at). The change runs under the store's write lock, with the record as last committed, so
+    /// concurrent updates of one record are never lost: keep it short and free of I/O.
     /// </summary>
     public PodRecord UpdatePod(string id, Func<PodRecord, PodRecord> change)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(change);
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        var current = QueryPods(connection, transaction, "WHERE id = $id", ("$id", id)).SingleOrDefault()
-            ?? throw NacelleException.NotFound($"pod {id} not found");
-        var updated = change(current) ?? throw new InvalidOperationException("the pod update returned null");
-        if (updated.Id != current.Id || updated.Name != current.Name || updated.Namespace != current.Namespace ||
-            updated.Uid != current.Uid || updated.Attempt != current.Attempt || updated.CreatedAt != current.CreatedAt)
+        lock (_write)
         {
-            throw NacelleException.InvalidArgument($"pod {id}: id, name, namespace, uid, attempt and created_at cannot change");
-        }
+            var snapshot = _snapshot;
+            var current = snapshot.Pods.GetValueOrDefault(id) ?? throw NacelleException.NotFound($"pod {id} not found");
+            var updated = change(current) ?? throw new InvalidOperationException("the pod update returned null");
+            if (updated.Id != current.Id || updated.Name != current.Name || updated.Namespace != current.Namespace ||
+                updated.Uid != current.Uid || updated.Attempt != current.Attempt || updated.CreatedAt != current.CreatedAt)
+            {
+                throw NacelleException.InvalidArgument($"pod {id}: id, name, namespace, uid, attempt and created_at cannot change");
+            }
 
-        using (var command = connection.CreateCommand())
-        {
-            command.Transaction = transaction;
-            command.CommandText = $"UPDATE pods SET {Assignments(PodColumns)} WHERE id = $id";
-            BindPod(command, updated);
-            command.ExecuteNonQuery();
-        }
+            if (ReferenceEquals(updated, current))
+            {
+                return current; // nothing changed: nothing to write
+            }
 
-        transaction.Commit();
-        return updated;
+            updated = Owned(updated);
+            BindPod(_updatePod, updated);
+            _updatePod.ExecuteNonQuery();
+            _snapshot = snapshot.WithPod(updated);
+            return updated;
+        }
     }
 
     /// <summary>Deletes the pod and its container rows; false when there was no such pod (not an error).</summary>
     public bool DeletePod(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        var deleted = Execute(connection, transaction, "DELETE FROM pods WHERE id = $id", ("$id", id)) > 0;
-        transaction.Commit();
-        return deleted;
+        lock (_write)
+        {
+            var snapshot = _snapshot;
+            if (!snapshot.Pods.ContainsKey(id))
+            {
+                return false;
+            }
+
+            new Binder(_deletePod).AddWithValue("$id", id);
+            _deletePod.ExecuteNonQuery();
+            _snapshot = snapshot.WithoutPod(id);
+            return true;
+        }
     }
 
     /// <summary>
     /// The full id of the one pod whose id starts with <paramref name="idOrPrefix"/>. <see cref="ErrorKind.NotFound"/>
     /// when none does; <see cref="ErrorKind.InvalidArgument"/> for an empty prefix or when several do (naming them).
     /// </summary>
-    public string ResolvePodId(string idOrPrefix) => Resolve("pod", "pods", idOrPrefix);
+    public string ResolvePodId(string idOrPrefix) => Resolve("pod", idOrPrefix, _snapshot.Pods);
 
     // ---------------------------------------------------------------- containers
 
@@ -201,35 +219,31 @@ public sealed class PodStore
             throw NacelleException.InvalidArgument($"container {container.Id}: metadata.name is empty");
         }
 
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        if (Scalar(connection, transaction, "SELECT id FROM pods WHERE id = $id", ("$id", container.PodId)) is null)
+        container = Owned(container);
+        lock (_write)
         {
-            throw NacelleException.NotFound($"pod {container.PodId} of container {container.Id} not found");
-        }
+            var snapshot = _snapshot;
+            if (!snapshot.Pods.ContainsKey(container.PodId))
+            {
+                throw NacelleException.NotFound($"pod {container.PodId} of container {container.Id} not found");
+            }
 
-        if (Scalar(connection, transaction, "SELECT id FROM containers WHERE id = $id", ("$id", container.Id)) is not null)
-        {
-            throw NacelleException.AlreadyExists($"container {container.Id} exists already");
-        }
+            if (snapshot.Containers.ContainsKey(container.Id))
+            {
+                throw NacelleException.AlreadyExists($"container {container.Id} exists already");
+            }
 
-        if (Scalar(connection, transaction,
-                "SELECT id FROM containers WHERE pod_id = $p AND name = $n AND attempt = $a",
-                ("$p", container.PodId), ("$n", container.Name), ("$a", (long)container.Attempt)) is string holder)
-        {
-            throw NacelleException.AlreadyExists(
-                $"container name \"{container.Name}\" (attempt {container.Attempt}) in pod {container.PodId} is reserved for container {holder}");
-        }
+            if (snapshot.ContainerOrder.FirstOrDefault(c => c.PodId == container.PodId && c.Name == container.Name && c.Attempt == container.Attempt)
+                is { } holder)
+            {
+                throw NacelleException.AlreadyExists(
+                    $"container name \"{container.Name}\" (attempt {container.Attempt}) in pod {container.PodId} is reserved for container {holder.Id}");
+            }
 
-        using (var insert = connection.CreateCommand())
-        {
-            insert.Transaction = transaction;
-            insert.CommandText = $"INSERT INTO containers ({ContainerColumns}) VALUES ({Placeholders(ContainerColumns)})";
-            BindContainer(insert, container);
-            insert.ExecuteNonQuery();
+            BindContainer(_insertContainer, container);
+            _insertContainer.ExecuteNonQuery();
+            _snapshot = snapshot.WithContainer(container);
         }
-
-        transaction.Commit();
     }
 
     /// <summary>The container with exactly this id; <see cref="ErrorKind.NotFound"/> when there is none.</summary>
@@ -240,80 +254,84 @@ public sealed class PodStore
     public ContainerRecord? TryGetContainer(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
-        using var connection = _database.Open();
-        return QueryContainers(connection, null, "WHERE id = $id", ("$id", id)).SingleOrDefault();
+        return _snapshot.Containers.GetValueOrDefault(id);
     }
 
     /// <summary>The containers matching <paramref name="filter"/>, oldest first.</summary>
     public IReadOnlyList<ContainerRecord> ListContainers(ContainerRecordFilter? filter = null)
     {
-        filter ??= new ContainerRecordFilter();
-        var where = new List<string>();
-        var parameters = new List<(string, object)>();
-        if (!string.IsNullOrEmpty(filter.IdPrefix))
+        var containers = _snapshot.ContainerOrder;
+        if (filter is null || (string.IsNullOrEmpty(filter.IdPrefix) && string.IsNullOrEmpty(filter.PodIdPrefix) && filter.State is null &&
+                               filter.LabelSelector is not { Count: > 0 }))
         {
-            where.Add("substr(id, 1, length($prefix)) = $prefix");
-            parameters.Add(("$prefix", filter.IdPrefix));
+            return containers;
         }
 
-        if (!string.IsNullOrEmpty(filter.PodIdPrefix))
-        {
-            where.Add("substr(pod_id, 1, length($pod)) = $pod");
-            parameters.Add(("$pod", filter.PodIdPrefix));
-        }
+        return containers.Where(c =>
+            (string.IsNullOrEmpty(filter.IdPrefix) || c.Id.StartsWith(filter.IdPrefix, StringComparison.Ordinal)) &&
+            (string.IsNullOrEmpty(filter.PodIdPrefix) || c.PodId.StartsWith(filter.PodIdPrefix, StringComparison.Ordinal)) &&
+            (filter.State is not { } state || c.State == state) &&
+            (filter.LabelSelector is not { Count: > 0 } selector || Matches(c.Labels, selector))).ToList();
+    }
 
-        if (filter.State is { } state)
-        {
-            where.Add("state = $state");
-            parameters.Add(("$state", ContainerStateText(state)));
-        }
-
-        using var connection = _database.Open();
-        var containers = QueryContainers(connection, null, where.Count == 0 ? "" : "WHERE " + string.Join(" AND ", where), [.. parameters]);
-        return filter.LabelSelector is { Count: > 0 } selector ? containers.Where(c => Matches(c.Labels, selector)).ToList() : containers;
+    /// <summary>Every container of exactly this pod, oldest first.</summary>
+    public IReadOnlyList<ContainerRecord> ContainersOfPod(string podId)
+    {
+        ArgumentNullException.ThrowIfNull(podId);
+        return _snapshot.ContainerOrder.Where(c => c.PodId == podId).ToList();
     }
 
     /// <summary>
     /// Applies <paramref name="change"/> to the container and commits the result, which is returned.
     /// <see cref="ErrorKind.NotFound"/> when it does not exist; <see cref="ErrorKind.InvalidArgument"/> when the change
-    /// touches an identity field (id, pod id, name, attempt, created_at).
+    /// touches an identity field (id, pod id, name, attempt, created_at). The change runs under the store's write lock
+    /// (see <see cref="UpdatePod"/>).
     /// </summary>
     public ContainerRecord UpdateContainer(string id, Func<ContainerRecord, ContainerRecord> change)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(change);
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        var current = QueryContainers(connection, transaction, "WHERE id = $id", ("$id", id)).SingleOrDefault()
-            ?? throw NacelleException.NotFound($"container {id} not found");
-        var updated = change(current) ?? throw new InvalidOperationException("the container update returned null");
-        if (updated.Id != current.Id || updated.PodId != current.PodId || updated.Name != current.Name ||
-            updated.Attempt != current.Attempt || updated.CreatedAt != current.CreatedAt)
+        lock (_write)
         {
-            throw NacelleException.InvalidArgument($"container {id}: id, pod id, name, attempt and created_at cannot change");
-        }
+            var snapshot = _snapshot;
+            var current = snapshot.Containers.GetValueOrDefault(id) ?? throw NacelleException.NotFound($"container {id} not found");
+            var updated = change(current) ?? throw new InvalidOperationException("the container update returned null");
+            if (updated.Id != current.Id || updated.PodId != current.PodId || updated.Name != current.Name ||
+                updated.Attempt != current.Attempt || updated.CreatedAt != current.CreatedAt)
+            {
+                throw NacelleException.InvalidArgument($"container {id}: id, pod id, name, attempt and created_at cannot change");
+            }
 
-        using (var command = connection.CreateCommand())
-        {
-            command.Transaction = transaction;
-            command.CommandText = $"UPDATE containers SET {Assignments(ContainerColumns)} WHERE id = $id";
-            BindContainer(command, updated);
-            command.ExecuteNonQuery();
-        }
+            if (ReferenceEquals(updated, current))
+            {
+                return current;
+            }
 
-        transaction.Commit();
-        return updated;
+            updated = Owned(updated);
+            BindContainer(_updateContainer, updated);
+            _updateContainer.ExecuteNonQuery();
+            _snapshot = snapshot.WithContainer(updated);
+            return updated;
+        }
     }
 
     /// <summary>Deletes the container; false when there was no such container (not an error).</summary>
     public bool DeleteContainer(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
-        using var connection = _database.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        var deleted = Execute(connection, transaction, "DELETE FROM containers WHERE id = $id", ("$id", id)) > 0;
-        transaction.Commit();
-        return deleted;
+        lock (_write)
+        {
+            var snapshot = _snapshot;
+            if (!snapshot.Containers.ContainsKey(id))
+            {
+                return false;
+            }
+
+            new Binder(_deleteContainer).AddWithValue("$id", id);
+            _deleteContainer.ExecuteNonQuery();
+            _snapshot = snapshot.WithoutContainer(id);
+            return true;
+        }
     }
 
     /// <summary>
@@ -321,7 +339,7 @@ public sealed class PodStore
     /// <see cref="ErrorKind.NotFound"/> when none does; <see cref="ErrorKind.InvalidArgument"/> for an empty prefix or
     /// when several do (naming them).
     /// </summary>
-    public string ResolveContainerId(string idOrPrefix) => Resolve("container", "containers", idOrPrefix);
+    public string ResolveContainerId(string idOrPrefix) => Resolve("container", idOrPrefix, _snapshot.Containers);
 
     // ---------------------------------------------------------------- helpers
 
@@ -337,16 +355,20 @@ public sealed class PodStore
         }
     }
 
-    private string Resolve(string kind, string table, string idOrPrefix)
+    private static string Resolve<T>(string kind, string idOrPrefix, ImmutableDictionary<string, T> byId)
     {
         if (string.IsNullOrEmpty(idOrPrefix))
         {
             throw NacelleException.InvalidArgument($"{kind} id is empty");
         }
 
-        // At most 11 rows: enough to tell "one" from "several" and to name a few of them.
-        var matches = _database.QueryStrings(
-            $"SELECT id FROM {table} WHERE substr(id, 1, length($p)) = $p ORDER BY id LIMIT 11", ("$p", idOrPrefix));
+        if (idOrPrefix.Length == IdLength && byId.ContainsKey(idOrPrefix))
+        {
+            return idOrPrefix; // a full id: the common case, one lookup
+        }
+
+        // At most 11: enough to tell "one" from "several" and to name a few of them.
+        var matches = byId.Keys.Where(id => id.StartsWith(idOrPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).Take(11).ToList();
         return matches.Count switch
         {
             0 => throw NacelleException.NotFound($"{kind} {idOrPrefix} not found"),
@@ -415,7 +437,7 @@ public sealed class PodStore
 
     private static void BindPod(SqliteCommand command, PodRecord pod)
     {
-        var p = command.Parameters;
+        var p = new Binder(command);
         p.AddWithValue("$id", pod.Id);
         p.AddWithValue("$name", pod.Name);
         p.AddWithValue("$namespace", pod.Namespace ?? "");
@@ -446,7 +468,7 @@ public sealed class PodStore
 
     private static void BindContainer(SqliteCommand command, ContainerRecord container)
     {
-        var p = command.Parameters;
+        var p = new Binder(command);
         p.AddWithValue("$id", container.Id);
         p.AddWithValue("$pod_id", container.PodId);
         p.AddWithValue("$name", container.Name);
@@ -473,10 +495,30 @@ public sealed class PodStore
         p.AddWithValue("$image_name", container.ImageName ?? "");
     }
 
-    private static List<PodRecord> QueryPods(SqliteConnection connection, SqliteTransaction? transaction, string where,
-        params (string Name, object Value)[] parameters)
+    private SqliteCommand Prepare(string sql)
     {
-        using var command = Command(connection, transaction, $"SELECT {PodColumns} FROM pods {where} ORDER BY created_at, id", parameters);
+        var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        return command;
+    }
+
+    /// <summary>A copy of the record whose collections belong to the store (sorted by key, as the database returns them).</summary>
+    private static PodRecord Owned(PodRecord pod) => pod with
+    {
+        Labels = Sorted(pod.Labels), Annotations = Sorted(pod.Annotations), Ips = [.. pod.Ips], NamespaceOptions = pod.NamespaceOptions ?? new(),
+    };
+
+    private static ContainerRecord Owned(ContainerRecord container) => container with
+    {
+        Labels = Sorted(container.Labels), Annotations = Sorted(container.Annotations),
+    };
+
+    private static Dictionary<string, string> Sorted(IReadOnlyDictionary<string, string> map) =>
+        map.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+
+    private List<PodRecord> LoadPods()
+    {
+        using var command = Prepare($"SELECT {PodColumns} FROM pods");
         using var reader = command.ExecuteReader();
         var pods = new List<PodRecord>();
         while (reader.Read())
@@ -513,10 +555,9 @@ public sealed class PodStore
         return pods;
     }
 
-    private static List<ContainerRecord> QueryContainers(SqliteConnection connection, SqliteTransaction? transaction, string where,
-        params (string Name, object Value)[] parameters)
+    private List<ContainerRecord> LoadContainers()
     {
-        using var command = Command(connection, transaction, $"SELECT {ContainerColumns} FROM containers {where} ORDER BY created_at, id", parameters);
+        using var command = Prepare($"SELECT {ContainerColumns} FROM containers");
         using var reader = command.ExecuteReader();
         var containers = new List<ContainerRecord>();
         while (reader.Read())
@@ -553,29 +594,97 @@ public sealed class PodStore
         return containers;
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql,
-        (string Name, object Value)[] parameters)
+    /// <summary>
+    /// What readers see: the records by id and in the order lists return them (created_at, then id), replaced as a whole
+    /// by every write. A record's position never changes (its creation time and id are identity), so an update replaces it
+    /// in place.
+    /// </summary>
+    private sealed class Snapshot(
+        ImmutableDictionary<string, PodRecord> pods, PodRecord[] podOrder,
+        ImmutableDictionary<string, ContainerRecord> containers, ContainerRecord[] containerOrder)
     {
-        var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
+        public ImmutableDictionary<string, PodRecord> Pods => pods;
+
+        public IReadOnlyList<PodRecord> PodOrder => podOrder;
+
+        public ImmutableDictionary<string, ContainerRecord> Containers => containers;
+
+        public IReadOnlyList<ContainerRecord> ContainerOrder => containerOrder;
+
+        public static Snapshot Of(List<PodRecord> pods, List<ContainerRecord> containers) => new(
+            pods.ToImmutableDictionary(p => p.Id, StringComparer.Ordinal), [.. pods.Order(PodOrdering.Instance)],
+            containers.ToImmutableDictionary(c => c.Id, StringComparer.Ordinal), [.. containers.Order(ContainerOrdering.Instance)]);
+
+        public Snapshot WithPod(PodRecord pod) =>
+            new(pods.SetItem(pod.Id, pod), Put(podOrder, pod, PodOrdering.Instance), containers, containerOrder);
+
+        public Snapshot WithoutPod(string id)
         {
-            command.Parameters.AddWithValue(name, value);
+            var remaining = containerOrder.Where(c => c.PodId != id).ToArray();
+            return new(pods.Remove(id), [.. podOrder.Where(p => p.Id != id)],
+                remaining.Length == containerOrder.Length ? containers : containers.RemoveRange(containerOrder.Where(c => c.PodId == id).Select(c => c.Id)),
+                remaining);
         }
 
-        return command;
+        public Snapshot WithContainer(ContainerRecord container) =>
+            new(pods, podOrder, containers.SetItem(container.Id, container), Put(containerOrder, container, ContainerOrdering.Instance));
+
+        public Snapshot WithoutContainer(string id) =>
+            new(pods, podOrder, containers.Remove(id), [.. containerOrder.Where(c => c.Id != id)]);
+
+        /// <summary>A copy of <paramref name="sorted"/> with <paramref name="item"/> replacing its equal, or inserted in order.</summary>
+        private static T[] Put<T>(T[] sorted, T item, IComparer<T> order)
+        {
+            var at = Array.BinarySearch(sorted, item, order);
+            if (at >= 0)
+            {
+                var copy = (T[])sorted.Clone();
+                copy[at] = item;
+                return copy;
+            }
+
+            at = ~at;
+            var grown = new T[sorted.Length + 1];
+            Array.Copy(sorted, grown, at);
+            grown[at] = item;
+            Array.Copy(sorted, at, grown, at + 1, sorted.Length - at);
+            return grown;
+        }
     }
 
-    private static object? Scalar(SqliteConnection connection, SqliteTransaction transaction, string sql, params (string Name, object Value)[] parameters)
+    /// <summary>Oldest first, then by id: the order of the lists (SQLite's ORDER BY created_at, id).</summary>
+    private sealed class PodOrdering : IComparer<PodRecord>
     {
-        using var command = Command(connection, transaction, sql, parameters);
-        return command.ExecuteScalar();
+        public static readonly PodOrdering Instance = new();
+
+        public int Compare(PodRecord? x, PodRecord? y) =>
+            x!.CreatedAt != y!.CreatedAt ? x.CreatedAt.CompareTo(y.CreatedAt) : string.CompareOrdinal(x.Id, y.Id);
     }
 
-    private static int Execute(SqliteConnection connection, SqliteTransaction transaction, string sql, params (string Name, object Value)[] parameters)
+    private sealed class ContainerOrdering : IComparer<ContainerRecord>
     {
-        using var command = Command(connection, transaction, sql, parameters);
-        return command.ExecuteNonQuery();
+        public static readonly ContainerOrdering Instance = new();
+
+        public int Compare(ContainerRecord? x, ContainerRecord? y) =>
+            x!.CreatedAt != y!.CreatedAt ? x.CreatedAt.CompareTo(y.CreatedAt) : string.CompareOrdinal(x.Id, y.Id);
+    }
+
+    /// <summary>Sets a prepared command's parameters, adding each the first time.</summary>
+    private readonly struct Binder(SqliteCommand command)
+    {
+        public void AddWithValue(string name, object value)
+        {
+            var parameters = command.Parameters;
+            var at = parameters.IndexOf(name);
+            if (at < 0)
+            {
+                parameters.AddWithValue(name, value);
+            }
+            else
+            {
+                parameters[at].Value = value;
+            }
+        }
     }
 }
+

@@ -197,7 +197,7 @@ public sealed class PodStoreTests : IDisposable
     }
 
     [Fact]
-    public void UpdatesAreCommittedAndVisibleToAnotherStoreInstance()
+    public void UpdatesAreCommittedBeforeTheyReturn()
     {
         _store.AddPod(Pod(Id('a'), state: PodState.NotReady));
         var updated = _store.UpdatePod(Id('a'), p => p with
@@ -210,17 +210,32 @@ public sealed class PodStoreTests : IDisposable
             PauseInitPid = 101,
         });
 
+        // The database has it (a store opened now reads the file), and so has this store's copy.
         SqliteConnection.ClearAllPools();
-        var other = new PodStore(new MetadataDatabase(_dbPath));
-        var read = other.GetPod(Id('a'));
+        var reopened = new PodStore(new MetadataDatabase(_dbPath));
+        var read = reopened.GetPod(Id('a'));
         AssertSame(updated, read);
+        AssertSame(updated, _store.GetPod(Id('a')));
         Assert.Equal(PodState.Ready, read.State);
         Assert.Equal(["10.88.0.9"], read.Ips);
         Assert.Equal(101, read.PauseInitPid);
 
-        other.UpdatePod(Id('a'), p => p with { State = PodState.NotReady, MonitorPid = null });
-        Assert.Null(_store.GetPod(Id('a')).MonitorPid);
-        Assert.Equal(PodState.NotReady, _store.GetPod(Id('a')).State);
+        reopened.UpdatePod(Id('a'), p => p with { State = PodState.NotReady, MonitorPid = null });
+        Assert.Null(reopened.GetPod(Id('a')).MonitorPid);
+        var again = new PodStore(new MetadataDatabase(_dbPath)).GetPod(Id('a'));
+        Assert.Null(again.MonitorPid);
+        Assert.Equal(PodState.NotReady, again.State);
+    }
+
+    [Fact]
+    public void TheStoreKeepsItsOwnCopyOfACallersCollections()
+    {
+        var labels = new Dictionary<string, string> { ["app"] = "web" };
+        _store.AddPod(Pod(Id('a'), labels: labels));
+        labels["app"] = "changed after the add";
+        labels["extra"] = "x";
+        Assert.Equal([KeyValuePair.Create("app", "web")], _store.GetPod(Id('a')).Labels);
+        Assert.Equal("web", new PodStore(new MetadataDatabase(_dbPath)).GetPod(Id('a')).Labels["app"]);
     }
 
     public static TheoryData<string, Func<PodRecord, PodRecord>> IdentityChanges() => new()
@@ -250,19 +265,57 @@ public sealed class PodStoreTests : IDisposable
     }
 
     [Fact]
-    public void ConcurrentUpdatesFromSeveralInstancesAreNotLost()
+    public void ConcurrentUpdatesAreNotLost()
     {
         _store.AddPod(Pod(Id('a')));
-        const int Writers = 4, Each = 10;
+        _store.AddPod(Pod(Id('b'), name: "other"));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        const int Writers = 4, Each = 25;
         Parallel.For(0, Writers, new ParallelOptions { MaxDegreeOfParallelism = Writers }, _ =>
         {
-            var store = new PodStore(new MetadataDatabase(_dbPath));
             for (var i = 0; i < Each; i++)
             {
-                store.UpdatePod(Id('a'), p => p with { MonitorStartTime = p.MonitorStartTime + 1 });
+                _store.UpdatePod(Id('a'), p => p with { MonitorStartTime = p.MonitorStartTime + 1 });
+                _store.UpdateContainer(Id('1'), c => c with { StopSignal = c.StopSignal + 1 });
+                _store.UpdatePod(Id('b'), p => p with { MonitorStartTime = p.MonitorStartTime + 2 });
             }
         });
-        Assert.Equal((ulong)(Writers * Each), _store.GetPod(Id('a')).MonitorStartTime);
+
+        var reopened = new PodStore(new MetadataDatabase(_dbPath));
+        foreach (var store in new[] { _store, reopened })
+        {
+            Assert.Equal((ulong)(Writers * Each), store.GetPod(Id('a')).MonitorStartTime);
+            Assert.Equal((ulong)(2 * Writers * Each), store.GetPod(Id('b')).MonitorStartTime);
+            Assert.Equal(15 + Writers * Each, store.GetContainer(Id('1')).StopSignal);
+        }
+    }
+
+    [Fact]
+    public async Task ReadsDuringWritesSeeEachRecordWhole()
+    {
+        // Readers never lock: every list and lookup is one snapshot, with each record as some write committed it.
+        _store.AddPod(Pod(Id('a')) with { MonitorPid = 0 });
+        using var stop = new CancellationTokenSource();
+        var reader = Task.Run(() =>
+        {
+            var reads = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var pod = _store.ListPods().Single();
+                Assert.Equal(pod.MonitorPid, (int?)(long)pod.MonitorStartTime);
+                reads++;
+            }
+
+            return reads;
+        });
+        for (var i = 1; i <= 200; i++)
+        {
+            _store.UpdatePod(Id('a'), p => p with { MonitorStartTime = (ulong)i, MonitorPid = i });
+        }
+
+        await stop.CancelAsync();
+        Assert.True(await reader > 0);
+        Assert.Equal(200, _store.GetPod(Id('a')).MonitorPid);
     }
 
     [Fact]

@@ -1,7 +1,5 @@
 using Google.Protobuf;
 using Nacelle.Common;
-using Nacelle.ContainerCore.Spec;
-using Nacelle.Sandbox.Containers.Spec;
 using Nacelle.Sandbox.Containers;
 using Nacelle.Sandbox.Store;
 using Runtime.V1;
@@ -57,14 +55,14 @@ internal static class ContainerMapping
             Id = container.Id, PodSandboxId = container.PodId, Metadata = Metadata(container), Image = Image(container),
             ImageRef = container.ImageDigestRef, ImageId = container.ImageId, State = State(container), CreatedAt = container.CreatedAt,
         };
-        item.Labels.Add(new Dictionary<string, string>(container.Labels));
-        item.Annotations.Add(new Dictionary<string, string>(container.Annotations));
+        CriMaps.Copy(container.Labels, item.Labels);
+        CriMaps.Copy(container.Annotations, item.Annotations);
         return item;
     }
 
-    public static ContainerStatus ToStatus(ContainerRecord container, RuntimeSpec? spec)
+    /// <summary>The container's CRI status: its record, and the config and user its <paramref name="parts"/> hold.</summary>
+    public static ContainerStatus ToStatus(ContainerRecord container, ContainerStatusParts parts)
     {
-        var config = Config(container);
         var status = new ContainerStatus
         {
             Id = container.Id,
@@ -80,27 +78,18 @@ internal static class ContainerMapping
             Reason = container.Reason,
             Message = container.Message,
             LogPath = container.LogFile,
+            User = parts.User?.Clone(),
         };
-        status.Labels.Add(new Dictionary<string, string>(container.Labels));
-        status.Annotations.Add(new Dictionary<string, string>(container.Annotations));
-        status.Mounts.Add(config.Mounts.Select(m => m.Clone()));
-        if (config.Linux?.Resources is { } resources)
+        CriMaps.Copy(container.Labels, status.Labels);
+        CriMaps.Copy(container.Annotations, status.Annotations);
+        status.Mounts.Add(parts.Config.Mounts.Select(m => m.Clone()));
+        if (parts.Config.Linux?.Resources is { } resources)
         {
             status.Resources = new ContainerResources { Linux = resources.Clone() };
         }
 
-        if (spec?.Process?.User is { } user)
-        {
-            var linux = new LinuxContainerUser { Uid = user.Uid, Gid = user.Gid };
-            linux.SupplementalGroups.Add(user.AdditionalGids.Select(g => (long)g));
-            status.User = new ContainerUser { Linux = linux };
-        }
-
-        if (Enum.TryParse<Signal>(StopSignals.NameOf(container.StopSignal), out var signal))
-        {
-            status.StopSignal = signal;
-        }
-
+        // The enum's C# names are "Sigterm", not "SIGTERM": map the number, never parse the name.
+        status.StopSignal = CriSignals.ToCri(container.StopSignal);
         return status;
     }
 
@@ -108,8 +97,8 @@ internal static class ContainerMapping
     {
         var at = UnixTime.Nanoseconds(usage.At);
         var attributes = new ContainerAttributes { Id = container.Id, Metadata = Metadata(container) };
-        attributes.Labels.Add(new Dictionary<string, string>(container.Labels));
-        attributes.Annotations.Add(new Dictionary<string, string>(container.Annotations));
+        CriMaps.Copy(container.Labels, attributes.Labels);
+        CriMaps.Copy(container.Annotations, attributes.Annotations);
         var stats = new Runtime.V1.ContainerStats
         {
             Attributes = attributes,

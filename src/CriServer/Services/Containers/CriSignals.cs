@@ -27,4 +27,32 @@ internal static class CriSignals
 
         return null;
     }
+
+    // Linux number -> its CRI enum value under the canonical name (SIGABRT, not SIGIOT), for the status' stop_signal.
+    private static readonly Dictionary<int, Signal> ByNumber = BuildByNumber();
+
+    /// <summary>
+    /// The CRI Signal enum value of a Linux signal number under its canonical name (6 is SIGABRT, 17 SIGCHLD, 37
+    /// SIGRTMIN+3); RUNTIME_DEFAULT for a number CRI has no value for.
+    /// </summary>
+    public static Signal ToCri(int number) => ByNumber.GetValueOrDefault(number, Signal.RuntimeDefault);
+
+    private static Dictionary<int, Signal> BuildByNumber()
+    {
+        var map = new Dictionary<int, Signal>();
+        for (var value = 1; value <= 65; value++)
+        {
+            var signal = (Signal)value;
+            // An alias (SIGIOT, SIGCLD, SIGPOLL) maps to its signal's canonical name, which has an enum value of its own.
+            if (FromCri(signal) is { } linux && (value >= 35 || IsNamed(signal, linux.Name)))
+            {
+                map.TryAdd(linux.Number, signal);
+            }
+        }
+
+        return map;
+    }
+
+    // The generated C# names are "Sigterm" for SIGTERM: compare without case.
+    private static bool IsNamed(Signal signal, string name) => string.Equals(signal.ToString(), name, StringComparison.OrdinalIgnoreCase);
 }

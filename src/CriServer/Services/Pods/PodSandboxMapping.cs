@@ -90,8 +90,8 @@ internal static class PodSandboxMapping
         {
             Id = pod.Id, Metadata = Metadata(pod), State = State(pod), CreatedAt = pod.CreatedAt, RuntimeHandler = pod.RuntimeHandler,
         };
-        item.Labels.Add(new Dictionary<string, string>(pod.Labels));
-        item.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        CriMaps.Copy(pod.Labels, item.Labels);
+        CriMaps.Copy(pod.Annotations, item.Annotations);
         return item;
     }
 
@@ -121,8 +121,8 @@ internal static class PodSandboxMapping
             },
         };
         status.Network.AdditionalIps.Add(pod.Ips.Skip(1).Select(ip => new PodIP { Ip = ip }));
-        status.Labels.Add(new Dictionary<string, string>(pod.Labels));
-        status.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        CriMaps.Copy(pod.Labels, status.Labels);
+        CriMaps.Copy(pod.Annotations, status.Annotations);
         return status;
     }
 
@@ -154,8 +154,8 @@ internal static class PodStatsMapping
     {
         var at = UnixTime.Nanoseconds(usage.At);
         var attributes = new PodSandboxAttributes { Id = pod.Id, Metadata = PodSandboxMapping.Metadata(pod) };
-        attributes.Labels.Add(new Dictionary<string, string>(pod.Labels));
-        attributes.Annotations.Add(new Dictionary<string, string>(pod.Annotations));
+        CriMaps.Copy(pod.Labels, attributes.Labels);
+        CriMaps.Copy(pod.Annotations, attributes.Annotations);
         var linux = new LinuxPodSandboxStats();
         linux.Cpu = CgroupUsageMapping.Cpu(usage.Cgroup, at);
         linux.Memory = CgroupUsageMapping.Memory(usage.Cgroup, at);

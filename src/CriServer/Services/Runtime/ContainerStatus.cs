@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Nacelle.ContainerCore.Spec;
 using Nacelle.CriServer.Services.Containers;
 using Runtime.V1;
 
@@ -12,11 +11,10 @@ internal sealed partial class CriRuntimeService
     public override async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         var container = await containers.StatusAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
-        var specJson = containers.SpecJson(container);
-        var spec = specJson is null ? null : RuntimeSpecFile.Parse(specJson);
-        var response = new ContainerStatusResponse { Status = ContainerMapping.ToStatus(container, spec) };
+        var response = new ContainerStatusResponse { Status = ContainerMapping.ToStatus(container, ContainerStatusParts.Of(container, containers.SpecJson)) };
         if (request.Verbose)
         {
+            var specJson = containers.SpecJson(container);
             response.Info["info"] = JsonText.Write(json =>
             {
                 json.WriteStartObject();

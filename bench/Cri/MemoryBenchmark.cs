@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace Nacelle.Bench.Cri;
+
+/// <summary>
+/// Where the daemon's memory goes and whether it comes back: its RSS fresh (100 Version calls after start), after a round
+/// of pods (30 pods with a container each, their status, stats and an exec, then removed), right after a burst of hostile
+/// requests (1 MB strings, 10,000 annotations, labels, env vars or selector entries, each kind <see cref="BenchOptions.Hostile"/>
+/// times; refused or served, whatever the daemon answers) and once it was left alone for <see cref="BenchOptions.Settle"/>.
+/// containerd goes through the same steps for reference.
+/// </summary>
+internal static class MemoryBenchmark
+{
+    private const int RoundPods = 30;
+    private const int Many = 10_000;
+    private static readonly string Megabyte = new('x', 1 << 20);
+
+    public static async Task RunAsync(BenchOptions options, CriSession nacelle)
+    {
+        // Before anything else touches the daemon (containerd's is read after the images are pulled into it).
+        var fresh = new Dictionary<string, double> { ["nacelle"] = await FreshAsync(nacelle, options.DaemonPid) };
+
+        await using var runtimes = await ComparedRuntimes.StartAsync(options, nacelle);
+        if (runtimes.All.Count > 1)
+        {
+            fresh[runtimes.All[1].Name] = await FreshAsync(runtimes.All[1].Cri, runtimes.All[1].DaemonPid);
+        }
+
+        var rows = new List<(string Name, double[] Mb, Dictionary<StatusCode, int> Answers)>();
+        foreach (var runtime in runtimes.All)
+        {
+            await RoundAsync(runtime.Cri, runtimes.Image);
+            var before = await SettledRssAsync(runtime, TimeSpan.FromSeconds(5));
+            var answers = await BurstAsync(runtime.Cri, runtimes.Image, options.Hostile);
+            var after = Memory.RssMb(runtime.DaemonPid);
+            var settled = await SettledRssAsync(runtime, options.Settle);
+            rows.Add((runtime.Name, [fresh[runtime.Name], before, after, settled], answers));
+            Console.Error.WriteLine(FormattableString.Invariant($"{runtime.Name}: {before:F1} MB before the burst, {after:F1} after, {settled:F1} settled"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("## Daemon memory: fresh, after a round of pods, after hostile requests, settled");
+        Console.WriteLine();
+        Console.WriteLine(await Machine.DescribeAsync(options.Runc));
+        Console.WriteLine(FormattableString.Invariant(
+            $"Round: {RoundPods} pods with a busybox container each, status, stats and an exec each, removed. Burst: {options.Hostile} requests of each"));
+        Console.WriteLine("hostile kind (1 MB strings in names, ids, images, commands and label values; 10,000 annotations, labels, env vars or");
+        Console.WriteLine(FormattableString.Invariant($"selector entries). Settled: {options.Settle.TotalSeconds:F0} s later, after a few Version calls. VmRSS of the daemon, MB."));
+        Console.WriteLine();
+        Table.Header("runtime", "fresh", "after the round", "right after the burst", "settled", "settled / after the round", "answers to the burst");
+        foreach (var (name, mb, answers) in rows)
+        {
+            Table.Row(name, Table.F(mb[0]), Table.F(mb[1]), Table.F(mb[2]), Table.F(mb[3]), Table.F(mb[3] / mb[1], 2) + "x",
+                string.Join(", ", answers.OrderBy(a => a.Key).Select(a => $"{a.Key} {a.Value}")));
+        }
+
+        Console.WriteLine();
+    }
+
+    private static async Task<double> FreshAsync(CriSession cri, int pid)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            await cri.Runtime.VersionAsync(new VersionRequest());
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        return Memory.RssMb(pid);
+    }
+
+    private static async Task<double> SettledRssAsync(RuntimeUnderTest runtime, TimeSpan settle)
+    {
+        await Task.Delay(settle);
+        for (var i = 0; i < 10; i++)
+        {
+            await runtime.Cri.Runtime.VersionAsync(new VersionRequest());
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        return Memory.RssMb(runtime.DaemonPid);
+    }
+
+    /// <summary>Pods with a container each, what kubelet asks of them, then removed.</summary>
+    private static async Task RoundAsync(CriSession cri, string image)
+    {
+        var clock = Stopwatch.StartNew();
+        var pods = new List<string>();
+        for (var i = 0; i < RoundPods; i++)
+        {
+            var config = cri.PodConfig($"mem-{i}");
+            Directory.CreateDirectory(config.LogDirectory);
+            var pod = (await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+            pods.Add(pod);
+            var container = (await cri.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = pod, Config = CriSession.ContainerConfig("app", image), SandboxConfig = config,
+            })).ContainerId;
+            await cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container });
+            await cri.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "true" }, Timeout = 10 });
+            await cri.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = container, Verbose = true });
+            await cri.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = pod, Verbose = true });
+        }
+
+        await cri.Runtime.ListContainerStatsAsync(new ListContainerStatsRequest());
+        await cri.Runtime.ListPodSandboxStatsAsync(new ListPodSandboxStatsRequest());
+        await cri.Images.ImageFsInfoAsync(new ImageFsInfoRequest());
+        foreach (var pod in pods)
+        {
+            await cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+            await cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        }
+
+        Console.Error.WriteLine(FormattableString.Invariant($"round of {RoundPods} pods in {clock.Elapsed.TotalSeconds:F1} s"));
+    }
+
+    /// <summary>The hostile requests, with one pod and container to aim them at; returns how they were answered.</summary>
+    private static async Task<Dictionary<StatusCode, int>> BurstAsync(CriSession cri, string image, int each)
+    {
+        var answers = new Dictionary<StatusCode, int>();
+        var config = cri.PodConfig("mem-target");
+        Directory.CreateDirectory(config.LogDirectory);
+        var pod = (await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+        var container = (await cri.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = pod, Config = CriSession.ContainerConfig("app", image), SandboxConfig = config,
+        })).ContainerId;
+        await cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container });
+        var made = new List<string>();
+
+        async Task Call(Func<Task> call)
+        {
+            try
+            {
+                await call();
+                answers[StatusCode.OK] = answers.GetValueOrDefault(StatusCode.OK) + 1;
+            }
+            catch (RpcException e)
+            {
+                answers[e.StatusCode] = answers.GetValueOrDefault(e.StatusCode) + 1;
+            }
+        }
+
+        for (var i = 0; i < each; i++)
+        {
+            var annotated = cri.PodConfig($"mem-annotated-{i}");
+            for (var a = 0; a < Many; a++)
+            {
+                annotated.Annotations[$"example.com/annotation-{a}"] = "value-" + a;
+            }
+
+            await Call(async () => made.Add((await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = annotated })).PodSandboxId));
+            var named = cri.PodConfig(Megabyte);
+            await Call(async () => made.Add((await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = named })).PodSandboxId));
+
+            var labelled = CriSession.ContainerConfig($"labelled-{i}", image);
+            labelled.Labels["big"] = Megabyte;
+            for (var e = 0; e < Many; e++)
+            {
+                labelled.Envs.Add(new KeyValue { Key = $"VAR_{e}", Value = Google.Protobuf.ByteString.CopyFromUtf8("value") });
+            }
+
+            await Call(async () => await cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = labelled, SandboxConfig = config }));
+            var huge = CriSession.ContainerConfig($"huge-{i}", image);
+            huge.Command.Add(Megabyte);
+            await Call(async () => await cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = huge, SandboxConfig = config }));
+
+            var selector = new ContainerFilter();
+            for (var l = 0; l < Many; l++)
+            {
+                selector.LabelSelector[$"label-{l}"] = "value";
+            }
+
+            await Call(async () => await cri.Runtime.ListContainersAsync(new ListContainersRequest { Filter = selector }));
+            await Call(async () => await cri.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = Megabyte }));
+            await Call(async () => await cri.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Megabyte } }));
+            await Call(async () => await cri.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "echo", Megabyte }, Timeout = 10 }));
+        }
+
+        // Whatever the daemon accepted goes, with the target pod.
+        foreach (var id in made.Append(pod))
+        {
+            await cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            await cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+
+        return answers;
+    }
+}
