@@ -131,6 +131,12 @@ public static class ConfigLoader
                 continue;
             }
 
+            if (path == "runtime")
+            {
+                ApplyRuntime(config, raw, source, explicitKeys);
+                continue;
+            }
+
             var key = ConfigKeys.Find(path);
             if (key is not null)
             {
@@ -152,6 +158,58 @@ public static class ConfigLoader
             else
             {
                 throw new ConfigException(source, path, "unknown key" + Suggest(path));
+            }
+        }
+    }
+
+    // [runtime.handlers.<name>] tables: one per RuntimeClass handler, each with the keys of ConfigKeys.RuntimeHandlerKeys.
+    private static void ApplyRuntime(NacelleConfig config, object? raw, string source, ISet<string> explicitKeys)
+    {
+        if (raw is not TomlTable runtime)
+        {
+            throw new ConfigException(source, "runtime", $"expected a table ([runtime]), got {Describe(raw)}");
+        }
+
+        foreach (var (name, value) in runtime)
+        {
+            if (name != "handlers")
+            {
+                throw new ConfigException(source, $"runtime.{name}", "unknown key (the runtime section takes handlers tables: [runtime.handlers.<name>])");
+            }
+
+            if (value is not TomlTable handlers)
+            {
+                throw new ConfigException(source, ConfigKeys.RuntimeHandlersPath, $"expected a table of handler tables, got {Describe(value)}");
+            }
+
+            foreach (var (handler, handlerRaw) in handlers)
+            {
+                var handlerPath = $"{ConfigKeys.RuntimeHandlersPath}.{handler}";
+                if (ConfigKeys.InvalidHandlerName(handler) is { } why)
+                {
+                    throw new ConfigException(source, handlerPath, why);
+                }
+
+                if (handlerRaw is not TomlTable table)
+                {
+                    throw new ConfigException(source, handlerPath, $"expected a table, got {Describe(handlerRaw)}");
+                }
+
+                if (!config.Runtime.Handlers.TryGetValue(handler, out var section))
+                {
+                    config.Runtime.Handlers[handler] = section = new NacelleConfig.RuntimeHandlerSection();
+                }
+
+                foreach (var (key, keyRaw) in table)
+                {
+                    var keyPath = $"{handlerPath}.{key}";
+                    var known = ConfigKeys.RuntimeHandlerKeys.FirstOrDefault(k => k.Path == key)
+                        ?? throw new ConfigException(source, keyPath,
+                            $"unknown key (handler tables take {string.Join(", ", ConfigKeys.RuntimeHandlerKeys.Select(k => k.Path))})");
+                    Assign(section, known, Convert(known, keyRaw, source, keyPath), source, keyPath);
+                }
+
+                explicitKeys.Add(handlerPath);
             }
         }
     }
@@ -270,6 +328,21 @@ public static class ConfigLoader
             if (!section.Fallback && section.Server.Length > 0)
             {
                 throw new ConfigException(source, $"{hostPath}.server", "is never used with fallback = false (the mirrors only); drop one of them");
+            }
+        }
+
+        foreach (var (name, handler) in config.Runtime.Handlers)
+        {
+            var handlerPath = $"{ConfigKeys.RuntimeHandlersPath}.{name}";
+            if (handler.Type == NacelleConfig.RuntimeHandlerTypes.Oci && handler.Path.Length == 0)
+            {
+                throw new ConfigException(source, $"{handlerPath}.path", "is required for type \"oci\" (the runtime's executable, e.g. \"/usr/sbin/runc\")");
+            }
+
+            if (handler.Type == NacelleConfig.RuntimeHandlerTypes.BuiltIn && (handler.Path.Length > 0 || handler.Root.Length > 0 || handler.Args.Count > 0))
+            {
+                throw new ConfigException(source, $"{handlerPath}.type",
+                    "\"nacelle\" is the built-in core: path, root and args belong to type \"oci\" handlers");
             }
         }
 

@@ -40,7 +40,41 @@ public static class ConfigRenderer
             }
         }
 
+        AppendRuntimeHandlers(text, config);
         return text.ToString();
+    }
+
+    // Handler tables are keyed by name, so the defaults show a commented example; configured handlers print as tables.
+    private static void AppendRuntimeHandlers(StringBuilder text, NacelleConfig config)
+    {
+        text.AppendLine();
+        AppendComment(text, ConfigKeys.RuntimeHandlersComment);
+        if (config.Runtime.Handlers.Count == 0)
+        {
+            text.AppendLine("# [runtime.handlers.runc]");
+            var example = new NacelleConfig.RuntimeHandlerSection { Path = "/usr/sbin/runc" };
+            foreach (var key in ConfigKeys.RuntimeHandlerKeys)
+            {
+                foreach (var line in key.Comment.Split('\n'))
+                {
+                    text.Append("# # ").AppendLine(line);
+                }
+
+                text.Append("# ").Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(example)));
+            }
+
+            return;
+        }
+
+        foreach (var (name, section) in config.Runtime.Handlers)
+        {
+            text.Append("[runtime.handlers.").Append(name).AppendLine("]");
+            foreach (var key in ConfigKeys.RuntimeHandlerKeys)
+            {
+                AppendComment(text, key.Comment);
+                text.Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(section)));
+            }
+        }
     }
 
     // Registry tables are keyed by host, so the defaults show a commented example; configured hosts print as tables.
@@ -113,6 +147,21 @@ public static class ConfigRenderer
             }
         }
 
+        json.WriteStartObject("runtime");
+        json.WriteStartObject("handlers");
+        foreach (var (name, section) in config.Runtime.Handlers)
+        {
+            json.WriteStartObject(name);
+            foreach (var key in ConfigKeys.RuntimeHandlerKeys)
+            {
+                WriteJson(json, key.Path, key.Get(section));
+            }
+
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+        json.WriteEndObject();
         json.WriteEndObject();
     });
 

@@ -22,7 +22,7 @@ internal sealed partial class MonitorOperations
         {
             using (reaper?.Hold())
             {
-                await runtime.CreateAsync(id, spec, bundle, output.Stdio).ConfigureAwait(false);
+                await runtime.CreateAsync(id, spec, bundle, output.Stdio, external: request.Runtime).ConfigureAwait(false);
             }
 
             var pump = output.StartPump(id, log);

@@ -51,6 +51,7 @@ public sealed class MonitorServer : IAsyncDisposable
             Cgroups = CgroupManager.Detect(),
             CgroupParent = options.CgroupParent,
             Logger = log,
+            HoldChildReaping = () => _reaper?.Hold(),
         });
         if (reapOrphans)
         {
