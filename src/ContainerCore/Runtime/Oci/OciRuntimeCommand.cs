@@ -71,6 +71,7 @@ public static class OciRuntimeCommand
         }
 
         var exit = await exiting.ConfigureAwait(false);
+        await timer.CancelAsync().ConfigureAwait(false); // ends the delay (it would wait forever otherwise)
         if (timedOut)
         {
             return new OciCommandResult(exit.ExitCode,

@@ -40,7 +40,7 @@ public sealed class OciBundleTests : IDisposable
         Assert.Equal("/kubepods/pod1/c", root.GetProperty("linux").GetProperty("cgroupsPath").GetString());
         Assert.Equal("/run/nacelle/ns/p/net", root.GetProperty("linux").GetProperty("namespaces")[0].GetProperty("path").GetString());
         Assert.Equal("1.2.0", root.GetProperty("ociVersion").GetString());
-        Assert.Equal(["sleep", "1"], root.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()).ToArray());
+        Assert.Equal(["sleep", "1"], root.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()!).ToArray());
         Assert.Equal("pod", root.GetProperty("hostname").GetString());
         Assert.False(File.Exists(Path.Combine(bundle, "config.json.tmp")));
 
