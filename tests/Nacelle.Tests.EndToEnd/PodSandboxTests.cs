@@ -171,7 +171,7 @@ public sealed class PodSandboxTests
         {
             Config = HostNetworkPod("x", "/nacelle-e2e-bad"), RuntimeHandler = "kata",
         }));
-        Assert.Equal(StatusCode.InvalidArgument, handler.StatusCode);
+        Assert.Equal(StatusCode.NotFound, handler.StatusCode);
         Assert.Contains("kata", handler.Status.Detail);
 
         var config = HostNetworkPod("y", "/nacelle-e2e-bad");

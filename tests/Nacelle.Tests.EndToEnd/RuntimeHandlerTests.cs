@@ -1,10 +1,12 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Grpc.Core;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.Tests.EndToEnd.Infrastructure;
 using Nacelle.Tests.Support;
 using Nacelle.Tests.Support.Registry;
 using Runtime.V1;
+using static Nacelle.Tests.EndToEnd.Infrastructure.CriWaits;
+using Session = Nacelle.Tests.EndToEnd.Infrastructure.PodSession;
 
 namespace Nacelle.Tests.EndToEnd;
 
@@ -75,68 +77,11 @@ public sealed class RuntimeHandlerTests : IAsyncLifetime
         return config;
     }
 
-    private sealed class Session(DaemonProcess daemon) : IAsyncDisposable
-    {
-        public DaemonProcess Daemon { get; } = daemon;
-        public RuntimeService.RuntimeServiceClient Runtime => Daemon.Client.Runtime;
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                if (!Daemon.Process.HasExited)
-                {
-                    foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
-                    {
-                        await Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id });
-                    }
-                }
-            }
-            finally
-            {
-                await Daemon.DisposeAsync();
-            }
-        }
-    }
-
     private async Task<Session> StartAsync()
     {
         var session = new Session(await DaemonProcess.StartAsync(HandlersToml()));
         await session.Daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = _image } });
         return session;
-    }
-
-    private static async Task<ContainerStatus> WaitForStateAsync(RuntimeService.RuntimeServiceClient runtime, string id, ContainerState state)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
-            if (status.State == state || clock.Elapsed > TimeSpan.FromSeconds(20))
-            {
-                return status;
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    private static async Task<string> WaitForLogAsync(string path, string text)
-    {
-        var clock = Stopwatch.StartNew();
-        var content = "";
-        while (clock.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            content = File.Exists(path) ? await File.ReadAllTextAsync(path) : "";
-            if (content.Contains(text, StringComparison.Ordinal))
-            {
-                break;
-            }
-
-            await Task.Delay(50);
-        }
-
-        return content;
     }
 
     [Fact]
@@ -206,6 +151,15 @@ public sealed class RuntimeHandlerTests : IAsyncLifetime
 
         var stats = (await runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
         Assert.True(stats.Memory.WorkingSetBytes.Value > 0, "memory working set from the cgroup runc made");
+
+        // A daemon killed with SIGKILL and restarted finds the container again through the pod's monitor and drives it
+        // through runc as before.
+        await session.Daemon.StopAsync(Signals.SIGKILL);
+        session.Daemon = await DaemonProcess.RestartAsync(session.Daemon, HandlersToml());
+        runtime = session.Runtime;
+        Assert.Equal(ContainerState.ContainerRunning, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status.State);
+        var again = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "echo", "again" } });
+        Assert.Equal("again\n", again.Stdout.ToStringUtf8());
 
         // sleep ignores SIGTERM as PID 1: StopContainer kills it after the timeout; the exit code is the real one.
         await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });

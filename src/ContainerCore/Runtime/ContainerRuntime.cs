@@ -165,19 +165,10 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 CreatedAt = DateTimeOffset.UtcNow,
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
             };
-            var entry = new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
+            return Register(new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
             {
                 State = state, Spawned = spawned, Process = spawned.Process,
-            };
-            Persist(state);
-            lock (_gate)
-            {
-                _containers.Add(id, entry);
-            }
-
-            entry.Exit = WatchExitAsync(entry);
-            RuntimeLog.Created(_log, id, spawned.Pid, cgroup.Path);
-            return state;
+            });
         }
         catch (Exception e)
         {
@@ -186,6 +177,20 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             throw;
         }
+    }
+
+    /// <summary>The last step of a create: the new container's state is written, it is tracked and its exit watched.</summary>
+    private ContainerState Register(Entry entry)
+    {
+        Persist(entry.State);
+        lock (_gate)
+        {
+            _containers.Add(entry.Id, entry);
+        }
+
+        entry.Exit = WatchExitAsync(entry);
+        RuntimeLog.Created(_log, entry.Id, entry.State.Pid, entry.Cgroup.Path);
+        return entry.State;
     }
 
     /// <summary>

@@ -195,20 +195,7 @@ public static class ConfigLoader
                     throw new ConfigException(source, handlerPath, $"expected a table, got {Describe(handlerRaw)}");
                 }
 
-                if (!config.Runtime.Handlers.TryGetValue(handler, out var section))
-                {
-                    config.Runtime.Handlers[handler] = section = new NacelleConfig.RuntimeHandlerSection();
-                }
-
-                foreach (var (key, keyRaw) in table)
-                {
-                    var keyPath = $"{handlerPath}.{key}";
-                    var known = ConfigKeys.RuntimeHandlerKeys.FirstOrDefault(k => k.Path == key)
-                        ?? throw new ConfigException(source, keyPath,
-                            $"unknown key (handler tables take {string.Join(", ", ConfigKeys.RuntimeHandlerKeys.Select(k => k.Path))})");
-                    Assign(section, known, Convert(known, keyRaw, source, keyPath), source, keyPath);
-                }
-
+                ApplyEntry(config.Runtime.Handlers, handler, table, ConfigKeys.RuntimeHandlerKeys, "handler", handlerPath, source);
                 explicitKeys.Add(handlerPath);
             }
         }
@@ -235,21 +222,27 @@ public static class ConfigLoader
                 throw new ConfigException(source, hostPath, $"expected a table, got {Describe(hostRaw)}");
             }
 
-            if (!config.Registry.Hosts.TryGetValue(host, out var section))
-            {
-                config.Registry.Hosts[host] = section = new NacelleConfig.RegistryHostSection();
-            }
-
-            foreach (var (name, value) in table)
-            {
-                var keyPath = $"{hostPath}.{name}";
-                var key = ConfigKeys.RegistryHostKeys.FirstOrDefault(k => k.Path == name)
-                    ?? throw new ConfigException(source, keyPath,
-                        $"unknown key (registry tables take {string.Join(", ", ConfigKeys.RegistryHostKeys.Select(k => k.Path))})");
-                Assign(section, key, Convert(key, value, source, keyPath), source, keyPath);
-            }
-
+            ApplyEntry(config.Registry.Hosts, host, table, ConfigKeys.RegistryHostKeys, "registry", hostPath, source);
             explicitKeys.Add(hostPath);
+        }
+    }
+
+    /// <summary>One table of a table of tables: its keys applied over the entry of that name (made when new), so tables
+    /// of the same name in several files merge.</summary>
+    private static void ApplyEntry<T>(IDictionary<string, T> entries, string name, TomlTable table, IReadOnlyList<ConfigKey<T>> keys,
+        string kind, string path, string source) where T : new()
+    {
+        if (!entries.TryGetValue(name, out var section))
+        {
+            entries[name] = section = new T();
+        }
+
+        foreach (var (keyName, value) in table)
+        {
+            var keyPath = $"{path}.{keyName}";
+            var key = keys.FirstOrDefault(k => k.Path == keyName)
+                ?? throw new ConfigException(source, keyPath, $"unknown key ({kind} tables take {string.Join(", ", keys.Select(k => k.Path))})");
+            Assign(section, key, Convert(key, value, source, keyPath), source, keyPath);
         }
     }
 

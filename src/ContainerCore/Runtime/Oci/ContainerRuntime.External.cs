@@ -51,16 +51,7 @@ public sealed partial class ContainerRuntime
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
                 Runtime = external,
             };
-            var entry = new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = launcher };
-            Persist(state);
-            lock (_gate)
-            {
-                _containers.Add(id, entry);
-            }
-
-            entry.Exit = WatchExitAsync(entry);
-            RuntimeLog.Created(_log, id, process.Pid, cgroup.Path);
-            return state;
+            return Register(new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = launcher });
         }
         catch (Exception e)
         {
