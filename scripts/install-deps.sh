@@ -23,7 +23,7 @@ fi
 # libisal2: ISA-L's igzip, the layer gzip decoder (without it layers inflate with zlib-ng, about 1.5x slower).
 packages=(gcc libc6-dev clang zlib1g-dev dpkg-dev binutils libseccomp2 libisal2)
 if [[ $want_test -eq 1 ]]; then
-  # runc: the benchmark's reference; CNI plugins, iproute2, iptables: pod networking tests.
+  # runc: the benchmark's reference and the "runc" runtime handler of the handler tests; CNI plugins, iproute2, iptables: pod networking tests.
   # zstd: zstd-compressed test image layers.
   packages+=(prometheus docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables zstd)
   # seccomp tests: Go toolchains build static probes, python3 runs in a container, containerd (with runc) is the

@@ -7,6 +7,8 @@ using Nacelle.Tests.EndToEnd.Infrastructure;
 using Nacelle.Tests.Support;
 using Nacelle.Tests.Support.Registry;
 using Runtime.V1;
+using static Nacelle.Tests.EndToEnd.Infrastructure.CriWaits;
+using Session = Nacelle.Tests.EndToEnd.Infrastructure.PodSession;
 
 namespace Nacelle.Tests.EndToEnd;
 
@@ -75,70 +77,11 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         return config;
     }
 
-    /// <summary>A daemon plus the pods made through it: on dispose every pod is removed through the daemon (which kills
-    /// its processes and unmounts its layers) before the daemon goes, even when the test failed.</summary>
-    private sealed class Session(DaemonProcess daemon) : IAsyncDisposable
-    {
-        public DaemonProcess Daemon { get; set; } = daemon;
-        public RuntimeService.RuntimeServiceClient Runtime => Daemon.Client.Runtime;
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                if (!Daemon.Process.HasExited)
-                {
-                    foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
-                    {
-                        await Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id });
-                    }
-                }
-            }
-            finally
-            {
-                await Daemon.DisposeAsync();
-            }
-        }
-    }
-
     private async Task<Session> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
         var session = new Session(await DaemonProcess.StartAsync(environment: environment));
         await session.Daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = _image } });
         return session;
-    }
-
-    private static async Task<ContainerStatus> WaitForStateAsync(RuntimeService.RuntimeServiceClient runtime, string id, ContainerState state)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
-            if (status.State == state || clock.Elapsed > TimeSpan.FromSeconds(20))
-            {
-                return status;
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    private static async Task<string> WaitForLogAsync(string path, string text)
-    {
-        var clock = Stopwatch.StartNew();
-        var content = "";
-        while (clock.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            content = File.Exists(path) ? await File.ReadAllTextAsync(path) : "";
-            if (content.Contains(text, StringComparison.Ordinal))
-            {
-                break;
-            }
-
-            await Task.Delay(50);
-        }
-
-        return content;
     }
 
     [Fact]

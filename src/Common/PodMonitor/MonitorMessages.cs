@@ -50,6 +50,9 @@ public sealed record MonitorRequest
 
     /// <summary>attach: the container's stderr is wanted (a tty container has none).</summary>
     public bool Stderr { get; init; }
+
+    /// <summary>create: the external OCI runtime of the pod's RuntimeClass handler; null: nacelle's built-in core.</summary>
+    public ExternalRuntime? Runtime { get; init; }
 }
 
 /// <summary>The outcome of an exec-sync.</summary>

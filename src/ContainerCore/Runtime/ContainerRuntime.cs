@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common;
+using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Cgroups.Systemd;
 using Nacelle.ContainerCore.Interop;
@@ -32,6 +33,12 @@ public sealed record ContainerRuntimeOptions
     public TimeSpan SetupTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>
+    /// Suspends the child reaper of the process running the core (the pod monitor's orphan reaper) while an external
+    /// runtime's command runs and its container process is adopted: both are children whose exits are reaped here.
+    /// </summary>
+    public Func<IDisposable?>? HoldChildReaping { get; init; }
 }
 
 /// <summary>
@@ -57,6 +64,9 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         public ulong OomBaseline { get; } = oomBaseline;
         public required ContainerState State { get; set; }
         public SpawnedProcess? Spawned { get; set; }
+
+        /// <summary>The external OCI runtime that runs this container (null: the built-in core).</summary>
+        public Oci.OciRuntimeLauncher? External { get; init; }
         public WatchedProcess? Process { get; set; }
         public Task<ProcessExit>? Exit { get; set; }
         public readonly SemaphoreSlim Operation = new(1, 1);
@@ -92,7 +102,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
     /// configures its cgroup, and spawns its init, which stops just before execve until <see cref="StartAsync"/>.
     /// </summary>
     public async Task<ContainerState> CreateAsync(string id, RuntimeSpec spec, string bundle, SpawnStdio stdio,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ExternalRuntime? external = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(id);
@@ -107,6 +117,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             {
                 throw NacelleException.AlreadyExists($"container {id} already exists");
             }
+        }
+
+        if (external is not null)
+        {
+            return await CreateExternalAsync(id, spec, bundle, stdio, external, cancellationToken).ConfigureAwait(false);
         }
 
         var placement = CgroupManager.Place(CgroupPathFor(id, spec));
@@ -167,19 +182,10 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 CreatedAt = DateTimeOffset.UtcNow,
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
             };
-            var entry = new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
+            return Register(new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
             {
                 State = state, Spawned = spawned, Process = spawned.Process,
-            };
-            Persist(state);
-            lock (_gate)
-            {
-                _containers.Add(id, entry);
-            }
-
-            entry.Exit = WatchExitAsync(entry);
-            RuntimeLog.Created(_log, id, spawned.Pid, cgroup.Path);
-            return state;
+            });
         }
         catch (Exception e)
         {
@@ -188,6 +194,20 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
             throw;
         }
+    }
+
+    /// <summary>The last step of a create: the new container's state is written, it is tracked and its exit watched.</summary>
+    private ContainerState Register(Entry entry)
+    {
+        Persist(entry.State);
+        lock (_gate)
+        {
+            _containers.Add(entry.Id, entry);
+        }
+
+        entry.Exit = WatchExitAsync(entry);
+        RuntimeLog.Created(_log, entry.Id, entry.State.Pid, entry.Cgroup.Path);
+        return entry.State;
     }
 
     /// <summary>
@@ -242,14 +262,15 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                     RuntimeLog.PidReused(_log, id, state.Pid);
                     state = state with { Status = ContainerStatus.Stopped, FinishedAt = state.FinishedAt ?? DateTimeOffset.UtcNow };
                 }
-                else if (state.Status == ContainerStatus.Created)
+                else if (state.Status == ContainerStatus.Created && state.Runtime is null)
                 {
-                    // A parked init whose creator is gone cannot be started any more (its control socket died with it).
+                    // A parked init whose creator is gone cannot be started any more (its control socket died with it);
+                    // an external runtime's can (the runtime keeps what starts it).
                     process.Signal(Signals.SIGKILL);
                 }
             }
 
-            var entry = new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process };
+            var entry = new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = LauncherFor(id, state.Runtime) };
             lock (_gate)
             {
                 _containers[id] = entry;
@@ -274,12 +295,19 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         await entry.Operation.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (entry.State.Status != ContainerStatus.Created || entry.Spawned is not { Parked: true } spawned)
+            if (entry.External is { } external && entry.State.Status == ContainerStatus.Created && entry.Process is { HasExited: false })
+            {
+                await external.StartAsync(id, cancellationToken).ConfigureAwait(false);
+            }
+            else if (entry.State.Status != ContainerStatus.Created || entry.Spawned is not { Parked: true } spawned)
             {
                 throw NacelleException.FailedPrecondition($"container {id} is {entry.State.Status}, not created: it can only be started once");
             }
+            else
+            {
+                await spawned.StartAsync(_options.SetupTimeout, cancellationToken).ConfigureAwait(false);
+            }
 
-            await spawned.StartAsync(_options.SetupTimeout, cancellationToken).ConfigureAwait(false);
             Update(entry, s => s.Status == ContainerStatus.Created
                 ? s with { Status = ContainerStatus.Running, StartedAt = DateTimeOffset.UtcNow }
                 : s with { StartedAt = DateTimeOffset.UtcNow });
@@ -380,6 +408,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 await _options.Cgroups.StopScopeAsync(scope, cancellationToken).ConfigureAwait(false);
             }
 
+            if (entry.External is { } external)
+            {
+                await external.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
+            }
+
             await entry.Cgroup.RemoveAsync(cancellationToken).ConfigureAwait(false);
             entry.Spawned?.Dispose();
             entry.Process?.Dispose();
@@ -416,6 +449,13 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
         var probe = new RuntimeSpec { Process = process, Root = new SpecRoot { Path = "/" } };
         SpecValidator.Validate(probe);
+        if (entry.External is { } external)
+        {
+            var adopted = await external.ExecAsync(id, process, stdio, cancellationToken).ConfigureAwait(false);
+            RuntimeLog.ExecStarted(_log, id, adopted.Pid);
+            return new SpawnedProcess(adopted);
+        }
+
         var plan = SpawnPlanner.PlanExec(entry.Spec, process, entry.State.Pid, entry.Cgroup, _host);
         foreach (var adjustment in plan.Adjustments)
         {

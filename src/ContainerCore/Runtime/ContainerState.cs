@@ -41,6 +41,10 @@ public sealed record ContainerState
     public bool OomKilled { get; init; }
 
     public Dictionary<string, string> Annotations { get; init; } = [];
+
+    /// <summary>The external OCI runtime running this container (null: the built-in core): a restarted monitor drives
+    /// the container through it again.</summary>
+    public Nacelle.Common.PodMonitor.ExternalRuntime? Runtime { get; init; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

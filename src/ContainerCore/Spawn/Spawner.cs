@@ -246,6 +246,12 @@ public sealed class SpawnedProcess : IDisposable
         Parked = parked;
     }
 
+    /// <summary>A process started by someone else (an external runtime) and adopted: running, no control socket.</summary>
+    internal SpawnedProcess(WatchedProcess process)
+        : this(process, new SafeFileHandle(IntPtr.Zero, ownsHandle: false), parked: false)
+    {
+    }
+
     public WatchedProcess Process { get; }
 
     public int Pid => Process.Pid;

@@ -586,7 +586,9 @@ static void readonly_path(const char *path)
         if (errno == ENOENT) return;
         fail(errno, "cannot bind read-only path", path);
     }
-    if (remount_bind(path, MS_RDONLY) < 0) fail(errno, "cannot make read-only", path);
+    /* Read-only on top of the flags the path's mount has: a read-only /proc/sys stays nosuid,nodev,noexec as /proc
+     * is (a plain MS_RDONLY remount would clear them; runc keeps them too). */
+    if (remount_bind(path, MS_RDONLY | current_mount_flags(path)) < 0) fail(errno, "cannot make read-only", path);
 }
 
 static void write_file(const char *path, const char *text, const char *what)

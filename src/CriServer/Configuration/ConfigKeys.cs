@@ -85,6 +85,65 @@ public static class ConfigKeys
                        "without configuration; per-registry settings go in [registry.hosts.\"<host>\"] tables (see below).",
     };
 
+    /// <summary>The table of RuntimeClass handler tables, keyed by handler name.</summary>
+    public const string RuntimeHandlersPath = "runtime.handlers";
+
+    /// <summary>The comment above the runtime handler tables in `nacelle config default`.</summary>
+    public const string RuntimeHandlersComment =
+        "RuntimeClass handlers (RunPodSandbox's runtime_handler, a RuntimeClass's handler): \"\" and \"nacelle\" are always\n" +
+        "nacelle's built-in core. One table per further handler; type = \"oci\" runs the pod's containers through an\n" +
+        "external OCI runtime (runc, crun; runsc and kata-runtime untested), still under the pod's monitor (logs, exits,\n" +
+        "restarts, ExecSync and stats as with the built-in core): it gets a bundle (config.json from nacelle's spec, the\n" +
+        "rootfs nacelle prepared) and is run as `<path> --root <root> [args...] create|start|exec|delete`.\n" +
+        "Containers with a terminal (tty) are refused by such handlers for now.";
+
+    /// <summary>Why <paramref name="name"/> cannot name a configured handler, or null (a DNS label, as RuntimeClass
+    /// handlers are; "" and "nacelle" are the built-in ones).</summary>
+    public static string? InvalidHandlerName(string name)
+    {
+        if (name is "" or "nacelle")
+        {
+            return $"'{name}' is the built-in handler's name and cannot be configured";
+        }
+
+        return name.Length > 63 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-') || name[0] == '-' || name[^1] == '-'
+            ? $"'{name}' is not a handler name (a DNS label: at most 63 lower-case letters, digits or '-', as a RuntimeClass handler)"
+            : null;
+    }
+
+    /// <summary>Keys of one [runtime.handlers.&lt;name&gt;] table; Path is the key name inside that table.</summary>
+    public static readonly IReadOnlyList<ConfigKey<NacelleConfig.RuntimeHandlerSection>> RuntimeHandlerKeys =
+    [
+        new()
+        {
+            Path = "type", Type = ConfigValueType.String,
+            Comment = "\"oci\": an external OCI runtime; \"nacelle\": the built-in core under this name too.",
+            Get = h => h.Type, Set = (h, v) => h.Type = (string)v,
+            Validate = v => (string)v is NacelleConfig.RuntimeHandlerTypes.Oci or NacelleConfig.RuntimeHandlerTypes.BuiltIn
+                ? null : $"'{v}' is not one of oci, nacelle",
+        },
+        new()
+        {
+            Path = "path", Type = ConfigValueType.String,
+            Comment = "The OCI runtime's executable, e.g. \"/usr/sbin/runc\" (type \"oci\").",
+            Get = h => h.Path, Set = (h, v) => h.Path = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "root", Type = ConfigValueType.String,
+            Comment = "The runtime's state directory (its --root). Empty: <state>/runtimes/<name>.",
+            Get = h => h.Root, Set = (h, v) => h.Root = (string)v, Validate = OptionalAbsolutePath,
+        },
+        new()
+        {
+            Path = "args", Type = ConfigValueType.StringList,
+            Comment = "Global options put before every command, e.g. [\"--debug\"].",
+            Get = h => h.Args, Set = (h, v) => h.Args = (List<string>)v,
+            Validate = v => ((List<string>)v).FirstOrDefault(a => !a.StartsWith('-') || a.Contains('\0')) is { } bad
+                ? $"'{bad}' is not an option (global runtime options start with '-')" : null,
+        },
+    ];
+
     /// <summary>The table of per-registry tables, keyed by registry host.</summary>
     public const string RegistryHostsPath = "registry.hosts";
 

@@ -131,6 +131,12 @@ public static class ConfigLoader
                 continue;
             }
 
+            if (path == "runtime")
+            {
+                ApplyRuntime(config, raw, source, explicitKeys);
+                continue;
+            }
+
             var key = ConfigKeys.Find(path);
             if (key is not null)
             {
@@ -156,6 +162,45 @@ public static class ConfigLoader
         }
     }
 
+    // [runtime.handlers.<name>] tables: one per RuntimeClass handler, each with the keys of ConfigKeys.RuntimeHandlerKeys.
+    private static void ApplyRuntime(NacelleConfig config, object? raw, string source, ISet<string> explicitKeys)
+    {
+        if (raw is not TomlTable runtime)
+        {
+            throw new ConfigException(source, "runtime", $"expected a table ([runtime]), got {Describe(raw)}");
+        }
+
+        foreach (var (name, value) in runtime)
+        {
+            if (name != "handlers")
+            {
+                throw new ConfigException(source, $"runtime.{name}", "unknown key (the runtime section takes handlers tables: [runtime.handlers.<name>])");
+            }
+
+            if (value is not TomlTable handlers)
+            {
+                throw new ConfigException(source, ConfigKeys.RuntimeHandlersPath, $"expected a table of handler tables, got {Describe(value)}");
+            }
+
+            foreach (var (handler, handlerRaw) in handlers)
+            {
+                var handlerPath = $"{ConfigKeys.RuntimeHandlersPath}.{handler}";
+                if (ConfigKeys.InvalidHandlerName(handler) is { } why)
+                {
+                    throw new ConfigException(source, handlerPath, why);
+                }
+
+                if (handlerRaw is not TomlTable table)
+                {
+                    throw new ConfigException(source, handlerPath, $"expected a table, got {Describe(handlerRaw)}");
+                }
+
+                ApplyEntry(config.Runtime.Handlers, handler, table, ConfigKeys.RuntimeHandlerKeys, "handler", handlerPath, source);
+                explicitKeys.Add(handlerPath);
+            }
+        }
+    }
+
     // [registry.hosts."<host>"] tables: one per registry, each with the keys of ConfigKeys.RegistryHostKeys.
     private static void ApplyRegistryHosts(NacelleConfig config, object? raw, string source, ISet<string> explicitKeys)
     {
@@ -177,21 +222,27 @@ public static class ConfigLoader
                 throw new ConfigException(source, hostPath, $"expected a table, got {Describe(hostRaw)}");
             }
 
-            if (!config.Registry.Hosts.TryGetValue(host, out var section))
-            {
-                config.Registry.Hosts[host] = section = new NacelleConfig.RegistryHostSection();
-            }
-
-            foreach (var (name, value) in table)
-            {
-                var keyPath = $"{hostPath}.{name}";
-                var key = ConfigKeys.RegistryHostKeys.FirstOrDefault(k => k.Path == name)
-                    ?? throw new ConfigException(source, keyPath,
-                        $"unknown key (registry tables take {string.Join(", ", ConfigKeys.RegistryHostKeys.Select(k => k.Path))})");
-                Assign(section, key, Convert(key, value, source, keyPath), source, keyPath);
-            }
-
+            ApplyEntry(config.Registry.Hosts, host, table, ConfigKeys.RegistryHostKeys, "registry", hostPath, source);
             explicitKeys.Add(hostPath);
+        }
+    }
+
+    /// <summary>One table of a table of tables: its keys applied over the entry of that name (made when new), so tables
+    /// of the same name in several files merge.</summary>
+    private static void ApplyEntry<T>(IDictionary<string, T> entries, string name, TomlTable table, IReadOnlyList<ConfigKey<T>> keys,
+        string kind, string path, string source) where T : new()
+    {
+        if (!entries.TryGetValue(name, out var section))
+        {
+            entries[name] = section = new T();
+        }
+
+        foreach (var (keyName, value) in table)
+        {
+            var keyPath = $"{path}.{keyName}";
+            var key = keys.FirstOrDefault(k => k.Path == keyName)
+                ?? throw new ConfigException(source, keyPath, $"unknown key ({kind} tables take {string.Join(", ", keys.Select(k => k.Path))})");
+            Assign(section, key, Convert(key, value, source, keyPath), source, keyPath);
         }
     }
 
@@ -270,6 +321,21 @@ public static class ConfigLoader
             if (!section.Fallback && section.Server.Length > 0)
             {
                 throw new ConfigException(source, $"{hostPath}.server", "is never used with fallback = false (the mirrors only); drop one of them");
+            }
+        }
+
+        foreach (var (name, handler) in config.Runtime.Handlers)
+        {
+            var handlerPath = $"{ConfigKeys.RuntimeHandlersPath}.{name}";
+            if (handler.Type == NacelleConfig.RuntimeHandlerTypes.Oci && handler.Path.Length == 0)
+            {
+                throw new ConfigException(source, $"{handlerPath}.path", "is required for type \"oci\" (the runtime's executable, e.g. \"/usr/sbin/runc\")");
+            }
+
+            if (handler.Type == NacelleConfig.RuntimeHandlerTypes.BuiltIn && (handler.Path.Length > 0 || handler.Root.Length > 0 || handler.Args.Count > 0))
+            {
+                throw new ConfigException(source, $"{handlerPath}.type",
+                    "\"nacelle\" is the built-in core: path, root and args belong to type \"oci\" handlers");
             }
         }
 

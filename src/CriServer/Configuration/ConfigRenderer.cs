@@ -40,7 +40,17 @@ public static class ConfigRenderer
             }
         }
 
+        AppendRuntimeHandlers(text, config);
         return text.ToString();
+    }
+
+    // Handler tables are keyed by name, so the defaults show a commented example; configured handlers print as tables.
+    private static void AppendRuntimeHandlers(StringBuilder text, NacelleConfig config)
+    {
+        text.AppendLine();
+        AppendComment(text, ConfigKeys.RuntimeHandlersComment);
+        AppendTables(text, ConfigKeys.RuntimeHandlersPath, config.Runtime.Handlers, ConfigKeys.RuntimeHandlerKeys, name => name,
+            ("runc", new NacelleConfig.RuntimeHandlerSection { Path = "/usr/sbin/runc" }));
     }
 
     // Registry tables are keyed by host, so the defaults show a commented example; configured hosts print as tables.
@@ -50,24 +60,39 @@ public static class ConfigRenderer
         if (config.Registry.Hosts.Count == 0)
         {
             text.AppendLine("# One table per registry host, as written in image names (\"registry.example:5000\", \"docker.io\"):");
-            text.AppendLine("# [registry.hosts.\"registry.example:5000\"]");
-            foreach (var key in ConfigKeys.RegistryHostKeys)
+        }
+
+        AppendTables(text, ConfigKeys.RegistryHostsPath, config.Registry.Hosts, ConfigKeys.RegistryHostKeys, Quote,
+            ("registry.example:5000", new NacelleConfig.RegistryHostSection()));
+    }
+
+    /// <summary>
+    /// A table of tables keyed by name ([&lt;path&gt;.&lt;name&gt;]): each configured one with its keys, or, when there is
+    /// none, <paramref name="example"/> commented out with each key's comment.
+    /// </summary>
+    private static void AppendTables<T>(StringBuilder text, string path, IReadOnlyDictionary<string, T> tables, IReadOnlyList<ConfigKey<T>> keys,
+        Func<string, string> name, (string Name, T Section) example)
+    {
+        if (tables.Count == 0)
+        {
+            text.Append("# [").Append(path).Append('.').Append(name(example.Name)).AppendLine("]");
+            foreach (var key in keys)
             {
                 foreach (var line in key.Comment.Split('\n'))
                 {
                     text.Append("# # ").AppendLine(line);
                 }
 
-                text.Append("# ").Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(new NacelleConfig.RegistryHostSection())));
+                text.Append("# ").Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(example.Section)));
             }
 
             return;
         }
 
-        foreach (var (host, section) in config.Registry.Hosts)
+        foreach (var (table, section) in tables)
         {
-            text.Append("[registry.hosts.").Append(Quote(host)).AppendLine("]");
-            foreach (var key in ConfigKeys.RegistryHostKeys)
+            text.Append('[').Append(path).Append('.').Append(name(table)).AppendLine("]");
+            foreach (var key in keys)
             {
                 AppendComment(text, key.Comment);
                 text.Append(key.Path).Append(" = ").AppendLine(TomlValue(key.Type, key.Get(section)));
@@ -92,19 +117,7 @@ public static class ConfigRenderer
 
             if (group.Key == "registry")
             {
-                json.WriteStartObject("hosts");
-                foreach (var (host, section) in config.Registry.Hosts)
-                {
-                    json.WriteStartObject(host);
-                    foreach (var key in ConfigKeys.RegistryHostKeys)
-                    {
-                        WriteJson(json, key.Path, key.Get(section));
-                    }
-
-                    json.WriteEndObject();
-                }
-
-                json.WriteEndObject();
+                WriteTables(json, "hosts", config.Registry.Hosts, ConfigKeys.RegistryHostKeys);
             }
 
             if (group.Key.Length > 0)
@@ -113,8 +126,29 @@ public static class ConfigRenderer
             }
         }
 
+        json.WriteStartObject("runtime");
+        WriteTables(json, "handlers", config.Runtime.Handlers, ConfigKeys.RuntimeHandlerKeys);
+        json.WriteEndObject();
         json.WriteEndObject();
     });
+
+    /// <summary>A table of tables as a JSON object of objects, one per name.</summary>
+    private static void WriteTables<T>(Utf8JsonWriter json, string name, IReadOnlyDictionary<string, T> tables, IReadOnlyList<ConfigKey<T>> keys)
+    {
+        json.WriteStartObject(name);
+        foreach (var (table, section) in tables)
+        {
+            json.WriteStartObject(table);
+            foreach (var key in keys)
+            {
+                WriteJson(json, key.Path, key.Get(section));
+            }
+
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+    }
 
     private static void WriteJson(Utf8JsonWriter json, string name, object value)
     {

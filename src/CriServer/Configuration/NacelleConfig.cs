@@ -20,6 +20,38 @@ public sealed class NacelleConfig
     public RegistrySection Registry { get; } = new();
     public CniSection Cni { get; } = new();
     public StreamSection Stream { get; } = new();
+    public RuntimeSection Runtime { get; } = new();
+
+    public sealed class RuntimeSection
+    {
+        /// <summary>RuntimeClass handlers by name ([runtime.handlers.&lt;name&gt;]), besides the built-in "" and "nacelle".</summary>
+        public SortedDictionary<string, RuntimeHandlerSection> Handlers { get; } = new(StringComparer.Ordinal);
+    }
+
+    public sealed class RuntimeHandlerSection
+    {
+        /// <summary>"oci" (an external OCI runtime) or "nacelle" (the built-in core under another name).</summary>
+        public string Type { get; set; } = RuntimeHandlerTypes.Oci;
+
+        /// <summary>The runtime's executable (type "oci"), an absolute path.</summary>
+        public string Path { get; set; } = string.Empty;
+
+        /// <summary>The runtime's state directory (its --root); empty: &lt;state&gt;/runtimes/&lt;name&gt;.</summary>
+        public string Root { get; set; } = string.Empty;
+
+        /// <summary>Global options given to the runtime before every command.</summary>
+        public List<string> Args { get; set; } = [];
+
+        /// <summary>The root in effect: <see cref="Root"/>, or &lt;state&gt;/runtimes/&lt;name&gt; when it is empty.</summary>
+        public string EffectiveRoot(string state, string name) => Root.Length > 0 ? Root : System.IO.Path.Combine(state, "runtimes", name);
+    }
+
+    /// <summary>Values of runtime.handlers.&lt;name&gt;.type.</summary>
+    public static class RuntimeHandlerTypes
+    {
+        public const string Oci = "oci";
+        public const string BuiltIn = "nacelle";
+    }
 
     public sealed class GrpcSection
     {

@@ -86,7 +86,7 @@ internal static class Daemon
         // What the built-in handler can do on this kernel, found once by doing it (on the layers' file system): Status
         // reports it and RunPodSandbox refuses pods that need what is missing.
         var kernel = await ProbeKernelAsync(config.Root).ConfigureAwait(false);
-        var handlers = RuntimeHandlers.BuiltIn(kernel);
+        var handlers = await RuntimeHandlersAsync(config, kernel).ConfigureAwait(false);
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "nacelle" });
         ConfigureLogging(builder.Logging, config, logLevel);
@@ -484,6 +484,29 @@ internal static class Daemon
     /// read-only or foreign directory stops the daemon with one line naming the key instead of failing later, half way.
     /// </summary>
     /// <summary>The kernel probe; a probe that cannot run at all leaves the features off, saying why.</summary>
+    /// <summary>
+    /// The built-in handlers and the configured ones ([runtime.handlers.&lt;name&gt;]): aliases of the built-in core share
+    /// its features; an external OCI runtime's are probed from its `features` answer. A runtime missing on this node
+    /// does not stop the daemon: its handler is listed without features and refuses pods, saying why.
+    /// </summary>
+    internal static async Task<RuntimeHandlers> RuntimeHandlersAsync(NacelleConfig config, KernelFeatures kernel)
+    {
+        var configured = new List<RuntimeHandler>();
+        foreach (var (name, section) in config.Runtime.Handlers)
+        {
+            if (section.Type == NacelleConfig.RuntimeHandlerTypes.BuiltIn)
+            {
+                configured.Add(new RuntimeHandler(name, RuntimeHandlerKind.BuiltIn, RuntimeHandlers.BuiltInFeatures(kernel)));
+                continue;
+            }
+
+            var external = new Nacelle.Common.PodMonitor.ExternalRuntime(name, section.Path, section.EffectiveRoot(config.State, name), [.. section.Args]);
+            configured.Add(await OciRuntimeFeatures.ProbeAsync(external, kernel).ConfigureAwait(false));
+        }
+
+        return RuntimeHandlers.With(kernel, configured);
+    }
+
     private static async Task<KernelFeatures> ProbeKernelAsync(string root)
     {
         try

@@ -25,7 +25,7 @@ internal sealed partial class MonitorOperations
         {
             using (reaper?.Hold())
             {
-                await runtime.CreateAsync(id, spec, bundle, stdio.Stdio).ConfigureAwait(false);
+                await runtime.CreateAsync(id, spec, bundle, stdio.Stdio, external: request.Runtime).ConfigureAwait(false);
             }
 
             var tracked = new TrackedContainer

@@ -54,6 +54,7 @@ public sealed class MonitorServer : IAsyncDisposable
             Cgroups = CgroupManager.Detect(),
             CgroupParent = options.CgroupParent,
             Logger = log,
+            HoldChildReaping = () => _reaper?.Hold(),
         });
         if (reapOrphans)
         {

@@ -67,12 +67,15 @@ public sealed partial class ContainerManager
                 Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
             }
 
+            // The pod's RuntimeClass handler: an external OCI runtime goes with the create; the built-in core needs nothing.
+            var handler = (await _pods.HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(pod.RuntimeHandler);
             var client = await MonitorOfAsync(pod, cancellationToken).ConfigureAwait(false);
             var created = (await client.SendAsync(new MonitorRequest
             {
                 Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogFile = built.LogFile,
                 // Version 2: a stdin the monitor keeps for attachers (a version 1 monitor ignores both fields).
                 Stdin = built.Stdin, StdinOnce = built.StdinOnce,
+                Runtime = handler.External,
             }, cancellationToken).ConfigureAwait(false)).Container!;
             undo.Push("monitor container", () => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = id, Force = true }));
             CrashIfAsked("create-after-monitor");

@@ -192,6 +192,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
         var handler = (await HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(request.RuntimeHandler);
+        if (handler.Unavailable is { } unavailable)
+        {
+            throw NacelleException.FailedPrecondition(unavailable);
+        }
         var userNamespace = request.NamespaceOptions.OwnUserNamespace;
         if (userNamespace is not null && !handler.Features.UserNamespaces)
         {
