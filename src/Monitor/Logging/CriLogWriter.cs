@@ -156,23 +156,25 @@ public sealed class CriLogWriter : IDisposable
     /// (more when they do not fit <see cref="ScratchMemory.BatchSize"/>): a read of many short lines costs one system
     /// call, not one per line. A batch is synchronous work: no await inside it.
     /// </summary>
+    /// <remarks>The writer is held for the batch: on the monitor's loop nothing else could write meanwhile, and a
+    /// second pump of the same container off the loop (the daemon's reactor, tests) waits for the batch instead of
+    /// mixing its records into it.</remarks>
     public WriteBatch BeginBatch()
     {
-        lock (_gate)
+        _gate.Enter();
+        if (_batch is not null)
         {
-            if (_batch is not null)
-            {
-                throw new InvalidOperationException("a batch is open already");
-            }
-
-            _batch = ScratchMemory.Batch.Rent();
-            return new WriteBatch(this);
+            _gate.Exit();
+            throw new InvalidOperationException("a batch is open already");
         }
+
+        _batch = ScratchMemory.Batch.Rent();
+        return new WriteBatch(this);
     }
 
     private void EndBatch()
     {
-        lock (_gate)
+        try
         {
             if (_batch is { } batch)
             {
@@ -180,6 +182,10 @@ public sealed class CriLogWriter : IDisposable
                 _batch = null;
                 batch.Dispose();
             }
+        }
+        finally
+        {
+            _gate.Exit();
         }
     }
 
