@@ -6,7 +6,9 @@ namespace Runtime.V1;
 /// <summary>A gRPC channel to a CRI endpoint on a unix socket, as kubelet and crictl connect (HTTP/2, no TLS).</summary>
 public static class CriChannel
 {
-    public static GrpcChannel ForUnixSocket(string socketPath)
+    /// <summary>A channel to the CRI socket at <paramref name="socketPath"/>; responses up to
+    /// <paramref name="maxReceiveMessageSize"/> bytes (default: gRPC's 4 MB).</summary>
+    public static GrpcChannel ForUnixSocket(string socketPath, int? maxReceiveMessageSize = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -27,6 +29,9 @@ public static class CriChannel
         };
 
         // The authority is not used for routing on a unix socket; "localhost" is what CRI clients send.
-        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
+        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
+        {
+            HttpHandler = handler, DisposeHttpClient = true, MaxReceiveMessageSize = maxReceiveMessageSize ?? 4 * 1024 * 1024,
+        });
     }
 }
