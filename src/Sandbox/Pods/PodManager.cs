@@ -42,6 +42,17 @@ public sealed record PodSandboxRequest
     /// </summary>
     public void Validate()
     {
+        // CNI plugins get these in CNI_ARGS ("K8S_POD_NAME=<name>;...;IgnoreUnknown=1", an environment variable): a NUL cuts
+        // the variable short and a ';' or '=' adds arguments of the caller's choosing.
+        foreach (var (field, value) in new[] { ("name", Name), ("namespace", Namespace), ("uid", Uid) })
+        {
+            if (value.Any(c => c is ';' or '=' || char.IsControl(c)))
+            {
+                throw NacelleException.InvalidArgument(
+                    $"config.metadata.{field} must not contain ';', '=' or control characters (it is passed to CNI plugins in CNI_ARGS)");
+            }
+        }
+
         if (LogDirectory.Length > 0)
         {
             var segments = LogDirectory.TrimEnd('/').Split('/');
@@ -136,6 +147,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CancellationTokenSource> _watches = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PodGate> _podGates = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ILogger _log = options.Logger;
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
@@ -259,6 +271,66 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         {
             Signals.Send(Environment.ProcessId, Signals.SIGKILL);
             Thread.Sleep(Timeout.Infinite);
+        }
+    }
+
+    /// <summary>
+    /// Holds the pod's gate until disposed: StopPodSandbox and RemovePodSandbox of one pod run one at a time (each of
+    /// them stops containers, tears the network down, closes the monitor connection and unpins namespaces, which two at
+    /// once would do half each). The caller looks the pod up again once it holds the gate: it may be gone by then.
+    /// </summary>
+    public async Task<IAsyncDisposable> ExclusiveAsync(string podId, CancellationToken cancellationToken = default)
+    {
+        PodGate gate;
+        lock (_gate)
+        {
+            gate = _podGates.TryGetValue(podId, out var existing) ? existing : _podGates[podId] = new PodGate();
+            gate.Users++;
+        }
+
+        try
+        {
+            await gate.Semaphore.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Leave(podId, gate);
+            throw;
+        }
+
+        return new PodGateHold(() =>
+        {
+            gate.Semaphore.Release();
+            Leave(podId, gate);
+        });
+    }
+
+    private void Leave(string podId, PodGate gate)
+    {
+        lock (_gate)
+        {
+            if (--gate.Users == 0)
+            {
+                _podGates.Remove(podId);
+            }
+        }
+    }
+
+    private sealed class PodGate
+    {
+        public SemaphoreSlim Semaphore { get; } = new(1, 1);
+
+        public int Users { get; set; }
+    }
+
+    private sealed class PodGateHold(Action release) : IAsyncDisposable
+    {
+        private Action? _release = release;
+
+        public ValueTask DisposeAsync()
+        {
+            Interlocked.Exchange(ref _release, null)?.Invoke();
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -707,9 +779,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 .WaitAsync(MonitorShutdownTimeout).ConfigureAwait(false);
             answered = true;
         }
-        catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable)
+        catch (NacelleException e) when (e.Kind is ErrorKind.Unavailable or ErrorKind.FailedPrecondition)
         {
-            // already gone
+            // already gone (or its connection already closed)
         }
         catch (TimeoutException)
         {

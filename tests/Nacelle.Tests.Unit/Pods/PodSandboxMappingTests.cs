@@ -1,3 +1,4 @@
+using Nacelle.Common;
 using Nacelle.CriServer.Services.Pods;
 using Nacelle.Sandbox.Store;
 using Runtime.V1;
@@ -41,5 +42,29 @@ public sealed class PodSandboxMappingTests
             },
         })).NamespaceOptions;
         Assert.Equal(new PodNamespaceOptions(PodNamespaceMode.Node, PodNamespaceMode.Container, PodNamespaceMode.Node, ""), options);
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): a negative host_port was dropped as if it were 0, and an unknown
+    /// protocol became tcp; both are now carried over, so that validation refuses them naming the mapping.</summary>
+    [Theory]
+    [InlineData(-1, Protocol.Tcp, "host_port -1")]
+    [InlineData(int.MinValue, Protocol.Udp, "host_port -2147483648")]
+    [InlineData(8080, (Protocol)99, "unknown protocol '99'")]
+    public void Negative_host_ports_and_unknown_protocols_are_refused_not_dropped(int hostPort, Protocol protocol, string expected)
+    {
+        var request = Request(null);
+        request.Config.PortMappings.Add(new PortMapping { HostPort = hostPort, ContainerPort = 80, Protocol = protocol });
+
+        var e = Assert.Throws<NacelleException>(() => PodSandboxMapping.ToRequest(request).Validate());
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_host_port_of_zero_only_documents_the_container_port()
+    {
+        var request = Request(null);
+        request.Config.PortMappings.Add(new PortMapping { HostPort = 0, ContainerPort = 80, Protocol = (Protocol)99 });
+        Assert.Empty(PodSandboxMapping.ToRequest(request).PortMappings);
     }
 }

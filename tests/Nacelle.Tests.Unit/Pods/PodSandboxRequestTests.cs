@@ -48,4 +48,17 @@ public sealed class PodSandboxRequestTests
 
     [Fact]
     public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
+
+    [Theory]
+    [InlineData("a\0b", "uid-1")]
+    [InlineData("web;IgnoreUnknown=0", "uid-1")]
+    [InlineData("web", "uid=1")]
+    [InlineData("web", "uid\n1")]
+    public void Metadata_that_would_break_CNI_ARGS_is_refused(string name, string uid)
+    {
+        var request = Request() with { Name = name, Uid = uid };
+        var e = Assert.Throws<NacelleException>(request.Validate);
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("CNI_ARGS", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -30,13 +30,15 @@ internal static class PodSandboxMapping
 
         var linux = config.Linux;
         var options = linux?.SecurityContext?.NamespaceOptions;
+        // A host port of 0 only documents the container port; anything else (negative too) is a mapping to validate.
         var ports = config.PortMappings
-            .Where(p => p.HostPort > 0)
+            .Where(p => p.HostPort != 0)
             .Select(p => new CniPortMapping(p.HostPort, p.ContainerPort, p.Protocol switch
             {
+                Protocol.Tcp => "tcp",
                 Protocol.Udp => "udp",
                 Protocol.Sctp => "sctp",
-                _ => "tcp",
+                var unknown => ((int)unknown).ToString(System.Globalization.CultureInfo.InvariantCulture), // refused by Validate
             }, string.IsNullOrEmpty(p.HostIp) ? null : p.HostIp))
             .ToList();
         return new PodSandboxRequest
