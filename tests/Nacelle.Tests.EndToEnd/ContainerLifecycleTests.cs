@@ -400,6 +400,27 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Empty(Directory.GetDirectories(snapshots));
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
+    /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
+    /// succeed.</summary>
+    [Fact]
+    public async Task Concurrent_removes_of_one_container_all_succeed()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("removals");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        for (var round = 0; round < 5; round++)
+        {
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container($"r{round}", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+            await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
+                runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }).ResponseAsync));
+
+            Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = pod } })).Containers);
+        }
+    }
     [Fact]
     public async Task Events_follow_a_container_and_its_pod()
     {

@@ -147,7 +147,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CancellationTokenSource> _watches = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, PodGate> _podGates = new(StringComparer.Ordinal);
+    private readonly KeyedGate _podGates = new();
     private readonly Lock _gate = new();
     private readonly ILogger _log = options.Logger;
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
@@ -279,60 +279,8 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// them stops containers, tears the network down, closes the monitor connection and unpins namespaces, which two at
     /// once would do half each). The caller looks the pod up again once it holds the gate: it may be gone by then.
     /// </summary>
-    public async Task<IAsyncDisposable> ExclusiveAsync(string podId, CancellationToken cancellationToken = default)
-    {
-        PodGate gate;
-        lock (_gate)
-        {
-            gate = _podGates.TryGetValue(podId, out var existing) ? existing : _podGates[podId] = new PodGate();
-            gate.Users++;
-        }
-
-        try
-        {
-            await gate.Semaphore.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            Leave(podId, gate);
-            throw;
-        }
-
-        return new PodGateHold(() =>
-        {
-            gate.Semaphore.Release();
-            Leave(podId, gate);
-        });
-    }
-
-    private void Leave(string podId, PodGate gate)
-    {
-        lock (_gate)
-        {
-            if (--gate.Users == 0)
-            {
-                _podGates.Remove(podId);
-            }
-        }
-    }
-
-    private sealed class PodGate
-    {
-        public SemaphoreSlim Semaphore { get; } = new(1, 1);
-
-        public int Users { get; set; }
-    }
-
-    private sealed class PodGateHold(Action release) : IAsyncDisposable
-    {
-        private Action? _release = release;
-
-        public ValueTask DisposeAsync()
-        {
-            Interlocked.Exchange(ref _release, null)?.Invoke();
-            return ValueTask.CompletedTask;
-        }
-    }
+    public Task<IAsyncDisposable> ExclusiveAsync(string podId, CancellationToken cancellationToken = default) =>
+        _podGates.EnterAsync(podId, cancellationToken);
 
     /// <summary>
     /// Stops a pod: its network is torn down (from the CNI cache, or rebuilt from the pod's record when a crash left no
