@@ -400,6 +400,34 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Empty(Directory.GetDirectories(snapshots));
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): removing a pod killed and removed every container cgroup under its
+    /// cgroup_parent, so a second pod sharing that parent (as crictl users often set it up) lost its running
+    /// containers. A pod's removal takes only its own containers' cgroups.</summary>
+    [Fact]
+    public async Task Removing_a_pod_leaves_the_containers_of_another_pod_under_the_same_cgroup_parent_running()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var ids = new List<(string Pod, string Container)>();
+        foreach (var name in new[] { "sharer-a", "sharer-b" })
+        {
+            var podConfig = Pod(name);
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            ids.Add((pod, id));
+        }
+
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = ids[0].Pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ids[0].Pod });
+
+        var survivor = ids[1].Container;
+        Assert.Equal(ContainerState.ContainerRunning, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = survivor })).Status.State);
+        Assert.True(Directory.Exists($"/sys/fs/cgroup/pids{_cgroupParent}/{survivor}") || Directory.Exists($"/sys/fs/cgroup{_cgroupParent}/{survivor}"),
+            "the other pod's container cgroup was removed");
+        Assert.Equal(0, (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = survivor, Cmd = { "/bin/true" } })).ExitCode);
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
     /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
     /// succeed.</summary>
@@ -421,6 +449,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
             Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = pod } })).Containers);
         }
     }
+
     [Fact]
     public async Task Events_follow_a_container_and_its_pod()
     {

@@ -405,12 +405,21 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
     }
 
-    /// <summary>The cgroups nacelle made for a pod: its own parent when it has one; under a parent kubelet named, only
-    /// pause-init's and the containers' (never the parent's other children: a caller's cgroup_parent is not ours to empty).</summary>
-    private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent) =>
-        cgroupParent == OwnCgroup(podId)
-            ? [cgroupParent]
-            : [.. _cgroups.Value.Open(cgroupParent).ChildPaths().Where(path => path == PauseCgroup(cgroupParent, podId) || IsContainerCgroup(path))];
+    /// <summary>The cgroups nacelle made for a pod: its own parent when it has one; under a parent the caller named, only
+    /// pause-init's and those of containers that are not another pod's. Never the parent's other children: the parent is
+    /// not ours to empty, and other pods may share it (crictl users often name one parent for several pods).</summary>
+    private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent)
+    {
+        if (cgroupParent == OwnCgroup(podId))
+        {
+            return [cgroupParent];
+        }
+
+        // A container's cgroup is named by its id; one no row names any more (its row went first) is this pod's leftover too.
+        var others = store.ListContainers().Where(c => c.PodId != podId).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        return [.. _cgroups.Value.Open(cgroupParent).ChildPaths()
+            .Where(path => path == PauseCgroup(cgroupParent, podId) || (IsContainerCgroup(path) && !others.Contains(Path.GetFileName(path))))];
+    }
 
     /// <summary>A container's cgroup is named by its id (64 hex digits) under the pod's parent.</summary>
     private static bool IsContainerCgroup(string path) => PodStore.IsValidId(Path.GetFileName(path));
