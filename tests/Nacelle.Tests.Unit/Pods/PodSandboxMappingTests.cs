@@ -67,4 +67,17 @@ public sealed class PodSandboxMappingTests
         request.Config.PortMappings.Add(new PortMapping { HostPort = 0, ContainerPort = 80, Protocol = (Protocol)99 });
         Assert.Empty(PodSandboxMapping.ToRequest(request).PortMappings);
     }
+
+    /// <summary>Regression (found by the CRI fuzzer): a pod with namespace mode -1 was run (its containers then all
+    /// failed with "unknown mode -1"); it is refused up front like a container's.</summary>
+    [Fact]
+    public void Undefined_namespace_modes_are_refused()
+    {
+        var e = Assert.Throws<NacelleException>(() => PodSandboxMapping.ToRequest(Request(new LinuxPodSandboxConfig
+        {
+            SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = (NamespaceMode)(-1) } },
+        })));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("namespace_options.pid: unknown mode -1", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -30,6 +30,14 @@ internal static class PodSandboxMapping
 
         var linux = config.Linux;
         var options = linux?.SecurityContext?.NamespaceOptions;
+        foreach (var (field, mode) in new[] { ("network", options?.Network), ("pid", options?.Pid), ("ipc", options?.Ipc) })
+        {
+            if (mode is { } value && !Enum.IsDefined(value))
+            {
+                throw NacelleException.InvalidArgument($"linux.security_context.namespace_options.{field}: unknown mode {(int)value}");
+            }
+        }
+
         // A host port of 0 only documents the container port; anything else (negative too) is a mapping to validate.
         var ports = config.PortMappings
             .Where(p => p.HostPort != 0)
