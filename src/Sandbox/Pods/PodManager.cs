@@ -37,8 +37,8 @@ public sealed record PodSandboxRequest
 
     /// <summary>
     /// Refuses, before anything is acquired, what RunPodSandbox could only fail on half way: a log directory that is
-    /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere),
-    /// and port mappings no plugin could install.
+    /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere), a
+    /// relative cgroup parent, and port mappings no plugin could install.
     /// </summary>
     public void Validate()
     {
@@ -62,6 +62,14 @@ public sealed record PodSandboxRequest
                 throw NacelleException.InvalidArgument(
                     $"log_directory '{LogDirectory}' must be a clean absolute path (starting with '/', without '.', '..' or empty segments)");
             }
+        }
+
+        // kubelet's (cgroupfs driver) is always absolute. A relative one would be made relative to the root of every
+        // hierarchy, somewhere the caller did not say; a systemd slice name needs a systemd driver nacelle does not have.
+        if (CgroupParent.Length > 0 && CgroupParent[0] != '/')
+        {
+            throw NacelleException.InvalidArgument(
+                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/'; systemd slice names are not supported)");
         }
 
         foreach (var mapping in PortMappings)

@@ -46,6 +46,21 @@ public sealed class PodSandboxRequestTests
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): cgroup_parent "relative/x" was accepted and made as /relative/x at the
+    /// root of every hierarchy.</summary>
+    [Theory]
+    [InlineData("relative/x")]
+    [InlineData("kubepods-besteffort.slice")]
+    public void A_relative_cgroup_parent_is_refused_naming_the_field(string parent)
+    {
+        var e = Assert.Throws<NacelleException>((Request() with { CgroupParent = parent }).Validate);
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains($"linux.cgroup_parent '{parent}'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_absolute_cgroup_parent_is_accepted() => (Request() with { CgroupParent = "/kubepods/besteffort/pod1" }).Validate();
+
     [Fact]
     public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
 
