@@ -87,6 +87,12 @@ public sealed class CriFuzzTests(ITestOutputHelper output)
         }
         finally
         {
+            // NACELLE_FUZZ_DAEMON_LOG=<file> keeps the daemon's whole log of the run (for a local investigation).
+            if (daemon is not null && Environment.GetEnvironmentVariable("NACELLE_FUZZ_DAEMON_LOG") is { Length: > 0 } logFile)
+            {
+                await File.WriteAllTextAsync(logFile, daemon.Output);
+            }
+
             fuzzer?.Dispose();
             if (target is not null)
             {
@@ -120,6 +126,11 @@ public sealed class CriFuzzTests(ITestOutputHelper output)
             catch (IOException)
             {
             }
+        }
+
+        foreach (var finding in findings.Skip(fuzzer?.Violations.Count ?? 0))
+        {
+            Say("FINDING " + finding);
         }
 
         Assert.True(findings.Count == 0,

@@ -127,11 +127,16 @@ internal sealed partial class CriFuzzer
         {
             var (description, expected) = MutateContainer(request, pod);
             what.Add(description);
-            mustBe = mutations == 1 ? expected : null;
+            // A pod that is not ready (or may not be), or an image that is not present, is refused for that first.
+            mustBe = mutations == 1 && certain ? expected : null;
         }
 
         var call = CreateContainer(request, pod, string.Join(", ", what), expectOk: false, longRunning: false, mustBe);
-        return request.Config?.Mounts.Any(m => m.Image is not null) == true ? call with { MayBeUnsupported = true } : call;
+        // Image volumes, id-mapped mounts and CDI devices are features nacelle refuses as not supported.
+        return request.Config?.Mounts.Any(m => m.Image is not null || m.UidMappings.Count > 0 || m.GidMappings.Count > 0) == true
+               || request.Config?.CDIDevices.Count > 0
+            ? call with { MayBeUnsupported = true }
+            : call;
     }
 
     /// <summary>A valid container for a burst (the pod may be stopped or removed by a call beside it).</summary>
@@ -157,7 +162,9 @@ internal sealed partial class CriFuzzer
         OnOk = response =>
         {
             var id = ((CreateContainerResponse)response!).ContainerId;
-            var owner = pod ?? _model.LivePods.FirstOrDefault(p => p.Id.StartsWith(request.PodSandboxId, StringComparison.Ordinal));
+            // The pod the id names (a request may carry one pod's config to another).
+            var named = _model.PodsMatching(request.PodSandboxId);
+            var owner = named.Count == 1 ? named[0] : null;
             if (owner is null)
             {
                 Violation($"CreateContainer [{what}] answered OK for pod id {Short(request.PodSandboxId, 80)} that names no live pod", "CreateContainer");
@@ -426,7 +433,7 @@ internal sealed partial class CriFuzzer
                 {
                     0 => null,
                     1 => _model.LivePods.FirstOrDefault(p => p != pod)?.Config ?? ValidPodConfig(false),
-                    _ => new PodSandboxConfig(pod.Config) { LogDirectory = V.HostilePath(target.LogBase) },
+                    _ => new PodSandboxConfig(pod.Config) { LogDirectory = HostileLogDirectory() },
                 };
                 return ("a sandbox_config that is not the pod's", null);
             case 33:

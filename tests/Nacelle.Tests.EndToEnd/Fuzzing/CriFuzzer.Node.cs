@@ -194,7 +194,7 @@ internal sealed partial class CriFuzzer
 
         if (V.Chance(0.2))
         {
-            request.SandboxConfig = V.Chance(0.5) ? ValidPodConfig(true) : new PodSandboxConfig { LogDirectory = V.HostilePath(target.LogBase), Annotations = { V.HostileMap() } };
+            request.SandboxConfig = V.Chance(0.5) ? ValidPodConfig(true) : new PodSandboxConfig { LogDirectory = HostileLogDirectory(), Annotations = { V.HostileMap() } };
         }
 
         return new FuzzCall
@@ -247,7 +247,7 @@ internal sealed partial class CriFuzzer
             3 => ([0x0A, 0xFF, 0xFF, 0xFF, 0x0F, 0x61], "a length past the end", true),
             4 => (NestedGroups(V.Pick([50, 200, 5000])), "deeply nested groups", true),
             5 => (new CreateContainerRequest { PodSandboxId = V.Hex(64), Config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "x" } } }.ToByteArray(),
-                "another rpc's message", false),
+                "another rpc's message", true),
             6 => (Array.Empty<byte>(), "an empty message", false),
             _ => ([0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], "an over-long varint", true),
         };

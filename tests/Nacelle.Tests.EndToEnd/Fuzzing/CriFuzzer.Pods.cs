@@ -98,7 +98,17 @@ internal sealed partial class CriFuzzer
         return RunPod(request, string.Join(", ", what), expectOk: false, mustBe);
     }
 
-    private FuzzCall RunPod(RunPodSandboxRequest request, string what, bool expectOk, IReadOnlyList<StatusCode>? mustBe) => new()
+    private FuzzCall RunPod(RunPodSandboxRequest request, string what, bool expectOk, IReadOnlyList<StatusCode>? mustBe)
+    {
+        if (request.Config?.Linux?.CgroupParent is { Length: > 0 } parent)
+        {
+            _model.RequestedCgroupParents.Add(parent);
+        }
+
+        return RunPodCall(request, what, expectOk, mustBe);
+    }
+
+    private FuzzCall RunPodCall(RunPodSandboxRequest request, string what, bool expectOk, IReadOnlyList<StatusCode>? mustBe) => new()
     {
         Service = FuzzCall.RuntimeService,
         Rpc = "RunPodSandbox",
@@ -146,15 +156,30 @@ internal sealed partial class CriFuzzer
             }
         }
 
-        if (config?.Linux?.CgroupParent is { Length: > 0 } parent && (parent.Split('/').Contains("..") || parent.Contains('\0', StringComparison.Ordinal)))
+        if (config?.Linux?.CgroupParent is { Length: > 0 } parent
+            && (parent[0] != '/' || parent.Split('/').Contains("..") || parent.Contains('\0', StringComparison.Ordinal)))
         {
             yield return $"cgroup_parent {Short(parent, 80)}";
+        }
+
+        var options = config?.Linux?.SecurityContext?.NamespaceOptions;
+        if (options is not null && new[] { options.Network, options.Pid, options.Ipc }.Any(m => !Enum.IsDefined(m)))
+        {
+            yield return "an undefined namespace mode";
         }
 
         if (request.RuntimeHandler is not ("" or "nacelle"))
         {
             yield return $"runtime_handler {Short(request.RuntimeHandler, 80)}";
         }
+    }
+
+    /// <summary>A hostile log directory; one that is a clean absolute path is moved under the log base (it would be
+    /// accepted, as kubelet's are, and the fuzzer must not ask for logs in "/" or "/etc").</summary>
+    private string HostileLogDirectory()
+    {
+        var path = V.HostilePath(target.LogBase);
+        return IsCleanAbsolute(path) && !IsUnder(path, target.LogBase) ? target.LogBase + (path == "/" ? "" : path) : path;
     }
 
     private static bool IsCleanAbsolute(string path) =>
@@ -201,7 +226,7 @@ internal sealed partial class CriFuzzer
                 config.LogDirectory = $"{target.LogBase}/x/../../{V.Marker}-dotted";
                 return ("log_directory with ..", Invalid);
             case 9:
-                config.LogDirectory = V.HostilePath(target.LogBase);
+                config.LogDirectory = HostileLogDirectory();
                 return ("hostile log_directory", null);
             case 10:
                 config.DnsConfig = new DNSConfig

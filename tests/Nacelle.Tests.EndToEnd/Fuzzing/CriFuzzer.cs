@@ -493,9 +493,12 @@ internal sealed partial class CriFuzzer(DaemonProcess daemon, FuzzTarget target,
             var state = State(listed.State);
             if (state != container.State)
             {
-                // A short command may exit by itself; a long-running one only when something stopped it.
-                var fine = container.State == FuzzContainerState.Running && state == FuzzContainerState.Exited
-                    && (!container.LongRunning || container.MayHaveDied);
+                // A short command may exit by itself; a long-running one only when something stopped it. A created
+                // container in a pod that is not ready may be killed with it (a create that raced the pod's stop is
+                // parked in the pod's namespaces, which end with pause-init).
+                var fine = state == FuzzContainerState.Exited
+                    && ((container.State == FuzzContainerState.Running && (!container.LongRunning || container.MayHaveDied))
+                        || (container.State == FuzzContainerState.Created && !container.Pod.Ready));
                 if (!fine)
                 {
                     Violation($"{container} is {listed.State} but the fuzzer expected {container.State}", "ListContainers");

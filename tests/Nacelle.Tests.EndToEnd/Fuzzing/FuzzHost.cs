@@ -112,7 +112,7 @@ internal sealed class FuzzHost(string marker, IReadOnlyCollection<string> ownDir
             found.Add($"mount {point}");
         }
 
-        var callerParents = model.Pods.Select(p => p.Config.Linux?.CgroupParent).OfType<string>().Where(p => p.Length > 0).ToHashSet(StringComparer.Ordinal);
+        var callerParents = model.RequestedCgroupParents;
         foreach (var hierarchy in Hierarchies())
         {
             var parent = hierarchy + target.CgroupParent;

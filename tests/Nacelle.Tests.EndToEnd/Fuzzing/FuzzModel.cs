@@ -77,6 +77,10 @@ internal sealed class FuzzModel
     /// <summary>The log directories RunPodSandbox accepted (the only places outside nacelle's own where files may appear).</summary>
     public HashSet<string> AcceptedLogDirectories { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Every cgroup_parent a RunPodSandbox named, accepted or not: the caller's cgroup (kubelet makes and removes
+    /// it), which nacelle may create on the way to the pod's own and leaves, as runc does.</summary>
+    public HashSet<string> RequestedCgroupParents { get; } = new(StringComparer.Ordinal);
+
     /// <summary>A create ended without an answer: pods or containers the fuzzer never heard of may exist.</summary>
     public bool UnknownCreates { get; set; }
 
