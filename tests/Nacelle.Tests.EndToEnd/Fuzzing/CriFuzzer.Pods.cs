@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -396,33 +397,8 @@ internal sealed partial class CriFuzzer
         return StopPod(id, pod, what, kind);
     }
 
-    private FuzzCall StopPod(string id, FuzzPod? pod, string what, IdKind kind = IdKind.Live) => new()
-    {
-        Service = FuzzCall.RuntimeService,
-        Rpc = "StopPodSandbox",
-        Request = new StopPodSandboxRequest { PodSandboxId = id },
-        Parser = StopPodSandboxResponse.Parser,
-        What = what,
-        Pod = pod,
-        // The CRI contract: stopping what does not exist succeeds.
-        MustBe = kind is IdKind.Removed or IdKind.Unknown && ModelCertain ? Ok : null,
-        ExpectOk = pod is not null && kind == IdKind.Live,
-        Deadline = TimeSpan.FromSeconds(90),
-        OnOk = _ =>
-        {
-            if (pod is not null)
-            {
-                _model.Stopped(pod);
-            }
-        },
-        OnUnknown = () =>
-        {
-            if (pod is not null)
-            {
-                _model.Unsettle(pod);
-            }
-        },
-    };
+    private FuzzCall StopPod(string id, FuzzPod? pod, string what, IdKind kind = IdKind.Live) =>
+        PodEnding("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = id }, StopPodSandboxResponse.Parser, pod, what, kind, _model.Stopped);
 
     private FuzzCall RemovePodCall()
     {
@@ -430,12 +406,16 @@ internal sealed partial class CriFuzzer
         return RemovePod(id, pod, what, kind);
     }
 
-    private FuzzCall RemovePod(string id, FuzzPod? pod, string what, IdKind kind = IdKind.Live) => new()
+    private FuzzCall RemovePod(string id, FuzzPod? pod, string what, IdKind kind = IdKind.Live) =>
+        PodEnding("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = id }, RemovePodSandboxResponse.Parser, pod, what, kind, _model.Removed);
+
+    /// <summary>StopPodSandbox or RemovePodSandbox: by the CRI contract, ending a pod that does not exist succeeds.</summary>
+    private FuzzCall PodEnding(string rpc, IMessage request, MessageParser parser, FuzzPod? pod, string what, IdKind kind, Action<FuzzPod> ended) => new()
     {
         Service = FuzzCall.RuntimeService,
-        Rpc = "RemovePodSandbox",
-        Request = new RemovePodSandboxRequest { PodSandboxId = id },
-        Parser = RemovePodSandboxResponse.Parser,
+        Rpc = rpc,
+        Request = request,
+        Parser = parser,
         What = what,
         Pod = pod,
         MustBe = kind is IdKind.Removed or IdKind.Unknown && ModelCertain ? Ok : null,
@@ -445,7 +425,7 @@ internal sealed partial class CriFuzzer
         {
             if (pod is not null)
             {
-                _model.Removed(pod);
+                ended(pod);
             }
         },
         OnUnknown = () =>
