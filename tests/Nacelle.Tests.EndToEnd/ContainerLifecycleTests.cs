@@ -428,6 +428,51 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(0, (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = survivor, Cmd = { "/bin/true" } })).ExitCode);
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): a TARGET pid namespace naming a running container of another pod
+    /// was accepted, and the new container joined that pod's processes. Only a container of the same pod (kubelet's
+    /// ephemeral debug container) may be the target; one of another pod is InvalidArgument naming target_id.</summary>
+    [Fact]
+    public async Task A_pid_namespace_target_must_be_a_container_of_the_same_pod()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var pods = new List<(string Id, PodSandboxConfig Config, string Container)>();
+        foreach (var name in new[] { "target-a", "target-b" })
+        {
+            var podConfig = Pod(name);
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            pods.Add((pod, podConfig, id));
+        }
+
+        ContainerConfig Debug(string name, string target)
+        {
+            var config = Container(name, "/bin/sleep", "3600");
+            config.Linux.SecurityContext.NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node, Pid = NamespaceMode.Target, Ipc = NamespaceMode.Pod, TargetId = target };
+            return config;
+        }
+
+        var (podA, configA, _) = pods[0];
+        var other = pods[1].Container;
+        foreach (var target in new[] { other, other[..12] })
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await runtime.CreateContainerAsync(
+                new CreateContainerRequest { PodSandboxId = podA, Config = Debug("intruder", target), SandboxConfig = configA }));
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+            Assert.Contains("target_id", e.Status.Detail, StringComparison.Ordinal);
+        }
+
+        Assert.Single((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = podA } })).Containers);
+
+        // The same pod's container is a target, as for an ephemeral debug container: it sees the target's sleep.
+        var debug = (await runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = podA, Config = Debug("debugger", pods[0].Container), SandboxConfig = configA })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = debug });
+        var ps = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = debug, Cmd = { "/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '" }, Timeout = 10 });
+        Assert.Equal("/bin/sleep 3600 ", ps.Stdout.ToStringUtf8());
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
     /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
     /// succeed.</summary>
