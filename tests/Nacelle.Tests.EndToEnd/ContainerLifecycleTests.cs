@@ -473,6 +473,32 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal("/bin/sleep 3600 ", ps.Stdout.ToStringUtf8());
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): a PullImage whose AuthConfig held a line break or NUL failed with
+    /// Internal (.NET refuses such a header value). Each field is checked first and refused by its CRI name.</summary>
+    [Theory]
+    [InlineData("username", "user\nname")]
+    [InlineData("password", "pass\0word")]
+    [InlineData("auth", "dXNlcjpwYXNz\r\n")]
+    [InlineData("identity_token", "token\n")]
+    [InlineData("registry_token", "bearer\r\nX-Injected: 1")]
+    public async Task PullImage_refuses_credentials_with_line_breaks_or_nul_naming_the_field(string field, string value)
+    {
+        await using var session = await StartAsync();
+        var auth = field switch
+        {
+            "username" => new AuthConfig { Username = value, Password = "p" },
+            "password" => new AuthConfig { Username = "u", Password = value },
+            "auth" => new AuthConfig { Auth = value },
+            "identity_token" => new AuthConfig { IdentityToken = value },
+            _ => new AuthConfig { RegistryToken = value },
+        };
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await session.Daemon.Client.Images.PullImageAsync(
+            new PullImageRequest { Image = new ImageSpec { Image = _image }, Auth = auth }));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("auth." + field, e.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(value, e.Status.Detail, StringComparison.Ordinal);
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
     /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
     /// succeed.</summary>
