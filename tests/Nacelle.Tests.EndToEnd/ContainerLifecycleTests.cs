@@ -499,6 +499,51 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.DoesNotContain(value, e.Status.Detail, StringComparison.Ordinal);
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): container rootfs overlays stayed mounted after every pod was
+    /// removed. A removal unmounts everything on the rootfs mount point (one lazy unmount took only the top of a
+    /// stack), and a restarted daemon unmounts rootfs mounts of containers it no longer knows.</summary>
+    [Fact]
+    public async Task No_rootfs_mount_outlives_its_container_nor_a_restart()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var containersDirectory = Path.Combine(session.Daemon.Root, "containers");
+        var orphan = Path.Combine(containersDirectory, new string('0', 64), "rootfs");
+        try
+        {
+            var podConfig = Pod("rootfs-mounts");
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var stacked = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("stacked", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            var rootfs = Path.Combine(containersDirectory, stacked, "rootfs");
+            Assert.Contains(rootfs, PodLeftovers.MountsUnder(containersDirectory));
+            var bind = TestBridge.Run("mount", "--bind", rootfs, rootfs);
+            Assert.True(bind.Exit == 0, bind.Stderr);
+
+            await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = stacked });
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+
+            // A mount under the containers directory no rootfs record owns (a removal cut short by a crash), and a
+            // container the daemon knows: the restart unmounts the first and keeps the second.
+            var kept = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("kept", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            Directory.CreateDirectory(orphan);
+            var tmpfs = TestBridge.Run("mount", "-t", "tmpfs", "-o", "size=1m", "orphan", orphan);
+            Assert.True(tmpfs.Exit == 0, tmpfs.Stderr);
+            await session.Daemon.StopAsync(Signals.SIGKILL);
+            session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+
+            Assert.Equal([Path.Combine(containersDirectory, kept, "rootfs")], PodLeftovers.MountsUnder(containersDirectory));
+            await session.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+        }
+        finally
+        {
+            foreach (var point in PodLeftovers.MountsUnder(containersDirectory).Where(p => p.StartsWith(Path.GetDirectoryName(orphan)!, StringComparison.Ordinal)))
+            {
+                TestBridge.Run("umount", "-l", point);
+            }
+        }
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
     /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
     /// succeed.</summary>

@@ -34,4 +34,10 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5309, LogLevel.Warning, "Pod {PodId}: stopped watching its monitor for exits: {Reason}")]
     public static partial void WatchGaveUp(ILogger logger, string podId, string reason);
+
+    [LoggerMessage(5310, LogLevel.Warning, "Container {ContainerId}: its rootfs outlived the container (a removal cut short); removed")]
+    public static partial void OrphanRootfsRemoved(ILogger logger, string containerId);
+
+    [LoggerMessage(5311, LogLevel.Warning, "Unmounted {MountPoint}: a container rootfs mount no container owns")]
+    public static partial void OrphanMountRemoved(ILogger logger, string mountPoint);
 }
