@@ -544,6 +544,43 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): a CreateContainer beside the RemovePodSandbox of its pod answered
+    /// Internal ("cannot bind-mount onto /sys/fs/cgroup/blkio: ENOENT": the removal took the new container's cgroup
+    /// from under its spawn) or left its rootfs mounted. A create runs under the pod's gate: it either finishes before
+    /// the removal (which then removes it) or finds the pod gone.</summary>
+    [Fact]
+    public async Task Creates_beside_the_removal_of_their_pod_succeed_or_find_it_gone_and_leave_nothing()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var containersDirectory = Path.Combine(session.Daemon.Root, "containers");
+        for (var round = 0; round < 6; round++)
+        {
+            var podConfig = Pod($"create-vs-remove-{round}");
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var creates = Enumerable.Range(0, 4).Select(async i =>
+            {
+                try
+                {
+                    await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container($"c{i}", "/bin/sleep", "3600"), SandboxConfig = podConfig });
+                    return StatusCode.OK;
+                }
+                catch (RpcException e)
+                {
+                    return e.StatusCode;
+                }
+            }).ToList();
+            await Task.Delay(round * 15);
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+            var codes = await Task.WhenAll(creates);
+            Assert.All(codes, code => Assert.Contains(code, new[] { StatusCode.OK, StatusCode.NotFound, StatusCode.FailedPrecondition }));
+
+            Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+            Assert.Empty(ChildCgroups());
+        }
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
     /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
     /// succeed.</summary>

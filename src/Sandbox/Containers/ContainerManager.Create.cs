@@ -21,6 +21,11 @@ public sealed partial class ContainerManager
         ArgumentNullException.ThrowIfNull(request);
         var pod = _pods.Get(request.PodId);
 
+        // Under the pod's gate, as StopPodSandbox and RemovePodSandbox: a create beside them would lose its cgroup to
+        // the pod's teardown half way (the spawn failed with ENOENT on the cgroup directories) or mount its rootfs
+        // after the removal looked for it. A create that waited finds the pod stopped or gone.
+        await using var gate = await _pods.ExclusiveAsync(pod.Id, cancellationToken).ConfigureAwait(false);
+        pod = _pods.Get(pod.Id);
         if (pod.State != PodState.Ready)
         {
             throw NacelleException.FailedPrecondition($"pod sandbox {pod.Id} is not ready: containers are created in ready pods only");

@@ -283,9 +283,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     }
 
     /// <summary>
-    /// Holds the pod's gate until disposed: StopPodSandbox and RemovePodSandbox of one pod run one at a time (each of
-    /// them stops containers, tears the network down, closes the monitor connection and unpins namespaces, which two at
-    /// once would do half each). The caller looks the pod up again once it holds the gate: it may be gone by then.
+    /// Holds the pod's gate until disposed: StopPodSandbox, RemovePodSandbox and CreateContainer of one pod run one at a
+    /// time (each of the first two stops containers, tears the network down, closes the monitor connection, unpins
+    /// namespaces and removes the pod's cgroups, which two at once would do half each, and which would pull a create's
+    /// cgroup and rootfs from under it). The caller looks the pod up again once it holds the gate: it may be gone by then.
     /// </summary>
     public Task<IAsyncDisposable> ExclusiveAsync(string podId, CancellationToken cancellationToken = default) =>
         _podGates.EnterAsync(podId, cancellationToken);
