@@ -80,4 +80,27 @@ public sealed class PodSandboxMappingTests
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("namespace_options.pid: unknown mode -1", e.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>Regression (found by the CRI fuzzer): a pod with pid mode TARGET was run, and every container that did
+    /// not name its own namespace options inherited TARGET and failed. TARGET is refused for a pod, in every field.</summary>
+    [Theory]
+    [InlineData("network")]
+    [InlineData("pid")]
+    [InlineData("ipc")]
+    public void Target_namespace_modes_are_refused_for_a_pod(string field)
+    {
+        var options = new NamespaceOption { TargetId = "abc" };
+        _ = field switch
+        {
+            "network" => options.Network = NamespaceMode.Target,
+            "pid" => options.Pid = NamespaceMode.Target,
+            _ => options.Ipc = NamespaceMode.Target,
+        };
+        var e = Assert.Throws<NacelleException>(() => PodSandboxMapping.ToRequest(Request(new LinuxPodSandboxConfig
+        {
+            SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = options },
+        })));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains($"namespace_options.{field}: TARGET", e.Message, StringComparison.Ordinal);
+    }
 }

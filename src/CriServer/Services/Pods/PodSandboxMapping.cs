@@ -36,6 +36,14 @@ internal static class PodSandboxMapping
             {
                 throw NacelleException.InvalidArgument($"linux.security_context.namespace_options.{field}: unknown mode {(int)value}");
             }
+
+            // TARGET names another container's namespace: a container's mode (kubelet's ephemeral debug containers), not
+            // a pod's. Accepted here it became the pod's containers' default and failed every one of them.
+            if (mode == NamespaceMode.Target)
+            {
+                throw NacelleException.InvalidArgument(
+                    $"linux.security_context.namespace_options.{field}: TARGET is a container's mode; a pod sandbox's is POD, CONTAINER or NODE");
+            }
         }
 
         // A host port of 0 only documents the container port; anything else (negative too) is a mapping to validate.
