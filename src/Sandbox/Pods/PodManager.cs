@@ -62,6 +62,11 @@ public sealed record PodSandboxRequest
                 throw NacelleException.InvalidArgument(
                     $"log_directory '{LogDirectory}' must be a clean absolute path (starting with '/', without '.', '..' or empty segments)");
             }
+
+            if (PathLimits.Exceeded(LogDirectory) is { } why)
+            {
+                throw NacelleException.InvalidArgument($"log_directory: {why}");
+            }
         }
 
         // kubelet's (cgroupfs driver) is always absolute. A relative one would be made relative to the root of every

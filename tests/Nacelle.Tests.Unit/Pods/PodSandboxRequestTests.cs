@@ -34,6 +34,19 @@ public sealed class PodSandboxRequestTests
         Assert.Contains(directory, e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>Found by the CRI fuzzer: a log directory the kernel cannot hold was accepted, and each CreateContainer in
+    /// the pod then failed with Internal (PathTooLongException) making it.</summary>
+    [Theory]
+    [InlineData(256, 1)]
+    [InlineData(200, 21)]
+    public void Log_directories_over_the_kernels_path_limits_are_refused(int componentLength, int components)
+    {
+        var directory = string.Concat(Enumerable.Repeat("/" + new string('d', componentLength), components));
+        var e = Assert.Throws<NacelleException>(() => Request(directory).Validate());
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith("log_directory: path ", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(70000, 80, "tcp", null, "host_port 70000")]
     [InlineData(8080, 70000, "tcp", null, "container_port 70000")]
