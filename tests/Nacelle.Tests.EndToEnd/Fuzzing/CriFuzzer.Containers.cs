@@ -452,8 +452,8 @@ internal sealed partial class CriFuzzer
                 config.Windows = new WindowsContainerConfig { Resources = new WindowsContainerResources { CpuCount = V.HostileLong() } };
                 return ("windows config", null);
             case 37:
-                config.Labels.Add(V.HostileMap());
-                config.Annotations.Add(V.HostileMap());
+                FuzzValues.SetAll(config.Labels, V.HostileMap());
+                FuzzValues.SetAll(config.Annotations, V.HostileMap());
                 return ("hostile labels and annotations", null);
             case 38 when _model.LivePods.FirstOrDefault(p => p != pod && p.Ready && !p.Uncertain) is { } other:
                 request.PodSandboxId = other.Id;

@@ -96,7 +96,7 @@ internal sealed partial class CriFuzzer
         var spec = new ImageSpec { Image = image };
         if (V.Chance(0.2))
         {
-            spec.Annotations.Add(V.HostileMap());
+            FuzzValues.SetAll(spec.Annotations, V.HostileMap());
             spec.RuntimeHandler = V.HostileString();
             spec.UserSpecifiedImage = V.HostileString();
         }

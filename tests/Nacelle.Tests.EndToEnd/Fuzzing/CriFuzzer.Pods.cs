@@ -255,10 +255,10 @@ internal sealed partial class CriFuzzer
                 return ("10,000 port mappings", null);
             case 15:
                 config.Labels.Clear();
-                config.Labels.Add(V.HostileMap());
+                FuzzValues.SetAll(config.Labels, V.HostileMap());
                 return ("hostile labels", null);
             case 16:
-                config.Annotations.Add(V.HostileMap());
+                FuzzValues.SetAll(config.Annotations, V.HostileMap());
                 return ("hostile annotations", null);
             case 17:
                 linux.CgroupParent = V.Pick([

@@ -139,6 +139,15 @@ internal sealed class FuzzValues(int seed, string marker)
     public T UnknownEnum<T>() where T : struct, Enum => (T)(object)Pick([-1, 99, 1000, int.MaxValue, int.MinValue]);
 
     /// <summary>A map that is empty, small, or hostile: 10,000 entries, huge values, empty, NUL or invalid keys.</summary>
+    /// <summary>Sets every entry of <paramref name="entries"/> in <paramref name="map"/>, replacing keys it has (MapField.Add throws on them).</summary>
+    public static void SetAll(Google.Protobuf.Collections.MapField<string, string> map, Dictionary<string, string> entries)
+    {
+        foreach (var (key, value) in entries)
+        {
+            map[key] = value;
+        }
+    }
+
     public Dictionary<string, string> HostileMap() => Random.Next(8) switch
     {
         0 => Enumerable.Range(0, 10_000).ToDictionary(i => $"k{i}", i => $"v{i}"),
