@@ -160,6 +160,11 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
             throw Invalid("log_path", $"'{logPath}' must be relative to the pod's log_directory");
         }
 
+        if (logPath.Contains('\0'))
+        {
+            throw Invalid("log_path", "must not contain NUL");
+        }
+
         if (logPath.Split('/').Contains(".."))
         {
             throw Invalid("log_path", $"'{logPath}' must not leave the pod's log_directory with '..'");

@@ -178,6 +178,7 @@ public sealed class ProcessTranslationTests
     [InlineData("/etc/passwd")]
     [InlineData("../other/0.log")]
     [InlineData("app/../../x.log")]
+    [InlineData("app/0\0.log")] // found by the CRI fuzzer: Internal (ArgumentException making the log directory)
     public void LogPathsThatEscapeTheLogDirectoryAreRefused(string logPath)
     {
         var config = Config();
