@@ -10,7 +10,9 @@ public static class CriChannel
     /// not gRPC's 4 MiB default.</summary>
     public const int MaxMessageSize = 16 << 20;
 
-    public static GrpcChannel ForUnixSocket(string socketPath)
+    /// <summary>A channel to the CRI socket at <paramref name="socketPath"/>; responses up to
+    /// <paramref name="maxReceiveMessageSize"/> bytes (default <see cref="MaxMessageSize"/>).</summary>
+    public static GrpcChannel ForUnixSocket(string socketPath, int? maxReceiveMessageSize = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -35,7 +37,7 @@ public static class CriChannel
         {
             HttpHandler = handler,
             DisposeHttpClient = true,
-            MaxReceiveMessageSize = MaxMessageSize,
+            MaxReceiveMessageSize = maxReceiveMessageSize ?? MaxMessageSize,
             MaxSendMessageSize = MaxMessageSize,
         });
     }

@@ -85,7 +85,7 @@ public sealed partial class ImageManager : IDisposable
 
     /// <summary>Pulls <paramref name="image"/> (any reference form) and returns the stored image.</summary>
     public Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken) =>
-        _puller.PullAsync(ImageReference.Parse(image), credentials, cancellationToken);
+        _puller.PullAsync(ImageReference.Parse(image), credentials?.Validate(), cancellationToken);
 
     /// <summary>Every image, pinned as the configured patterns say.</summary>
     public IReadOnlyList<ImageRecord> List() => [.. _images.List().Select(_pins.Apply)];

@@ -345,6 +345,209 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Empty(Directory.GetDirectories(snapshots));
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): removing a pod killed and removed every container cgroup under its
+    /// cgroup_parent, so a second pod sharing that parent (as crictl users often set it up) lost its running
+    /// containers. A pod's removal takes only its own containers' cgroups.</summary>
+    [Fact]
+    public async Task Removing_a_pod_leaves_the_containers_of_another_pod_under_the_same_cgroup_parent_running()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var ids = new List<(string Pod, string Container)>();
+        foreach (var name in new[] { "sharer-a", "sharer-b" })
+        {
+            var podConfig = Pod(name);
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            ids.Add((pod, id));
+        }
+
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = ids[0].Pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = ids[0].Pod });
+
+        var survivor = ids[1].Container;
+        Assert.Equal(ContainerState.ContainerRunning, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = survivor })).Status.State);
+        Assert.True(Directory.Exists($"/sys/fs/cgroup/pids{_cgroupParent}/{survivor}") || Directory.Exists($"/sys/fs/cgroup{_cgroupParent}/{survivor}"),
+            "the other pod's container cgroup was removed");
+        Assert.Equal(0, (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = survivor, Cmd = { "/bin/true" } })).ExitCode);
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): a TARGET pid namespace naming a running container of another pod
+    /// was accepted, and the new container joined that pod's processes. Only a container of the same pod (kubelet's
+    /// ephemeral debug container) may be the target; one of another pod is InvalidArgument naming target_id.</summary>
+    [Fact]
+    public async Task A_pid_namespace_target_must_be_a_container_of_the_same_pod()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var pods = new List<(string Id, PodSandboxConfig Config, string Container)>();
+        foreach (var name in new[] { "target-a", "target-b" })
+        {
+            var podConfig = Pod(name);
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("sleeper", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            pods.Add((pod, podConfig, id));
+        }
+
+        ContainerConfig Debug(string name, string target)
+        {
+            var config = Container(name, "/bin/sleep", "3600");
+            config.Linux.SecurityContext.NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node, Pid = NamespaceMode.Target, Ipc = NamespaceMode.Pod, TargetId = target };
+            return config;
+        }
+
+        var (podA, configA, _) = pods[0];
+        var other = pods[1].Container;
+        foreach (var target in new[] { other, other[..12] })
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await runtime.CreateContainerAsync(
+                new CreateContainerRequest { PodSandboxId = podA, Config = Debug("intruder", target), SandboxConfig = configA }));
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+            Assert.Contains("target_id", e.Status.Detail, StringComparison.Ordinal);
+        }
+
+        Assert.Single((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = podA } })).Containers);
+
+        // The same pod's container is a target, as for an ephemeral debug container: it sees the target's sleep.
+        var debug = (await runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = podA, Config = Debug("debugger", pods[0].Container), SandboxConfig = configA })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = debug });
+        var ps = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = debug, Cmd = { "/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '" }, Timeout = 10 });
+        Assert.Equal("/bin/sleep 3600 ", ps.Stdout.ToStringUtf8());
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): a PullImage whose AuthConfig held a line break or NUL failed with
+    /// Internal (.NET refuses such a header value). Each field is checked first and refused by its CRI name.</summary>
+    [Theory]
+    [InlineData("username", "user\nname")]
+    [InlineData("password", "pass\0word")]
+    [InlineData("auth", "dXNlcjpwYXNz\r\n")]
+    [InlineData("identity_token", "token\n")]
+    [InlineData("registry_token", "bearer\r\nX-Injected: 1")]
+    public async Task PullImage_refuses_credentials_with_line_breaks_or_nul_naming_the_field(string field, string value)
+    {
+        await using var session = await StartAsync();
+        var auth = field switch
+        {
+            "username" => new AuthConfig { Username = value, Password = "p" },
+            "password" => new AuthConfig { Username = "u", Password = value },
+            "auth" => new AuthConfig { Auth = value },
+            "identity_token" => new AuthConfig { IdentityToken = value },
+            _ => new AuthConfig { RegistryToken = value },
+        };
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await session.Daemon.Client.Images.PullImageAsync(
+            new PullImageRequest { Image = new ImageSpec { Image = _image }, Auth = auth }));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("auth." + field, e.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(value, e.Status.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): container rootfs overlays stayed mounted after every pod was
+    /// removed. A removal unmounts everything on the rootfs mount point (one lazy unmount took only the top of a
+    /// stack), and a restarted daemon unmounts rootfs mounts of containers it no longer knows.</summary>
+    [Fact]
+    public async Task No_rootfs_mount_outlives_its_container_nor_a_restart()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var containersDirectory = Path.Combine(session.Daemon.Root, "containers");
+        var orphan = Path.Combine(containersDirectory, new string('0', 64), "rootfs");
+        try
+        {
+            var podConfig = Pod("rootfs-mounts");
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var stacked = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("stacked", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            var rootfs = Path.Combine(containersDirectory, stacked, "rootfs");
+            Assert.Contains(rootfs, PodLeftovers.MountsUnder(containersDirectory));
+            var bind = TestBridge.Run("mount", "--bind", rootfs, rootfs);
+            Assert.True(bind.Exit == 0, bind.Stderr);
+
+            await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = stacked });
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+
+            // A mount under the containers directory no rootfs record owns (a removal cut short by a crash), and a
+            // container the daemon knows: the restart unmounts the first and keeps the second.
+            var kept = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("kept", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            Directory.CreateDirectory(orphan);
+            var tmpfs = TestBridge.Run("mount", "-t", "tmpfs", "-o", "size=1m", "orphan", orphan);
+            Assert.True(tmpfs.Exit == 0, tmpfs.Stderr);
+            await session.Daemon.StopAsync(Signals.SIGKILL);
+            session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+
+            Assert.Equal([Path.Combine(containersDirectory, kept, "rootfs")], PodLeftovers.MountsUnder(containersDirectory));
+            await session.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+        }
+        finally
+        {
+            foreach (var point in PodLeftovers.MountsUnder(containersDirectory).Where(p => p.StartsWith(Path.GetDirectoryName(orphan)!, StringComparison.Ordinal)))
+            {
+                TestBridge.Run("umount", "-l", point);
+            }
+        }
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): a CreateContainer beside the RemovePodSandbox of its pod answered
+    /// Internal ("cannot bind-mount onto /sys/fs/cgroup/blkio: ENOENT": the removal took the new container's cgroup
+    /// from under its spawn) or left its rootfs mounted. A create runs under the pod's gate: it either finishes before
+    /// the removal (which then removes it) or finds the pod gone.</summary>
+    [Fact]
+    public async Task Creates_beside_the_removal_of_their_pod_succeed_or_find_it_gone_and_leave_nothing()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var containersDirectory = Path.Combine(session.Daemon.Root, "containers");
+        for (var round = 0; round < 6; round++)
+        {
+            var podConfig = Pod($"create-vs-remove-{round}");
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var creates = Enumerable.Range(0, 4).Select(async i =>
+            {
+                try
+                {
+                    await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container($"c{i}", "/bin/sleep", "3600"), SandboxConfig = podConfig });
+                    return StatusCode.OK;
+                }
+                catch (RpcException e)
+                {
+                    return e.StatusCode;
+                }
+            }).ToList();
+            await Task.Delay(round * 15);
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+            var codes = await Task.WhenAll(creates);
+            Assert.All(codes, code => Assert.Contains(code, new[] { StatusCode.OK, StatusCode.NotFound, StatusCode.FailedPrecondition }));
+
+            Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+            Assert.Empty(PodLeftovers.MountsUnder(containersDirectory));
+            Assert.Empty(ChildCgroups());
+        }
+    }
+
+    /// <summary>Regression (found by the CRI fuzzer): concurrent RemoveContainer calls for one container each deleted its
+    /// layer and bundle, and the one that came second failed with Internal (a directory the first had deleted). All must
+    /// succeed.</summary>
+    [Fact]
+    public async Task Concurrent_removes_of_one_container_all_succeed()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("removals");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        for (var round = 0; round < 5; round++)
+        {
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container($"r{round}", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+            await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
+                runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }).ResponseAsync));
+
+            Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = pod } })).Containers);
+        }
+    }
+
     [Fact]
     public async Task Events_follow_a_container_and_its_pod()
     {

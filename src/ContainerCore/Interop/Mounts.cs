@@ -182,6 +182,27 @@ public static partial class Mounts
         return false;
     }
 
+    /// <summary>Mount points at or below <paramref name="directory"/>, from /proc/self/mountinfo, in mount order.</summary>
+    public static IReadOnlyList<string> MountPointsUnder(string directory)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        var points = new List<string>();
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var fields = line.Split(' ');
+            if (fields.Length > 4)
+            {
+                var point = fields[4].Replace("\\040", " ", StringComparison.Ordinal);
+                if (point == full || point.StartsWith(full + "/", StringComparison.Ordinal))
+                {
+                    points.Add(point);
+                }
+            }
+        }
+
+        return points;
+    }
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int mount(string source, string target, string? filesystemtype, ulong mountflags, string? data);
 

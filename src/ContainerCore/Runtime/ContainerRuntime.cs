@@ -462,9 +462,37 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             RuntimeLog.Adjusted(_log, id, adjustment);
         }
 
-        var spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
+        SpawnedProcess spawned;
+        try
+        {
+            spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NacelleException e) when (e.Kind == ErrorKind.Internal && entry.Process is { } init)
+        {
+            // The container ended while the exec was being set up (a stop killed its cgroup, the helper with it, or its
+            // namespaces went with its init): the caller raced a stop, as if the exec had come a moment later.
+            if (await EndsSoonAsync(init).ConfigureAwait(false))
+            {
+                throw NacelleException.FailedPrecondition($"container {id} stopped while an exec was being set up in it: exec needs a running container ({e.Message})");
+            }
+
+            throw;
+        }
+
         RuntimeLog.ExecStarted(_log, id, spawned.Pid);
         return spawned;
+    }
+
+    /// <summary>Whether a container's init has exited or does within a moment (a cgroup kill may reach it after the
+    /// helper). Polls the pidfd: whoever reaps the init (the exit watch, the monitor's reaper) is left to do so.</summary>
+    private static async Task<bool> EndsSoonAsync(WatchedProcess init)
+    {
+        for (var i = 0; i < 20 && !init.HasExited; i++)
+        {
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+
+        return init.HasExited;
     }
 
     public async Task PauseAsync(string id, CancellationToken cancellationToken = default)

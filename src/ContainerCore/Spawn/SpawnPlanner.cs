@@ -136,10 +136,13 @@ public static class SpawnPlanner
             }
         }
 
+        // A mount at a device's path takes its place (as runc, which leaves a node that exists alone): creating the node
+        // over the mount point failed with EEXIST half way through the setup.
+        var mounted = new HashSet<string>(request.Mounts.Select(m => m.Target), StringComparer.Ordinal);
         if (tmpfsDev)
         {
             var explicitPaths = new HashSet<string>(linux.Devices.Select(d => CleanPath(d.Path)), StringComparer.Ordinal);
-            request.Devices.AddRange(DefaultDevices.Where(d => !explicitPaths.Contains(d.Path)));
+            request.Devices.AddRange(DefaultDevices.Where(d => !explicitPaths.Contains(d.Path) && !mounted.Contains(d.Path)));
             request.Symlinks.AddRange(DefaultLinks);
             if (devpts)
             {
@@ -149,7 +152,11 @@ public static class SpawnPlanner
 
         for (var i = 0; i < linux.Devices.Count; i++)
         {
-            request.Devices.Add(PlanDevice(linux.Devices[i], $"linux.devices[{i}]"));
+            var device = PlanDevice(linux.Devices[i], $"linux.devices[{i}]");
+            if (!mounted.Contains(device.Path))
+            {
+                request.Devices.Add(device);
+            }
         }
 
         request.MaskedPaths.AddRange(linux.MaskedPaths.Select(CleanPath));

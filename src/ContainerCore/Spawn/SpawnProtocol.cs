@@ -75,6 +75,8 @@ public static class SpawnProtocol
         (20, "close-fds"), (21, "wait-start"), (22, "exec"), (23, "console"), (24, "lsm"), (30, "copy-mounts"), (40, "connect"),
     ];
 
+    public const int StageClone = 5;
+    public const int StageSysctl = 11;
     public const int StageLookup = 19;
     public const int StageCwd = 18;
     public const int StageExec = 22;

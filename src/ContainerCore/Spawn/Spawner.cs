@@ -217,15 +217,26 @@ public sealed class Spawner(SpawnHelperBinary helper, TimeSpan? setupTimeout = n
             Encoding.UTF8.GetString(end < 0 ? text : text[..end]));
     }
 
+    private const int EPERM = 1, ENOENT = 2, ENOMEM = 12, EACCES = 13, EINVAL = 22, ERANGE = 34;
+
     internal static SpawnException ToException(Report error)
     {
         var stage = SpawnProtocol.StageName(error.Stage);
         var reason = error.Errno == 0 ? string.Empty : $": {Marshal.GetPInvokeErrorMessage(error.Errno)} (errno {error.Errno})";
-        var kind = error.Stage switch
+        var kind = (error.Stage, error.Errno) switch
         {
-            SpawnProtocol.StageLookup or SpawnProtocol.StageCwd or SpawnProtocol.StageExec => ErrorKind.FailedPrecondition,
+            (SpawnProtocol.StageLookup or SpawnProtocol.StageCwd or SpawnProtocol.StageExec, _) => ErrorKind.FailedPrecondition,
+            // A sysctl the kernel does not have (ENOENT), a value it refuses (EINVAL, ERANGE), one it will not let the
+            // container's namespaces change (EPERM, EACCES): what the caller asked for, not a fault of nacelle's.
+            (SpawnProtocol.StageSysctl, ENOENT or EINVAL or ERANGE or EPERM or EACCES) => ErrorKind.InvalidArgument,
+            // clone(CLONE_NEWPID...) into a pid namespace whose init has exited: the pod is being stopped.
+            (SpawnProtocol.StageClone, ENOMEM) => ErrorKind.FailedPrecondition,
             _ => ErrorKind.Internal,
         };
+        if (error.Stage == SpawnProtocol.StageClone && error.Errno == ENOMEM)
+        {
+            reason += " (the pid namespace it joins has no init any more: its pod is stopping)";
+        }
         return new SpawnException(kind, error.Stage, error.Errno, error.Message,
             $"container setup failed at stage {stage}: {error.Message}{reason}");
     }

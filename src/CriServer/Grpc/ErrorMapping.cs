@@ -26,8 +26,21 @@ internal static class ErrorMapping
         _ => StatusCode.Unknown,
     };
 
+    /// <summary>The longest status detail sent. Messages name what was wrong and often quote it; a caller's megabyte id
+    /// quoted whole would make trailers no client accepts (.NET's limit is 64 KiB, and kubelet's would turn the refusal into
+    /// a transport error).</summary>
+    public const int MaxDetailLength = 4096;
+
     /// <summary>The status a failed call answers with. <paramref name="rpc"/> is the short rpc name.</summary>
-    public static Status ToStatus(Exception exception, string rpc, bool callCancelled) => exception switch
+    public static Status ToStatus(Exception exception, string rpc, bool callCancelled)
+    {
+        var status = Map(exception, rpc, callCancelled);
+        return status.Detail.Length <= MaxDetailLength
+            ? status
+            : new Status(status.StatusCode, $"{status.Detail[..MaxDetailLength]}... ({status.Detail.Length} characters, cut)", status.DebugException);
+    }
+
+    private static Status Map(Exception exception, string rpc, bool callCancelled) => exception switch
     {
         // The generated service base answers Unimplemented with no detail for rpcs we do not override.
         RpcException { StatusCode: StatusCode.Unimplemented } e when string.IsNullOrEmpty(e.Status.Detail) =>

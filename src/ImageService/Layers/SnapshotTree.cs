@@ -473,8 +473,8 @@ internal sealed class SnapshotTree
     }
 
     /// <summary>The kernel's NAME_MAX (one path component) and PATH_MAX (a whole path, with its NUL), in bytes.</summary>
-    private const int NameMax = 255;
-    private const int PathMax = 4096;
+    private const int NameMax = PathLimits.NameMax;
+    private const int PathMax = PathLimits.PathMax;
 
     /// <summary>Refuses names the kernel cannot hold (each is created under this snapshot's directory, so the whole host
     /// path must fit PATH_MAX) and symlink targets over PATH_MAX, naming the entry, rather than failing half way inside

@@ -1,3 +1,5 @@
+using Nacelle.Common;
+
 namespace Nacelle.ImageService.Registry;
 
 /// <summary>
@@ -7,6 +9,28 @@ namespace Nacelle.ImageService.Registry;
 /// </summary>
 public sealed record RegistryCredentials(string? Username, string? Password, string? Auth, string? IdentityToken, string? RegistryToken)
 {
+    /// <summary>
+    /// Refuses a field with a line break or NUL (InvalidArgument naming the AuthConfig field, not its value): such a
+    /// value cannot travel in an HTTP header or form, and no registry issues one. Returns this record.
+    /// </summary>
+    public RegistryCredentials Validate()
+    {
+        Check(Username, "auth.username");
+        Check(Password, "auth.password");
+        Check(Auth, "auth.auth");
+        Check(IdentityToken, "auth.identity_token");
+        Check(RegistryToken, "auth.registry_token");
+        return this;
+    }
+
     /// <summary>Hides the secrets so a record printed by accident leaks nothing.</summary>
     public override string ToString() => $"RegistryCredentials {{ Username = {Username ?? "(none)"}, secrets hidden }}";
+
+    private static void Check(string? value, string field)
+    {
+        if (value is not null && value.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+        {
+            throw NacelleException.InvalidArgument($"{field} contains a line break or NUL, which no registry credential can hold");
+        }
+    }
 }

@@ -27,6 +27,11 @@ public sealed class RootfsManager : IDisposable
     private readonly SnapshotStore _snapshots;
     private readonly string _containers;
 
+    // Mount and Remove of one rootfs run one at a time (a lock per stripe of container ids, so that deleting a big
+    // writable layer holds up no other container): a create mounting while a removal is between its unmount and its
+    // delete would leave an overlay nobody unmounts.
+    private readonly Lock[] _gates = [.. Enumerable.Range(0, 32).Select(_ => new Lock())];
+
     public RootfsManager(MetadataDatabase database, SnapshotStore snapshots, string root)
     {
         _database = database;
@@ -85,21 +90,24 @@ public sealed class RootfsManager : IDisposable
     /// layers.</summary>
     public Rootfs Mount(string containerId, RootfsIdmap? idmap = null)
     {
-        var rootfs = Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}");
-        if (!Mounts.IsMountPoint(rootfs.Path))
+        lock (GateOf(containerId))
         {
-            var work = System.IO.Path.Combine(_containers, containerId, "work");
-            if (idmap is null)
+            var rootfs = Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}");
+            if (!Mounts.IsMountPoint(rootfs.Path))
             {
-                Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, work);
+                var work = System.IO.Path.Combine(_containers, containerId, "work");
+                if (idmap is null)
+                {
+                    Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, work);
+                }
+                else
+                {
+                    MountIdmapped(rootfs, work, idmap);
+                }
             }
-            else
-            {
-                MountIdmapped(rootfs, work, idmap);
-            }
-        }
 
-        return rootfs;
+            return rootfs;
+        }
     }
 
     /// <summary>
@@ -135,24 +143,62 @@ public sealed class RootfsManager : IDisposable
         }
     }
 
-    /// <summary>Unmounts the overlay if mounted; the writable layer stays.</summary>
+    /// <summary>Unmounts the overlay and anything stacked on it, if mounted; the writable layer stays.</summary>
     public void Unmount(string containerId)
     {
         ValidateId(containerId);
-        Mounts.Unmount(System.IO.Path.Combine(_containers, containerId, "rootfs"));
+        UnmountAll(System.IO.Path.Combine(_containers, containerId, "rootfs"));
     }
 
     /// <summary>Unmounts and deletes the rootfs and its writable layer (idempotent).</summary>
     public void Remove(string containerId)
     {
-        Unmount(containerId);
-        WritableLayers.Remove(containerId);
-        SnapshotStore.DeleteTree(System.IO.Path.Combine(_containers, containerId));
-        using var connection = _database.Open();
-        using var delete = connection.CreateCommand();
-        delete.CommandText = "DELETE FROM rootfs WHERE container_id = $c";
-        delete.Parameters.AddWithValue("$c", containerId);
-        delete.ExecuteNonQuery();
+        lock (GateOf(containerId))
+        {
+            Unmount(containerId);
+            WritableLayers.Remove(containerId);
+            SnapshotStore.DeleteTree(System.IO.Path.Combine(_containers, containerId));
+            using var connection = _database.Open();
+            using var delete = connection.CreateCommand();
+            delete.CommandText = "DELETE FROM rootfs WHERE container_id = $c";
+            delete.Parameters.AddWithValue("$c", containerId);
+            delete.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Container ids that have a recorded rootfs.</summary>
+    public IReadOnlyList<string> ContainerIds() => _database.QueryStrings("SELECT container_id FROM rootfs");
+
+    /// <summary>
+    /// After a restart: unmounts every mount under &lt;root&gt;/containers whose container has no recorded rootfs (a
+    /// removal or an undo cut short between its unmount and its delete), so nothing of a forgotten container stays
+    /// mounted. Returns the mount points it unmounted.
+    /// </summary>
+    public IReadOnlyList<string> UnmountOrphans()
+    {
+        var known = ContainerIds().ToHashSet(StringComparer.Ordinal);
+        var prefix = _containers.TrimEnd('/') + "/";
+        var orphans = Mounts.MountPointsUnder(_containers)
+            .Where(point => point.StartsWith(prefix, StringComparison.Ordinal) && !known.Contains(point[prefix.Length..].Split('/')[0]))
+            .Distinct(StringComparer.Ordinal)
+            .OrderByDescending(point => point.Length)
+            .ToList();
+        foreach (var point in orphans)
+        {
+            UnmountAll(point);
+        }
+
+        return orphans;
+    }
+
+    private Lock GateOf(string containerId) => _gates[(uint)StringComparer.Ordinal.GetHashCode(containerId) % (uint)_gates.Length];
+
+    // MNT_DETACH takes one mount off a mount point: repeat while something (a mount stacked on the overlay) remains.
+    private static void UnmountAll(string point)
+    {
+        for (var i = 0; i < 64 && Mounts.Unmount(point); i++)
+        {
+        }
     }
 
     public Rootfs? Get(string containerId)

@@ -37,4 +37,10 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5310, LogLevel.Warning, "Container {ContainerId}: {Note} (said once per daemon)")]
     public static partial void SecurityNote(ILogger logger, string containerId, string note);
+
+    [LoggerMessage(5312, LogLevel.Warning, "Container {ContainerId}: its rootfs outlived the container (a removal cut short); removed")]
+    public static partial void OrphanRootfsRemoved(ILogger logger, string containerId);
+
+    [LoggerMessage(5313, LogLevel.Warning, "Unmounted {MountPoint}: a container rootfs mount no container owns")]
+    public static partial void OrphanMountRemoved(ILogger logger, string mountPoint);
 }

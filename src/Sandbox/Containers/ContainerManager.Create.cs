@@ -21,6 +21,12 @@ public sealed partial class ContainerManager
     {
         ArgumentNullException.ThrowIfNull(request);
         var pod = _pods.Get(request.PodId);
+
+        // Under the pod's gate, as StopPodSandbox and RemovePodSandbox: a create beside them would lose its cgroup to
+        // the pod's teardown half way (the spawn failed with ENOENT on the cgroup directories) or mount its rootfs
+        // after the removal looked for it. A create that waited finds the pod stopped or gone.
+        await using var gate = await _pods.ExclusiveAsync(pod.Id, cancellationToken).ConfigureAwait(false);
+        pod = _pods.Get(pod.Id);
         if (pod.State != PodState.Ready)
         {
             throw NacelleException.FailedPrecondition($"pod sandbox {pod.Id} is not ready: containers are created in ready pods only");
@@ -28,6 +34,8 @@ public sealed partial class ContainerManager
 
         var image = _images.Find(request.Image)
             ?? throw NacelleException.NotFound($"image \"{request.Image}\" is not present on this node: pull it first");
+        // Checked before anything is acquired: a TARGET pid namespace must be a running container of this pod.
+        var targetPidNamespace = TargetPidNamespace(request, pod);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var cgroupsPath = Nacelle.ContainerCore.Cgroups.CgroupNames.Container(pod.CgroupParent, id);
         var undo = new UndoStack();
@@ -56,7 +64,7 @@ public sealed partial class ContainerManager
             Directory.CreateDirectory(bundle);
             undo.Push("bundle", () => Directory.Delete(bundle, recursive: true));
 
-            var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(request, pod, id, rootfs.Path, cgroupsPath));
+            var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(pod, id, rootfs.Path, cgroupsPath, targetPidNamespace));
             // Refused here, naming the field and the limit, rather than by the monitor half way.
             SpecValidator.Validate(built.Spec);
             LogNotes(id, built.Notes);
@@ -117,7 +125,7 @@ public sealed partial class ContainerManager
     }
 
     /// <summary>What the spec builder needs from the pod, its rootfs and the node.</summary>
-    private ContainerSpecContext SpecContext(ContainerCreateRequest request, PodRecord pod, string id, string rootfs, string cgroupsPath)
+    private ContainerSpecContext SpecContext(PodRecord pod, string id, string rootfs, string cgroupsPath, string? targetPidNamespace)
     {
         var podDirectory = _pods.PodDirectory(pod.Id);
         var shm = Path.Combine(podDirectory, PodFiles.ShmDirectoryName);
@@ -132,7 +140,7 @@ public sealed partial class ContainerManager
             PidNamespacePath = _pods.NamespacePath(pod.Id, "pid"),
             PodUserNamespace = pod.NamespaceOptions.OwnUserNamespace,
             UserNamespacePath = _pods.NamespacePath(pod.Id, "user"),
-            TargetPidNamespacePath = TargetPidNamespace(request),
+            TargetPidNamespacePath = targetPidNamespace,
             CgroupsPath = cgroupsPath,
             CgroupV2 = _cgroups.Value.IsUnified,
             Hostname = pod.Hostname,
@@ -168,17 +176,29 @@ public sealed partial class ContainerManager
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _loggedNotes = new(StringComparer.Ordinal);
 
-    /// <summary>The pid namespace of the container a TARGET pid mode names (it must be running).</summary>
-    private string? TargetPidNamespace(ContainerCreateRequest request)
+    /// <summary>
+    /// The pid namespace of the container a TARGET pid mode names. It must be a running container of the same pod (what
+    /// kubelet sends for an ephemeral debug container): a container of another pod would join that pod's processes,
+    /// an isolation hole, so it is refused like a container that does not exist.
+    /// </summary>
+    private string? TargetPidNamespace(ContainerCreateRequest request, PodRecord pod)
     {
         var options = request.Security.NamespaceOptions ?? request.Sandbox.NamespaceOptions;
-        if (options is not { Pid: PodNamespaceMode.Target })
+        if (options is not { Pid: PodNamespaceMode.Target } || string.IsNullOrEmpty(options.TargetId))
         {
-            return null;
+            return null; // the spec builder refuses TARGET without a target_id
+        }
+
+        const string field = "linux.security_context.namespace_options.target_id";
+        var target = Find(options.TargetId);
+        if (target is not null && target.PodId != pod.Id)
+        {
+            throw NacelleException.InvalidArgument(
+                $"{field}: container \"{options.TargetId}\" belongs to another pod sandbox; only a container of pod sandbox {pod.Id} can be a pid namespace target");
         }
 
         return PidNamespaceOf(options.TargetId)
-            ?? throw NacelleException.NotFound($"linux.security_context.namespace_options.target_id: container \"{options.TargetId}\" is not running");
+            ?? throw NacelleException.NotFound($"{field}: container \"{options.TargetId}\" is not running in pod sandbox {pod.Id}");
     }
 
     private static readonly Lazy<ulong?> HostCapabilities = new(() => Capabilities.OfThisProcess());

@@ -78,7 +78,15 @@ public sealed partial class ContainerManager
     /// <summary>Removes a container (killing it if it runs), its writable layer and bundle. Idempotent.</summary>
     public async Task RemoveAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
-        if (Find(idOrPrefix) is not { } container)
+        if (Find(idOrPrefix) is not { } found)
+        {
+            return;
+        }
+
+        // One removal of a container at a time (RemoveContainer twice, or beside RemovePodSandbox): the one that waited
+        // finds it gone and succeeds, instead of deleting what the other already deleted.
+        await using var held = await _removals.EnterAsync(found.Id, cancellationToken).ConfigureAwait(false);
+        if (Find(found.Id) is not { } container)
         {
             return;
         }

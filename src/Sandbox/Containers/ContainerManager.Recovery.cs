@@ -30,6 +30,34 @@ public sealed partial class ContainerManager
                 ContainerLog.RecoverFailed(_log, pod.Id, e.Message);
             }
         }
+
+        RemoveOrphanRootfs();
+    }
+
+    /// <summary>
+    /// A rootfs whose container row is gone (a removal or an undo cut short by a crash) is removed, and a mount under
+    /// the containers directory that no rootfs owns is unmounted: nothing of a container the daemon no longer knows
+    /// stays mounted.
+    /// </summary>
+    private void RemoveOrphanRootfs()
+    {
+        foreach (var id in _images.Rootfs.ContainerIds().Where(id => _store.TryGetContainer(id) is null && !_creating.ContainsKey(id)))
+        {
+            try
+            {
+                _images.RemoveRootfs(id);
+                ContainerLog.OrphanRootfsRemoved(_log, id);
+            }
+            catch (Exception e) when (e is IOException or NacelleException)
+            {
+                ContainerLog.UndoFailed(_log, id, "rootfs of a removed container", e.Message);
+            }
+        }
+
+        foreach (var point in _images.Rootfs.UnmountOrphans())
+        {
+            ContainerLog.OrphanMountRemoved(_log, point);
+        }
     }
 
     /// <summary>Brings the pod's container rows in line with what its monitor knows (see <see cref="RecoverAsync"/>).</summary>

@@ -71,6 +71,10 @@ public sealed partial class ContainerManager : IAsyncDisposable
     /// <summary>Creates under way in this daemon: their rows are incomplete on purpose, and a refresh must leave them be
     /// (only a create a previous daemon left behind is cleaned up).</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
+
+    /// <summary>Removals in progress, one per container (<see cref="RemoveAsync"/>).</summary>
+    private readonly KeyedGate _removals = new();
+
     private readonly CancellationTokenSource _disposed = new();
 
     public ContainerManager(ContainerManagerOptions options, PodManager pods, ImageManager images, ContainerEvents events)

@@ -16,6 +16,7 @@ public sealed class MonitorClient : IAsyncDisposable
     private NetworkStream? _stream;
     private readonly MemoryStream _pending = new();
     private long _nextId;
+    private bool _disposed;
 
     public MonitorClient(string socketPath) => _socketPath = socketPath;
 
@@ -61,6 +62,12 @@ public sealed class MonitorClient : IAsyncDisposable
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_disposed)
+            {
+                // The pod is being stopped or removed by another call, which closed this connection.
+                throw NacelleException.FailedPrecondition($"{request.Op}: the connection to the pod's monitor at {_socketPath} was closed (the pod is being removed)");
+            }
+
             var sent = request with { Id = ++_nextId };
             var encoded = MonitorProtocol.Encode(sent, MonitorJson.Default.MonitorRequest);
             if (encoded.Length > MonitorProtocol.MaxLineBytes)
@@ -78,7 +85,7 @@ public sealed class MonitorClient : IAsyncDisposable
                 await stream.WriteAsync(encoded, cancellationToken).ConfigureAwait(false);
                 line = await MonitorProtocol.ReadLineAsync(stream, _pending, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or SocketException)
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
             {
                 Disconnect();
                 throw NacelleException.Unavailable($"pod monitor at {_socketPath}: {e.Message}", e);
@@ -335,10 +342,23 @@ public sealed class MonitorClient : IAsyncDisposable
         _stream = null;
     }
 
-    public ValueTask DisposeAsync()
+    /// <summary>Closes the connection, after the request in flight (if any) had a moment to get its answer; later requests
+    /// are refused. The lock is not disposed: a call that shared this client may still be waiting for it, and one whose
+    /// connection is closed under it fails as Unavailable, never with the client's disposal.</summary>
+    public async ValueTask DisposeAsync()
     {
-        Disconnect();
-        _lock.Dispose();
-        return ValueTask.CompletedTask;
+        var held = await _lock.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        try
+        {
+            _disposed = true;
+            Disconnect();
+        }
+        finally
+        {
+            if (held)
+            {
+                _lock.Release();
+            }
+        }
     }
 }

@@ -39,11 +39,22 @@ public sealed record PodSandboxRequest
 
     /// <summary>
     /// Refuses, before anything is acquired, what RunPodSandbox could only fail on half way: a log directory that is
-    /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere),
-    /// and port mappings no plugin could install.
+    /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere), a
+    /// relative cgroup parent, and port mappings no plugin could install.
     /// </summary>
     public void Validate()
     {
+        // CNI plugins get these in CNI_ARGS ("K8S_POD_NAME=<name>;...;IgnoreUnknown=1", an environment variable): a NUL cuts
+        // the variable short and a ';' or '=' adds arguments of the caller's choosing.
+        foreach (var (field, value) in new[] { ("name", Name), ("namespace", Namespace), ("uid", Uid) })
+        {
+            if (value.Any(c => c is ';' or '=' || char.IsControl(c)))
+            {
+                throw NacelleException.InvalidArgument(
+                    $"config.metadata.{field} must not contain ';', '=' or control characters (it is passed to CNI plugins in CNI_ARGS)");
+            }
+        }
+
         if (LogDirectory.Length > 0)
         {
             var segments = LogDirectory.TrimEnd('/').Split('/');
@@ -53,6 +64,19 @@ public sealed record PodSandboxRequest
                 throw NacelleException.InvalidArgument(
                     $"log_directory '{LogDirectory}' must be a clean absolute path (starting with '/', without '.', '..' or empty segments)");
             }
+
+            if (PathLimits.Exceeded(LogDirectory) is { } why)
+            {
+                throw NacelleException.InvalidArgument($"log_directory: {why}");
+            }
+        }
+
+        // kubelet's (cgroupfs driver) is always absolute. A relative one would be made relative to the root of every
+        // hierarchy, somewhere the caller did not say; a systemd slice name needs a systemd driver nacelle does not have.
+        if (CgroupParent.Length > 0 && CgroupParent[0] != '/')
+        {
+            throw NacelleException.InvalidArgument(
+                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/'; systemd slice names are not supported)");
         }
 
         foreach (var mapping in PortMappings)
@@ -162,6 +186,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CancellationTokenSource> _watches = new(StringComparer.Ordinal);
+    private readonly KeyedGate _podGates = new();
     private readonly Lock _gate = new();
     private readonly ILogger _log = options.Logger;
     private readonly Lazy<CgroupManager> _cgroups = new(() => CgroupManager.Detect(options.DefaultCgroupParent));
@@ -307,6 +332,15 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             Thread.Sleep(Timeout.Infinite);
         }
     }
+
+    /// <summary>
+    /// Holds the pod's gate until disposed: StopPodSandbox, RemovePodSandbox and CreateContainer of one pod run one at a
+    /// time (each of the first two stops containers, tears the network down, closes the monitor connection, unpins
+    /// namespaces and removes the pod's cgroups, which two at once would do half each, and which would pull a create's
+    /// cgroup and rootfs from under it). The caller looks the pod up again once it holds the gate: it may be gone by then.
+    /// </summary>
+    public Task<IAsyncDisposable> ExclusiveAsync(string podId, CancellationToken cancellationToken = default) =>
+        _podGates.EnterAsync(podId, cancellationToken);
 
     /// <summary>
     /// Stops a pod: its watch ends (a stop is not a loss), its network is torn down (from the CNI cache, or rebuilt from
@@ -489,13 +523,22 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
     }
 
-    /// <summary>The cgroups nacelle made for a pod: its own parent when it has one; under a parent kubelet named, only
-    /// pause-init's and the containers' (never the parent's other children: a caller's cgroup_parent is not ours to empty).</summary>
-    private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent) =>
-        cgroupParent == OwnCgroup(podId)
-            ? [CgroupNames.PathOf(cgroupParent)]
-            : [.. _cgroups.Value.Open(cgroupParent).ChildPaths()
-                .Where(path => path == CgroupNames.PathOf(PauseCgroup(cgroupParent, podId)) || IsContainerCgroup(path))];
+    /// <summary>The cgroups nacelle made for a pod: its own parent when it has one; under a parent the caller named, only
+    /// pause-init's and those of containers that are not another pod's. Never the parent's other children: the parent is
+    /// not ours to empty, and other pods may share it (crictl users often name one parent for several pods).</summary>
+    private IReadOnlyList<string> CgroupsMadeFor(string podId, string cgroupParent)
+    {
+        if (cgroupParent == OwnCgroup(podId))
+        {
+            return [CgroupNames.PathOf(cgroupParent)];
+        }
+
+        // A container's cgroup is named by its id; one no row names any more (its row went first) is this pod's leftover too.
+        var others = store.ListContainers().Where(c => c.PodId != podId).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        return [.. _cgroups.Value.Open(cgroupParent).ChildPaths()
+            .Where(path => path == CgroupNames.PathOf(PauseCgroup(cgroupParent, podId))
+                || (IsContainerCgroup(path) && !others.Contains(CgroupNames.ContainerIdOf(Path.GetFileName(path)))))];
+    }
 
     /// <summary>A container's cgroup is named by its id (64 hex digits) under the pod's parent (the systemd driver's
     /// scope: nacelle-&lt;id&gt;.scope).</summary>
@@ -813,9 +856,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 .WaitAsync(MonitorShutdownTimeout).ConfigureAwait(false);
             answered = true;
         }
-        catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable)
+        catch (NacelleException e) when (e.Kind is ErrorKind.Unavailable or ErrorKind.FailedPrecondition)
         {
-            // already gone
+            // already gone (or its connection already closed)
         }
         catch (TimeoutException)
         {

@@ -48,4 +48,16 @@ public sealed class ErrorMappingTests
         Assert.Equal(StatusCode.Cancelled, ErrorMapping.ToStatus(new OperationCanceledException(), "PullImage", callCancelled: true).StatusCode);
         Assert.Equal(StatusCode.Unavailable, ErrorMapping.ToStatus(new OperationCanceledException(), "PullImage", callCancelled: false).StatusCode);
     }
+
+    [Fact]
+    public void AHugeDetailIsCutSoThatItStillFitsInTheTrailers()
+    {
+        var id = new string('a', 1 << 20);
+        var status = ErrorMapping.ToStatus(NacelleException.NotFound($"pod sandbox {id} not found"), "PodSandboxStatus", false);
+
+        Assert.Equal(StatusCode.NotFound, status.StatusCode);
+        Assert.True(status.Detail.Length < ErrorMapping.MaxDetailLength + 100, $"{status.Detail.Length} characters");
+        Assert.StartsWith("pod sandbox aaaa", status.Detail);
+        Assert.EndsWith($"({id.Length + 22} characters, cut)", status.Detail);
+    }
 }

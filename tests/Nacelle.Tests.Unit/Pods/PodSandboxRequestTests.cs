@@ -34,6 +34,19 @@ public sealed class PodSandboxRequestTests
         Assert.Contains(directory, e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>Found by the CRI fuzzer: a log directory the kernel cannot hold was accepted, and each CreateContainer in
+    /// the pod then failed with Internal (PathTooLongException) making it.</summary>
+    [Theory]
+    [InlineData(256, 1)]
+    [InlineData(200, 21)]
+    public void Log_directories_over_the_kernels_path_limits_are_refused(int componentLength, int components)
+    {
+        var directory = string.Concat(Enumerable.Repeat("/" + new string('d', componentLength), components));
+        var e = Assert.Throws<NacelleException>(() => Request(directory).Validate());
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith("log_directory: path ", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(70000, 80, "tcp", null, "host_port 70000")]
     [InlineData(8080, 70000, "tcp", null, "container_port 70000")]
@@ -46,6 +59,34 @@ public sealed class PodSandboxRequestTests
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): cgroup_parent "relative/x" was accepted and made as /relative/x at the
+    /// root of every hierarchy.</summary>
+    [Theory]
+    [InlineData("relative/x")]
+    [InlineData("kubepods-besteffort.slice")]
+    public void A_relative_cgroup_parent_is_refused_naming_the_field(string parent)
+    {
+        var e = Assert.Throws<NacelleException>((Request() with { CgroupParent = parent }).Validate);
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains($"linux.cgroup_parent '{parent}'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_absolute_cgroup_parent_is_accepted() => (Request() with { CgroupParent = "/kubepods/besteffort/pod1" }).Validate();
+
     [Fact]
     public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
+
+    [Theory]
+    [InlineData("a\0b", "uid-1")]
+    [InlineData("web;IgnoreUnknown=0", "uid-1")]
+    [InlineData("web", "uid=1")]
+    [InlineData("web", "uid\n1")]
+    public void Metadata_that_would_break_CNI_ARGS_is_refused(string name, string uid)
+    {
+        var request = Request() with { Name = name, Uid = uid };
+        var e = Assert.Throws<NacelleException>(request.Validate);
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("CNI_ARGS", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -31,6 +31,10 @@ internal static class ContainerMapping
         _ => ContainerState.ContainerUnknown,
     };
 
+    /// <summary>A filter on a state CRI does not define matches no container (containerd compares states for equality);
+    /// the store only knows the defined ones.</summary>
+    public static bool MatchesNothing(ContainerFilter? filter) => filter?.State is { } state && !Enum.IsDefined(state.State);
+
     public static ContainerRecordFilter Filter(ContainerFilter? filter) => filter is null
         ? new ContainerRecordFilter()
         : new ContainerRecordFilter(

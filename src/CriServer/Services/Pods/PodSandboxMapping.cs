@@ -21,13 +21,31 @@ internal static class PodSandboxMapping
 
         var linux = config.Linux;
         var options = linux?.SecurityContext?.NamespaceOptions;
+        foreach (var (field, mode) in new[] { ("network", options?.Network), ("pid", options?.Pid), ("ipc", options?.Ipc) })
+        {
+            if (mode is { } value && !Enum.IsDefined(value))
+            {
+                throw NacelleException.InvalidArgument($"linux.security_context.namespace_options.{field}: unknown mode {(int)value}");
+            }
+
+            // TARGET names another container's namespace: a container's mode (kubelet's ephemeral debug containers), not
+            // a pod's. Accepted here it became the pod's containers' default and failed every one of them.
+            if (mode == NamespaceMode.Target)
+            {
+                throw NacelleException.InvalidArgument(
+                    $"linux.security_context.namespace_options.{field}: TARGET is a container's mode; a pod sandbox's is POD, CONTAINER or NODE");
+            }
+        }
+
+        // A host port of 0 only documents the container port; anything else (negative too) is a mapping to validate.
         var ports = config.PortMappings
-            .Where(p => p.HostPort > 0)
+            .Where(p => p.HostPort != 0)
             .Select(p => new CniPortMapping(p.HostPort, p.ContainerPort, p.Protocol switch
             {
+                Protocol.Tcp => "tcp",
                 Protocol.Udp => "udp",
                 Protocol.Sctp => "sctp",
-                _ => "tcp",
+                var unknown => ((int)unknown).ToString(System.Globalization.CultureInfo.InvariantCulture), // refused by Validate
             }, string.IsNullOrEmpty(p.HostIp) ? null : p.HostIp))
             .ToList();
         return new PodSandboxRequest

@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Grpc.Core;
-using Nacelle.Common;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -12,12 +11,7 @@ internal sealed partial class CriRuntimeService
     /// writes more is killed and answered ResourceExhausted. A timeout (seconds, 0: none) that fires is DeadlineExceeded.</summary>
     public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
-        if (request.Timeout < 0)
-        {
-            throw NacelleException.InvalidArgument($"timeout {request.Timeout} is negative");
-        }
-
-        var result = await containers.ExecSyncAsync(request.ContainerId, [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout),
+        var result = await containers.ExecSyncAsync(request.ContainerId, [.. request.Cmd], CriTimeouts.FromSeconds(request.Timeout),
             context.CancellationToken).ConfigureAwait(false);
         return new ExecSyncResponse
         {

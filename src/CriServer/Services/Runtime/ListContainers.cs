@@ -10,6 +10,11 @@ internal sealed partial class CriRuntimeService
     public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
     {
         var response = new ListContainersResponse();
+        if (ContainerMapping.MatchesNothing(request.Filter))
+        {
+            return Task.FromResult(response);
+        }
+
         response.Containers.Add(containers.List(ContainerMapping.Filter(request.Filter)).Select(ContainerMapping.ToListItem));
         return Task.FromResult(response);
     }
@@ -18,7 +23,9 @@ internal sealed partial class CriRuntimeService
     public override async Task StreamContainers(StreamContainersRequest request, IServerStreamWriter<StreamContainersResponse> responseStream,
         ServerCallContext context)
     {
-        foreach (var container in containers.List(ContainerMapping.Filter(request.Filter)))
+        IReadOnlyList<Nacelle.Sandbox.Store.ContainerRecord> matching =
+            ContainerMapping.MatchesNothing(request.Filter) ? [] : containers.List(ContainerMapping.Filter(request.Filter));
+        foreach (var container in matching)
         {
             var message = new StreamContainersResponse();
             message.Containers.Add(ContainerMapping.ToListItem(container));

@@ -11,12 +11,21 @@ internal sealed partial class CriRuntimeService
     /// unknown id succeeds (CRI).</summary>
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
-        if (pods.Find(request.PodSandboxId) is { } pod)
+        if (pods.Find(request.PodSandboxId) is not { } found)
         {
-            await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            await containers.RemovePodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            await pods.RemoveAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Deleted, UnixTime.Now()));
+            return new RemovePodSandboxResponse();
+        }
+
+        // One Stop or Remove of a pod at a time; one that waited finds the pod gone and succeeds (CRI: idempotent).
+        await using (await pods.ExclusiveAsync(found.Id, context.CancellationToken).ConfigureAwait(false))
+        {
+            if (pods.Find(found.Id) is { } pod)
+            {
+                await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+                await containers.RemovePodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+                await pods.RemoveAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+                containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Deleted, UnixTime.Now()));
+            }
         }
 
         return new RemovePodSandboxResponse();

@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Nacelle.Common;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Services;
@@ -9,12 +8,7 @@ internal sealed partial class CriRuntimeService
     /// <summary>Sends the container's stop signal, then SIGKILL after the timeout (seconds; 0: at once). Idempotent.</summary>
     public override async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
     {
-        if (request.Timeout < 0)
-        {
-            throw NacelleException.InvalidArgument($"timeout {request.Timeout} is negative");
-        }
-
-        await containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(request.Timeout), context.CancellationToken).ConfigureAwait(false);
+        await containers.StopAsync(request.ContainerId, CriTimeouts.FromSeconds(request.Timeout), context.CancellationToken).ConfigureAwait(false);
         return new StopContainerResponse();
     }
 }

@@ -12,13 +12,22 @@ internal sealed partial class CriRuntimeService
     /// and an unknown id succeeds (CRI).</summary>
     public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
-        if (pods.Find(request.PodSandboxId) is { } pod)
+        if (pods.Find(request.PodSandboxId) is not { } found)
         {
-            await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            await pods.StopAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
-            if (pod.State == PodState.Ready)
+            return new StopPodSandboxResponse();
+        }
+
+        // One Stop or Remove of a pod at a time (see RemovePodSandbox).
+        await using (await pods.ExclusiveAsync(found.Id, context.CancellationToken).ConfigureAwait(false))
+        {
+            if (pods.Find(found.Id) is { } pod)
             {
-                containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Stopped, UnixTime.Now()));
+                await containers.StopPodContainersAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+                await pods.StopAsync(pod.Id, context.CancellationToken).ConfigureAwait(false);
+                if (pod.State == PodState.Ready)
+                {
+                    containers.Events.Publish(new ContainerEvent(pod.Id, pod.Id, ContainerEventKind.Stopped, UnixTime.Now()));
+                }
             }
         }
 

@@ -214,6 +214,7 @@ public sealed partial class ContainerSpecBuilder
             throw Invalid(field, $"'{path}' must not contain '..'");
         }
 
-        return "/" + string.Join('/', parts);
+        var clean = "/" + string.Join('/', parts);
+        return PathLimits.Exceeded(clean) is { } why ? throw Invalid(field, why) : clean;
     }
 }

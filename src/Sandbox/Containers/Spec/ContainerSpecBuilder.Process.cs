@@ -1,3 +1,4 @@
+using Nacelle.Common;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
 
@@ -46,6 +47,11 @@ public sealed partial class ContainerSpecBuilder
             if (!process.WorkingDir.StartsWith('/'))
             {
                 throw Invalid("working_dir", $"'{process.WorkingDir}' must be absolute");
+            }
+
+            if (PathLimits.Exceeded(process.WorkingDir) is { } why)
+            {
+                throw Invalid("working_dir", why);
             }
 
             return process.WorkingDir;

@@ -168,12 +168,23 @@ public sealed partial class ContainerSpecBuilder(ISpecHost host)
             throw Invalid("log_path", $"'{logPath}' must be relative to the pod's log_directory");
         }
 
+        if (logPath.Contains('\0'))
+        {
+            throw Invalid("log_path", "must not contain NUL");
+        }
+
         if (logPath.Split('/').Contains(".."))
         {
             throw Invalid("log_path", $"'{logPath}' must not leave the pod's log_directory with '..'");
         }
 
-        return string.IsNullOrEmpty(directory) ? null : Path.Join(directory, logPath);
+        if (string.IsNullOrEmpty(directory))
+        {
+            return null;
+        }
+
+        var file = Path.Join(directory, logPath);
+        return PathLimits.Exceeded(file) is { } why ? throw Invalid("log_path", $"the log file {why}") : file;
     }
 
     private static NacelleException Invalid(string field, string why) => NacelleException.InvalidArgument($"{field}: {why}");

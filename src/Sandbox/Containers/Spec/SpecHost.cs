@@ -40,9 +40,9 @@ public sealed class SpecHost : ISpecHost
         {
             resolved = File.ResolveLinkTarget(hostPath, returnFinalTarget: true)?.FullName ?? hostPath;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or ArgumentException)
         {
-            return null;
+            return null; // missing, unreadable, or not a path at all (a NUL in it)
         }
 
         return Describe(resolved, resolved);

@@ -124,6 +124,24 @@ public sealed class SpawnPlannerTests : IDisposable
         Assert.Empty(Plan(spec).Devices);
     }
 
+    /// <summary>Found by the CRI fuzzer: a mount at /dev/null (or at a requested device's path) made the helper's
+    /// mknod fail with EEXIST after the mount, and CreateContainer answered Internal. The mount takes the node's place.</summary>
+    [Fact]
+    public void A_mount_at_a_device_path_takes_the_place_of_the_device()
+    {
+        var spec = Spec();
+        var source = Path.Combine(_bundle, "volume");
+        Directory.CreateDirectory(source);
+        spec.Linux!.Devices.Add(new SpecDevice { Type = "b", Path = "/dev/sda", Major = 8, Minor = 0 });
+        spec.Mounts.Add(new SpecMount { Destination = "/dev/null", Type = "bind", Source = source, Options = ["rbind"] });
+        spec.Mounts.Add(new SpecMount { Destination = "/dev/sda", Type = "bind", Source = source, Options = ["rbind"] });
+        var request = Plan(spec);
+
+        Assert.DoesNotContain(request.Devices, d => d.Path is "/dev/null" or "/dev/sda");
+        Assert.Contains(request.Devices, d => d.Path == "/dev/zero");
+        Assert.Contains(request.Mounts, m => m.Target == "/dev/null");
+    }
+
     [Fact]
     public void The_cgroup_mount_is_cgroup2_on_v2_and_bound_hierarchies_on_v1()
     {

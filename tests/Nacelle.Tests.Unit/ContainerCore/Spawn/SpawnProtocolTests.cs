@@ -146,6 +146,23 @@ public sealed partial class SpawnProtocolTests
         Assert.Throws<NacelleException>(() => Spawner.Decode(report.AsSpan(0, 10)));
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): a pod's sysctl the kernel does not have, and a container created
+    /// while its pod's pid namespace was losing its init, were answered Internal.</summary>
+    [Theory]
+    [InlineData(11, 2, ErrorKind.InvalidArgument)]
+    [InlineData(11, 22, ErrorKind.InvalidArgument)]
+    [InlineData(11, 34, ErrorKind.InvalidArgument)]
+    [InlineData(11, 1, ErrorKind.InvalidArgument)]
+    [InlineData(5, 12, ErrorKind.FailedPrecondition)]
+    [InlineData(5, 11, ErrorKind.Internal)]
+    [InlineData(7, 2, ErrorKind.Internal)]
+    [InlineData(18, 2, ErrorKind.FailedPrecondition)]
+    public void Report_stages_and_errnos_map_to_the_caller_or_to_nacelle(int stage, int errno, ErrorKind expected)
+    {
+        var error = Spawner.ToException(new Spawner.Report(SpawnProtocol.ReportError, stage, errno, 0, "what failed"));
+        Assert.Equal(expected, error.Kind);
+    }
+
     [Fact]
     public void A_terminal_is_one_record_with_the_console_size_and_comes_from_process_terminal()
     {

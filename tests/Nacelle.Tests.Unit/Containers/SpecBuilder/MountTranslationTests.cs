@@ -164,6 +164,16 @@ public sealed class MountTranslationTests
         Refused(() => Spec(WithMounts(new Mount { ContainerPath = containerPath, HostPath = hostPath })), field);
     }
 
+    /// <summary>Found by the CRI fuzzer: a container_path over PATH_MAX (or with a component over NAME_MAX) reached the
+    /// spawn helper, whose mount point failed with ENAMETOOLONG, and CreateContainer answered Internal.</summary>
+    [Fact]
+    public void MountPathsOverTheKernelsPathLimitsAreRefusedNamingTheField()
+    {
+        var deep = "/mnt/" + string.Concat(Enumerable.Repeat("d/", 2100)) + "x";
+        Refused(() => Spec(WithMounts(new Mount { ContainerPath = deep, HostPath = "/srv" })), "mounts[0].container_path", "PATH_MAX");
+        Refused(() => Spec(WithMounts(new Mount { ContainerPath = "/" + new string('n', 256), HostPath = "/srv" })), "mounts[0].container_path", "NAME_MAX");
+    }
+
     [Fact]
     public void ContainerPathsAreCleanedAndDuplicatesRefused()
     {

@@ -162,10 +162,23 @@ public sealed class ProcessTranslationTests
         Assert.Null(Translate(none).LogFile);
     }
 
+    /// <summary>Found by the CRI fuzzer: a log file path the kernel cannot hold failed with Internal
+    /// (PathTooLongException) when its directory was made; it is refused naming log_path.</summary>
+    [Theory]
+    [InlineData(256, 1)]
+    [InlineData(250, 17)]
+    public void LogPathsOverTheKernelsPathLimitsAreRefused(int componentLength, int components)
+    {
+        var config = Config();
+        config.LogPath = string.Join('/', Enumerable.Repeat(new string('p', componentLength), components)) + "/0.log";
+        Refused(() => Translate(config), "log_path");
+    }
+
     [Theory]
     [InlineData("/etc/passwd")]
     [InlineData("../other/0.log")]
     [InlineData("app/../../x.log")]
+    [InlineData("app/0\0.log")] // found by the CRI fuzzer: Internal (ArgumentException making the log directory)
     public void LogPathsThatEscapeTheLogDirectoryAreRefused(string logPath)
     {
         var config = Config();

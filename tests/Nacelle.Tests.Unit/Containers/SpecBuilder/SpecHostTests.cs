@@ -20,6 +20,8 @@ public sealed class SpecHostTests
     {
         Assert.Null(SpecHost.Instance.StatDevice("/etc/hostname-does-not-exist"));
         Assert.Null(SpecHost.Instance.StatDevice("/dev"));
+        // Found by the CRI fuzzer: a device host_path with a NUL threw ArgumentException (CreateContainer answered Internal).
+        Assert.Null(SpecHost.Instance.StatDevice("/dev/nu\0ll"));
     }
 
     [Fact]
