@@ -154,11 +154,14 @@ public sealed class CriLogWriter : IDisposable
     /// <summary>
     /// Collects the records written until the returned batch is disposed, and writes them with one positioned write
     /// (more when they do not fit <see cref="ScratchMemory.BatchSize"/>): a read of many short lines costs one system
-    /// call, not one per line. A batch is synchronous work: no await inside it.
+    /// call, not one per line. A batch is synchronous work: no await inside it. It holds the writer's lock until it
+    /// ends, so a pump of the other stream on another thread (the fd reactor outside the monitor runs continuations on the
+    /// thread pool) waits for it instead of finding a batch open.
     /// </summary>
     public WriteBatch BeginBatch()
     {
-        lock (_gate)
+        _gate.Enter();
+        try
         {
             if (_batch is not null)
             {
@@ -168,11 +171,16 @@ public sealed class CriLogWriter : IDisposable
             _batch = ScratchMemory.Batch.Rent();
             return new WriteBatch(this);
         }
+        catch
+        {
+            _gate.Exit();
+            throw;
+        }
     }
 
     private void EndBatch()
     {
-        lock (_gate)
+        try
         {
             if (_batch is { } batch)
             {
@@ -180,6 +188,10 @@ public sealed class CriLogWriter : IDisposable
                 _batch = null;
                 batch.Dispose();
             }
+        }
+        finally
+        {
+            _gate.Exit();
         }
     }
 
