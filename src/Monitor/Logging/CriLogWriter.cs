@@ -154,22 +154,28 @@ public sealed class CriLogWriter : IDisposable
     /// <summary>
     /// Collects the records written until the returned batch is disposed, and writes them with one positioned write
     /// (more when they do not fit <see cref="ScratchMemory.BatchSize"/>): a read of many short lines costs one system
-    /// call, not one per line. A batch is synchronous work: no await inside it.
+    /// call, not one per line. A batch is synchronous work: no await inside it. It holds the writer's lock until it
+    /// ends, so a pump of the other stream on another thread (the fd reactor outside the monitor runs continuations on the
+    /// thread pool) waits for it instead of finding a batch open.
     /// </summary>
-    /// <remarks>The writer is held for the batch: on the monitor's loop nothing else could write meanwhile, and a
-    /// second pump of the same container off the loop (the daemon's reactor, tests) waits for the batch instead of
-    /// mixing its records into it.</remarks>
     public WriteBatch BeginBatch()
     {
         _gate.Enter();
-        if (_batch is not null)
+        try
+        {
+            if (_batch is not null)
+            {
+                throw new InvalidOperationException("a batch is open already");
+            }
+
+            _batch = ScratchMemory.Batch.Rent();
+            return new WriteBatch(this);
+        }
+        catch
         {
             _gate.Exit();
-            throw new InvalidOperationException("a batch is open already");
+            throw;
         }
-
-        _batch = ScratchMemory.Batch.Rent();
-        return new WriteBatch(this);
     }
 
     private void EndBatch()
