@@ -37,4 +37,10 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5310, LogLevel.Warning, "Container {ContainerId}: {Note} (said once per daemon)")]
     public static partial void SecurityNote(ILogger logger, string containerId, string note);
+
+    [LoggerMessage(5311, LogLevel.Warning, "Container {ContainerId}: releasing it in the pod's monitor after its removal failed: {Reason}")]
+    public static partial void MonitorReleaseFailed(ILogger logger, string containerId, string reason);
+
+    [LoggerMessage(5312, LogLevel.Information, "Container {ContainerId}: the pod's monitor still had it after its removal (a daemon stopped half way); released")]
+    public static partial void OrphanReleased(ILogger logger, string containerId);
 }

@@ -71,6 +71,10 @@ public sealed partial class ContainerManager : IAsyncDisposable
     /// <summary>Creates under way in this daemon: their rows are incomplete on purpose, and a refresh must leave them be
     /// (only a create a previous daemon left behind is cleaned up).</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
+
+    /// <summary>Exited containers already removed whose release in the pod's monitor (its cgroup, state and exit record)
+    /// is still under way, by container id, with their pod: RemovePodSandbox waits for them before the monitor goes.</summary>
+    private readonly ConcurrentDictionary<string, (string PodId, Task Release)> _releasing = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
     public ContainerManager(ContainerManagerOptions options, PodManager pods, ImageManager images, ContainerEvents events)
