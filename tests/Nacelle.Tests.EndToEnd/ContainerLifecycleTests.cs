@@ -697,6 +697,32 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task An_exited_container_removed_by_a_daemon_killed_before_its_monitor_released_it_is_released_after_restart()
+    {
+        await using var session = await StartAsync(new Dictionary<string, string> { ["NACELLE_TEST_CRASH"] = "remove-before-monitor-release" });
+        var runtime = session.Runtime;
+        var podConfig = Pod("release");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("done", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        Assert.Equal(ContainerState.ContainerExited, (await WaitForStateAsync(runtime, id, ContainerState.ContainerExited)).State);
+        var monitorState = Path.Combine(session.Daemon.State, "pods", pod, "monitor", "containers", id);
+        Assert.True(Directory.Exists(monitorState), $"the monitor keeps {monitorState} for the exited container");
+
+        // The row, rootfs and bundle go; the daemon dies before the monitor hears of it.
+        await Assert.ThrowsAsync<RpcException>(async () => await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }));
+        Assert.True(await session.Daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)) != 0);
+        Assert.True(Directory.Exists(monitorState));
+
+        session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);
+        runtime = session.Runtime;
+        Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.False(Directory.Exists(monitorState), "recovery released the container the monitor still had");
+        Assert.False(File.Exists(Path.Combine(session.Daemon.State, "pods", pod, "monitor", "exits", id + ".json")));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")));
+    }
+
     /// <summary>The container cgroups left under the test's cgroup parent (any hierarchy holding the memory controller).</summary>
     private string[] ChildCgroups() =>
         Directory.Exists("/sys/fs/cgroup/memory" + _cgroupParent) ? Directory.GetDirectories("/sys/fs/cgroup/memory" + _cgroupParent) : [];

@@ -92,11 +92,17 @@ public sealed class SystemdCgroupDriverTests : IAsyncLifetime
         Assert.Equal((128 * 1024 * 1024).ToString(CultureInfo.InvariantCulture), systemd.Show(scope, "MemoryLimit"));
         Assert.Equal("256", Read(systemd, "cpu", path, "cpu.shares"));
 
-        // Stop and remove: the scope goes.
+        // Stop and remove: the scope goes (the monitor's part of removing an exited container follows the rpc).
         await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        var memoryDirectory = systemd.HostDirectory(systemd.Hierarchies().First(h => h.Mount.EndsWith("/memory", StringComparison.Ordinal)).Mount, path);
+        for (var wait = 0; wait < 200 && (systemd.Show(scope, "ActiveState") == "active" || Directory.Exists(memoryDirectory)); wait++)
+        {
+            await Task.Delay(50);
+        }
+
         Assert.NotEqual("active", systemd.Show(scope, "ActiveState"));
-        Assert.False(Directory.Exists(systemd.HostDirectory(systemd.Hierarchies().First(h => h.Mount.EndsWith("/memory", StringComparison.Ordinal)).Mount, path)));
+        Assert.False(Directory.Exists(memoryDirectory));
 
         // kubelet under the cgroupfs driver while nacelle runs systemd's: refused, naming both.
         var mismatch = await Assert.ThrowsAsync<RpcException>(async () =>

@@ -43,4 +43,10 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5313, LogLevel.Warning, "Unmounted {MountPoint}: a container rootfs mount no container owns")]
     public static partial void OrphanMountRemoved(ILogger logger, string mountPoint);
+
+    [LoggerMessage(5314, LogLevel.Warning, "Container {ContainerId}: releasing it in the pod's monitor after its removal failed: {Reason}")]
+    public static partial void MonitorReleaseFailed(ILogger logger, string containerId, string reason);
+
+    [LoggerMessage(5315, LogLevel.Information, "Container {ContainerId}: the pod's monitor still had it after its removal (a daemon stopped half way); released")]
+    public static partial void OrphanReleased(ILogger logger, string containerId);
 }

@@ -75,7 +75,14 @@ public sealed partial class ContainerManager
         }
     }
 
-    /// <summary>Removes a container (killing it if it runs), its writable layer and bundle. Idempotent.</summary>
+    /// <summary>
+    /// Removes a container (killing it if it runs), its writable layer and bundle. Idempotent.
+    /// A container that runs (or may) is deleted in its pod's monitor first, so nothing runs on the rootfs that goes.
+    /// An exited one has no process left: its rootfs, bundle and row go at once and the monitor's part (its cgroup
+    /// directories, state directory and exit record, a round trip to another process that a loaded node schedules
+    /// late) follows in the background. A daemon killed before that finishes leaves the monitor a container without a
+    /// row, which recovery releases (<see cref="ReleaseOrphansAsync"/>); RemovePodSandbox waits for it.
+    /// </summary>
     public async Task RemoveAsync(string idOrPrefix, CancellationToken cancellationToken = default)
     {
         if (Find(idOrPrefix) is not { } found)
@@ -91,17 +98,10 @@ public sealed partial class ContainerManager
             return;
         }
 
-        if (_store.TryGetPod(container.PodId) is { } pod && await _pods.ClientAsync(pod, cancellationToken).ConfigureAwait(false) is { } client)
+        var exited = container.State == ContainerRecordState.Exited;
+        if (!exited)
         {
-            try
-            {
-                await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = container.Id, Force = true }, cancellationToken)
-                    .ConfigureAwait(false);
-            }
-            catch (NacelleException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable)
-            {
-                // the monitor never had it, or is gone with its processes
-            }
+            await ReleaseInMonitorAsync(container.PodId, container.Id, cancellationToken).ConfigureAwait(false);
         }
 
         _images.RemoveRootfs(container.Id);
@@ -112,13 +112,67 @@ public sealed partial class ContainerManager
         }
 
         _store.DeleteContainer(container.Id);
-        if (container.State != ContainerRecordState.Exited)
+        if (exited)
+        {
+            CrashIfAsked("remove-before-monitor-release");
+            var release = ReleaseInBackgroundAsync(container.PodId, container.Id);
+            if (!release.IsCompleted)
+            {
+                _releasing[container.Id] = (container.PodId, release);
+                _ = release.ContinueWith(done => _releasing.TryRemove(container.Id, out var _), CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+        else
         {
             Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Stopped, UnixTime.Now()));
         }
 
         Events.Publish(new ContainerEvent(container.Id, container.PodId, ContainerEventKind.Deleted, UnixTime.Now()));
         ContainerLog.Removed(_log, container.Id);
+    }
+
+    /// <summary>The container goes from its pod's monitor (killed first if it runs); a monitor that never had it, or
+    /// is gone with its processes, has nothing to do.</summary>
+    private async Task ReleaseInMonitorAsync(string podId, string containerId, CancellationToken cancellationToken)
+    {
+        if (_store.TryGetPod(podId) is { } pod && await _pods.ClientAsync(pod, cancellationToken).ConfigureAwait(false) is { } client)
+        {
+            try
+            {
+                await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = containerId, Force = true }, cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (NacelleException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable)
+            {
+                // the monitor never had it, or is gone with its processes
+            }
+        }
+    }
+
+    private async Task ReleaseInBackgroundAsync(string podId, string containerId)
+    {
+        try
+        {
+            await ReleaseInMonitorAsync(podId, containerId, _disposed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NacelleException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Left to the pod's removal (its monitor deletes what it still has) or to recovery after a restart.
+            ContainerLog.MonitorReleaseFailed(_log, containerId, e.Message);
+        }
+    }
+
+    /// <summary>Waits until every background release of the pod's removed containers is done.</summary>
+    private async Task WaitForReleasesAsync(string podId)
+    {
+        foreach (var (_, (pod, release)) in _releasing)
+        {
+            if (pod == podId)
+            {
+                await release.ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>StopPodSandbox's part: every container of the pod gets its stop signal, SIGKILL after the grace.</summary>
@@ -135,6 +189,8 @@ public sealed partial class ContainerManager
         {
             await RemoveAsync(container.Id, cancellationToken).ConfigureAwait(false);
         }
+
+        await WaitForReleasesAsync(podId).ConfigureAwait(false);
 
         if (_watches.TryRemove(podId, out var watch))
         {

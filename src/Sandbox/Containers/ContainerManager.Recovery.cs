@@ -20,6 +20,7 @@ public sealed partial class ContainerManager
             try
             {
                 await RefreshAsync(pod.Id, cancellationToken).ConfigureAwait(false);
+                await ReleaseOrphansAsync(pod, cancellationToken).ConfigureAwait(false);
                 if (File.Exists(_pods.MonitorSocket(pod.Id)))
                 {
                     EnsureWatching(pod.Id);
@@ -57,6 +58,27 @@ public sealed partial class ContainerManager
         foreach (var point in _images.Rootfs.UnmountOrphans())
         {
             ContainerLog.OrphanMountRemoved(_log, point);
+        }
+    }
+
+    /// <summary>
+    /// After a daemon start: a container the pod's monitor still has but the store has no row for was removed by a
+    /// daemon killed before the monitor released it (RemoveContainer of an exited container releases it in the
+    /// background): it is released now, its cgroup, state and exit record going with it. The pause container is the
+    /// pod's, never a container's.
+    /// </summary>
+    private async Task ReleaseOrphansAsync(PodRecord pod, CancellationToken cancellationToken)
+    {
+        if (await _pods.ClientAsync(pod, cancellationToken).ConfigureAwait(false) is not { } client)
+        {
+            return;
+        }
+
+        var listed = (await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.List }, cancellationToken).ConfigureAwait(false)).Containers!;
+        foreach (var orphan in listed.Where(c => c.Id != Pods.PodManager.PauseId && !_creating.ContainsKey(c.Id) && _store.TryGetContainer(c.Id) is null))
+        {
+            await ReleaseInMonitorAsync(pod.Id, orphan.Id, cancellationToken).ConfigureAwait(false);
+            ContainerLog.OrphanReleased(_log, orphan.Id);
         }
     }
 

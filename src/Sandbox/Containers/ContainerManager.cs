@@ -75,6 +75,9 @@ public sealed partial class ContainerManager : IAsyncDisposable
     /// <summary>Removals in progress, one per container (<see cref="RemoveAsync"/>).</summary>
     private readonly KeyedGate _removals = new();
 
+    /// <summary>Exited containers already removed whose release in the pod's monitor (its cgroup, state and exit record)
+    /// is still under way, by container id, with their pod: RemovePodSandbox waits for them before the monitor goes.</summary>
+    private readonly ConcurrentDictionary<string, (string PodId, Task Release)> _releasing = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
     public ContainerManager(ContainerManagerOptions options, PodManager pods, ImageManager images, ContainerEvents events)

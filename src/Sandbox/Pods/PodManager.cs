@@ -179,12 +179,17 @@ public sealed record PodManagerOptions
 /// </summary>
 public sealed class PodManager(PodManagerOptions options, PodStore store, CniNetwork network) : IAsyncDisposable
 {
-    private const string PauseId = "pause";
+    internal const string PauseId = "pause";
 
     private readonly NamespacePins _pins = new(Path.Combine(options.StateRoot, "ns"));
     private readonly PodFiles _files = new();
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
+
+    /// <summary>Pods this daemon stopped completely (network torn down, every process killed, NotReady recorded):
+    /// RemovePodSandbox after StopPodSandbox, as kubelet calls them, does not stop them again. Kept in memory only: after
+    /// a restart a remove stops the pod again, which is idempotent.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _stopped = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CancellationTokenSource> _watches = new(StringComparer.Ordinal);
     private readonly KeyedGate _podGates = new();
     private readonly Lock _gate = new();
@@ -396,6 +401,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
 
         store.UpdatePod(pod.Id, p => p with { State = PodState.NotReady });
+        _stopped[pod.Id] = 0;
     }
 
     /// <summary>Removes a pod: stops it, shuts its monitor down (which deletes its containers; a monitor that does not
@@ -413,7 +419,11 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
     private async Task RemovePodAsync(PodRecord pod, CancellationToken cancellationToken)
     {
-        await StopPodAsync(pod, cancellationToken).ConfigureAwait(false);
+        if (!_stopped.ContainsKey(pod.Id) || pod.State != PodState.NotReady)
+        {
+            await StopPodAsync(pod, cancellationToken).ConfigureAwait(false);
+        }
+
         StopWatching(pod.Id);
         WatchedProcess? monitor;
         lock (_gate)
@@ -444,6 +454,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         }
         await RemovePodCgroupsAsync(pod.Id, pod.CgroupParent, cancellationToken).ConfigureAwait(false);
         store.DeletePod(pod.Id);
+        _stopped.TryRemove(pod.Id, out _);
     }
 
     /// <summary>

@@ -221,6 +221,38 @@ public sealed class PodManagerKernelTests
         }
     }
 
+    /// <summary>kubelet stops a pod, then removes it: the remove does not tear the network down (CNI DEL) a second time,
+    /// while a remove of a pod never stopped still does.</summary>
+    [Fact]
+    public async Task Removing_a_stopped_pod_does_not_stop_it_again()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        var bin = Directory.CreateTempSubdirectory("nacelle-counting-cni-").FullName;
+        try
+        {
+            var calls = Path.Combine(bin, "calls.log");
+            var loopback = Path.Combine(bin, "loopback");
+            File.WriteAllText(loopback, $"#!/bin/sh\necho \"$CNI_COMMAND $CNI_CONTAINERID\" >> {calls}\nexec /usr/lib/cni/loopback\n");
+            File.SetUnixFileMode(loopback, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            await using var f = new Fixture(options => options with { BinDirs = [bin, .. options.BinDirs] });
+
+            var stopped = await f.Manager.RunAsync(f.Request("stopped-first"));
+            await f.Manager.StopAsync(stopped);
+            await f.Manager.RemoveAsync(stopped);
+            Assert.Equal(["ADD " + stopped, "DEL " + stopped], File.ReadAllLines(calls));
+
+            File.Delete(calls);
+            var removed = await f.Manager.RunAsync(f.Request("removed-at-once"));
+            await f.Manager.RemoveAsync(removed);
+            Assert.Equal(["ADD " + removed, "DEL " + removed], File.ReadAllLines(calls));
+            AssertNothingLeft(f);
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
     private static void AssertNothingLeft(Fixture f)
     {
         Assert.Empty(f.Store.ListPods());
