@@ -76,6 +76,21 @@ public sealed class ConfigReloader
                     key.Set(next.Config, key.Get(running)); // the running value stays in force until a restart
                     deferred.Add(path);
                 }
+                else if (path.StartsWith(ConfigKeys.RuntimeHandlersPath + ".", StringComparison.Ordinal))
+                {
+                    // Runtime handlers are read once at start (each external runtime's features are probed then): a
+                    // change is named and waits for a restart, and the running table stays what Status reports.
+                    deferred.Add(path);
+                }
+            }
+
+            if (deferred.Any(path => path.StartsWith(ConfigKeys.RuntimeHandlersPath + ".", StringComparison.Ordinal)))
+            {
+                next.Config.Runtime.Handlers.Clear();
+                foreach (var (name, handler) in running.Runtime.Handlers)
+                {
+                    next.Config.Runtime.Handlers[name] = handler;
+                }
             }
 
             try
@@ -114,7 +129,8 @@ public sealed class ConfigReloader
 
     /// <summary>
     /// The keys whose values differ, in table order: top-level keys by path, registry tables as
-    /// registry.hosts."&lt;host&gt;" (added or removed) or registry.hosts."&lt;host&gt;".&lt;key&gt;.
+    /// registry.hosts."&lt;host&gt;" (added or removed) or registry.hosts."&lt;host&gt;".&lt;key&gt;, runtime handlers as
+    /// runtime.handlers.&lt;name&gt; (added or removed) or runtime.handlers.&lt;name&gt;.&lt;key&gt;.
     /// </summary>
     public static IReadOnlyList<string> Changed(NacelleConfig before, NacelleConfig after)
     {
@@ -131,6 +147,18 @@ public sealed class ConfigReloader
             }
 
             changed.AddRange(ConfigKeys.RegistryHostKeys.Where(key => Text(key.Get(old)) != Text(key.Get(now))).Select(key => $"{hostPath}.{key.Path}"));
+        }
+
+        foreach (var name in before.Runtime.Handlers.Keys.Union(after.Runtime.Handlers.Keys).Order(StringComparer.Ordinal))
+        {
+            var handlerPath = $"{ConfigKeys.RuntimeHandlersPath}.{name}";
+            if (!before.Runtime.Handlers.TryGetValue(name, out var old) || !after.Runtime.Handlers.TryGetValue(name, out var now))
+            {
+                changed.Add(handlerPath);
+                continue;
+            }
+
+            changed.AddRange(ConfigKeys.RuntimeHandlerKeys.Where(key => Text(key.Get(old)) != Text(key.Get(now))).Select(key => $"{handlerPath}.{key.Path}"));
         }
 
         return changed;

@@ -133,6 +133,35 @@ public sealed class ConfigReloaderTests : IDisposable
     }
 
     [Fact]
+    public void RuntimeHandlerChangesAreNamedAndWaitForARestart()
+    {
+        var (reloader, _, _) = Start("""
+            [runtime.handlers.runc]
+            type = "oci"
+            path = "/usr/sbin/runc"
+            """);
+        File.WriteAllText(ConfigPath, """
+            log_level = "debug"
+            [runtime.handlers.runc]
+            type = "oci"
+            path = "/usr/local/sbin/runc"
+            [runtime.handlers.crun]
+            type = "oci"
+            path = "/usr/bin/crun"
+            """);
+
+        var outcome = reloader.Reload();
+
+        Assert.Null(outcome.Refused);
+        Assert.Equal(["log_level"], outcome.Applied);
+        Assert.Equal(["runtime.handlers.crun", "runtime.handlers.runc.path"], outcome.Deferred.Order(StringComparer.Ordinal));
+        var inForce = reloader.Current.Config;
+        Assert.Equal("debug", inForce.LogLevel);
+        Assert.Equal(["runc"], inForce.Runtime.Handlers.Keys);
+        Assert.Equal("/usr/sbin/runc", inForce.Runtime.Handlers["runc"].Path);
+    }
+
+    [Fact]
     public void EveryKeyDeclaresWhetherAReloadAppliesIt()
     {
         // The keys a reload applies are the ones docs/configuration.md lists as live; everything else waits for a restart.
