@@ -71,12 +71,13 @@ public sealed record PodSandboxRequest
             }
         }
 
-        // kubelet's (cgroupfs driver) is always absolute. A relative one would be made relative to the root of every
-        // hierarchy, somewhere the caller did not say; a systemd slice name needs a systemd driver nacelle does not have.
-        if (CgroupParent.Length > 0 && CgroupParent[0] != '/')
+        // kubelet's is an absolute path (cgroupfs driver) or a slice name (systemd driver; RunPodSandbox has checked that
+        // it matches nacelle's cgroup.driver). Anything else relative would be made relative to the root of every
+        // hierarchy, somewhere the caller did not say.
+        if (CgroupParent.Length > 0 && CgroupParent[0] != '/' && !CgroupNames.IsSystemd(CgroupParent))
         {
             throw NacelleException.InvalidArgument(
-                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/'; systemd slice names are not supported)");
+                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/') or, under the systemd cgroup driver, a slice name");
         }
 
         foreach (var mapping in PortMappings)

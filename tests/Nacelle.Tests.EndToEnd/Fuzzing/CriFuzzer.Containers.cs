@@ -461,6 +461,7 @@ internal sealed partial class CriFuzzer
             default:
                 config.Metadata ??= new ContainerMetadata();
                 config.Metadata.Attempt = V.HostileUInt();
+                config.Image ??= new ImageSpec(); // an earlier mutation of the same request may have dropped it
                 config.Image.Image = V.Chance(0.5) ? target.Image.Replace(":fuzz", "", StringComparison.Ordinal) + ":fuzz" : target.Image;
                 return ("odd attempt", null);
         }

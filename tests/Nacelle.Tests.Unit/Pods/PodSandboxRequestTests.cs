@@ -63,7 +63,7 @@ public sealed class PodSandboxRequestTests
     /// root of every hierarchy.</summary>
     [Theory]
     [InlineData("relative/x")]
-    [InlineData("kubepods-besteffort.slice")]
+    [InlineData("kubepods-besteffort")]
     public void A_relative_cgroup_parent_is_refused_naming_the_field(string parent)
     {
         var e = Assert.Throws<NacelleException>((Request() with { CgroupParent = parent }).Validate);
@@ -73,6 +73,12 @@ public sealed class PodSandboxRequestTests
 
     [Fact]
     public void An_absolute_cgroup_parent_is_accepted() => (Request() with { CgroupParent = "/kubepods/besteffort/pod1" }).Validate();
+
+    /// <summary>Regression: the relative-parent check refused every systemd slice, so no pod ran under the systemd cgroup
+    /// driver (whether the slice fits nacelle's driver is RunPodSandbox's check).</summary>
+    [Fact]
+    public void A_systemd_slice_name_is_accepted() =>
+        (Request() with { CgroupParent = "kubepods-besteffort-pod4042ba7ccd5e.slice" }).Validate();
 
     [Fact]
     public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
