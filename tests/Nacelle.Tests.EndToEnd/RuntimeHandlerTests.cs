@@ -187,7 +187,14 @@ public sealed class RuntimeHandlerTests : IAsyncLifetime
 
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = quick });
-        Assert.False(Directory.Exists(Path.Combine(runcRoot, id)), "runc's state of a removed container");
+        // An exited container is released in its monitor (runc delete included) just after RemoveContainer answers.
+        var released = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Directory.Exists(Path.Combine(runcRoot, id)) && DateTime.UtcNow < released)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.False(Directory.Exists(Path.Combine(runcRoot, id)), "runc's state of a removed container, 10 s after its removal");
         Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest())).Containers);
 
         await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
