@@ -296,6 +296,7 @@ public sealed class PodStoreTests : IDisposable
         // Readers never lock: every list and lookup is one snapshot, with each record as some write committed it.
         _store.AddPod(Pod(Id('a')) with { MonitorPid = 0 });
         using var stop = new CancellationTokenSource();
+        var reading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var reader = Task.Run(() =>
         {
             var reads = 0;
@@ -304,10 +305,12 @@ public sealed class PodStoreTests : IDisposable
                 var pod = _store.ListPods().Single();
                 Assert.Equal(pod.MonitorPid, (int?)(long)pod.MonitorStartTime);
                 reads++;
+                reading.TrySetResult();
             }
 
             return reads;
         });
+        await reading.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the writes start once the reader runs (a busy machine)
         for (var i = 1; i <= 200; i++)
         {
             _store.UpdatePod(Id('a'), p => p with { MonitorStartTime = (ulong)i, MonitorPid = i });
