@@ -87,21 +87,9 @@ public static unsafe partial class DescriptorCalls
         {
             while (true)
             {
-                var n = read(Fd(handle), p, (nuint)buffer.Length);
-                if (n >= 0)
+                if (Outcome(read(Fd(handle), p, (nuint)buffer.Length), "read") is { } n)
                 {
-                    return (int)n;
-                }
-
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == EAGAIN)
-                {
-                    return -1;
-                }
-
-                if (errno != EINTR)
-                {
-                    throw Error("read", errno);
+                    return n;
                 }
             }
         }
@@ -115,24 +103,25 @@ public static unsafe partial class DescriptorCalls
         {
             while (true)
             {
-                var n = write(Fd(handle), p, (nuint)data.Length);
-                if (n >= 0)
+                if (Outcome(write(Fd(handle), p, (nuint)data.Length), "write") is { } n)
                 {
-                    return (int)n;
-                }
-
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == EAGAIN)
-                {
-                    return -1;
-                }
-
-                if (errno != EINTR)
-                {
-                    throw Error("write", errno);
+                    return n;
                 }
             }
         }
+    }
+
+    /// <summary>What a read(2) or write(2) that returned <paramref name="result"/> means, read right after the call:
+    /// the byte count, -1 for EAGAIN, null for EINTR (call again); any other errno throws, naming <paramref name="call"/>.</summary>
+    private static int? Outcome(nint result, string call)
+    {
+        if (result >= 0)
+        {
+            return (int)result;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == EAGAIN ? -1 : errno == EINTR ? null : throw Error(call, errno);
     }
 
     private static int Fd(SafeHandle handle) => (int)handle.DangerousGetHandle();

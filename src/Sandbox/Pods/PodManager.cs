@@ -40,9 +40,10 @@ public sealed record PodSandboxRequest
     /// <summary>
     /// Refuses, before anything is acquired, what RunPodSandbox could only fail on half way: a log directory that is
     /// not a clean absolute path (kubelet's always is; a relative or dotted one would put container logs anywhere), a
-    /// relative cgroup parent, and port mappings no plugin could install.
+    /// cgroup parent not in the form of the node's cgroup driver, and port mappings no plugin could install.
     /// </summary>
-    public void Validate()
+    /// <param name="systemdDriver">Whether nacelle's cgroup.driver is systemd (kubelet's must be the same).</param>
+    public void Validate(bool systemdDriver = false)
     {
         // CNI plugins get these in CNI_ARGS ("K8S_POD_NAME=<name>;...;IgnoreUnknown=1", an environment variable): a NUL cuts
         // the variable short and a ';' or '=' adds arguments of the caller's choosing.
@@ -71,14 +72,7 @@ public sealed record PodSandboxRequest
             }
         }
 
-        // kubelet's is an absolute path (cgroupfs driver) or a slice name (systemd driver; RunPodSandbox has checked that
-        // it matches nacelle's cgroup.driver). Anything else relative would be made relative to the root of every
-        // hierarchy, somewhere the caller did not say.
-        if (CgroupParent.Length > 0 && CgroupParent[0] != '/' && !CgroupNames.IsSystemd(CgroupParent))
-        {
-            throw NacelleException.InvalidArgument(
-                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/') or, under the systemd cgroup driver, a slice name");
-        }
+        ValidateCgroupParent(systemdDriver);
 
         foreach (var mapping in PortMappings)
         {
@@ -102,6 +96,33 @@ public sealed record PodSandboxRequest
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// kubelet names a pod's parent in its own cgroup driver's form: a slice name under systemd, an absolute path under
+    /// cgroupfs. A parent of the other driver's form means kubelet and nacelle disagree on the driver; anything else
+    /// relative would land below the root of every hierarchy, somewhere the caller did not say.
+    /// </summary>
+    private void ValidateCgroupParent(bool systemdDriver)
+    {
+        if (CgroupParent.Length == 0)
+        {
+            return;
+        }
+
+        var slice = CgroupNames.IsSystemd(CgroupParent);
+        if (slice != systemdDriver)
+        {
+            throw NacelleException.InvalidArgument(systemdDriver
+                ? $"linux.cgroup_parent '{CgroupParent}' is a cgroupfs path, but nacelle's cgroup.driver is systemd: kubelet's --cgroup-driver must be systemd too"
+                : $"linux.cgroup_parent '{CgroupParent}' is a systemd slice, but nacelle's cgroup.driver is cgroupfs: kubelet's --cgroup-driver must be cgroupfs too (or set cgroup.driver = \"systemd\")");
+        }
+
+        if (!slice && CgroupParent[0] != '/')
+        {
+            throw NacelleException.InvalidArgument(
+                $"linux.cgroup_parent '{CgroupParent}' must be an absolute cgroup path (starting with '/') or, under the systemd cgroup driver, a slice name");
         }
     }
 }
@@ -221,7 +242,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     public async Task<string> RunAsync(PodSandboxRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        request.Validate();
+        request.Validate(systemdDriver: CgroupNames.IsSystemd(options.DefaultCgroupParent));
         var handler = (await HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(request.RuntimeHandler);
         if (handler.Unavailable is { } unavailable)
         {

@@ -66,7 +66,7 @@ public sealed class PodSandboxRequestTests
     [InlineData("kubepods-besteffort")]
     public void A_relative_cgroup_parent_is_refused_naming_the_field(string parent)
     {
-        var e = Assert.Throws<NacelleException>((Request() with { CgroupParent = parent }).Validate);
+        var e = Assert.Throws<NacelleException>(() => (Request() with { CgroupParent = parent }).Validate());
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains($"linux.cgroup_parent '{parent}'", e.Message, StringComparison.Ordinal);
     }
@@ -75,10 +75,10 @@ public sealed class PodSandboxRequestTests
     public void An_absolute_cgroup_parent_is_accepted() => (Request() with { CgroupParent = "/kubepods/besteffort/pod1" }).Validate();
 
     /// <summary>Regression: the relative-parent check refused every systemd slice, so no pod ran under the systemd cgroup
-    /// driver (whether the slice fits nacelle's driver is RunPodSandbox's check).</summary>
+    /// driver.</summary>
     [Fact]
-    public void A_systemd_slice_name_is_accepted() =>
-        (Request() with { CgroupParent = "kubepods-besteffort-pod4042ba7ccd5e.slice" }).Validate();
+    public void A_systemd_slice_name_is_accepted_under_the_systemd_driver() =>
+        (Request() with { CgroupParent = "kubepods-besteffort-pod4042ba7ccd5e.slice" }).Validate(systemdDriver: true);
 
     [Fact]
     public void An_unpublished_port_needs_no_container_port() => Request("", new CniPortMapping(0, 0, "TCP")).Validate();
@@ -91,8 +91,26 @@ public sealed class PodSandboxRequestTests
     public void Metadata_that_would_break_CNI_ARGS_is_refused(string name, string uid)
     {
         var request = Request() with { Name = name, Uid = uid };
-        var e = Assert.Throws<NacelleException>(request.Validate);
+        var e = Assert.Throws<NacelleException>(() => request.Validate());
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("CNI_ARGS", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("/kubepods/burstable/pod1", false)]
+    [InlineData("", false)]
+    [InlineData("", true)]
+    public void A_cgroup_parent_in_the_drivers_form_is_accepted(string parent, bool systemd) =>
+        (Request() with { CgroupParent = parent }).Validate(systemd);
+
+    [Theory]
+    [InlineData("/kubepods/burstable/pod1", true, "is a cgroupfs path, but nacelle's cgroup.driver is systemd")]
+    [InlineData("kubepods-burstable-pod1.slice", false, "is a systemd slice, but nacelle's cgroup.driver is cgroupfs")]
+    public void A_cgroup_parent_of_the_other_drivers_form_or_relative_is_refused(string parent, bool systemd, string expected)
+    {
+        var e = Assert.Throws<NacelleException>(() => (Request() with { CgroupParent = parent }).Validate(systemd));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("linux.cgroup_parent", e.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 }
