@@ -50,16 +50,17 @@ public sealed class ContainerEvents(int capacity = 1024, Action<long>? onDropped
         {
             foreach (var subscriber in _subscribers)
             {
-                // The queue drops its oldest entry when full: count it before writing.
-                if (subscriber.Reader.Count >= capacity)
-                {
-                    Interlocked.Increment(ref _dropped);
-                    onDropped?.Invoke(1);
-                }
-
+                // A full queue drops its oldest entry, and the channel counts it (OnDropped): a count taken here
+                // before writing would also count an entry the reader took in between.
                 subscriber.Writer.TryWrite(e);
             }
         }
+    }
+
+    private void OnDropped(ContainerEvent _)
+    {
+        Interlocked.Increment(ref _dropped);
+        onDropped?.Invoke(1);
     }
 
     /// <summary>Subscribes until <paramref name="cancellationToken"/> is cancelled; events published from now on.</summary>
@@ -68,7 +69,7 @@ public sealed class ContainerEvents(int capacity = 1024, Action<long>? onDropped
         var channel = Channel.CreateBounded<ContainerEvent>(new BoundedChannelOptions(capacity)
         {
             FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = false,
-        });
+        }, OnDropped);
         lock (_gate)
         {
             _subscribers.Add(channel);
