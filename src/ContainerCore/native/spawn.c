@@ -569,8 +569,11 @@ static void make_symlink(int rootfd, const struct record *r)
 
 static void mask_path(const char *path)
 {
+    /* stat, not lstat: mount(2) follows a symlink at the target, so what gets masked is what the path names, and
+     * its type decides how. (A volume mounted over /sys may hold a symlink where the kernel has a directory: the
+     * type of the link itself sent a /dev/null bind onto a directory, ENOTDIR.) Nothing there: nothing to hide. */
     struct stat st;
-    if (lstat(path, &st) < 0) {
+    if (stat(path, &st) < 0) {
         if (errno == ENOENT) return;
         fail(errno, "cannot stat masked path", path);
     }

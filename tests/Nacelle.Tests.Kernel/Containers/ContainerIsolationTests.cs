@@ -134,6 +134,34 @@ public sealed class ContainerIsolationTests
         Assert.False(File.Exists(Path.Combine(scope.Rootfs, "newfile")));
     }
 
+    /// <summary>Found by the CRI fuzzer: a volume over /sys whose "firmware" was a symlink to a directory failed the
+    /// container's setup with Internal (the link's own type sent a /dev/null bind onto the directory it names: ENOTDIR).
+    /// The masked path is what it names, so its directory is hidden under an empty tmpfs.</summary>
+    [Fact]
+    public async Task A_masked_path_that_is_a_symlink_to_a_directory_is_masked_as_a_directory()
+    {
+        Assert.True(ContainerTestScope.Available);
+        await using var scope = new ContainerTestScope();
+        var volume = Directory.CreateTempSubdirectory("nacelle-ct-sys-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(volume, "fw"));
+            File.WriteAllText(Path.Combine(volume, "fw", "secret"), "x");
+            File.CreateSymbolicLink(Path.Combine(volume, "firmware"), "fw");
+            var spec = scope.Spec("""echo "firmware=$(ls /sys/firmware/ | wc -l)"; echo "fw=$(ls /sys/fw | wc -l)" """);
+            Assert.Contains("/sys/firmware", spec.Linux!.MaskedPaths);
+            spec.Mounts.Add(new SpecMount { Destination = "/sys", Type = "bind", Source = volume, Options = ["rbind", "ro"] });
+            var seen = await scope.ProbeAsync(spec);
+            Assert.Equal("0", seen["firmware"]);
+            Assert.Equal("0", seen["fw"]);
+            Assert.True(File.Exists(Path.Combine(volume, "fw", "secret"))); // hidden from the container, untouched on the host
+        }
+        finally
+        {
+            Directory.Delete(volume, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Capabilities_user_groups_no_new_privs_and_rlimits()
     {

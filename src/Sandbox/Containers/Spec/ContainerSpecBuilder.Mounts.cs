@@ -73,6 +73,14 @@ public sealed partial class ContainerSpecBuilder
             throw Invalid($"{at}.container_path", "must not be /");
         }
 
+        if ((destination == "/proc" || destination.StartsWith("/proc/", StringComparison.Ordinal)) && !ProcFilesVolumesMayCover.Contains(destination))
+        {
+            // As runc: a volume in place of the kernel's /proc could feed the container's setup a fake one (security
+            // labels and masks are written through /proc). lxcfs-style setups cover only the files listed.
+            throw Invalid($"{at}.container_path",
+                $"'{destination}' is in the container's /proc, which only the kernel's procfs fills; a volume may cover only {string.Join(", ", ProcFilesVolumesMayCover)}");
+        }
+
         if (string.IsNullOrEmpty(mount.HostPath))
         {
             throw Invalid($"{at}.host_path", "must not be empty");
@@ -192,6 +200,12 @@ public sealed partial class ContainerSpecBuilder
 
         return new SpecMount { Destination = destination, Type = "bind", Source = source, Options = options };
     }
+
+    /// <summary>The /proc files a volume may cover (what lxcfs provides, the same list runc accepts).</summary>
+    private static readonly string[] ProcFilesVolumesMayCover =
+    [
+        "/proc/cpuinfo", "/proc/diskstats", "/proc/loadavg", "/proc/meminfo", "/proc/slabinfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    ];
 
     private static int Depth(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries).Length;
 

@@ -184,6 +184,24 @@ public sealed class MountTranslationTests
             new Mount { ContainerPath = "/data/", HostPath = "/b" })), "mounts[1].container_path", "twice");
     }
 
+    /// <summary>Found by the CRI fuzzer: a volume at /proc failed the container's setup with Internal (masking a path
+    /// of the volume); a volume in place of the kernel's /proc is refused up front, as runc does.</summary>
+    [Theory]
+    [InlineData("/proc")]
+    [InlineData("/proc/")]
+    [InlineData("/proc/self")]
+    [InlineData("/proc/sys/kernel")]
+    public void VolumesInPlaceOfProcAreRefused(string path) =>
+        Refused(() => Spec(WithMounts(new Mount { ContainerPath = path, HostPath = "/srv" })), "mounts[0].container_path", "procfs");
+
+    [Fact]
+    public void LxcfsStyleVolumesOverProcFilesAreAccepted()
+    {
+        var spec = Spec(WithMounts(new Mount { ContainerPath = "/proc/meminfo", HostPath = "/var/lib/lxcfs/proc/meminfo", Readonly = true }));
+        Assert.Equal("/var/lib/lxcfs/proc/meminfo", Mount(spec, "/proc/meminfo").Source);
+        Assert.Equal("/srv", Mount(Spec(WithMounts(new Mount { ContainerPath = "/procdata", HostPath = "/srv" })), "/procdata").Source);
+    }
+
     [Fact]
     public void ImageVolumesAreUnsupportedAndIdMappedMountsNeedAUserNamespacedPod()
     {
