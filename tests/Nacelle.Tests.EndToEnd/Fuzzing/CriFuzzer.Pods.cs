@@ -284,7 +284,7 @@ internal sealed partial class CriFuzzer
                 return ("hostile sysctl key", null);
             case 21:
                 linux.Sysctls["net.ipv4.ip_local_port_range"] = V.Pick(["1 0", "", "a b", "\0", "65535 1024", V.HostileString()]);
-                linux.Sysctls.Add(Enumerable.Range(0, V.Chance(0.3) ? 10_000 : 3).ToDictionary(i => $"net.ipv4.conf.x{i}.forwarding", _ => "1"));
+                FuzzValues.SetAll(linux.Sysctls, Enumerable.Range(0, V.Chance(0.3) ? 10_000 : 3).ToDictionary(i => $"net.ipv4.conf.x{i}.forwarding", _ => "1"));
                 return ("bad sysctl values", null);
             case 22:
             {
