@@ -6,7 +6,7 @@ namespace Nacelle.CriServer.Streaming;
 /// <summary>The two directions of a forwarded connection, each through one bounded buffer.</summary>
 internal static class PortForwardCopy
 {
-    private const int BufferSize = 32 * 1024;
+    private const int BufferSize = 128 * 1024;
 
     /// <summary>Pod to client until the pod closes its side; returns why it failed, or null.</summary>
     public static async Task<string?> ToClientAsync(Socket socket, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,

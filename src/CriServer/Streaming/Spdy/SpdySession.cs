@@ -24,7 +24,7 @@ internal sealed record SpdySessionOptions
     public int MaxHeaderBlockSize { get; init; } = 64 * 1024;
 
     /// <summary>The largest data frame payload this side sends.</summary>
-    public int MaxDataFramePayload { get; init; } = 32 * 1024;
+    public int MaxDataFramePayload { get; init; } = 128 * 1024;
 }
 
 /// <summary>
