@@ -145,22 +145,27 @@ public sealed class OciRuntimeLauncher(ExternalRuntime runtime, string stateDire
             return;
         }
 
-        SafeFileHandle master;
+        SafeFileHandle? master = null;
         try
         {
             master = await console.ReceiveAsync(what, deadline, timeout, cancellationToken).ConfigureAwait(false);
+            if (size is { Height: > 0, Width: > 0 })
+            {
+                Pty.SetWindowSize(master, (ushort)Math.Min(size.Height, ushort.MaxValue), (ushort)Math.Min(size.Width, ushort.MaxValue));
+            }
         }
-        catch
+        catch (Exception e)
         {
+            master?.Dispose();
             process.Signal(Signals.SIGKILL);
             await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             process.Dispose();
-            throw;
-        }
+            if (e is IOException)
+            {
+                throw NacelleException.FailedPrecondition($"{what}: what the runtime sent over its --console-socket is not a terminal ({e.Message})");
+            }
 
-        if (size is { Height: > 0, Width: > 0 })
-        {
-            Pty.SetWindowSize(master, (ushort)Math.Min(size.Height, ushort.MaxValue), (ushort)Math.Min(size.Width, ushort.MaxValue));
+            throw;
         }
 
         if (stdio.ConsoleReceived is { } receiver)
