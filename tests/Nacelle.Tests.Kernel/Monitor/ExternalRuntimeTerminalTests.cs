@@ -101,7 +101,7 @@ public sealed class ExternalRuntimeTerminalTests
         Assert.Equal(MonitorProtocol.EventExited, exited!.Event);
         Assert.Equal(5, exited.Exec!.ExitCode);
         Assert.Empty(Directory.GetFileSystemEntries(ConsoleDirectory(pod, "c1")));
-        Assert.DoesNotContain(ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
+        Assert.DoesNotContain(MonitorPodFixture.ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -145,7 +145,7 @@ public sealed class ExternalRuntimeTerminalTests
         Assert.False(Directory.Exists($"/proc/{pid}"), $"the fake runtime's process {pid} is still there");
         Assert.Empty((await pod.Client.SendAsync(new MonitorRequest { Op = MonitorProtocol.List })).Containers!);
         Assert.False(Directory.Exists(Path.Combine(pod.Options.Directory, "containers", "c1")), "the container's state directory");
-        Assert.DoesNotContain(ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
+        Assert.DoesNotContain(MonitorPodFixture.ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -196,9 +196,6 @@ public sealed class ExternalRuntimeTerminalTests
 
     private static string ConsoleDirectory(MonitorPodFixture pod, string id) =>
         Path.Combine(pod.Options.Directory, "containers", id, "oci", "console");
-
-    private static List<string> ThreadNames(int pid) =>
-        [.. Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim())];
 
     private static async Task<List<CriLogLine>> WaitForLogAsync(string logPath, string text)
     {

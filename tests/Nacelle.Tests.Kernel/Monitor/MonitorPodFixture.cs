@@ -113,6 +113,10 @@ internal sealed class MonitorPodFixture : IAsyncDisposable
         return (socket, stream, pending);
     }
 
+    /// <summary>The names of a process's threads (/proc/PID/task/*/comm).</summary>
+    public static List<string> ThreadNames(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim())];
+
     /// <summary>The parent pid of <paramref name="pid"/> (/proc/PID/stat).</summary>
     public static int ParentOf(int pid)
     {
