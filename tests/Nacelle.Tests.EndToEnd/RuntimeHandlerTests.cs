@@ -177,13 +177,18 @@ public sealed class RuntimeHandlerTests : IAsyncLifetime
         Assert.Equal(ContainerState.ContainerExited, quickStatus.State);
         Assert.Equal(7, quickStatus.ExitCode);
 
-        // A tty container is refused by this handler, naming the field (no console socket served yet).
-        var tty = Container("tty", "sh");
+        // A tty container: runc sends the pty master over the monitor's --console-socket; the monitor logs the
+        // terminal's output as stdout, as for the built-in core.
+        var tty = Container("tty", "/bin/sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; exit 0");
         tty.Tty = true;
-        var ttyError = await Assert.ThrowsAsync<RpcException>(async () =>
-            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = tty, SandboxConfig = podConfig }));
-        Assert.Equal(StatusCode.FailedPrecondition, ttyError.StatusCode);
-        Assert.Contains("process.terminal", ttyError.Status.Detail);
+        tty.Stdin = true;
+        var ttyId = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = tty, SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = ttyId });
+        Assert.Equal(0, (await WaitForStateAsync(runtime, ttyId, ContainerState.ContainerExited)).ExitCode);
+        var ttyLog = await WaitForLogAsync(Path.Combine(podConfig.LogDirectory, "tty", "0.log"), "stdin-is-a-tty");
+        Assert.Matches(@"(?m) stdout F /dev/pts/\d+\r?$", ttyLog);
+        Assert.DoesNotContain(" stderr ", ttyLog);
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = ttyId });
 
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = quick });

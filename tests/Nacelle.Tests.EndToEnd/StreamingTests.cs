@@ -92,10 +92,10 @@ public sealed class StreamingTests : IAsyncLifetime
 
     /// <summary>A pod with one running container.</summary>
     private async Task<Running> RunAsync(Session session, string name, string[] command, bool tty = false, bool stdin = false,
-        bool stdinOnce = false, NamespaceMode network = NamespaceMode.Node)
+        bool stdinOnce = false, NamespaceMode network = NamespaceMode.Node, string handler = "")
     {
         var podConfig = Pod(name, network);
-        var pod = (await session.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var pod = (await session.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig, RuntimeHandler = handler })).PodSandboxId;
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = name },
@@ -251,11 +251,29 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.Equal(5, ws.GetProperty("returncode").GetInt32());
     }
 
-    [Fact]
-    public async Task Exec_with_a_terminal_gets_a_pty_of_the_container_sized_by_every_resize()
+    private const string Runc = "/usr/sbin/runc";
+
+    /// <summary>A daemon with Debian's runc as runtime handler "runc" when <paramref name="handler"/> names it.</summary>
+    private async Task<Session> StartWithHandlerAsync(string handler)
     {
-        await using var session = await StartAsync();
-        var app = await RunAsync(session, "exec-tty", ["sleep", "3600"]);
+        if (handler.Length == 0)
+        {
+            return await StartAsync();
+        }
+
+        Assert.SkipUnless(File.Exists(Runc), $"{Runc} is not installed (Debian's runc, scripts/install-deps.sh --test)");
+        return await StartAsync($"[runtime.handlers.{handler}]\ntype = \"oci\"\npath = \"{Runc}\"\n");
+    }
+
+    /// <summary>Under the built-in core the helper opens the pty; under runc (a handler) runc does and sends its master
+    /// over the monitor's console socket: the client cannot tell them apart.</summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData("runc")]
+    public async Task Exec_with_a_terminal_gets_a_pty_of_the_container_sized_by_every_resize(string handler)
+    {
+        await using var session = await StartWithHandlerAsync(handler);
+        var app = await RunAsync(session, "exec-tty", ["sleep", "3600"], handler: handler);
 
         // The sizes go out right after the streams open; stty sees the latest one within the loop.
         var script = "tty; i=0; while [ $i -lt 30 ]; do stty size; i=$((i+1)); sleep 0.1; done";
@@ -308,6 +326,36 @@ public sealed class StreamingTests : IAsyncLifetime
     /// <summary>The text of each line of a CRI log file (timestamp, stream and tag stripped).</summary>
     private static List<string> CriLogs(string path) =>
         [.. File.ReadAllLines(path).Select(l => l.Split(' ', 4)).Where(p => p.Length == 4).Select(p => p[3])];
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("runc")]
+    public async Task Attach_to_a_tty_container_types_into_its_terminal(string handler)
+    {
+        await using var session = await StartWithHandlerAsync(handler);
+        var app = await RunAsync(session, "attach-tty", ["/bin/sh", "-c", "tty; read line; echo got-$line; exit 4"], tty: true, stdin: true, handler: handler);
+        await WaitForLogTextAsync(app.LogPath, "/dev/pts/");
+
+        var url = (await session.Runtime.AttachAsync(new AttachRequest { ContainerId = app.ContainerId, Stdin = true, Stdout = true, Tty = true })).Url;
+        var run = await GoAsync("hello\n", "exec", "-url", url, "-stdin", "-tty");
+
+        Assert.Equal("4", run.Info["exitcode"]);
+        Assert.Contains("got-hello\r\n", run.Stdout);
+        await WaitForLogTextAsync(app.LogPath, "got-hello");
+        Assert.Contains(CriLogs(app.LogPath), l => l.TrimEnd('\r') == "got-hello");
+        Assert.DoesNotContain(" stderr ", File.ReadAllText(app.LogPath)); // a terminal has one output stream
+    }
+
+    private static async Task WaitForLogTextAsync(string path, string text)
+    {
+        static string Text(string path) => File.Exists(path) ? File.ReadAllText(path) : "";
+        for (var i = 0; i < 200 && !Text(path).Contains(text, StringComparison.Ordinal); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Contains(text, Text(path));
+    }
 
     [Fact]
     public async Task Attach_writes_stdin_to_a_container_created_with_stdin()

@@ -92,17 +92,8 @@ public sealed class SystemdCgroupDriverTests : IAsyncLifetime
         Assert.Equal((128 * 1024 * 1024).ToString(CultureInfo.InvariantCulture), systemd.Show(scope, "MemoryLimit"));
         Assert.Equal("256", Read(systemd, "cpu", path, "cpu.shares"));
 
-        // Stop and remove: the scope goes (the monitor's part of removing an exited container follows the rpc).
-        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
-        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
-        var memoryDirectory = systemd.HostDirectory(systemd.Hierarchies().First(h => h.Mount.EndsWith("/memory", StringComparison.Ordinal)).Mount, path);
-        for (var wait = 0; wait < 200 && (systemd.Show(scope, "ActiveState") == "active" || Directory.Exists(memoryDirectory)); wait++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.NotEqual("active", systemd.Show(scope, "ActiveState"));
-        Assert.False(Directory.Exists(memoryDirectory));
+        // Stop and remove: the scope goes.
+        await StopAndRemoveAsync(runtime, systemd, id, scope, path);
 
         // kubelet under the cgroupfs driver while nacelle runs systemd's: refused, naming both.
         var mismatch = await Assert.ThrowsAsync<RpcException>(async () =>
@@ -124,6 +115,63 @@ public sealed class SystemdCgroupDriverTests : IAsyncLifetime
 
         Assert.NotEqual("active", systemd.Show(pauseScope, "ActiveState"));
         Assert.NotEqual("active", systemd.Show(ownSlice, "ActiveState"));
+    }
+
+    /// <summary>
+    /// A RuntimeClass handler's runtime (Debian's runc) under the systemd driver: the container's scope is where the
+    /// built-in core's would be (in the pod's slice, holding the container's init, with its limits), because nacelle
+    /// hands runc the scope's path and starts the scope itself; runc's own cgroupfs reading of "slice:prefix:name"
+    /// would have put the container in a directory named after that string under the monitor's cgroup.
+    /// </summary>
+    [Fact]
+    public async Task AContainerOfAnExternalRuntimeHandlerGetsItsScopeInThePodsSlice()
+    {
+        Assert.SkipWhen(TestSystemd.SkipReason() is not null, TestSystemd.SkipReason() ?? string.Empty);
+        Assert.SkipUnless(File.Exists("/usr/sbin/runc"), "/usr/sbin/runc is not installed (Debian's runc, scripts/install-deps.sh --test)");
+        using var systemd = TestSystemd.Start();
+        const string config = "[cgroup]\ndriver = \"systemd\"\n\n[runtime.handlers.runc]\ntype = \"oci\"\npath = \"/usr/sbin/runc\"\n";
+        await using var daemon = await DaemonProcess.StartAsync(config, wrapper: systemd.Enter());
+        var runtime = daemon.Client.Runtime;
+        await daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = _image } });
+
+        var slice = $"kubepods-besteffort-pod{Guid.NewGuid().ToString("N")[..12]}.slice";
+        var podConfig = Pod("runc-scope", slice);
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig, RuntimeHandler = "runc" })).PodSandboxId;
+        var container = Container("runc-limited", "/bin/sleep", "3600");
+        container.Linux.Resources = new LinuxContainerResources { CpuShares = 512, MemoryLimitInBytes = 64 * 1024 * 1024 };
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = container, SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        var scope = $"nacelle-{id}.scope";
+        var path = $"/kubepods.slice/kubepods-besteffort.slice/{slice}/{scope}";
+        Assert.Equal("active", systemd.Show(scope, "ActiveState"));
+        Assert.Equal(slice, systemd.Show(scope, "Slice"));
+        Assert.Equal(path, systemd.Show(scope, "ControlGroup"));
+        Assert.Equal("512", systemd.Show(scope, "CPUShares"));
+        Assert.Equal((64 * 1024 * 1024).ToString(CultureInfo.InvariantCulture), systemd.Show(scope, "MemoryLimit"));
+
+        // The container's init is in the scope in every hierarchy (its pids are the test systemd's pid namespace's, so
+        // the init says where it is itself), and nothing else of the container is elsewhere.
+        var cgroups = (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "cat", "/proc/1/cgroup" } })).Stdout.ToStringUtf8();
+        foreach (var controller in new[] { "memory", "cpu", "pids", "devices", "freezer", "name=systemd" })
+        {
+            Assert.Matches($"(?m)^[0-9]+:([^:]*,)?{controller}(,[^:]*)?:{System.Text.RegularExpressions.Regex.Escape(path)}$", cgroups);
+        }
+
+        foreach (var (mount, _) in systemd.Hierarchies().Where(h => Path.GetFileName(h.Mount) is "memory" or "cpu" or "pids" or "devices" or "freezer" or "systemd"))
+        {
+            var procs = File.ReadAllText(Path.Combine(systemd.HostDirectory(mount, path), "cgroup.procs"));
+            Assert.False(string.IsNullOrWhiteSpace(procs), $"no process in {systemd.HostDirectory(mount, path)}");
+        }
+
+        Assert.Equal((64 * 1024 * 1024).ToString(CultureInfo.InvariantCulture), Read(systemd, "memory", path, "memory.limit_in_bytes"));
+        Assert.Equal("512", Read(systemd, "cpu", path, "cpu.shares"));
+        var stats = (await runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
+        Assert.True(stats.Memory.WorkingSetBytes.Value > 0, "memory working set from the scope's cgroup");
+
+        await StopAndRemoveAsync(runtime, systemd, id, scope, path);
+        await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod });
+        await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
     }
 
     [Fact]
@@ -185,6 +233,22 @@ public sealed class SystemdCgroupDriverTests : IAsyncLifetime
         var line = Assert.Single(daemon.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         Assert.StartsWith("nacelle: cannot start: cgroup.driver \"systemd\": systemd: ping systemd: the system bus unix:path=/run/nacelle-test-no-bus is not reachable", line);
         Assert.DoesNotContain("Exception", line, StringComparison.Ordinal);
+    }
+
+    /// <summary>Stops and removes a container; its scope goes (the monitor's part of removing an exited container
+    /// follows the rpc, so it is waited for), and its directory in the memory hierarchy with it.</summary>
+    private static async Task StopAndRemoveAsync(RuntimeService.RuntimeServiceClient runtime, TestSystemd systemd, string id, string scope, string path)
+    {
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        var memoryDirectory = systemd.HostDirectory(systemd.Hierarchies().First(h => h.Mount.EndsWith("/memory", StringComparison.Ordinal)).Mount, path);
+        for (var wait = 0; wait < 200 && (systemd.Show(scope, "ActiveState") == "active" || Directory.Exists(memoryDirectory)); wait++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.NotEqual("active", systemd.Show(scope, "ActiveState"));
+        Assert.False(Directory.Exists(memoryDirectory));
     }
 
     private static string Read(TestSystemd systemd, string controller, string path, string file) =>

@@ -93,9 +93,9 @@ public static class ConfigKeys
         "RuntimeClass handlers (RunPodSandbox's runtime_handler, a RuntimeClass's handler): \"\" and \"nacelle\" are always\n" +
         "nacelle's built-in core. One table per further handler; type = \"oci\" runs the pod's containers through an\n" +
         "external OCI runtime (runc, crun; runsc and kata-runtime untested), still under the pod's monitor (logs, exits,\n" +
-        "restarts, ExecSync and stats as with the built-in core): it gets a bundle (config.json from nacelle's spec, the\n" +
-        "rootfs nacelle prepared) and is run as `<path> --root <root> [args...] create|start|exec|delete`.\n" +
-        "Containers with a terminal (tty) are refused by such handlers for now.";
+        "restarts, ExecSync, streams and stats as with the built-in core): it gets a bundle (config.json from nacelle's\n" +
+        "spec, the rootfs nacelle prepared) and is run as `<path> --root <root> [args...] create|start|exec|delete`;\n" +
+        "a terminal (tty) comes back from the runtime over a --console-socket the pod's monitor serves.";
 
     /// <summary>Why <paramref name="name"/> cannot name a configured handler, or null (a DNS label, as RuntimeClass
     /// handlers are; "" and "nacelle" are the built-in ones).</summary>

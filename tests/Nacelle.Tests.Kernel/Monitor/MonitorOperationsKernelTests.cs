@@ -210,10 +210,6 @@ public sealed class MonitorOperationsKernelTests
         Assert.Equal(143, stopped.ExitCode);
         Assert.DoesNotContain(MonitorPodFixture.ChildrenOf(monitorPid), c => c.State == 'Z');
     }
-    /// <summary>The names of the monitor's threads (/proc/PID/task/*/comm).</summary>
-    private static List<string> ThreadNames(int pid) =>
-        [.. Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim())];
-
     [Fact]
     public async Task Exec_sync_exec_stream_attach_and_shutdown_run_on_the_loop_and_start_no_thread_pool()
     {
@@ -233,6 +229,6 @@ public sealed class MonitorOperationsKernelTests
 
         // Everything ran on the monitor's one loop: CancellationTokenSource.CancelAsync, or anything else queued to
         // the thread pool, would have started its workers.
-        Assert.DoesNotContain(ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
+        Assert.DoesNotContain(MonitorPodFixture.ThreadNames(pod.Monitor.Pid), name => name.StartsWith(".NET TP", StringComparison.Ordinal));
     }
 }

@@ -64,12 +64,14 @@ internal sealed class MonitorPodFixture : IAsyncDisposable
         }
     }
 
-    /// <summary>Creates and starts a container running <paramref name="spec"/>; returns what the monitor says of it.</summary>
-    public async Task<MonitorContainer> RunAsync(string id, RuntimeSpec spec, string? logPath = null)
+    /// <summary>Creates and starts a container running <paramref name="spec"/> (through <paramref name="runtime"/> when
+    /// given; with a stdin to attach to with <paramref name="stdin"/>); returns what the monitor says of it.</summary>
+    public async Task<MonitorContainer> RunAsync(string id, RuntimeSpec spec, string? logPath = null, ExternalRuntime? runtime = null, bool stdin = false)
     {
         await Client.SendAsync(new MonitorRequest
         {
             Op = MonitorProtocol.Create, ContainerId = id, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = Scope.Root, LogFile = logPath,
+            Runtime = runtime, Stdin = stdin,
         });
         return (await Client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Start, ContainerId = id })).Container!;
     }
@@ -109,6 +111,17 @@ internal sealed class MonitorPodFixture : IAsyncDisposable
         Assert.True(answer.Ok);
         Assert.Equal(1, answer.Id);
         return (socket, stream, pending);
+    }
+
+    /// <summary>The names of a process's threads (/proc/PID/task/*/comm).</summary>
+    public static List<string> ThreadNames(int pid) =>
+        [.. Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim())];
+
+    /// <summary>The parent pid of <paramref name="pid"/> (/proc/PID/stat).</summary>
+    public static int ParentOf(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
     }
 
     /// <summary>(state, parent) of every process whose parent is <paramref name="parent"/>.</summary>

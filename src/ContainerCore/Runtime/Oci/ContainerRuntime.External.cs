@@ -1,4 +1,5 @@
 using Nacelle.Common;
+using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Reactor;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
@@ -14,13 +15,17 @@ public sealed partial class ContainerRuntime
     /// <summary>
     /// create through <paramref name="external"/>: the bundle is written, the runtime creates the container (its
     /// cgroup at the path nacelle chose, the pod's namespaces joined by path) and its init is adopted; the cgroup is
-    /// opened for stats, freezing and updates. Undone on failure: the runtime's delete, the state directory.
+    /// opened for stats, freezing and updates. Under the systemd driver ("slice:prefix:name") the runtime is given the
+    /// scope's path in the hierarchy, and the init, parked until start, is handed to systemd in its scope as the
+    /// built-in core hands its own: nacelle keeps talking to systemd, so a runtime needs no --systemd-cgroup (nor a
+    /// bus connection of its own). Undone on failure: the scope, the runtime's delete, the state directory.
     /// </summary>
     private async Task<ContainerState> CreateExternalAsync(string id, RuntimeSpec spec, string bundle, SpawnStdio stdio, ExternalRuntime external,
         CancellationToken cancellationToken)
     {
         SpecValidator.Validate(spec);
-        var cgroupPath = CgroupPathFor(id, spec);
+        var placement = CgroupManager.Place(CgroupPathFor(id, spec));
+        var cgroupPath = placement.Path;
         var launcher = LauncherFor(id, external)!;
         var undo = new UndoStack();
         try
@@ -39,6 +44,14 @@ public sealed partial class ContainerRuntime
             });
 
             var cgroup = _options.Cgroups.Open(cgroupPath);
+            if (placement.Scope is { } scope)
+            {
+                undo.Push("systemd scope", () => _options.Cgroups.StopScopeAsync(scope, CancellationToken.None));
+                var resources = spec.Linux?.Resources is { } specResources ? CgroupSpecMapping.FromSpec(specResources) : null;
+                await _options.Cgroups.StartScopeAsync(cgroup, scope, process.Pid, resources, $"nacelle container {id}", cancellationToken)
+                    .ConfigureAwait(false);
+            }
+
             var state = new ContainerState
             {
                 Id = id,
