@@ -9,6 +9,7 @@ namespace Nacelle.CriServer.Hosting;
 /// as it idles. Every <see cref="Period"/> this compares the GC's committed memory with what the last trim left; when it
 /// has grown by more than <see cref="Slack"/>, one aggressive full collection compacts the heap and decommits what is free
 /// (a few milliseconds for the daemon's heap). Once right after start, too: startup's garbage is never needed again.
+/// After the first trim, the executable's pages only start-up needed are reclaimed (<see cref="StartupPages"/>).
 /// A trim is followed by <see cref="FollowUps"/> more, one per period: the shared array pool lets go of the buffers a
 /// burst rented (a megabyte request body) only at a full collection once they have been unused for a minute, and what it
 /// lets go of is freed by the collection after that.
@@ -32,6 +33,9 @@ internal sealed class MemoryTrimmer : IDisposable
     {
         _logger = logger;
         _floor = Trim("start");
+        var resident = Environment.WorkingSet;
+        var errno = StartupPages.Release();
+        Log.StartupPagesReleased(_logger, resident >> 10, Environment.WorkingSet >> 10, errno);
         _timer = new Timer(_ => Tick(), null, Period, Period);
     }
 
