@@ -18,8 +18,12 @@ internal sealed class MemoryTrimmer : IDisposable
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(30);
 
-    /// <summary>Growth of committed GC memory over the last trim that is left alone (about one gen0 budget).</summary>
-    public const long Slack = 8L << 20;
+    /// <summary>
+    /// Growth of committed GC memory over the last trim that is left alone. Issue 15 asks an idle daemon to come back
+    /// within 10% of its size (~3 MB of ~30 MB) after a burst; 8 MB (about one gen0 budget) let a burst's garbage stay.
+    /// Under steady load this means a full collection of the small heap (a few ms) at most every period.
+    /// </summary>
+    public const long Slack = 2L << 20;
 
     /// <summary>Trims after a trim for growth, one per period.</summary>
     public const int FollowUps = 3;
