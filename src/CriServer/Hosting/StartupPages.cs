@@ -17,16 +17,31 @@ internal static class StartupPages
     /// <summary>A mapping of the file: where it starts and how long it is.</summary>
     internal readonly record struct Mapping(ulong Start, ulong Length);
 
-    /// <summary>Reclaims the executable's read-only pages; answers the errno of the first failure, or 0.</summary>
+    private const int ENOENT = 2;
+
+    /// <summary>
+    /// Reclaims the executable's read-only pages; answers the errno of the first failure, or 0. Nothing here stops the
+    /// daemon: without /proc/self/maps (ENOENT) nothing is released.
+    /// </summary>
     public static int Release()
     {
         var executable = Environment.ProcessPath;
+        string maps;
+        try
+        {
+            maps = File.ReadAllText("/proc/self/maps");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return ENOENT;
+        }
+
         if (executable is null)
         {
             return 0;
         }
 
-        foreach (var mapping in ReadOnlyMappings(File.ReadAllText("/proc/self/maps"), executable))
+        foreach (var mapping in ReadOnlyMappings(maps, executable))
         {
             var errno = MemoryAdvice.PageOut((nuint)mapping.Start, (nuint)mapping.Length);
             if (errno != 0)
