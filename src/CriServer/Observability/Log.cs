@@ -61,6 +61,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 1014, Level = LogLevel.Debug, Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB")]
     public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb);
 
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Debug,
+        Message = "start-up pages of the executable reclaimed: resident {BeforeKb} KiB -> {AfterKb} KiB (errno {Errno})")]
+    public static partial void StartupPagesReleased(ILogger logger, long beforeKb, long afterKb, int errno);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

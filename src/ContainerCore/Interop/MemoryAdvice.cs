@@ -1,0 +1,21 @@
+using System.Runtime.InteropServices;
+
+namespace Nacelle.ContainerCore.Interop;
+
+/// <summary>madvise(2) advice on this process's own mappings that never changes their contents.</summary>
+public static unsafe partial class MemoryAdvice
+{
+    private const int MADV_PAGEOUT = 21;
+
+    /// <summary>
+    /// madvise(MADV_PAGEOUT): reclaims the range's pages now, as the kernel's reclaim would under memory pressure. Clean
+    /// file pages are dropped (read from the file again when touched), dirty anonymous ones go to swap or stay; the
+    /// contents never change. Pages other processes map too are left alone. Returns 0 or the errno (EINVAL before Linux
+    /// 5.4, EPERM for a file the caller could not write).
+    /// </summary>
+    public static int PageOut(nuint address, nuint length) =>
+        madvise((void*)address, length, MADV_PAGEOUT) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int madvise(void* address, nuint length, int advice);
+}
