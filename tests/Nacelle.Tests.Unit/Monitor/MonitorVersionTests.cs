@@ -17,6 +17,16 @@ public sealed class MonitorVersionTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>A listening unix socket standing in for a monitor's.</summary>
+    private Socket Listen(out string path, int backlog)
+    {
+        path = Path.Combine(_dir, "m.sock");
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(backlog);
+        return listener;
+    }
+
     /// <summary>A monitor as protocol version 1 answered hellos: only version 1 (or none) is accepted.</summary>
     private async Task<List<int?>> ServeVersionOneAsync(Socket listener, CancellationToken cancellationToken)
     {
@@ -44,10 +54,7 @@ public sealed class MonitorVersionTests : IDisposable
     [Fact]
     public async Task A_version_1_monitor_is_spoken_to_in_version_1()
     {
-        var path = Path.Combine(_dir, "m.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
+        using var listener = Listen(out var path, backlog: 1);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var server = ServeVersionOneAsync(listener, timeout.Token);
 
@@ -73,10 +80,7 @@ public sealed class MonitorVersionTests : IDisposable
     [Fact]
     public async Task A_request_cancelled_before_its_answer_does_not_leave_the_answer_for_the_next_one()
     {
-        var path = Path.Combine(_dir, "m.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(4);
+        using var listener = Listen(out var path, backlog: 4);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var release = new TaskCompletionSource();
         var lateAnswerWritten = new TaskCompletionSource();
