@@ -19,6 +19,13 @@ public static class MonitorProtocol
     /// <summary>The oldest version this side still speaks.</summary>
     public const int MinVersion = 1;
 
+    /// <summary>
+    /// The container id of a pod's pause-init (nacelle-pause), which the daemon creates first in every pod. It never
+    /// forks, so it leaves no orphans: the monitor does not scan for them on its account even when it shares the
+    /// monitor's pid namespace (a pod without a shared pid namespace, Kubernetes' default).
+    /// </summary>
+    public const string PauseInitId = "pause";
+
     /// <summary>Requests.</summary>
     public const string Hello = "hello";
     public const string Create = "create";

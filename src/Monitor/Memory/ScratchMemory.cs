@@ -9,7 +9,8 @@ namespace Nacelle.Monitor.Memory;
 /// stretch of work, never across an await; a second borrower at the same moment (only possible off the loop thread, in
 /// tests) gets a private array. When the monitor has been idle for <see cref="SettleDelay"/> after any work, the pages
 /// go back to the kernel and the GC compacts and decommits what the work left (<see cref="Settle"/>): an idle monitor
-/// holds no buffers, whatever it did before.
+/// holds no buffers, whatever it did before. <see cref="LateSettleDelay"/> later, still idle, it settles once more so
+/// that the runtime's shared array pools let go of the arrays the work left in them (<see cref="SettleLate"/>).
 /// </summary>
 public static class ScratchMemory
 {
@@ -22,10 +23,18 @@ public static class ScratchMemory
     /// <summary>How long after the last work the memory is settled.</summary>
     public static readonly TimeSpan SettleDelay = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long after the settle the late settle comes. ArrayPool.Shared, which the runtime's own file and directory
+    /// code rents from, keeps a returned array in the thread's slot until a full collection finds it unused for 30 s
+    /// (its trim runs after each full collection); the settle's collection starts that clock.
+    /// </summary>
+    public static readonly TimeSpan LateSettleDelay = TimeSpan.FromSeconds(35);
+
     private static readonly Lock Gate = new();
     private static long _lastUse;
     private static ITimer? _timer;
     private static bool _armed;
+    private static bool _late;
 
     public static ScratchSlot Read { get; } = new(ReadSize);
 
@@ -46,6 +55,7 @@ public static class ScratchMemory
             }
 
             _armed = true;
+            _late = false;
             _timer ??= FdReactor.Time.CreateTimer(static _ => Fire(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _timer.Change(SettleDelay, Timeout.InfiniteTimeSpan);
         }
@@ -53,19 +63,34 @@ public static class ScratchMemory
 
     private static void Fire()
     {
+        bool late;
         lock (Gate)
         {
             var idle = Environment.TickCount64 - _lastUse;
-            if (idle < (long)SettleDelay.TotalMilliseconds)
+            if (_armed && idle < (long)SettleDelay.TotalMilliseconds)
             {
                 _timer!.Change(SettleDelay - TimeSpan.FromMilliseconds(idle), Timeout.InfiniteTimeSpan);
                 return;
             }
 
+            // Work since the settle re-armed the timer (_armed); otherwise this is the settle or the late one.
+            late = _late;
             _armed = false;
+            _late = !late;
+            if (!late)
+            {
+                _timer!.Change(LateSettleDelay, Timeout.InfiniteTimeSpan);
+            }
         }
 
-        Settle();
+        if (late)
+        {
+            SettleLate();
+        }
+        else
+        {
+            Settle();
+        }
     }
 
     /// <summary>Gives the scratch pages back and lets the GC compact and decommit everything it can.</summary>
@@ -75,6 +100,17 @@ public static class ScratchMemory
         Batch.Discard();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         Settled++;
+    }
+
+    /// <summary>
+    /// The late settle: a full collection lets the shared array pools trim what has lain unused since the settle (their
+    /// trim runs on the finalizer thread after it), then the arrays they let go are collected and the heap decommitted.
+    /// </summary>
+    public static void SettleLate()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Settle();
     }
 }
 

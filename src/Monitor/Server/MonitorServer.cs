@@ -59,7 +59,7 @@ public sealed class MonitorServer : IAsyncDisposable
         if (reapOrphans)
         {
             // Live container inits are reaped by the runtime (pidfd); a stopped one's pid was reaped already.
-            _reaper = new OrphanReaper(LiveInits, log, orphansPossible: () => LiveInits().Any(SharesOurPidNamespace));
+            _reaper = new OrphanReaper(LiveInits, log, orphansPossible: () => OrphansPossible(_runtime.List(), SharesOurPidNamespace));
         }
 
         _watchers = new Watchers(log);
@@ -144,6 +144,19 @@ public sealed class MonitorServer : IAsyncDisposable
                 // the daemon went away, or sent a line too long: the pod carries on
             }
         }
+    }
+
+    /// <summary>
+    /// Whether orphans can come to the monitor without a kick, so that the reaper must scan periodically: a live
+    /// container in the monitor's own pid namespace (a hostPID pod's) other than pause-init, which never forks. In a pod
+    /// without a shared pid namespace pause-init shares the monitor's, and counting it kept every such pod's monitor
+    /// scanning /proc once a second for good (and its heap filling with each scan's garbage between collections).
+    /// </summary>
+    public static bool OrphansPossible(IEnumerable<ContainerState> containers, Func<int, bool> sharesOurPidNamespace)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(sharesOurPidNamespace);
+        return containers.Any(s => s.Status != ContainerStatus.Stopped && s.Id != MonitorProtocol.PauseInitId && sharesOurPidNamespace(s.Pid));
     }
 
     private IEnumerable<int> LiveInits() => _runtime.List().Where(s => s.Status != ContainerStatus.Stopped).Select(s => s.Pid);

@@ -90,6 +90,14 @@ public sealed class MonitorClient : IAsyncDisposable
                 Disconnect();
                 throw NacelleException.Unavailable($"pod monitor at {_socketPath}: {e.Message}", e);
             }
+            catch (OperationCanceledException)
+            {
+                // The caller gave up mid-exchange (a CRI deadline): the answer may still come, or the request be half
+                // written. Kept, the connection would hand that answer to the next request, which then fails as a
+                // mismatch; the next request gets a fresh connection instead.
+                Disconnect();
+                throw;
+            }
 
             if (line is null)
             {

@@ -201,7 +201,7 @@ public sealed record PodManagerOptions
 /// </summary>
 public sealed class PodManager(PodManagerOptions options, PodStore store, CniNetwork network) : IAsyncDisposable
 {
-    internal const string PauseId = "pause";
+    internal const string PauseId = MonitorProtocol.PauseInitId;
 
     private readonly NamespacePins _pins = new(Path.Combine(options.StateRoot, "ns"));
     private readonly PodFiles _files = new();

@@ -17,6 +17,16 @@ public sealed class MonitorVersionTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>A listening unix socket standing in for a monitor's.</summary>
+    private Socket Listen(out string path, int backlog)
+    {
+        path = Path.Combine(_dir, "m.sock");
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(backlog);
+        return listener;
+    }
+
     /// <summary>A monitor as protocol version 1 answered hellos: only version 1 (or none) is accepted.</summary>
     private async Task<List<int?>> ServeVersionOneAsync(Socket listener, CancellationToken cancellationToken)
     {
@@ -44,10 +54,7 @@ public sealed class MonitorVersionTests : IDisposable
     [Fact]
     public async Task A_version_1_monitor_is_spoken_to_in_version_1()
     {
-        var path = Path.Combine(_dir, "m.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        listener.Listen(1);
+        using var listener = Listen(out var path, backlog: 1);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var server = ServeVersionOneAsync(listener, timeout.Token);
 
@@ -64,5 +71,79 @@ public sealed class MonitorVersionTests : IDisposable
         Assert.True(MonitorProtocol.MinVersion >= 1);
         Assert.True(MonitorProtocol.MinVersion <= MonitorProtocol.Version);
         Assert.Equal(2, MonitorProtocol.Version);
+    }
+
+    /// <summary>
+    /// A request the caller cancels while the monitor is still working on it: its late answer must not be taken for the
+    /// next request's (that failed as Internal "pod monitor answered request 1, expected 2" until the connection broke).
+    /// </summary>
+    [Fact]
+    public async Task A_request_cancelled_before_its_answer_does_not_leave_the_answer_for_the_next_one()
+    {
+        using var listener = Listen(out var path, backlog: 4);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var release = new TaskCompletionSource();
+        var lateAnswerWritten = new TaskCompletionSource();
+
+        // Answers every request at once, except request 1, answered only once released (on its own connection).
+        async Task ServeAsync(Socket connection)
+        {
+            using (connection)
+            await using (var stream = new NetworkStream(connection))
+            using (var reader = new StreamReader(stream, Encoding.UTF8))
+            {
+                try
+                {
+                    while (await reader.ReadLineAsync(timeout.Token) is { } line)
+                    {
+                        var request = JsonSerializer.Deserialize(line, MonitorJson.Default.MonitorRequest)!;
+                        if (request.Id == 1)
+                        {
+                            await release.Task.WaitAsync(timeout.Token);
+                        }
+
+                        var answer = new MonitorResponse { Id = request.Id, Ok = true, PodId = "p" };
+                        await stream.WriteAsync(MonitorProtocol.Encode(answer, MonitorJson.Default.MonitorResponse), timeout.Token);
+                        if (request.Id == 1)
+                        {
+                            lateAnswerWritten.TrySetResult();
+                        }
+                    }
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException)
+                {
+                    lateAnswerWritten.TrySetResult(); // the client closed the connection first (or the test ended)
+                }
+            }
+        }
+
+        var served = Task.Run(async () =>
+        {
+            var connections = new List<Task>();
+            try
+            {
+                while (true)
+                {
+                    connections.Add(ServeAsync(await listener.AcceptAsync(timeout.Token)));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                await Task.WhenAll(connections);
+            }
+        });
+
+        await using var client = new MonitorClient(path);
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.State }, giveUp.Token));
+        }
+
+        release.SetResult();
+        await lateAnswerWritten.Task.WaitAsync(timeout.Token);
+        var next = await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.List }, timeout.Token);
+        Assert.Equal(2, next.Id);
+        await timeout.CancelAsync();
+        await served;
     }
 }

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Runtime;
 using Nacelle.Monitor.Reaping;
+using Nacelle.Monitor.Server;
 
 namespace Nacelle.Tests.Unit.Monitor.Reaping;
 
@@ -63,5 +65,23 @@ public sealed class OrphanReaperTests
         Assert.Equal(response.Exec.Stdout, back.Exec!.Stdout);
         Assert.True(back.Exec.TimedOut && back.Exec.Truncated);
         Assert.Equal("/pod/c", back.Container!.CgroupPath);
+    }
+
+    private static ContainerState State(string id, int pid, ContainerStatus status = ContainerStatus.Running) => new()
+    {
+        Id = id, Status = status, Pid = pid, PidStartTime = 1, Bundle = "/b", Rootfs = "/r", CgroupPath = "/c", CreatedAt = DateTimeOffset.UnixEpoch,
+    };
+
+    [Fact]
+    public void Only_a_live_container_other_than_pause_init_in_the_monitors_pid_namespace_makes_the_reaper_poll()
+    {
+        static bool Shared(int pid) => pid < 100; // pids below 100 "share the monitor's pid namespace"
+
+        // An ordinary pod without a shared pid namespace: pause-init shares the monitor's, the containers have their own.
+        Assert.False(MonitorServer.OrphansPossible([State(MonitorProtocol.PauseInitId, 10), State("c1", 200)], Shared));
+        // A hostPID container can leave orphans; a stopped one cannot.
+        Assert.True(MonitorServer.OrphansPossible([State(MonitorProtocol.PauseInitId, 10), State("c1", 20)], Shared));
+        Assert.False(MonitorServer.OrphansPossible([State("c1", 20, ContainerStatus.Stopped)], Shared));
+        Assert.False(MonitorServer.OrphansPossible([], Shared));
     }
 }

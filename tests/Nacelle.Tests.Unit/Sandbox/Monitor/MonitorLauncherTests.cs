@@ -13,5 +13,8 @@ public sealed class MonitorLauncherTests
         // silently ignored (measured: the monitor's gen0 budget then stayed at its default).
         Assert.NotEmpty(MonitorLauncher.RuntimeSettings);
         Assert.All(MonitorLauncher.RuntimeSettings, setting => Assert.Matches(new Regex("^DOTNET_[A-Za-z0-9]+=[0-9A-Fa-f]{1,16}$"), setting));
+        // The GC ignores a gen0 budget under 64 KiB and falls back to its default (megabytes).
+        Assert.All(MonitorLauncher.RuntimeSettings.Where(s => s.StartsWith("DOTNET_GCgen0", StringComparison.Ordinal)),
+            setting => Assert.True(Convert.ToInt64(setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..], 16) >= 0x10000, setting));
     }
 }
