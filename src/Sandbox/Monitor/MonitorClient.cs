@@ -93,6 +93,13 @@ public sealed class MonitorClient : IAsyncDisposable
                 Disconnect();
                 throw NacelleException.Unavailable($"pod monitor at {_socketPath}: {e.Message}", e);
             }
+            catch (OperationCanceledException)
+            {
+                // The answer to what was sent may still come on this connection, where the next request would take it
+                // for its own ("answered request N, expected N+1"): a new connection for the next one.
+                Disconnect();
+                throw;
+            }
 
             if (line is null)
             {
