@@ -340,8 +340,13 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
         Assert.StartsWith("sha256:", status.ImageId);
 
-        // The last container's removal takes the layers nothing else uses.
+        // The last container's removal takes the layers nothing else uses (in the background, once its overlay is gone).
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        for (var i = 0; i < 100 && Directory.GetDirectories(snapshots).Length > 0; i++)
+        {
+            await Task.Delay(100);
+        }
+
         Assert.Empty(Directory.GetDirectories(snapshots));
     }
 

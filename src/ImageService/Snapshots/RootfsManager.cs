@@ -274,7 +274,7 @@ public sealed class RootfsManager : IDisposable
     public void Dispose()
     {
         WritableLayers.Dispose();
-        Trash.Emptied.Wait(TimeSpan.FromSeconds(30));
+        Task.WhenAny(Trash.Emptied, Task.Delay(TimeSpan.FromSeconds(30))).Wait();
     }
 
     /// <summary>Top chain ids of every recorded rootfs: their snapshots (and parents) must stay.</summary>
