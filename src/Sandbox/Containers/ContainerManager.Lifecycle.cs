@@ -214,6 +214,13 @@ public sealed partial class ContainerManager
             if (!exited.Task.IsCompleted)
             {
                 await RefreshAsync(container.PodId, cancellationToken).ConfigureAwait(false);
+                // The store decides too: an exit applied between the stop's state query and its waiter, or a RemoveContainer
+                // that took the container meanwhile (its monitor no longer lists it), completes no waiter by itself.
+                if (Find(container.Id) is not { State: not ContainerRecordState.Exited })
+                {
+                    CompleteWaiter(container.Id);
+                    exited.TrySetResult();
+                }
             }
         }
     }
