@@ -30,7 +30,17 @@ public sealed partial class ImageManager : IDisposable
     private readonly RegistryClient _registry;
     private readonly ImagePuller _puller;
     private readonly string _root;
+    private readonly MetadataDatabase _database;
+    private readonly ILogger _log;
+
+    // Removals, pulls and the garbage collection meet here: one removal at a time, and a collection runs only while no
+    // pull does (a pull reuses a snapshot it finds, which a collection must not delete under it). _pulling and
+    // _collectionWanted are read and written only while holding _removals.
     private readonly SemaphoreSlim _removals = new(1, 1);
+    private int _pulling;
+    private bool _collectionWanted;
+    private readonly Lock _collectionLock = new();
+    private Task _collection = Task.CompletedTask;
     private volatile PinnedImages _pins;
     private readonly CancellationTokenSource _stopping = new();
     private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
@@ -38,17 +48,22 @@ public sealed partial class ImageManager : IDisposable
     public ImageManager(ImageServiceOptions options, MetadataDatabase database, ILoggerFactory loggerFactory)
     {
         _root = options.Root;
+        _database = database;
+        _log = loggerFactory.CreateLogger<ImageManager>();
         _pins = new PinnedImages(options.PinnedImages);
         database.Migrate(ImageSchema.Domain, ImageSchema.Migrations);
         _content = new ContentStore(options.Root);
         _snapshots = new SnapshotStore(database, options.Root);
         _images = new ImageStore(database);
-        Rootfs = new RootfsManager(database, _snapshots, options.Root);
+        Rootfs = new RootfsManager(database, _snapshots, options.Root, _log);
         _registry = new RegistryClient(options.Registry, Platform.Current, loggerFactory.CreateLogger<RegistryClient>());
         _puller = new ImagePuller(_registry, _content, _snapshots, _images, options, loggerFactory.CreateLogger<ImagePuller>());
 
+        // What a removal left to a collection that a stop or crash cut short.
+        ScheduleCollection();
+
         // Layers unpacked before their usage was kept with them: measured once, in the background.
-        var logger = loggerFactory.CreateLogger<ImageManager>();
+        var logger = _log;
         MeasuredLayers = _snapshots.Usage().Unmeasured == 0
             ? Task.CompletedTask
             : Task.Run(async () =>
@@ -83,9 +98,43 @@ public sealed partial class ImageManager : IDisposable
     /// <summary>Container root filesystems over image snapshots.</summary>
     public RootfsManager Rootfs { get; }
 
-    /// <summary>Pulls <paramref name="image"/> (any reference form) and returns the stored image.</summary>
-    public Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken) =>
-        _puller.PullAsync(ImageReference.Parse(image), credentials?.Validate(), cancellationToken);
+    /// <summary>Pulls <paramref name="image"/> (any reference form) and returns the stored image. No garbage collection
+    /// runs while it does (one that is due waits for the last pull to end).</summary>
+    public async Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    {
+        var reference = ImageReference.Parse(image);
+        var validated = credentials?.Validate();
+        await _removals.WaitAsync(cancellationToken).ConfigureAwait(false);
+        _pulling++;
+        _removals.Release();
+        try
+        {
+            return await _puller.PullAsync(reference, validated, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _removals.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            var collect = --_pulling == 0 && _collectionWanted;
+            _removals.Release();
+            if (collect)
+            {
+                ScheduleCollection();
+            }
+        }
+    }
+
+    /// <summary>Completes when every garbage collection scheduled so far has run (or been left to the end of the pulls
+    /// under way, which start it again).</summary>
+    public Task Collected
+    {
+        get
+        {
+            lock (_collectionLock)
+            {
+                return _collection;
+            }
+        }
+    }
 
     /// <summary>Every image, pinned as the configured patterns say.</summary>
     public IReadOnlyList<ImageRecord> List() => [.. _images.List().Select(_pins.Apply)];
@@ -128,7 +177,7 @@ public sealed partial class ImageManager : IDisposable
 
             RefuseIfPinned(image.RepoTags.FirstOrDefault() ?? image.Id, _pins.PatternFor(image));
             _images.Remove(id);
-            CollectGarbage();
+            ScheduleCollection();
             return true;
         }
         finally
@@ -170,25 +219,20 @@ public sealed partial class ImageManager : IDisposable
     /// </summary>
     public void RemoveRootfs(string containerId)
     {
-        var rootfs = Rootfs.Get(containerId);
-        Rootfs.Remove(containerId);
-        if (rootfs is not null && _images.Get(rootfs.ImageId) is null)
+        var imageId = Rootfs.ImageOf(containerId);
+        var deleted = Rootfs.Remove(containerId);
+        if (imageId is not null && _images.Get(imageId) is null)
         {
-            _removals.Wait();
-            try
-            {
-                CollectGarbage();
-            }
-            finally
-            {
-                _removals.Release();
-            }
+            // Once the overlay over those layers is unmounted (with the writable layer, in the background).
+            deleted.ContinueWith(_ => ScheduleCollection(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
     public void Dispose()
     {
         _stopping.Cancel();
+        // A collection under way finishes (its deletions are short); one not run yet is left to the next start.
+        Task.WhenAny(Collected, Task.Delay(TimeSpan.FromSeconds(30))).Wait();
         Rootfs.Dispose();
         _registry.Dispose();
         _removals.Dispose();
@@ -264,8 +308,61 @@ public sealed partial class ImageManager : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts a garbage collection in the background (RemoveImage answers once the image's records are gone; its blobs and
+    /// snapshots follow). A removal's commit is buffered, so the collection first makes it durable: a file is never
+    /// deleted while a machine crash could still bring back the record that names it. A daemon stopped before the
+    /// collection ran leaves unreferenced blobs and snapshots, which the collection at the next start deletes.
+    /// </summary>
+    private void ScheduleCollection()
+    {
+        lock (_collectionLock)
+        {
+            var previous = _collection;
+            _collection = Task.Run(async () =>
+            {
+                await previous.ConfigureAwait(false);
+                await CollectWhenNoPullAsync().ConfigureAwait(false);
+            });
+        }
+    }
+
+    private async Task CollectWhenNoPullAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return; // left to the next start
+        }
+
+        await _removals.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            if (_pulling > 0)
+            {
+                _collectionWanted = true; // the last pull to end schedules it again
+                return;
+            }
+
+            _collectionWanted = false;
+            _database.SyncToDisk();
+            var (snapshots, blobs) = CollectGarbage();
+            if (snapshots + blobs > 0)
+            {
+                LogCollected(_log, snapshots, blobs);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NacelleException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            LogCollectFailed(_log, e);
+        }
+        finally
+        {
+            _removals.Release();
+        }
+    }
+
     // Blobs and snapshots no image and no container rootfs needs.
-    private void CollectGarbage()
+    private (int Snapshots, int Blobs) CollectGarbage()
     {
         var liveChains = new HashSet<string>(_images.ReferencedChains(), StringComparer.Ordinal);
         foreach (var top in Rootfs.TopChains())
@@ -273,13 +370,22 @@ public sealed partial class ImageManager : IDisposable
             liveChains.UnionWith(Rootfs.ChainOf(top));
         }
 
-        _snapshots.RemoveUnreferenced(liveChains);
+        var snapshots = _snapshots.RemoveUnreferenced(liveChains);
         var liveBlobs = _images.ReferencedBlobs();
-        foreach (var digest in _content.List().Where(d => !liveBlobs.Contains(d)).ToList())
+        var blobs = _content.List().Where(d => !liveBlobs.Contains(d)).ToList();
+        foreach (var digest in blobs)
         {
             _content.Delete(digest);
         }
+
+        return (snapshots, blobs.Count);
     }
+
+    [LoggerMessage(EventId = 3111, Level = LogLevel.Information, Message = "garbage collection: {Snapshots} snapshots and {Blobs} blobs no image or container uses deleted")]
+    private static partial void LogCollected(ILogger logger, int snapshots, int blobs);
+
+    [LoggerMessage(EventId = 3112, Level = LogLevel.Warning, Message = "garbage collection failed; the next removal or start tries again")]
+    private static partial void LogCollectFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "measuring the disk usage of layers unpacked before it was kept failed")]
     private static partial void LogMeasureFailed(ILogger logger, Exception exception);

@@ -31,12 +31,41 @@ public sealed class MetadataDatabase
 
     public string FilePath { get; }
 
-    /// <summary>An open connection with foreign keys on and synchronous=FULL (durable commits).</summary>
-    public SqliteConnection Open()
+    /// <summary>An open connection with foreign keys on and synchronous=FULL: every commit is on disk (the WAL fsynced)
+    /// before it returns, so it survives a machine crash. For records of what outlives a reboot (images, layers).</summary>
+    public SqliteConnection Open() => Open("FULL");
+
+    /// <summary>
+    /// An open connection with foreign keys on and synchronous=NORMAL: a commit is in the WAL (the kernel's page cache)
+    /// when it returns, so it survives the daemon's crash at once, but only a later fsync of the WAL (a FULL commit on any
+    /// connection, a checkpoint or <see cref="SyncToDisk"/>) makes it survive a machine crash, which takes back the newest
+    /// buffered commits as a whole (the database stays consistent). For records whose loss in a machine crash recovery
+    /// handles (pods and containers die with the machine); call <see cref="SyncToDisk"/> before acquiring what outlives a
+    /// reboot on their strength, or before deleting files whose rows such a commit removed.
+    /// </summary>
+    public SqliteConnection OpenBuffered() => Open("NORMAL");
+
+    /// <summary>Makes every commit so far durable against a machine crash: fsyncs the WAL, which holds every commit not
+    /// yet checkpointed (a checkpoint syncs the database file before the WAL is reused).</summary>
+    public void SyncToDisk()
+    {
+        var wal = FilePath + "-wal";
+        try
+        {
+            using var handle = File.OpenHandle(wal, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+            RandomAccess.FlushToDisk(handle);
+        }
+        catch (FileNotFoundException)
+        {
+            // no WAL: every commit was checkpointed into the database file, which the checkpoint synced
+        }
+    }
+
+    private SqliteConnection Open(string synchronous)
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        Execute(connection, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;");
+        Execute(connection, $"PRAGMA foreign_keys=ON; PRAGMA synchronous={synchronous};");
         return connection;
     }
 

@@ -340,8 +340,13 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         var status = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
         Assert.StartsWith("sha256:", status.ImageId);
 
-        // The last container's removal takes the layers nothing else uses.
+        // The last container's removal takes the layers nothing else uses (in the background, once its overlay is gone).
         await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        for (var i = 0; i < 100 && Directory.GetDirectories(snapshots).Length > 0; i++)
+        {
+            await Task.Delay(100);
+        }
+
         Assert.Empty(Directory.GetDirectories(snapshots));
     }
 
@@ -721,6 +726,20 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.False(Directory.Exists(monitorState), "recovery released the container the monitor still had");
         Assert.False(File.Exists(Path.Combine(session.Daemon.State, "pods", pod, "monitor", "exits", id + ".json")));
         Assert.Empty(Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")));
+
+        // The writable layer and the bundle were moved to the trashes, to be deleted in the background; whatever the
+        // killed daemon had not deleted yet, the restarted one deletes, mounts included.
+        foreach (var trash in new[] { Path.Combine(session.Daemon.Root, "trash"), Path.Combine(session.Daemon.State, "trash") })
+        {
+            for (var i = 0; i < 100 && Directory.Exists(trash) && Directory.GetFileSystemEntries(trash).Length > 0; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.True(!Directory.Exists(trash) || Directory.GetFileSystemEntries(trash).Length == 0, $"{trash} was not emptied");
+        }
+
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), line => line.Contains(session.Daemon.Root + "/trash", StringComparison.Ordinal));
     }
 
     /// <summary>The container cgroups left under the test's cgroup parent (any hierarchy holding the memory controller).</summary>

@@ -1,7 +1,9 @@
 using Nacelle.Common;
 using Nacelle.Storage;
 using Microsoft.Win32.SafeHandles;
+using Microsoft.Extensions.Logging;
 using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Mounts;
 
 namespace Nacelle.ImageService.Snapshots;
 
@@ -32,15 +34,36 @@ public sealed class RootfsManager : IDisposable
     // delete would leave an overlay nobody unmounts.
     private readonly Lock[] _gates = [.. Enumerable.Range(0, 32).Select(_ => new Lock())];
 
-    public RootfsManager(MetadataDatabase database, SnapshotStore snapshots, string root)
+    /// <summary>
+    /// Opens the rootfs records under <paramref name="root"/>. What a previous run left half removed is removed in the
+    /// background: directories in the trash (a removal whose deletion had not finished) and container directories without
+    /// a record (a create cut short before its commit, or a record a machine crash took back: rootfs records are buffered
+    /// commits, see <see cref="MetadataDatabase.OpenBuffered"/>), each with whatever is still mounted in it.
+    /// </summary>
+    public RootfsManager(MetadataDatabase database, SnapshotStore snapshots, string root, ILogger? logger = null)
     {
         _database = database;
         _snapshots = snapshots;
         _containers = System.IO.Path.Combine(root, "containers");
         Directory.CreateDirectory(_containers);
+        Trash = new Trash(System.IO.Path.Combine(root, "trash"), logger);
+        var recorded = _database.QueryStrings("SELECT container_id FROM rootfs");
         WritableLayers = new WritableLayerUsage(id => System.IO.Path.Combine(_containers, id, "upper"));
-        WritableLayers.AddUnmeasured(_database.QueryStrings("SELECT container_id FROM rootfs"));
+        WritableLayers.AddUnmeasured(recorded);
+        Trash.DeleteLeftovers();
+        var known = recorded.ToHashSet(StringComparer.Ordinal);
+        foreach (var dir in Directory.GetDirectories(_containers))
+        {
+            var name = System.IO.Path.GetFileName(dir);
+            if (!name.StartsWith('.') && !known.Contains(name))
+            {
+                Trash.Discard(dir);
+            }
+        }
     }
+
+    /// <summary>Where removed writable layers wait for their deletion in the background.</summary>
+    public Trash Trash { get; }
 
     /// <summary>Where the writable layers live (the container file system's mount point as CRI reports it).</summary>
     public string ContainersDirectory => _containers;
@@ -64,7 +87,8 @@ public sealed class RootfsManager : IDisposable
             throw NacelleException.AlreadyExists($"a rootfs for container {containerId} exists already");
         }
 
-        using var connection = _database.Open();
+        // Buffered (see the constructor): a record a machine crash takes back leaves a directory the next start deletes.
+        using var connection = _database.OpenBuffered();
         using var transaction = connection.BeginTransaction();
         using (var insert = connection.CreateCommand())
         {
@@ -150,20 +174,36 @@ public sealed class RootfsManager : IDisposable
         UnmountAll(System.IO.Path.Combine(_containers, containerId, "rootfs"));
     }
 
-    /// <summary>Unmounts and deletes the rootfs and its writable layer (idempotent).</summary>
-    public void Remove(string containerId)
+    /// <summary>
+    /// Removes the rootfs and its writable layer (idempotent): the record goes, and the container's directory moves into
+    /// the <see cref="Trash"/> at once, so nothing finds it any more; the overlay is unmounted and the directory deleted
+    /// in the background (the returned task, which never fails). A crash before that leaves the directory in the trash or,
+    /// before the move, without a record: either way the next start deletes it.
+    /// </summary>
+    public Task Remove(string containerId)
     {
+        ValidateId(containerId);
         lock (GateOf(containerId))
         {
-            Unmount(containerId);
             WritableLayers.Remove(containerId);
-            SnapshotStore.DeleteTree(System.IO.Path.Combine(_containers, containerId));
-            using var connection = _database.Open();
-            using var delete = connection.CreateCommand();
-            delete.CommandText = "DELETE FROM rootfs WHERE container_id = $c";
-            delete.Parameters.AddWithValue("$c", containerId);
-            delete.ExecuteNonQuery();
+            // Buffered: a record a machine crash brings back names a rootfs whose removal simply runs again.
+            using (var connection = _database.OpenBuffered())
+            using (var delete = connection.CreateCommand())
+            {
+                delete.CommandText = "DELETE FROM rootfs WHERE container_id = $c";
+                delete.Parameters.AddWithValue("$c", containerId);
+                delete.ExecuteNonQuery();
+            }
+
+            return Trash.Discard(System.IO.Path.Combine(_containers, containerId));
         }
+    }
+
+    /// <summary>The image a recorded rootfs was made from, or null when there is no such rootfs.</summary>
+    public string? ImageOf(string containerId)
+    {
+        ValidateId(containerId);
+        return _database.QueryStrings("SELECT image_id FROM rootfs WHERE container_id = $c", ("$c", containerId)).FirstOrDefault();
     }
 
     /// <summary>Container ids that have a recorded rootfs.</summary>
@@ -230,7 +270,12 @@ public sealed class RootfsManager : IDisposable
         return (usage.Bytes, usage.Inodes);
     }
 
-    public void Dispose() => WritableLayers.Dispose();
+    /// <summary>Stops the usage walks and waits (up to 30 s) for the removals under way to be deleted.</summary>
+    public void Dispose()
+    {
+        WritableLayers.Dispose();
+        Task.WhenAny(Trash.Emptied, Task.Delay(TimeSpan.FromSeconds(30))).Wait();
+    }
 
     /// <summary>Top chain ids of every recorded rootfs: their snapshots (and parents) must stay.</summary>
     public IReadOnlyList<string> TopChains() => _database.QueryStrings("SELECT top_chain_id FROM rootfs");

@@ -91,11 +91,12 @@ public sealed class ImageStore
     public IReadOnlyList<string> IdsByPrefix(string idPrefix) =>
         [.. _snapshot.ById.Keys.Where(id => id.StartsWith(idPrefix, StringComparison.Ordinal))];
 
+    /// <summary>Removes a name (a buffered commit: a machine crash may bring the name back, which is harmless).</summary>
     public void RemoveName(string name)
     {
         lock (_write)
         {
-            using (var connection = _database.Open())
+            using (var connection = _database.OpenBuffered())
             {
                 using var transaction = connection.BeginTransaction();
                 Exec(connection, transaction, "DELETE FROM image_names WHERE name = $n", ("$n", name));
@@ -107,11 +108,14 @@ public sealed class ImageStore
         }
     }
 
+    /// <summary>Removes an image with its names, layers and blob references. A buffered commit: the caller syncs the
+    /// database (<see cref="MetadataDatabase.SyncToDisk"/>) before it deletes a file only this image used, so a machine
+    /// crash may bring the image back but never without its files.</summary>
     public void Remove(string id)
     {
         lock (_write)
         {
-            using (var connection = _database.Open())
+            using (var connection = _database.OpenBuffered())
             {
                 using var transaction = connection.BeginTransaction();
                 Exec(connection, transaction, "DELETE FROM images WHERE id = $id", ("$id", id));

@@ -78,7 +78,8 @@ public sealed partial class ContainerManager
     /// <summary>
     /// Removes a container (killing it if it runs), its writable layer and bundle. Idempotent.
     /// A container that runs (or may) is deleted in its pod's monitor first, so nothing runs on the rootfs that goes.
-    /// An exited one has no process left: its rootfs, bundle and row go at once and the monitor's part (its cgroup
+    /// An exited one has no process left: its rootfs, bundle and row go at once (the directories moved aside, deleted in
+    /// the background) and the monitor's part (its cgroup
     /// directories, state directory and exit record, a round trip to another process that a loaded node schedules
     /// late) follows in the background. A daemon killed before that finishes leaves the monitor a container without a
     /// row, which recovery releases (<see cref="ReleaseOrphansAsync"/>); RemovePodSandbox waits for it.
@@ -104,13 +105,9 @@ public sealed partial class ContainerManager
             await ReleaseInMonitorAsync(container.PodId, container.Id, cancellationToken).ConfigureAwait(false);
         }
 
+        // The writable layer and the bundle leave their places now and are deleted in the background (see Trash).
         _images.RemoveRootfs(container.Id);
-        var bundle = BundleDirectory(container.PodId, container.Id);
-        if (Directory.Exists(bundle))
-        {
-            Directory.Delete(bundle, recursive: true);
-        }
-
+        _ = _pods.Trash.Discard(BundleDirectory(container.PodId, container.Id));
         _store.DeleteContainer(container.Id);
         if (exited)
         {
@@ -217,6 +214,13 @@ public sealed partial class ContainerManager
             if (!exited.Task.IsCompleted)
             {
                 await RefreshAsync(container.PodId, cancellationToken).ConfigureAwait(false);
+                // The store decides too: an exit applied between the stop's state query and its waiter, or a RemoveContainer
+                // that took the container meanwhile (its monitor no longer lists it), completes no waiter by itself.
+                if (Find(container.Id) is not { State: not ContainerRecordState.Exited })
+                {
+                    CompleteWaiter(container.Id);
+                    exited.TrySetResult();
+                }
             }
         }
     }

@@ -92,6 +92,9 @@ public sealed partial class ContainerManager : IAsyncDisposable
         _log = options.Logger;
         _specs = new ContainerSpecBuilder(options.SpecHost);
         pods.PodLost += OnPodLost;
+        // The exit watch starts with the pod, so it is connected and caught up before the first container's status is
+        // asked for (a status asks the monitor itself while the watch is not: a round trip on the hot path).
+        pods.PodReady += EnsureWatching;
     }
 
     /// <summary>A pod whose monitor is gone cannot run containers any more (its processes were killed): they are exited,

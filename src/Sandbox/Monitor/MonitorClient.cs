@@ -30,6 +30,8 @@ public sealed class MonitorClient : IAsyncDisposable
     {
         var deadline = DateTime.UtcNow + timeout;
         var asked = MonitorProtocol.Version;
+        // A monitor just launched listens within milliseconds: look again soon, then less often.
+        var pause = 1;
         while (true)
         {
             try
@@ -50,7 +52,8 @@ public sealed class MonitorClient : IAsyncDisposable
             }
             catch (NacelleException e) when (e.Kind == ErrorKind.Unavailable && DateTime.UtcNow < deadline)
             {
-                await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+                pause = Math.Min(pause * 2, 10);
             }
         }
     }

@@ -326,15 +326,29 @@ public sealed class CniNetwork : IDisposable
         var attached = new List<(CniNetworkConfigList List, CniRuntimeConf Runtime, CniResult? Result)>();
         try
         {
+            // The loopback and the pod's network at once (as containerd's go-cni attaches networks): each plugin sets up
+            // an interface of its own in the namespace, and a plugin run is mostly process start-up.
+            Task loopback = Task.CompletedTask;
             if (Options.SetUpLoopback)
             {
                 var lo = runtime.WithIfName("lo") with { CapabilityArgs = [] };
                 attached.Add((DefaultNetwork.Loopback, lo, null));
-                await AddNetworkAsync(DefaultNetwork.Loopback, lo, cancellationToken);
+                loopback = AddNetworkAsync(DefaultNetwork.Loopback, lo, cancellationToken);
             }
 
             attached.Add((network, runtime, null));
-            var result = await AddNetworkAsync(network, runtime, cancellationToken);
+            var pod = AddNetworkAsync(network, runtime, cancellationToken);
+            try
+            {
+                await Task.WhenAll(loopback, pod); // both end before a failure is undone (the undo deletes both)
+            }
+            catch (Exception) when (pod.Exception?.InnerException is { } podFailure)
+            {
+                // The pod network's failure is the one to report, whatever happened to the loopback.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(podFailure);
+            }
+
+            var result = await pod;
             var ips = result.PodIps();
             Log.PodAttached(_logger, request.PodId, network.Name, string.Join(", ", ips.Select(i => i.Cidr)));
             return new PodNetworkResult(network.Name, runtime.IfName, ips, result.SandboxInterface(runtime.IfName), result);

@@ -37,7 +37,7 @@ public sealed record HostFileSources
 
 /// <summary>
 /// Writes the per-pod files every container of a pod shares: <c>resolv.conf</c>, <c>hostname</c> and <c>hosts</c> in
-/// the pod directory, each atomically (temporary file, fsync, rename; mode 0644), and creates the pod's <c>shm</c>
+/// the pod directory, each atomically (temporary file, rename; mode 0644), and creates the pod's <c>shm</c>
 /// directory. Everything is validated before anything is written, so a refused request leaves no file behind.
 /// </summary>
 /// <remarks>
@@ -355,8 +355,9 @@ public sealed class PodFiles(HostFileSources? sources = null)
         }
     }
 
-    // Temporary file in the same directory, fsynced, mode 0644 whatever the umask, then renamed over the target: a
-    // reader sees the old file or the new one, never a torn one.
+    // Temporary file in the same directory, mode 0644 whatever the umask, then renamed over the target: a reader sees the
+    // old file or the new one, never a torn one. Not fsynced: the pod directory is volatile state (under /run), and a
+    // machine crash, the only thing an fsync guards against, ends the pod with it.
     private static void WriteAtomically(string path, string content)
     {
         var directory = Path.GetDirectoryName(path)!;
@@ -367,7 +368,6 @@ public sealed class PodFiles(HostFileSources? sources = null)
             using (var file = new FileStream(temp, options))
             {
                 file.Write(Encoding.UTF8.GetBytes(content));
-                file.Flush(flushToDisk: true);
             }
 
             File.SetUnixFileMode(temp, FileMode0644);

@@ -205,6 +205,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
     private readonly NamespacePins _pins = new(Path.Combine(options.StateRoot, "ns"));
     private readonly PodFiles _files = new();
+
+    /// <summary>Where removed pod directories and container bundles wait for their deletion in the background; what a
+    /// previous run left there is deleted by <see cref="RecoverAsync"/>.</summary>
+    public Trash Trash { get; } = new(Path.Combine(options.StateRoot, "trash"), options.Logger);
     private readonly Dictionary<string, MonitorClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, WatchedProcess> _monitors = new(StringComparer.Ordinal);
 
@@ -232,6 +236,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// when the monitor is gone (<see cref="PodLoss.MonitorGone"/>), every process left in the pod's cgroups has been killed.
     /// </summary>
     public event Action<PodLoss>? PodLost;
+
+    /// <summary>Raised when RunPodSandbox has made a pod ready (its monitor answers), with the pod's id.</summary>
+    public event Action<string>? PodReady;
 
     public string PodDirectory(string id) => Path.Combine(options.StateRoot, "pods", id);
 
@@ -322,8 +329,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             var netns = pinned.GetValueOrDefault("net") ?? "";
             if (!hostNetwork)
             {
-                // Recorded before CNI ADD: whatever happens from here on, Stop and Remove know which netns to detach.
+                // Recorded before CNI ADD: whatever happens from here on, Stop and Remove know which netns to detach. And on
+                // disk: the address the plugin takes outlives a reboot, so the record must too (recovery releases it).
                 store.UpdatePod(id, p => p with { NetnsPath = netns });
+                store.SyncToDisk();
                 var networkRequest = NetworkRequest(id, request.Name, request.Namespace, request.Uid, netns, request.PortMappings, request.Dns, request.Annotations);
                 undo.Push("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None));
                 var result = await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
@@ -340,6 +349,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             }
 
             Watch(id, monitor, pause.Pid);
+            PodReady?.Invoke(id);
             return id;
         }
         catch (Exception e)
@@ -465,10 +475,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             Mounts.Unmount(shm);
         }
 
-        if (Directory.Exists(dir))
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        _ = Trash.Discard(dir); // deleted in the background
 
         if (File.Exists(MonitorSocket(pod.Id)))
         {
@@ -586,6 +593,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     /// </summary>
     public async Task RecoverAsync(CancellationToken cancellationToken = default)
     {
+        Trash.DeleteLeftovers();
         foreach (var pod in store.ListPods())
         {
             try
@@ -950,6 +958,9 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         {
             await client.DisposeAsync().ConfigureAwait(false);
         }
+
+        // Removed directories being deleted: given a moment; what is left stays in the trash for the next start.
+        await Task.WhenAny(Trash.Emptied, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false);
     }
 }
 

@@ -54,6 +54,7 @@ public sealed class PodStore
         "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name";
 
     private readonly Lock _write = new();
+    private readonly MetadataDatabase _database;
     private readonly SqliteConnection _connection;
     private readonly SqliteCommand _insertPod;
     private readonly SqliteCommand _updatePod;
@@ -69,7 +70,11 @@ public sealed class PodStore
         ArgumentNullException.ThrowIfNull(database);
         database.Migrate(PodSchema.Domain, PodSchema.Migrations);
         // The writes' own connection and statements, used under the write lock only (prepared once, bound per write).
-        _connection = database.Open();
+        // Buffered commits (see MetadataDatabase.OpenBuffered): a write survives the daemon's crash when it returns; a
+        // machine crash, which kills every pod with it, may take back the newest ones, which recovery handles like any
+        // record of a pod whose monitor is gone. SyncToDisk comes first where something outlives a reboot on a record.
+        _database = database;
+        _connection = database.OpenBuffered();
         _insertPod = Prepare($"INSERT INTO pods ({PodColumns}) VALUES ({Placeholders(PodColumns)})");
         _updatePod = Prepare($"UPDATE pods SET {Assignments(PodColumns)} WHERE id = $id");
         _deletePod = Prepare("DELETE FROM pods WHERE id = $id");
@@ -78,6 +83,13 @@ public sealed class PodStore
         _deleteContainer = Prepare("DELETE FROM containers WHERE id = $id");
         _snapshot = Snapshot.Of(LoadPods(), LoadContainers());
     }
+
+    /// <summary>
+    /// Makes every write so far durable against a machine crash (writes are buffered: they survive the daemon's crash at
+    /// once). Called before a pod acquires something that outlives a reboot on the strength of its record (an address
+    /// from the CNI plugin's IPAM store), so that recovery after a reboot still finds the record and releases it.
+    /// </summary>
+    public void SyncToDisk() => _database.SyncToDisk(); // no lock: every returned write is in the WAL already
 
     // ---------------------------------------------------------------- pods
 

@@ -98,7 +98,7 @@ public sealed class ImageFsUsageTests : RegistryImageTest
         Assert.Equal(before, ContainerUsage(Images.FsUsage()));
         await Images.Rootfs.WritableLayers.RefreshAsync();
         Assert.Equal(Du.Of(rootfs.UpperDir), ContainerUsage(Images.FsUsage()));
-        Images.Rootfs.Remove("stale");
+        await Images.Rootfs.Remove("stale");
         Assert.Equal(default, ContainerUsage(Images.FsUsage()));
     }
 
@@ -129,7 +129,7 @@ public sealed class ImageFsUsageTests : RegistryImageTest
         // The container found at start is measured too (by the background refresh, or on first ask).
         await Images.Rootfs.WritableLayers.RefreshAsync();
         Assert.Equal(DuOfUppers(), ContainerUsage(Images.FsUsage()));
-        Images.Rootfs.Remove("kept");
+        await Images.Rootfs.Remove("kept");
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class ImageManagerTests : RegistryImageTest
         }
         finally
         {
-            Images.Rootfs.Remove("whiteouts");
+            await Images.Rootfs.Remove("whiteouts");
         }
     }
 
@@ -63,7 +63,7 @@ public sealed class ImageManagerTests : RegistryImageTest
         }
         finally
         {
-            Images.Rootfs.Remove("zstd");
+            await Images.Rootfs.Remove("zstd");
         }
     }
 
@@ -94,6 +94,7 @@ public sealed class ImageManagerTests : RegistryImageTest
 
         Assert.True(await Images.RemoveAsync(Ref("kernel/tags", "two"), CancellationToken.None));
         Assert.Null(Images.Find(one.Id));
+        await Images.Collected; // blobs and snapshots go in the background
         Assert.Empty(Files("snapshots"));
         Assert.Empty(Files("content/blobs"));
         Assert.False(await Images.RemoveAsync(one.Id, CancellationToken.None)); // already gone: not an error
@@ -109,6 +110,7 @@ public sealed class ImageManagerTests : RegistryImageTest
         Assert.Equal(base_.Layers[0].ChainId, derived.Layers[0].ChainId);
 
         await Images.RemoveAsync(derived.Id, CancellationToken.None);
+        await Images.Collected;
 
         Assert.Single(Directory.GetDirectories(Path.Combine(Root.Path, "snapshots"))); // the busybox layer stays
         var rootfs = Images.CreateRootfs("base", base_.Id);
@@ -119,7 +121,7 @@ public sealed class ImageManagerTests : RegistryImageTest
         }
         finally
         {
-            Images.Rootfs.Remove("base");
+            await Images.Rootfs.Remove("base");
         }
     }
 
@@ -131,11 +133,61 @@ public sealed class ImageManagerTests : RegistryImageTest
         Images.CreateRootfs("user", image.Id);
 
         await Images.RemoveAsync(image.Id, CancellationToken.None);
+        await Images.Collected;
 
         Assert.Null(Images.Find(image.Id));
         Assert.Single(Directory.GetDirectories(Path.Combine(Root.Path, "snapshots")));
         Images.Rootfs.Mount("user");
-        Images.Rootfs.Remove("user");
+        Images.RemoveRootfs("user");
+
+        // The last user gone, its layers follow once its overlay is unmounted and deleted (in the background).
+        await Images.Rootfs.Trash.Emptied;
+        await Images.Collected;
+        Assert.Empty(Directory.GetDirectories(Path.Combine(Root.Path, "snapshots")));
+        Assert.Empty(Nacelle.ContainerCore.Interop.Mounts.MountPointsUnder(Root.Path));
+    }
+
+    [Fact]
+    public async Task ACollectionCutShortByAStopRunsAtTheNextStart()
+    {
+        await TestImages.PushBusyboxAsync(Pusher, "kernel/cut", "c");
+        var image = await Images.PullAsync(Ref("kernel/cut", "c"), null, CancellationToken.None);
+        await Images.Collected;
+        Images.Dispose();
+
+        // A daemon killed right after RemoveImage committed: the image's records are gone, its files are not.
+        var database = new MetadataDatabase(Path.Combine(Root.Path, "metadata.db"));
+        new Nacelle.ImageService.Store.ImageStore(database).Remove(image.Id);
+        Assert.NotEmpty(Files("snapshots"));
+
+        Images = NewManager();
+        await Images.Collected;
+        Assert.Null(Images.Find(image.Id));
+        Assert.Empty(Files("snapshots"));
+        Assert.Empty(Files("content/blobs"));
+    }
+
+    [Fact]
+    public async Task APullWhileAnImageIsRemovedKeepsTheLayersItShares()
+    {
+        // Two images sharing the busybox layer, one removed while the other is pulled, over and over: a collection never
+        // runs while a pull does, so the pulled image always finds the layer it reused on disk.
+        await TestImages.PushBusyboxAsync(Pusher, "kernel/churn-base", "b");
+        await TestImages.PushWhiteoutImageAsync(Pusher, "kernel/churn-derived", "d");
+        string[] names = [Ref("kernel/churn-base", "b"), Ref("kernel/churn-derived", "d")];
+        await Images.PullAsync(names[0], null, CancellationToken.None);
+        for (var i = 0; i < 6; i++)
+        {
+            var remove = Images.RemoveAsync(names[i % 2], CancellationToken.None);
+            var pulled = await Images.PullAsync(names[(i + 1) % 2], null, CancellationToken.None);
+            Assert.True(await remove);
+            await Images.Collected;
+            var rootfs = Images.CreateRootfs("churn", pulled.Id);
+            Images.Rootfs.Mount("churn");
+            Assert.True(File.Exists(Path.Combine(rootfs.Path, "bin/busybox")), $"round {i}: the pulled image lost its shared layer");
+            Images.RemoveRootfs("churn");
+            await Images.Rootfs.Trash.Emptied;
+        }
     }
 
     [Fact]

@@ -21,7 +21,11 @@ public sealed class SnapshotAndRootfsTests : IDisposable
         _rootfs = new RootfsManager(_database, _snapshots, _root.Path);
     }
 
-    public void Dispose() => _root.Dispose();
+    public void Dispose()
+    {
+        _rootfs.Dispose();
+        _root.Dispose();
+    }
 
     private static string Diff(char c) => "sha256:" + new string(c, 64);
 
@@ -117,11 +121,51 @@ public sealed class SnapshotAndRootfsTests : IDisposable
         Assert.Equal(chains, _rootfs.ChainOf(chains[1]));
 
         _rootfs.Mount("c1");
-        _rootfs.Remove("c1");
+        var deleted = _rootfs.Remove("c1");
         Assert.False(Nacelle.ContainerCore.Interop.Mounts.IsMountPoint(rootfs.Path));
         Assert.False(Directory.Exists(Path.Combine(_root.Path, "containers", "c1")));
         Assert.Null(_rootfs.Get("c1"));
-        _rootfs.Remove("c1"); // idempotent
+        await _rootfs.Remove("c1"); // idempotent
+
+        // Moved into the trash at once, unmounted and deleted in the background.
+        await deleted;
+        Assert.Empty(Nacelle.ContainerCore.Interop.Mounts.MountPointsUnder(_root.Path));
+        Assert.Empty(Directory.GetFileSystemEntries(_rootfs.Trash.Directory));
+        Assert.Equal(0, _rootfs.Trash.Pending);
+        Assert.True(Directory.Exists(_snapshots.Find(chains[1])!.Path)); // the layers stay
+    }
+
+    [Fact]
+    public async Task WhatARemovalCutShortLeftIsDeletedAtTheNextStart()
+    {
+        var chains = await TwoLayers();
+        _rootfs.Create("kept", "sha256:image", chains);
+        _rootfs.Mount("kept");
+        var trashed = _rootfs.Create("trashed", "sha256:image", chains);
+        _rootfs.Mount("trashed");
+        var unrecorded = _rootfs.Create("unrecorded", "sha256:image", chains);
+        _rootfs.Mount("unrecorded");
+        await File.WriteAllTextAsync(Path.Combine(trashed.Path, "written"), "by the container");
+
+        // A daemon killed in Remove after the move into the trash (its overlay still mounted there), and one killed after
+        // the record went but before the move (or a record a machine crash took back): the directory has no record.
+        Directory.CreateDirectory(_rootfs.Trash.Directory);
+        Directory.Move(Path.Combine(_root.Path, "containers", "trashed"), Path.Combine(_rootfs.Trash.Directory, "trashed.cut"));
+        using (var connection = _database.Open())
+        {
+            MetadataDatabase.Execute(connection, "DELETE FROM rootfs WHERE container_id IN ('trashed', 'unrecorded')");
+        }
+
+        using var restarted = new RootfsManager(_database, _snapshots, _root.Path);
+        await restarted.Trash.Emptied;
+
+        Assert.Empty(Directory.GetFileSystemEntries(restarted.Trash.Directory));
+        Assert.False(Directory.Exists(Path.Combine(_root.Path, "containers", "unrecorded")));
+        Assert.Equal([Path.Combine(_root.Path, "containers", "kept", "rootfs")], Nacelle.ContainerCore.Interop.Mounts.MountPointsUnder(_root.Path));
+        Assert.NotNull(restarted.Get("kept"));
+        Assert.True(Directory.Exists(_snapshots.Find(chains[0])!.Path)); // the layers under the deleted overlays stay
+        await restarted.Remove("kept");
+        Assert.Empty(Nacelle.ContainerCore.Interop.Mounts.MountPointsUnder(_root.Path));
     }
 
     [Fact]
@@ -144,7 +188,7 @@ public sealed class SnapshotAndRootfsTests : IDisposable
         }
         finally
         {
-            _rootfs.Remove("many");
+            await _rootfs.Remove("many");
         }
     }
 

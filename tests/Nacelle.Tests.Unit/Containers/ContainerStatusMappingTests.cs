@@ -68,4 +68,59 @@ public sealed class ContainerStatusMappingTests
         Assert.Equal("web", Status(record).Labels["app"]);
         Assert.NotSame(Status(record), Status(record));
     }
+
+    private const string Spec =
+        """{"ociVersion":"1.2.0","root":{"path":"rootfs"},"process":{"args":["top"],"cwd":"/","env":["A=1"],"user":{"uid":1000,"gid":2000,"additionalGids":[3,4]},"capabilities":{"bounding":["CAP_KILL"]}},"hostname":"h"}""";
+
+    [Fact]
+    public void StatusPartsLiveWithTheConfigTextAcrossStateChangesAndAreComputedAgainAfterAnUpdate()
+    {
+        var config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "app" }, Mounts = { new Mount { ContainerPath = "/data", HostPath = "/srv" } } };
+        var record = Record(15) with { ConfigJson = Google.Protobuf.JsonFormatter.Default.Format(config) };
+        var reads = 0;
+        string? Read(ContainerRecord _) { reads++; return Spec; }
+
+        var parts = ContainerStatusParts.Of(record, Read);
+        Assert.Equal("/data", Assert.Single(parts.Config.Mounts).ContainerPath);
+        Assert.Equal(1000, parts.User!.Linux.Uid);
+        Assert.Equal(2000, parts.User.Linux.Gid);
+        Assert.Equal([3L, 4L], parts.User.Linux.SupplementalGroups);
+
+        // Started, exited: new records with the same config text keep the parts.
+        Assert.Same(parts, ContainerStatusParts.Of(record with { State = ContainerRecordState.Running }, Read));
+        Assert.Same(parts, ContainerStatusParts.Of(record with { State = ContainerRecordState.Exited, ExitCode = 1 }, Read));
+        Assert.Equal(1, reads);
+
+        // Another container holding the same text instance is never served this one's parts.
+        var other = record with { Id = new string('d', 64) };
+        Assert.NotSame(parts, ContainerStatusParts.Of(other, Read));
+
+        // An update replaces the text: computed again.
+        config.Mounts[0].ContainerPath = "/other";
+        var updated = ContainerStatusParts.Of(record with { ConfigJson = Google.Protobuf.JsonFormatter.Default.Format(config) }, Read);
+        Assert.Equal("/other", Assert.Single(updated.Config.Mounts).ContainerPath);
+    }
+
+    [Fact]
+    public void CreateContainerSeedsThePartsFromTheConfigItMapped()
+    {
+        var config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "app" }, Mounts = { new Mount { ContainerPath = "/seeded" } } };
+        // A text that does not parse: a seeded container never needs to.
+        var record = Record(15) with { Id = new string('e', 64), ConfigJson = new string('{', 3) };
+        ContainerStatusParts.Seed(record, config, _ => Spec);
+        config.Mounts.Clear(); // the request's own object may change afterwards: the parts keep a copy
+
+        var parts = ContainerStatusParts.Of(record with { State = ContainerRecordState.Running }, _ => throw new InvalidOperationException("not read again"));
+        Assert.Equal("/seeded", Assert.Single(parts.Config.Mounts).ContainerPath);
+        Assert.Equal(1000, parts.User!.Linux.Uid);
+    }
+
+    [Theory]
+    [InlineData("""{"process":{"args":["a"]}}""")]
+    [InlineData("""{"root":{"path":"rootfs"}}""")]
+    [InlineData("""[]""")]
+    public void ASpecWithoutAProcessUserHasNoUser(string spec)
+    {
+        Assert.Null(ContainerStatusParts.UserOf(spec));
+    }
 }

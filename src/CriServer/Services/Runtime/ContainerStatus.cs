@@ -33,7 +33,8 @@ internal sealed partial class CriRuntimeService
                 }
                 else
                 {
-                    json.WriteRawValue(specJson);
+                    // The bundle's config.json, which the daemon serialized itself: not parsed again to be checked.
+                    json.WriteRawValue(specJson, skipInputValidation: true);
                 }
 
                 json.WriteEndObject();

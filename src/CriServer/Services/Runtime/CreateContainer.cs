@@ -27,6 +27,11 @@ internal sealed partial class CriRuntimeService
         var sandboxConfig = request.SandboxConfig ?? PodSandboxMapping.Config(pod);
         var id = await containers.CreateAsync(ContainerRequestMapping.ToCreateRequest(pod.Id, config, sandboxConfig), context.CancellationToken)
             .ConfigureAwait(false);
+        if (containers.Find(id) is { } created)
+        {
+            ContainerStatusParts.Seed(created, config, containers.SpecJson);
+        }
+
         return new CreateContainerResponse { ContainerId = id };
     }
 }
