@@ -23,6 +23,11 @@ internal sealed class SnapshotTree
     // Directory mtimes are set after the last entry (children change them); keyed by relative path.
     private readonly Dictionary<string, DirectoryTime> _directoryTimes = new(StringComparer.Ordinal);
 
+    // Absolute paths of the directories this tree created or found to be real directories (lstat, no symlink), so
+    // that each entry's parents are not lstat'ed again. Only this tree changes the snapshot while it unpacks (a fresh
+    // private directory), and every removal goes through RemoveExisting, which forgets what it removed.
+    private readonly HashSet<string> _knownDirectories = new(StringComparer.Ordinal);
+
     public SnapshotTree(string targetDirectory)
     {
         _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetDirectory));
@@ -167,13 +172,15 @@ internal sealed class SnapshotTree
     private void CreateDirectory(string path)
     {
         // Directory over directory keeps the contents (layers add to their lowers); anything else is replaced.
-        if (FileKinds.Of(path) == FileKind.Directory)
+        if (_knownDirectories.Contains(path) || FileKinds.Of(path) == FileKind.Directory)
         {
+            _knownDirectories.Add(path);
             return;
         }
 
         RemoveExisting(path);
         FileSystemCalls.MakeDirectory(path, 0x1C0); // 0700 until the entry's own mode is applied
+        _knownDirectories.Add(path);
     }
 
     private void WriteFile(string path, TarEntry entry, byte[] copyBuffer)
@@ -343,14 +350,21 @@ internal sealed class SnapshotTree
         for (var i = 0; i < components.Length; i++)
         {
             path += "/" + components[i];
+            if (_knownDirectories.Contains(path))
+            {
+                continue;
+            }
+
             switch (FileKinds.Of(path))
             {
                 case FileKind.Directory:
+                    _knownDirectories.Add(path);
                     continue;
                 case FileKind.Missing:
                     FileSystemCalls.MakeDirectory(path, DefaultDirectoryMode);
                     FileSystemCalls.ChangeOwner(path, 0, 0);
                     FileSystemCalls.ChangeMode(path, DefaultDirectoryMode); // the umask applied to mkdir
+                    _knownDirectories.Add(path);
                     continue;
                 case FileKind.Symlink:
                     throw Refuse(entryName, $"traverses symlink '{LayerPaths.Join(components[..(i + 1)].ToArray())}'");
@@ -426,6 +440,7 @@ internal sealed class SnapshotTree
             case FileKind.Directory:
                 RemoveTree(path);
                 ForgetDirectoryTimes(path);
+                ForgetKnownDirectories(path);
                 return;
             default:
                 File.Delete(path); // unlink: removes a symlink itself
@@ -449,6 +464,9 @@ internal sealed class SnapshotTree
 
         Directory.Delete(directory);
     }
+
+    private void ForgetKnownDirectories(string path) =>
+        _knownDirectories.RemoveWhere(known => known == path || known.StartsWith(path + "/", StringComparison.Ordinal));
 
     private void ForgetDirectoryTimes(string path)
     {
