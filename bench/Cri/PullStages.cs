@@ -72,6 +72,14 @@ internal static class PullStages
         var unpack = new List<(double, double)>();
         var sync = new List<(double, double)>();
         var measure = new List<(double, double)>();
+
+        // Like the store's snapshots/: a top directory for ext4's allocator (see SnapshotStore).
+        var layers = Directory.CreateDirectory(Path.Combine(scratch, $"profile-layers-{Guid.NewGuid():N}")).FullName;
+        if (DirectoryCalls.GetInodeFlags(layers) is { } flags)
+        {
+            DirectoryCalls.SetInodeFlags(layers, flags | DirectoryCalls.TopDirectoryFlag);
+        }
+
         for (var r = 0; r < 3; r++)
         {
             var dirs = new List<string>();
@@ -79,7 +87,7 @@ internal static class PullStages
             {
                 foreach (var tar in tars)
                 {
-                    var dir = Directory.CreateDirectory(Path.Combine(scratch, $"unpack-{Guid.NewGuid():N}")).FullName;
+                    var dir = Directory.CreateDirectory(Path.Combine(layers, $"unpack-{Guid.NewGuid():N}")).FullName;
                     dirs.Add(dir);
                     LayerUnpacker.Unpack(new MemoryStream(tar, writable: false), dir, CancellationToken.None);
                 }
@@ -90,8 +98,10 @@ internal static class PullStages
             DirectoryCalls.SyncFileSystem(scratch);
         }
 
-        rows.Add(("unpack from the tar (diff id hash + tar + files: create, write, chown, chmod, times)", unpack.OrderBy(u => u.Item1).ElementAt(1), $"{tars.Sum(t => (long)t.Length) / 1e6:F0} MB of tar into the page cache"));
-        rows.Add(("syncfs after the unpack (the durability of the layer files)", sync.OrderBy(u => u.Item1).ElementAt(1), "waits for the disk"));
+        Directory.Delete(layers);
+
+        rows.Add(("unpack from the tar (diff id hash + tar + files: create, write, start writeback, chown, chmod, times)", unpack.OrderBy(u => u.Item1).ElementAt(1), $"{tars.Sum(t => (long)t.Length) / 1e6:F0} MB of tar into the page cache"));
+        rows.Add(("syncfs after the unpack (the durability of the layer files)", sync.OrderBy(u => u.Item1).ElementAt(1), "waits for the disk (writeback started per file)"));
         rows.Add(("disk usage walk of the unpacked layers (ImageFsInfo's numbers)", measure.OrderBy(u => u.Item1).ElementAt(1), "statx per inode"));
 
         Console.WriteLine("## Where a pull spends its time: each stage alone, one thread, all layers (median of 3 by wall time)");

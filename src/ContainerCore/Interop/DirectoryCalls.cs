@@ -14,8 +14,8 @@ public readonly record struct InodeUsage(uint Mode, ulong Inode, uint LinkCount,
 /// <summary>
 /// Walking a directory tree by file descriptor, so that nothing on the way can be swapped for a symlink: open a
 /// directory (never through a symlink), list its entries (getdents64: raw name bytes, no decoding), statx an entry
-/// relative to its directory without following it, open a child directory relative to its parent. Plus syncfs(2) and
-/// a directory's fsync(2).
+/// relative to its directory without following it, open a child directory relative to its parent. Plus syncfs(2), a
+/// directory's fsync(2) and its inode flags (FS_IOC_GETFLAGS/SETFLAGS, chattr's flags).
 /// Policy (what to count, where to stop) is the caller's.
 /// </summary>
 public static partial class DirectoryCalls
@@ -163,6 +163,45 @@ public static partial class DirectoryCalls
         }
     }
 
+    /// <summary>FS_TOPDIR_FL (chattr +T): ext2/3/4's Orlov allocator treats the directory as the top of a hierarchy.</summary>
+    public const int TopDirectoryFlag = 0x00020000;
+
+    /// <summary>
+    /// The inode flags of the directory <paramref name="path"/> (FS_IOC_GETFLAGS); null when its file system has
+    /// none (ENOTTY, EOPNOTSUPP, EINVAL).
+    /// </summary>
+    public static unsafe int? GetInodeFlags(string path)
+    {
+        using var directory = OpenDirectory(path);
+        int flags;
+        if (ioctl((int)directory.DangerousGetHandle(), FsIocGetFlags, &flags) == 0)
+        {
+            return flags;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        return IsUnsupported(errno) ? null : throw Error("ioctl(FS_IOC_GETFLAGS)", path, errno);
+    }
+
+    /// <summary>Sets the inode flags of the directory <paramref name="path"/> (FS_IOC_SETFLAGS); false when its file system refuses them as unsupported.</summary>
+    public static unsafe bool SetInodeFlags(string path, int flags)
+    {
+        using var directory = OpenDirectory(path);
+        if (ioctl((int)directory.DangerousGetHandle(), FsIocSetFlags, &flags) == 0)
+        {
+            return true;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        return IsUnsupported(errno) ? false : throw Error("ioctl(FS_IOC_SETFLAGS)", path, errno);
+    }
+
+    // _IOR('f', 1, long) and _IOW('f', 2, long); the kernel reads and writes an int through the pointer.
+    private const ulong FsIocGetFlags = 0x80086601;
+    private const ulong FsIocSetFlags = 0x40086602;
+
+    private static bool IsUnsupported(int errno) => errno is 25 /* ENOTTY */ or 95 /* EOPNOTSUPP */ or 22 /* EINVAL */;
+
     private static unsafe InodeUsage Read(byte* buffer) =>
         // struct statx: nlink 16, mode 28 (u16), ino 32, blocks 48, dev_major 136, dev_minor 140.
         new(*(ushort*)(buffer + 28), *(ulong*)(buffer + 32), *(uint*)(buffer + 16), *(ulong*)(buffer + 48), *(uint*)(buffer + 136), *(uint*)(buffer + 140));
@@ -187,4 +226,7 @@ public static partial class DirectoryCalls
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int ioctl(int fd, ulong request, int* argument);
 }

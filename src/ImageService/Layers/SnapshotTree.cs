@@ -23,6 +23,11 @@ internal sealed class SnapshotTree
     // Directory mtimes are set after the last entry (children change them); keyed by relative path.
     private readonly Dictionary<string, DirectoryTime> _directoryTimes = new(StringComparer.Ordinal);
 
+    // Absolute paths of the directories this tree created or found to be real directories (lstat, no symlink), so
+    // that each entry's parents are not lstat'ed again. Only this tree changes the snapshot while it unpacks (a fresh
+    // private directory), and every removal goes through RemoveExisting, which forgets what it removed.
+    private readonly HashSet<string> _knownDirectories = new(StringComparer.Ordinal);
+
     public SnapshotTree(string targetDirectory)
     {
         _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetDirectory));
@@ -116,7 +121,6 @@ internal sealed class SnapshotTree
                 break;
             case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
                 WriteFile(path, entry, copyBuffer);
-                ApplyMetadata(path, components, entry, isDirectory: false);
                 break;
             case TarEntryType.SymbolicLink:
                 CreateSymlink(path, entry);
@@ -168,42 +172,50 @@ internal sealed class SnapshotTree
     private void CreateDirectory(string path)
     {
         // Directory over directory keeps the contents (layers add to their lowers); anything else is replaced.
-        if (FileKinds.Of(path) == FileKind.Directory)
+        if (_knownDirectories.Contains(path) || FileKinds.Of(path) == FileKind.Directory)
         {
+            _knownDirectories.Add(path);
             return;
         }
 
         RemoveExisting(path);
         FileSystemCalls.MakeDirectory(path, 0x1C0); // 0700 until the entry's own mode is applied
+        _knownDirectories.Add(path);
     }
 
     private void WriteFile(string path, TarEntry entry, byte[] copyBuffer)
     {
         RemoveExisting(path);
 
-        // CreateNew is O_CREAT|O_EXCL: it never opens through a symlink that might have appeared in the meantime.
-        // Mode 0600 until the entry's mode (possibly setuid) is applied after chown.
-        var options = new FileStreamOptions
+        // O_CREAT|O_EXCL|O_NOFOLLOW: never opens through a symlink that might have appeared in the meantime. Mode
+        // 0600 until the entry's mode (possibly setuid) is applied after chown. Everything else goes through this
+        // descriptor: no path is walked again for the file's owner, mode and times.
+        using var file = FileSystemCalls.CreateNewFile(path, 0x180);
+        if (entry.DataStream is { } data)
         {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 0,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        };
-        using var file = new FileStream(path, options);
-        if (entry.DataStream is not { } data)
-        {
-            return;
+            // Streamed through one buffer, written straight to the file: a layer's file may be larger than memory.
+            int read;
+            long written = 0;
+            while ((read = data.Read(copyBuffer)) > 0)
+            {
+                FileSystemCalls.WriteAll(file, copyBuffer.AsSpan(0, read), path);
+                written += read;
+            }
+
+            // The layer is made durable with one syncfs at its end; starting each file's writeback as soon as it is
+            // written lets the disk work while the rest unpacks, so that syncfs has little left to wait for.
+            if (written > 0)
+            {
+                FileSystemCalls.StartWriteback(file, path);
+            }
         }
 
-        // Streamed through one buffer, written straight to the file (no FileStream buffering): a layer's file
-        // may be larger than memory.
-        int read;
-        while ((read = data.Read(copyBuffer)) > 0)
-        {
-            file.Write(copyBuffer, 0, read);
-        }
+        // Owner, then mode, then xattrs, then times, as ApplyMetadata.
+        FileSystemCalls.ChangeOwner(file, entry.Uid, entry.Gid, path);
+        FileSystemCalls.ChangeMode(file, (uint)entry.Mode, path);
+        ApplyXattrs(path, entry);
+        var (seconds, nanoseconds) = UnixTime(entry.ModificationTime);
+        FileSystemCalls.SetTimes(file, seconds, nanoseconds, seconds, nanoseconds, path);
     }
 
     private void CreateSymlink(string path, TarEntry entry)
@@ -338,14 +350,21 @@ internal sealed class SnapshotTree
         for (var i = 0; i < components.Length; i++)
         {
             path += "/" + components[i];
+            if (_knownDirectories.Contains(path))
+            {
+                continue;
+            }
+
             switch (FileKinds.Of(path))
             {
                 case FileKind.Directory:
+                    _knownDirectories.Add(path);
                     continue;
                 case FileKind.Missing:
                     FileSystemCalls.MakeDirectory(path, DefaultDirectoryMode);
                     FileSystemCalls.ChangeOwner(path, 0, 0);
                     FileSystemCalls.ChangeMode(path, DefaultDirectoryMode); // the umask applied to mkdir
+                    _knownDirectories.Add(path);
                     continue;
                 case FileKind.Symlink:
                     throw Refuse(entryName, $"traverses symlink '{LayerPaths.Join(components[..(i + 1)].ToArray())}'");
@@ -421,6 +440,7 @@ internal sealed class SnapshotTree
             case FileKind.Directory:
                 RemoveTree(path);
                 ForgetDirectoryTimes(path);
+                ForgetKnownDirectories(path);
                 return;
             default:
                 File.Delete(path); // unlink: removes a symlink itself
@@ -445,6 +465,9 @@ internal sealed class SnapshotTree
         Directory.Delete(directory);
     }
 
+    private void ForgetKnownDirectories(string path) =>
+        _knownDirectories.RemoveWhere(known => known == path || known.StartsWith(path + "/", StringComparison.Ordinal));
+
     private void ForgetDirectoryTimes(string path)
     {
         var relative = path[(_root.Length + 1)..];
@@ -460,7 +483,14 @@ internal sealed class SnapshotTree
     private static void SetTimes(string path, DateTimeOffset mtime)
     {
         // Tar records no separate atime worth keeping (PAX atime is usually the archiver's read time): use mtime.
-        var ticks = mtime.UtcTicks - DateTime.UnixEpoch.Ticks;
+        var (seconds, nanoseconds) = UnixTime(mtime);
+        FileSystemCalls.SetTimes(path, seconds, nanoseconds, seconds, nanoseconds);
+    }
+
+    /// <summary>Seconds and nanoseconds since the Unix epoch (nanoseconds always 0..999,999,999).</summary>
+    private static (long Seconds, long Nanoseconds) UnixTime(DateTimeOffset time)
+    {
+        var ticks = time.UtcTicks - DateTime.UnixEpoch.Ticks;
         var seconds = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var remainder);
         if (remainder < 0)
         {
@@ -468,8 +498,7 @@ internal sealed class SnapshotTree
             remainder += TimeSpan.TicksPerSecond;
         }
 
-        var nanoseconds = remainder * 100;
-        FileSystemCalls.SetTimes(path, seconds, nanoseconds, seconds, nanoseconds);
+        return (seconds, remainder * 100);
     }
 
     /// <summary>The kernel's NAME_MAX (one path component) and PATH_MAX (a whole path, with its NUL), in bytes.</summary>

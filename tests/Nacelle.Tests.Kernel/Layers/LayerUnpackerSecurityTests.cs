@@ -65,6 +65,21 @@ public sealed class LayerUnpackerSecurityTests : IDisposable
         Assert.Equal(FileKind.Symlink, FileKinds.Of(_scratch.InTarget("escape")));
     }
 
+    [Theory]
+    [InlineData("d/pwned")]   // the directory itself was replaced
+    [InlineData("d/e/pwned")] // a directory under it, created before the replacement
+    public async Task EntryThroughADirectoryTheLayerReplacedWithASymlinkIsRefused(string name)
+    {
+        // The unpacker remembers the directories it made; replacing one must make it forget it and everything under it.
+        Directory.CreateDirectory(Path.Combine(_scratch.Sentinel, "e"));
+        await _scratch.AssertRefusedAsync(
+            Build(Dir("d/"), Dir("d/e/"), File("d/e/f", "x"), Symlink("d", _scratch.Sentinel), File(name, "x")),
+            $"'{name}'", "traverses symlink 'd'");
+
+        _scratch.AssertContained("e");
+        Assert.Equal(FileKind.Symlink, FileKinds.Of(_scratch.InTarget("d")));
+    }
+
     [Fact]
     public async Task EntryThroughPreExistingSymlinkIsRefused()
     {

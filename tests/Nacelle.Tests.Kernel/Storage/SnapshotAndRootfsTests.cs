@@ -1,4 +1,5 @@
 using Nacelle.Common;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.Storage;
 using Nacelle.ImageService.Content;
 using Nacelle.ImageService.Snapshots;
@@ -200,6 +201,21 @@ public sealed class SnapshotAndRootfsTests : IDisposable
         Assert.NotNull(_snapshots.Find(chains[0]));
         Assert.Null(_snapshots.Find(chains[1]));
         Assert.Single(Directory.GetDirectories(Path.Combine(_root.Path, "snapshots")));
+    }
+
+    [Fact]
+    public void TheSnapshotsDirectoryIsATopDirectoryForExt4sAllocator()
+    {
+        // Where the file system keeps FS_TOPDIR_FL (ext2/3/4; tmpfs has no inode flags), the store sets it on snapshots/.
+        var probe = Directory.CreateDirectory(Path.Combine(_root.Path, "probe")).FullName;
+        var kept = DirectoryCalls.GetInodeFlags(probe) is { } probeFlags
+            && DirectoryCalls.SetInodeFlags(probe, probeFlags | DirectoryCalls.TopDirectoryFlag)
+            && (DirectoryCalls.GetInodeFlags(probe)!.Value & DirectoryCalls.TopDirectoryFlag) != 0;
+        Assert.SkipUnless(kept, $"the file system of {_root.Path} does not keep FS_TOPDIR_FL");
+
+        var flags = DirectoryCalls.GetInodeFlags(Path.Combine(_root.Path, "snapshots"));
+        Assert.NotNull(flags);
+        Assert.NotEqual(0, flags.Value & DirectoryCalls.TopDirectoryFlag);
     }
 
     [Fact]
