@@ -40,6 +40,7 @@ internal sealed partial class MonitorOperations
         }
         catch
         {
+            reaper?.ScanAfterFailedSpawn();
             stdio.Dispose();
             throw;
         }

@@ -102,11 +102,17 @@ internal sealed partial class MonitorOperations
                 return spawned;
             }
         }
-        catch (SpawnException e) when (e.Stage is SpawnProtocol.StageLookup or SpawnProtocol.StageCwd)
+        catch (Exception e)
         {
-            var what = e.Stage == SpawnProtocol.StageLookup ? $"command '{process.Args.FirstOrDefault()}'" : $"working directory '{process.Cwd}'";
-            var message = $"exec in container {id}: {what}: {e.Detail} ({System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.Errno)})";
-            throw e.Errno == 2 ? NacelleException.NotFound(message) : NacelleException.InvalidArgument(message);
+            reaper?.ScanAfterFailedSpawn();
+            if (e is not SpawnException { Stage: SpawnProtocol.StageLookup or SpawnProtocol.StageCwd } failed)
+            {
+                throw;
+            }
+
+            var what = failed.Stage == SpawnProtocol.StageLookup ? $"command '{process.Args.FirstOrDefault()}'" : $"working directory '{process.Cwd}'";
+            var message = $"exec in container {id}: {what}: {failed.Detail} ({System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(failed.Errno)})";
+            throw failed.Errno == 2 ? NacelleException.NotFound(message) : NacelleException.InvalidArgument(message);
         }
     }
 

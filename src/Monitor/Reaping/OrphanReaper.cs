@@ -35,6 +35,7 @@ public sealed class OrphanReaper : IAsyncDisposable
     private bool _polling;
     private bool _stopped;
     private int _holds;
+    private DateTimeOffset _scanUntil;
 
     /// <param name="trackedElsewhere">The pids reaped by someone else (the runtime's live container inits).</param>
     /// <param name="logger">Where reaped orphans are logged.</param>
@@ -105,6 +106,25 @@ public sealed class OrphanReaper : IAsyncDisposable
 
         Kick();
     }
+
+    /// <summary>
+    /// A spawn failed (its helper killed with the container it had joined, say): the process the helper had cloned, if
+    /// any, was never tracked and ends as a zombie of the monitor, and the init of the pid namespace it is in cannot
+    /// finish exiting until it is reaped, so no exit comes to kick a scan. Scans periodically for
+    /// <see cref="FailedSpawnWindow"/> whether or not orphans are otherwise possible.
+    /// </summary>
+    public void ScanAfterFailedSpawn()
+    {
+        lock (_gate)
+        {
+            _scanUntil = FdReactor.Time.GetUtcNow() + FailedSpawnWindow;
+        }
+
+        Kick();
+    }
+
+    /// <summary>How long <see cref="ScanAfterFailedSpawn"/> keeps scanning.</summary>
+    public static TimeSpan FailedSpawnWindow { get; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Asks for a scan soon, on the loop (something exited).</summary>
     public void Kick()
@@ -177,6 +197,7 @@ public sealed class OrphanReaper : IAsyncDisposable
         var poll = _orphansPossible();
         lock (_gate)
         {
+            poll |= FdReactor.Time.GetUtcNow() < _scanUntil;
             _polling = poll && !_stopped;
             _timer?.Change(_polling ? _interval : Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }

@@ -33,6 +33,29 @@ public sealed class OrphanReaperTests
         Assert.Equal(0, reaper.Reaped);
     }
 
+    /// <summary>Regression (CI, MonitorExecRaceTests): an exec whose helper was killed with its container left the
+    /// process it had cloned untracked; once pause-init stopped counting as a source of orphans nothing scanned, so that
+    /// zombie stayed, and the container's pid-namespace init, which waits for it, never finished exiting. A failed spawn
+    /// turns periodic scans on for a while.</summary>
+    [Fact]
+    public async Task A_failed_spawn_makes_the_reaper_scan_periodically_although_no_orphans_are_otherwise_possible()
+    {
+        await using var reaper = new OrphanReaper(() => [], orphansPossible: () => false, interval: TimeSpan.FromMilliseconds(20));
+        // Held: the scans look at no child of the test host (other tests' processes).
+        using (reaper.Hold())
+        {
+            reaper.Start();
+            reaper.ScanAfterFailedSpawn();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (!reaper.Polling && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+
+            Assert.True(reaper.Polling, "no periodic scan after a failed spawn");
+        }
+    }
+
     [Fact]
     public void Reaping_is_per_pid_and_never_takes_a_process_that_is_not_our_child()
     {
