@@ -32,7 +32,7 @@ public sealed class CniExecTests
 
         var result = await network.SetUpPodAsync(request, CancellationToken.None);
 
-        Assert.Equal(["loopback ADD lo", "fa ADD eth0", "fb ADD eth0"], cni.CallNames());
+        AssertCalls(["loopback ADD lo", "fa ADD eth0", "fb ADD eth0"], cni.CallNames());
         Assert.Equal("chain", result.NetworkName);
         Assert.Equal("eth0", result.InterfaceName);
         Assert.Equal("10.9.0.6", result.PrimaryIp); // the last plugin's result is the chain's result
@@ -86,7 +86,7 @@ public sealed class CniExecTests
 
         Assert.Equal(ErrorKind.FailedPrecondition, error.Kind);
         Assert.Equal("CNI plugin fb ADD failed for network chain: invalid bridge: bridge cni0 is a dummy (code 7)", error.Message);
-        Assert.Equal(["loopback ADD lo", "fa ADD eth0", "fb ADD eth0", "fb DEL eth0", "fa DEL eth0", "loopback DEL lo"], cni.CallNames());
+        AssertCalls(["loopback ADD lo", "fa ADD eth0", "fb ADD eth0", "fb DEL eth0", "fa DEL eth0", "loopback DEL lo"], cni.CallNames());
         Assert.Empty(Directory.GetFiles(Path.Combine(cni.CacheDir, "results")));
     }
 
@@ -320,11 +320,22 @@ public sealed class CniExecTests
 
         var result = await network.SetUpPodAsync(cni.Request() with { PortMappings = [new CniPortMapping(8080, 80)] }, CancellationToken.None);
         Assert.Equal("nacelle-default", result.NetworkName);
-        Assert.Equal(["loopback ADD lo", "bridge ADD eth0", "portmap ADD eth0"], cni.CallNames());
+        AssertCalls(["loopback ADD lo", "bridge ADD eth0", "portmap ADD eth0"], cni.CallNames());
         var bridge = cni.Stdin("bridge", "ADD", "eth0");
         Assert.True(bridge["ipMasq"]!.GetValue<bool>());
         Assert.Equal(Path.Combine(cni.Root, "ipam"), bridge["ipam"]!["dataDir"]!.GetValue<string>());
         Assert.Equal(8080, cni.Stdin("portmap", "ADD", "eth0")["runtimeConfig"]!["portMappings"]![0]!["hostPort"]!.GetValue<int>());
+    }
+
+    /// <summary>
+    /// The calls made, in order, except that the loopback's ADD runs beside the pod network's (either may start first;
+    /// a CI run once saw the bridge's first): it is checked once, apart, and every other call keeps its place.
+    /// </summary>
+    private static void AssertCalls(string[] expected, IReadOnlyList<string> actual)
+    {
+        const string Loopback = "loopback ADD lo";
+        Assert.Equal(expected.Count(c => c == Loopback), actual.Count(c => c == Loopback));
+        Assert.Equal(expected.Where(c => c != Loopback), actual.Where(c => c != Loopback));
     }
 
     private static bool IsAlive(int pid)
