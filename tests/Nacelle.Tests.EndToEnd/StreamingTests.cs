@@ -40,35 +40,9 @@ public sealed class StreamingTests : IAsyncLifetime
         Directory.Delete(_temp, recursive: true);
     }
 
-    /// <summary>A daemon and its pods: every pod is removed through the daemon before it goes, even after a failure.</summary>
-    private sealed class Session(DaemonProcess daemon) : IAsyncDisposable
+    private async Task<PodSession> StartAsync(string toml = "", string? directory = null)
     {
-        public DaemonProcess Daemon { get; set; } = daemon;
-
-        public RuntimeService.RuntimeServiceClient Runtime => Daemon.Client.Runtime;
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                if (!Daemon.Process.HasExited)
-                {
-                    foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items)
-                    {
-                        await Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id });
-                    }
-                }
-            }
-            finally
-            {
-                await Daemon.DisposeAsync();
-            }
-        }
-    }
-
-    private async Task<Session> StartAsync(string toml = "", string? directory = null)
-    {
-        var session = new Session(await DaemonProcess.StartAsync(toml, directory: directory));
+        var session = new PodSession(await DaemonProcess.StartAsync(toml, directory: directory));
         await session.Daemon.Client.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = _image } });
         return session;
     }
@@ -91,7 +65,7 @@ public sealed class StreamingTests : IAsyncLifetime
     private sealed record Running(string PodId, string ContainerId, string LogPath);
 
     /// <summary>A pod with one running container.</summary>
-    private async Task<Running> RunAsync(Session session, string name, string[] command, bool tty = false, bool stdin = false,
+    private async Task<Running> RunAsync(PodSession session, string name, string[] command, bool tty = false, bool stdin = false,
         bool stdinOnce = false, NamespaceMode network = NamespaceMode.Node, string handler = "")
     {
         var podConfig = Pod(name, network);
@@ -120,7 +94,7 @@ public sealed class StreamingTests : IAsyncLifetime
         return new Running(pod, id, Path.Combine(podConfig.LogDirectory, name, "0.log"));
     }
 
-    private static async Task<string> ExecUrlAsync(Session session, string container, string[] command, bool stdin = false, bool stdout = true,
+    private static async Task<string> ExecUrlAsync(PodSession session, string container, string[] command, bool stdin = false, bool stdout = true,
         bool stderr = false, bool tty = false)
     {
         var request = new ExecRequest { ContainerId = container, Stdin = stdin, Stdout = stdout, Stderr = stderr, Tty = tty };
@@ -177,7 +151,7 @@ public sealed class StreamingTests : IAsyncLifetime
         return result;
     }
 
-    private static async Task<ExecSyncResponse> ShAsync(Session session, string container, string script, long timeout = 20) =>
+    private static async Task<ExecSyncResponse> ShAsync(PodSession session, string container, string script, long timeout = 20) =>
         await session.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "/bin/sh", "-c", script }, Timeout = timeout });
 
     /// <summary>Polls <paramref name="condition"/> for up to 30 s.</summary>
@@ -254,7 +228,7 @@ public sealed class StreamingTests : IAsyncLifetime
     private const string Runc = "/usr/sbin/runc";
 
     /// <summary>A daemon with Debian's runc as runtime handler "runc" when <paramref name="handler"/> names it.</summary>
-    private async Task<Session> StartWithHandlerAsync(string handler)
+    private async Task<PodSession> StartWithHandlerAsync(string handler)
     {
         if (handler.Length == 0)
         {
