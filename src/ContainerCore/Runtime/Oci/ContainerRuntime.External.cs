@@ -59,7 +59,7 @@ public sealed partial class ContainerRuntime
                 Pid = process.Pid,
                 PidStartTime = ProcessIdentity.StartTime(process.Pid) ?? 0,
                 Bundle = launcher.BundleDirectory,
-                Rootfs = OciBundle.Prepare(spec, bundle, cgroupPath).Root!.Path,
+                Rootfs = OciBundle.RootPath(spec, bundle),
                 CgroupPath = cgroup.Path,
                 CreatedAt = DateTimeOffset.UtcNow,
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),

@@ -20,17 +20,26 @@ public static class OciBundle
     public static RuntimeSpec Prepare(RuntimeSpec spec, string specBundle, string cgroupsPath)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        var root = RootPath(spec, specBundle);
         var copy = RuntimeSpecFile.Parse(RuntimeSpecFile.Serialize(spec), "bundle spec");
-        var root = copy.Root?.Path;
+        copy.Root!.Path = root;
+        copy.Linux ??= new SpecLinux();
+        copy.Linux.CgroupsPath = cgroupsPath;
+        return copy;
+    }
+
+    /// <summary>The container's root file system as the bundle names it: root.path made absolute against
+    /// <paramref name="specBundle"/>; a spec without one is InvalidArgument.</summary>
+    public static string RootPath(RuntimeSpec spec, string specBundle)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var root = spec.Root?.Path;
         if (string.IsNullOrEmpty(root))
         {
             throw NacelleException.InvalidArgument("root.path: an external runtime needs the container's root file system");
         }
 
-        copy.Root!.Path = Path.IsPathRooted(root) ? root : Path.GetFullPath(Path.Combine(specBundle, root));
-        copy.Linux ??= new SpecLinux();
-        copy.Linux.CgroupsPath = cgroupsPath;
-        return copy;
+        return Path.IsPathRooted(root) ? root : Path.GetFullPath(Path.Combine(specBundle, root));
     }
 
     /// <summary>Writes <paramref name="directory"/>/config.json for <paramref name="spec"/> (see <see cref="Prepare"/>);
