@@ -73,6 +73,13 @@ public sealed partial class ContainerSpecBuilder
             throw Invalid($"{at}.container_path", "must not be /");
         }
 
+        if (destination == "/dev/null")
+        {
+            // Masked paths that are files are hidden by binding the container's /dev/null over them: a volume in its
+            // place (a directory, say) failed the container's setup half way (ENOTDIR).
+            throw Invalid($"{at}.container_path", "'/dev/null' must stay the null device: masked paths are hidden by binding it over them");
+        }
+
         if ((destination == "/proc" || destination.StartsWith("/proc/", StringComparison.Ordinal)) && !ProcFilesVolumesMayCover.Contains(destination))
         {
             // As runc: a volume in place of the kernel's /proc could feed the container's setup a fake one (security

@@ -194,6 +194,12 @@ public sealed class MountTranslationTests
     public void VolumesInPlaceOfProcAreRefused(string path) =>
         Refused(() => Spec(WithMounts(new Mount { ContainerPath = path, HostPath = "/srv" })), "mounts[0].container_path", "procfs");
 
+    /// <summary>Found by the CRI fuzzer (default seed): a directory volume at /dev/null failed CreateContainer with
+    /// Internal when a masked file was bound over with it (ENOTDIR).</summary>
+    [Fact]
+    public void AVolumeInPlaceOfDevNullIsRefused() =>
+        Refused(() => Spec(WithMounts(new Mount { ContainerPath = "/dev/./null", HostPath = "/srv" })), "mounts[0].container_path", "null device");
+
     [Fact]
     public void LxcfsStyleVolumesOverProcFilesAreAccepted()
     {
