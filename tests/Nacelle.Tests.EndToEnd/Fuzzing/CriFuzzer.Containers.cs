@@ -201,7 +201,10 @@ internal sealed partial class CriFuzzer
 
         foreach (var mount in config.Mounts)
         {
-            if (!IsCleanAbsolute(mount.ContainerPath) && mount.ContainerPath.Length > 0 && !mount.ContainerPath.EndsWith('/'))
+            // '.' and empty components are cleaned away (as containerd's filepath.Clean); '..', NUL and relative paths
+            // must be refused.
+            if (mount.ContainerPath.Length > 0 && (!mount.ContainerPath.StartsWith('/') || mount.ContainerPath.Contains('\0', StringComparison.Ordinal)
+                                                   || mount.ContainerPath.Split('/').Contains("..")))
             {
                 yield return $"mount container_path {Short(mount.ContainerPath, 80)}";
             }
