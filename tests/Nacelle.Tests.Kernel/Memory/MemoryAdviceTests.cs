@@ -16,7 +16,14 @@ public sealed class MemoryAdviceTests
         {
             var content = new byte[Length];
             Random.Shared.NextBytes(content);
-            File.WriteAllBytes(path, content);
+            // Written back before mapping: dirty page-cache pages are not reclaimed at once (the page-out only starts
+            // their writeback), which failed this test in CI when the disk was slow.
+            using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.Write(content);
+                stream.Flush(flushToDisk: true);
+            }
+
             Assert.SkipWhen(IsTmpfs(path), "the temp directory is tmpfs: its pages are memory, not file pages to reclaim");
 
             using var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
