@@ -17,6 +17,31 @@ public static class TestCgroups
         }
     }
 
+    /// <summary>Whether <paramref name="parent"/> exists in any hierarchy.</summary>
+    public static bool Exists(string parent) =>
+        Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified").Any(hierarchy => Directory.Exists(hierarchy + parent));
+
+    /// <summary>Removes what is empty of <paramref name="parent"/> and below it, deepest first; a cgroup that still has
+    /// processes (and its ancestors) stays.</summary>
+    public static void RemoveEmpty(string parent)
+    {
+        foreach (var hierarchy in Directory.GetDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup/unified").Distinct())
+        {
+            var dir = hierarchy + parent;
+            if (Directory.Exists(dir))
+            {
+                try
+                {
+                    RemoveDepthFirst(dir);
+                }
+                catch (IOException)
+                {
+                    // busy: in use by processes that are not the tests' (or not gone yet)
+                }
+            }
+        }
+    }
+
     private static void RemoveDepthFirst(string dir)
     {
         foreach (var child in Directory.GetDirectories(dir))

@@ -174,7 +174,38 @@ internal sealed class DaemonProcess : IAsyncDisposable
         IReadOnlyList<string>? wrapper = null)
     {
         directory ??= System.IO.Directory.CreateTempSubdirectory("nacelle-e2e-").FullName;
-        var metricsPort = Ports.FreeLoopbackPort();
+        for (var attempt = 1; ; attempt++)
+        {
+            var metricsPort = Ports.FreeLoopbackPort();
+            var daemon = await LaunchAsync(directory, metricsPort, configToml, environment, extraArgs, metricsEnabled, executable, wrapper);
+            if (!waitUntilServing)
+            {
+                return daemon;
+            }
+
+            try
+            {
+                await daemon.WaitUntilServingAsync();
+                return daemon;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && daemon.LostMetricsPort())
+            {
+                // The port was free when picked and another process took it before the daemon bound it: a new port.
+                daemon.Process.Dispose();
+            }
+            catch
+            {
+                // The caller never gets the daemon, so nobody else would stop it or remove its directory.
+                await daemon.DisposeAsync();
+                throw;
+            }
+        }
+    }
+
+    private static async Task<DaemonProcess> LaunchAsync(string directory, int metricsPort, string configToml,
+        IReadOnlyDictionary<string, string>? environment, IEnumerable<string>? extraArgs, bool metricsEnabled, string? executable,
+        IReadOnlyList<string>? wrapper)
+    {
         var configPath = Path.Combine(directory, "config.toml");
         var cni = configToml.Contains("[cni]", StringComparison.Ordinal) ? string.Empty : CniToml(directory);
         await File.WriteAllTextAsync(configPath,
@@ -202,23 +233,12 @@ internal sealed class DaemonProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         process.StandardInput.Close();
-
-        if (waitUntilServing)
-        {
-            try
-            {
-                await daemon.WaitUntilServingAsync();
-            }
-            catch
-            {
-                // The caller never gets the daemon, so nobody else would stop it or remove its directory.
-                await daemon.DisposeAsync();
-                throw;
-            }
-        }
-
         return daemon;
     }
+
+    /// <summary>Whether the daemon exited because its metrics port, picked free, was taken before it could bind it.</summary>
+    private bool LostMetricsPort() =>
+        Process.HasExited && Output.Contains($"127.0.0.1:{MetricsPort} is already in use", StringComparison.Ordinal);
 
     /// <summary>
     /// Starts a new daemon on the directory (socket, root, state) of one that has exited, as a restart after a crash
@@ -305,12 +325,31 @@ internal sealed class DaemonProcess : IAsyncDisposable
         _client?.Dispose();
         if (!Process.HasExited)
         {
-            // The daemon itself: a wrapper (nsenter) that forked it does not pass signals on, and waits for it.
-            Signals.Send(Pid, Signals.SIGKILL);
-            await Process.WaitForExitAsync();
+            // The daemon itself: a wrapper (nsenter) that forked it does not pass signals on, and waits for it. A graceful
+            // stop first, which lets the daemon finish deleting removed rootfs directories (its trash) and unmount them;
+            // killed, it would leave them mounted under the directory deleted below.
+            Signals.Send(Pid, Signals.SIGTERM);
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await Process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Signals.Send(Pid, Signals.SIGKILL);
+                await Process.WaitForExitAsync();
+            }
         }
 
         Process.Dispose();
+
+        // Whatever is still mounted below (a daemon killed by its test, a trash not emptied) is unmounted before the
+        // directory is deleted: a recursive delete must never walk into an overlay or a bind mount of a host directory.
+        foreach (var point in PodLeftovers.MountsUnder(WorkDirectory))
+        {
+            TestBridge.Run("umount", "-l", point);
+        }
+
         try
         {
             System.IO.Directory.Delete(WorkDirectory, recursive: true);
