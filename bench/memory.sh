@@ -2,7 +2,8 @@
 # The daemon's memory: RSS fresh, after a round of 30 pods (made, asked about, removed), right after a burst of hostile
 # requests (1 MB strings; 10,000 annotations, labels, env vars or selector entries) and once left alone; containerd 1.6
 # (bench/reference/containerd.sh) through the same steps for reference.
-#   sudo bash bench/memory.sh   (environment: HOSTILE=20 requests of each hostile kind, SETTLE=30 seconds,
+#   sudo bash bench/memory.sh   (environment: HOSTILE=20 requests of each hostile kind, SETTLE=30 seconds, MEMORY_SMAPS_DIR
+#                                to keep the daemon's smaps at each step,
 #                                plus ARTIFACTS, NACELLE_DIR, BRIDGE, SUBNET: see bench/cri-daemon.sh)
 # Everything it creates is removed at the end.
 set -euo pipefail

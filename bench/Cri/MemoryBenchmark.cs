@@ -33,9 +33,12 @@ internal static class MemoryBenchmark
         {
             await RoundAsync(runtime.Cri, runtimes.Image);
             var before = await SettledRssAsync(runtime, TimeSpan.FromSeconds(5));
+            KeepSmaps(runtime, "before");
             var answers = await BurstAsync(runtime.Cri, runtimes.Image, options.Hostile);
             var after = Memory.RssMb(runtime.DaemonPid);
+            KeepSmaps(runtime, "after");
             var settled = await SettledRssAsync(runtime, options.Settle);
+            KeepSmaps(runtime, "settled");
             rows.Add((runtime.Name, [fresh[runtime.Name], before, after, settled], answers));
             Console.Error.WriteLine(FormattableString.Invariant($"{runtime.Name}: {before:F1} MB before the burst, {after:F1} after, {settled:F1} settled"));
         }
@@ -57,6 +60,17 @@ internal static class MemoryBenchmark
         }
 
         Console.WriteLine();
+    }
+
+    /// <summary>With MEMORY_SMAPS_DIR set, keeps a copy of the daemon's /proc/pid/smaps at each step (name-step.smaps), to
+    /// find by mapping what a step left behind.</summary>
+    private static void KeepSmaps(RuntimeUnderTest runtime, string step)
+    {
+        if (Environment.GetEnvironmentVariable("MEMORY_SMAPS_DIR") is { Length: > 0 } dir)
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, $"{runtime.Name}-{step}.smaps"), File.ReadAllText($"/proc/{runtime.DaemonPid}/smaps"));
+        }
     }
 
     private static async Task<double> FreshAsync(CriSession cri, int pid)
