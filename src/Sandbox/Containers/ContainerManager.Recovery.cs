@@ -118,9 +118,20 @@ public sealed partial class ContainerManager
                 var current = row;
                 if (!row.Complete)
                 {
-                    // The monitor has it: the create got that far, so it is finished rather than undone.
-                    current = _store.UpdateContainer(row.Id, c => c with { Complete = true, Pid = state.Pid, CgroupPath = state.CgroupPath ?? c.CgroupPath });
-                    ContainerLog.CreateCompleted(_log, row.Id);
+                    // The rows were read before the monitor's list: a row incomplete then may be a create of this
+                    // daemon that finished since (it leaves _creating only once its row is complete), read again.
+                    if (_store.TryGetContainer(row.Id) is not { } now)
+                    {
+                        continue;
+                    }
+
+                    current = now;
+                    if (!now.Complete)
+                    {
+                        // The monitor has it: the create got that far, so it is finished rather than undone.
+                        current = _store.UpdateContainer(row.Id, c => c with { Complete = true, Pid = state.Pid, CgroupPath = state.CgroupPath ?? c.CgroupPath });
+                        ContainerLog.CreateCompleted(_log, row.Id);
+                    }
                 }
 
                 Apply(current, state);
