@@ -20,10 +20,10 @@ internal static class SpdyPortForward
         public SpdyStream? Error;
     }
 
-    public static async Task ServeAsync(StreamContext context, Stream transport)
+    public static async Task ServeAsync(StreamContext context, Stream transport, System.Net.Sockets.Socket? socket = null)
     {
         var request = (PortForwardStream)context.Request;
-        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger);
+        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger, socket);
         var run = session.RunAsync();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation, session.Closed);
         var idle = IdleWatch.RunAsync(() => session.LastActivity, context.Options.IdleTimeout, session.Abort, cancel.Token);
