@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.CriServer.Streaming;
 using Nacelle.CriServer.Streaming.Spdy;
 
 namespace Nacelle.Tests.Unit.Streaming;
@@ -140,6 +142,88 @@ public sealed class SpdyConnectionOutputTests
 
             await session.DisposeAsync();
             await run;
+        }
+    }
+
+    /// <summary>Reads data frames of stream 1 until FIN; every frame at most <paramref name="maxFrame"/> bytes.</summary>
+    private static async Task<byte[]> ReadStreamAsync(RawSpdyPeer client, int maxFrame)
+    {
+        var received = new List<byte>();
+        while (true)
+        {
+            var frame = await client.ReadAsync();
+            Assert.NotNull(frame);
+            Assert.True(frame is { IsData: true, Header.StreamId: 1 }, $"unexpected frame {frame.Header}");
+            Assert.InRange(frame.Payload.Length, 0, maxFrame);
+            received.AddRange(frame.Payload);
+            if ((frame.Header.Flags & Spdy.FlagFin) != 0)
+            {
+                return [.. received];
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task APodsBytesMovedThroughAPipeReachTheClientInWholeFramesInOrder(bool plainSocket)
+    {
+        var (server, peer) = await ConnectedPairAsync();
+        var (podEnd, pod) = await ConnectedPairAsync();
+        using (server)
+        using (podEnd)
+        using (pod)
+        {
+            // With the socket: spliced from the pipe to it; without (as under TLS): read out of the pipe and written.
+            var session = new SpdySession(new NetworkStream(server, ownsSocket: false), new SpdySessionOptions { MaxDataFramePayload = 48 * 1024 },
+                NullLogger.Instance, plainSocket ? server : null);
+            var run = session.RunAsync();
+            await using var client = new RawSpdyPeer(new NetworkStream(peer, ownsSocket: true));
+            await client.SynStreamAsync(1, "data");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            var stream = await session.IncomingStreams.ReadAsync(timeout.Token);
+            await stream.ReplyAsync();
+            Assert.IsType<SynReplyFrame>((await client.ReadAsync())?.Control);
+            Assert.Equal(plainSocket, stream.PrefersPipe);
+
+            // The pod writes 3 MB and closes; the copy ends at its end of input, then the stream is finished.
+            var payload = Enumerable.Range(0, 3_000_000).Select(i => (byte)((i * 31) ^ (i >> 8))).ToArray();
+            var podWrites = Task.Run(async () =>
+            {
+                await pod.SendAsync(payload, SocketFlags.None);
+                pod.Shutdown(SocketShutdown.Send);
+            });
+            var copy = Task.Run(async () =>
+            {
+                var failure = await PortForwardCopy.ToClientThroughPipeAsync(podEnd, stream.WriteFromPipeAsync, timeout.Token);
+                await stream.CloseWriteAsync();
+                return failure;
+            });
+            var received = await ReadStreamAsync(client, 48 * 1024);
+            Assert.Null(await copy);
+            await podWrites;
+            Assert.Equal(payload.Length, received.Length);
+            Assert.True(payload.AsSpan().SequenceEqual(received), "the bytes differ");
+            Assert.Equal(plainSocket, session.WritesDirectly);
+
+            await session.DisposeAsync();
+            await run;
+        }
+    }
+
+    [Fact]
+    public async Task BytesWaitingInAPipeAreSentOnTheStreamWhenTheSocketCannotBeUsed()
+    {
+        using var stream = new MemoryStream();
+        var output = new SpdyConnectionOutput(stream, socket: null);
+        var (read, write) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: true);
+        using (read)
+        using (write)
+        {
+            var payload = Enumerable.Range(0, 5000).Select(i => (byte)i).ToArray();
+            Assert.Equal(payload.Length, DescriptorCalls.Write(write, payload));
+            await output.WriteFromPipeAsync(DataHeader(3, 0, payload.Length), read, payload.Length, default);
+            Assert.Equal(SpdyFrameCodec.Data(3, 0, payload), stream.ToArray());
         }
     }
 }

@@ -1,4 +1,8 @@
+using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.CriServer.Streaming.Spdy;
 
@@ -31,6 +35,9 @@ internal sealed class SpdyConnectionOutput
         _socket = socket;
     }
 
+    /// <summary>True when frames can go straight to the socket (once the peer has spoken).</summary>
+    public bool HasSocket => _socket is not null;
+
     /// <summary>True once frames go straight to the socket.</summary>
     public bool Direct => _socket is not null && !_streamUsed && _peerSpoke;
 
@@ -55,6 +62,59 @@ internal sealed class SpdyConnectionOutput
         }
 
         await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes <paramref name="head"/> then <paramref name="length"/> bytes waiting in <paramref name="pipe"/>
+    /// (non-blocking, holding at least that many): on the socket they move from the pipe by splice(2), never entering
+    /// this process, the head sent with MSG_MORE so that it leaves with them; on the stream they are read out first.
+    /// One caller at a time.</summary>
+    public async ValueTask WriteFromPipeAsync(ReadOnlyMemory<byte> head, SafeHandle pipe, int length, CancellationToken cancellationToken)
+    {
+        if (!Direct)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(length);
+            try
+            {
+                for (var read = 0; read < length;)
+                {
+                    var n = DescriptorCalls.Read(pipe, buffer.AsSpan(read, length - read));
+                    read += n > 0 ? n : throw new IOException($"the pipe held {read} of the {length} bytes to send");
+                }
+
+                await WriteAsync(head, buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            return;
+        }
+
+        var socket = _socket!.SafeHandle;
+        while (!head.IsEmpty)
+        {
+            var sent = SpliceCalls.Send(socket, head.Span, more: true);
+            if (sent < 0)
+            {
+                await FdReactor.WaitWritableAsync(socket, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            head = head[sent..];
+        }
+
+        while (length > 0)
+        {
+            var moved = SpliceCalls.Splice(pipe, socket, length, more: false);
+            if (moved < 0)
+            {
+                await FdReactor.WaitWritableAsync(socket, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            length -= moved > 0 ? moved : throw new IOException($"the pipe ran dry with {length} bytes still to send");
+        }
     }
 
     private static async ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)

@@ -171,7 +171,9 @@ internal static class SpdyPortForward
                 lease = context.Limits.TryAcquire(request.PodId, out var refused) ?? throw new PortForwardException(refused);
                 socket = await context.Backend.OpenPortAsync(request.PodId, number, cancellationToken).ConfigureAwait(false);
                 fromClient = PortForwardCopy.FromClientAsync(data.ReadAsync, socket, cancellationToken);
-                failure = await PortForwardCopy.ToClientAsync(socket, data.WriteAsync, cancellationToken).ConfigureAwait(false);
+                failure = data.PrefersPipe
+                    ? await PortForwardCopy.ToClientThroughPipeAsync(socket, data.WriteFromPipeAsync, cancellationToken).ConfigureAwait(false)
+                    : await PortForwardCopy.ToClientAsync(socket, data.WriteAsync, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is PortForwardException or Nacelle.Common.NacelleException)
             {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -599,6 +600,39 @@ internal sealed class SpdySession : IAsyncDisposable
             var last = length == data.Length;
             await SendDataFrameAsync(stream.Id, last && fin ? Spdy.FlagFin : (byte)0, data[..length], cancellationToken).ConfigureAwait(false);
             data = data[length..];
+        }
+    }
+
+    /// <summary>True when this session's frames can go straight to the connection's socket (plain TCP): data waiting in
+    /// a pipe is then best sent with <see cref="SendFromPipeAsync"/>.</summary>
+    internal bool HasSocket => _output.HasSocket;
+
+    /// <summary>Sends the <paramref name="length"/> bytes waiting in <paramref name="pipe"/> (a non-blocking pipe's read
+    /// end) on a stream in frames of at most MaxDataFramePayload, within the windows once they are enforced; on a plain
+    /// TCP connection they move from the pipe to the socket without entering this process.</summary>
+    internal async ValueTask SendFromPipeAsync(SpdyStream stream, SafeHandle pipe, int length, CancellationToken cancellationToken)
+    {
+        while (length > 0)
+        {
+            var frame = await ReserveWindowAsync(stream, Math.Min(length, Options.MaxDataFramePayload), cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                SpdyFrameCodec.WriteDataHeader(_dataHeader, stream.Id, 0, frame);
+                await _output.WriteFromPipeAsync(_dataHeader, pipe, frame, _closed.Token).ConfigureAwait(false);
+                Touch();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+            {
+                Abort();
+                throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+
+            length -= frame;
         }
     }
 
