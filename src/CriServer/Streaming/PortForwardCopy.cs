@@ -41,8 +41,10 @@ internal static class PortForwardCopy
         }
     }
 
-    /// <summary>The pipe between the pod's socket and the client's: bytes moved from one to the other by splice(2) at once.</summary>
-    private const int PipeSize = 256 * 1024;
+    /// <summary>The pipe between the pod's socket and the client's: what one splice(2) moves at most, one data frame. Pipe
+    /// pages count against the user's pipe-user-pages-soft (16384 pages by default): 32 per connection keeps the default
+    /// stream.max_streams (256) at half of it.</summary>
+    private const int PipeSize = 128 * 1024;
 
     /// <summary>Pod to client until the pod closes its side, without the bytes entering this process: splice(2) moves
     /// what the pod sent into a pipe of <see cref="PipeSize"/> (the bound on what is in flight), and
