@@ -45,6 +45,24 @@ public sealed class SpdyConnectionOutputTests
         return header;
     }
 
+    /// <summary>A session on <paramref name="server"/> (as the streaming server runs it: the connection's stream and,
+    /// when <paramref name="direct"/>, the socket beneath it), a raw peer on the other end, and the peer's stream 1,
+    /// accepted and replied to.</summary>
+    private static async Task<(SpdySession Session, Task Run, RawSpdyPeer Client, SpdyStream Stream)> OpenStreamAsync(
+        Socket server, Socket peer, int maxFrame, bool direct)
+    {
+        var session = new SpdySession(new NetworkStream(server, ownsSocket: false), new SpdySessionOptions { MaxDataFramePayload = maxFrame },
+            NullLogger.Instance, direct ? server : null);
+        var run = session.RunAsync();
+        var client = new RawSpdyPeer(new NetworkStream(peer, ownsSocket: true));
+        await client.SynStreamAsync(1, "data");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var stream = await session.IncomingStreams.ReadAsync(timeout.Token);
+        await stream.ReplyAsync();
+        Assert.Equal(1, Assert.IsType<SynReplyFrame>((await client.ReadAsync())?.Control).StreamId);
+        return (session, run, client, stream);
+    }
+
     [Fact]
     public async Task AHeadAndPayloadOnTheStreamAreTheCodecsWholeFrame()
     {
@@ -100,16 +118,8 @@ public sealed class SpdyConnectionOutputTests
         var (server, peer) = await ConnectedPairAsync();
         using (server)
         {
-            // As the streaming server runs it: the connection's stream, and the socket beneath it.
-            var session = new SpdySession(new NetworkStream(server, ownsSocket: false), new SpdySessionOptions { MaxDataFramePayload = 64 * 1024 },
-                NullLogger.Instance, server);
-            var run = session.RunAsync();
-            await using var client = new RawSpdyPeer(new NetworkStream(peer, ownsSocket: true));
-            await client.SynStreamAsync(1, "data");
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            var stream = await session.IncomingStreams.ReadAsync(timeout.Token);
-            await stream.ReplyAsync();
-            Assert.Equal(1, Assert.IsType<SynReplyFrame>((await client.ReadAsync())?.Control).StreamId);
+            var (session, run, client, stream) = await OpenStreamAsync(server, peer, 64 * 1024, direct: true);
+            await using var _ = client;
             Assert.True(session.WritesDirectly);
 
             // 150000 bytes in frames of at most 64 KiB, then FIN; the PING's answer comes between whole frames.
@@ -175,15 +185,9 @@ public sealed class SpdyConnectionOutputTests
         using (pod)
         {
             // With the socket: spliced from the pipe to it; without (as under TLS): read out of the pipe and written.
-            var session = new SpdySession(new NetworkStream(server, ownsSocket: false), new SpdySessionOptions { MaxDataFramePayload = 48 * 1024 },
-                NullLogger.Instance, plainSocket ? server : null);
-            var run = session.RunAsync();
-            await using var client = new RawSpdyPeer(new NetworkStream(peer, ownsSocket: true));
-            await client.SynStreamAsync(1, "data");
+            var (session, run, client, stream) = await OpenStreamAsync(server, peer, 48 * 1024, direct: plainSocket);
+            await using var _ = client;
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            var stream = await session.IncomingStreams.ReadAsync(timeout.Token);
-            await stream.ReplyAsync();
-            Assert.IsType<SynReplyFrame>((await client.ReadAsync())?.Control);
             Assert.Equal(plainSocket, stream.PrefersPipe);
 
             // The pod writes 3 MB and closes; the copy ends at its end of input, then the stream is finished.
