@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Nacelle.ContainerCore.Interop;
+using Nacelle.ContainerCore.Reactor;
 
 namespace Nacelle.CriServer.Streaming;
 
@@ -35,6 +38,54 @@ internal static class PortForwardCopy
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The pipe between the pod's socket and the client's: what one splice(2) moves at most, one data frame. Pipe
+    /// pages count against the user's pipe-user-pages-soft (16384 pages by default): 32 per connection keeps the default
+    /// stream.max_streams (256) at half of it.</summary>
+    private const int PipeSize = 128 * 1024;
+
+    /// <summary>Pod to client until the pod closes its side, without the bytes entering this process: splice(2) moves
+    /// what the pod sent into a pipe of <see cref="PipeSize"/> (the bound on what is in flight), and
+    /// <paramref name="send"/> takes it from there. Returns why it failed, or null.</summary>
+    public static async Task<string?> ToClientThroughPipeAsync(Socket socket, Func<SafeHandle, int, CancellationToken, ValueTask> send,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(send);
+        var (read, write) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: true);
+        using (read)
+        using (write)
+        {
+            var size = DescriptorCalls.SetPipeSize(write, PipeSize);
+            size = size > 0 ? size : DescriptorCalls.GetPipeSize(write);
+            var pod = socket.SafeHandle;
+            while (true)
+            {
+                int moved;
+                try
+                {
+                    moved = SpliceCalls.Splice(pod, write, size, more: false);
+                }
+                catch (IOException e)
+                {
+                    return e.Message;
+                }
+
+                if (moved < 0)
+                {
+                    await FdReactor.WaitReadableAsync(pod, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (moved == 0)
+                {
+                    return null;
+                }
+
+                await send(read, moved, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 

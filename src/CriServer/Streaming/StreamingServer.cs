@@ -243,11 +243,11 @@ internal sealed class StreamingServer : IAsyncDisposable
 
         if (portForward)
         {
-            await SpdyPortForward.ServeAsync(stream, upgrade.Transport).ConfigureAwait(false);
+            await SpdyPortForward.ServeAsync(stream, upgrade.Transport, upgrade.Socket).ConfigureAwait(false);
         }
         else
         {
-            await SpdyRemoteCommand.ServeAsync(stream, upgrade.Protocol, upgrade.Transport).ConfigureAwait(false);
+            await SpdyRemoteCommand.ServeAsync(stream, upgrade.Protocol, upgrade.Transport, upgrade.Socket).ConfigureAwait(false);
         }
     }
 

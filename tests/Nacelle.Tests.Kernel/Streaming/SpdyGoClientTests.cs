@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Nacelle.CriServer.Streaming;
+using Nacelle.Tests.Support.Registry;
 using Nacelle.Tests.Support.Streaming;
 
 namespace Nacelle.Tests.Kernel.Streaming;
@@ -194,6 +195,29 @@ public sealed class SpdyGoClientTests : IAsyncLifetime
         Assert.Equal(fields["sentsha"], fields["receivedsha"]);
         Assert.Equal("\"\"", fields["error"]);
         Assert.True(await Eventually(() => echo.Open == 0), "the pod-side connection stayed open");
+    }
+
+    [Fact]
+    public async Task PortForwardOverTlsCarriesDataBothWaysIntact()
+    {
+        // Under TLS the session's frames go through the TLS stream (the plain-TCP path writes to the socket itself).
+        using var authority = TestCertificateAuthority.Create();
+        var (cert, key) = authority.IssueServerCertificate().WriteTo(_temp, "stream");
+        await using var tls = await StreamServerScope.StartAsync(new StreamingOptions { CertFile = cert, KeyFile = key });
+        using var echo = new EchoServer();
+        var url = tls.PortForward(echo.Port);
+        Assert.StartsWith("https://", url);
+        var (info, _, stderr, _) = Go("", "portforward", "-url", url, "-port", echo.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-connections", "2", "-bytes", (10 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var lines = info.Lines.Where(l => l.StartsWith("conn=", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 2, $"{stderr} {info}");
+        foreach (var fields in lines.Select(Fields))
+        {
+            Assert.Equal("10485760", fields["sent"]);
+            Assert.Equal(fields["sent"], fields["received"]);
+            Assert.Equal(fields["sentsha"], fields["receivedsha"]);
+            Assert.Equal("\"\"", fields["error"]);
+        }
     }
 
     [Theory]

@@ -20,10 +20,10 @@ internal static class SpdyPortForward
         public SpdyStream? Error;
     }
 
-    public static async Task ServeAsync(StreamContext context, Stream transport)
+    public static async Task ServeAsync(StreamContext context, Stream transport, System.Net.Sockets.Socket? socket = null)
     {
         var request = (PortForwardStream)context.Request;
-        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger);
+        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger, socket);
         var run = session.RunAsync();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation, session.Closed);
         var idle = IdleWatch.RunAsync(() => session.LastActivity, context.Options.IdleTimeout, session.Abort, cancel.Token);
@@ -171,7 +171,9 @@ internal static class SpdyPortForward
                 lease = context.Limits.TryAcquire(request.PodId, out var refused) ?? throw new PortForwardException(refused);
                 socket = await context.Backend.OpenPortAsync(request.PodId, number, cancellationToken).ConfigureAwait(false);
                 fromClient = PortForwardCopy.FromClientAsync(data.ReadAsync, socket, cancellationToken);
-                failure = await PortForwardCopy.ToClientAsync(socket, data.WriteAsync, cancellationToken).ConfigureAwait(false);
+                failure = data.PrefersPipe
+                    ? await PortForwardCopy.ToClientThroughPipeAsync(socket, data.WriteFromPipeAsync, cancellationToken).ConfigureAwait(false)
+                    : await PortForwardCopy.ToClientAsync(socket, data.WriteAsync, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is PortForwardException or Nacelle.Common.NacelleException)
             {

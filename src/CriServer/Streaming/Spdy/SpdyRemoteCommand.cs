@@ -24,11 +24,11 @@ internal static class SpdyRemoteCommand
         public IEnumerable<SpdyStream> All => new[] { Error, Stdin, Stdout, Stderr, Resize }.OfType<SpdyStream>();
     }
 
-    public static async Task ServeAsync(StreamContext context, string protocol, Stream transport)
+    public static async Task ServeAsync(StreamContext context, string protocol, Stream transport, System.Net.Sockets.Socket? socket = null)
     {
         var (stdin, stdout, stderr, tty) = CommandStreams.Of(context.Request);
 
-        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger);
+        await using var session = new SpdySession(transport, new SpdySessionOptions(), context.Logger, socket);
         var run = session.RunAsync();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation, session.Closed);
         var idle = IdleWatch.RunAsync(() => session.LastActivity, context.Options.IdleTimeout, session.Abort, cancel.Token);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -44,6 +45,8 @@ internal sealed record SpdySessionOptions
 internal sealed class SpdySession : IAsyncDisposable
 {
     private readonly Stream _transport;
+    private readonly SpdyConnectionOutput _output;
+    private readonly byte[] _dataHeader = new byte[Spdy.HeaderSize];
     private readonly PipeReader _input;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -68,9 +71,15 @@ internal sealed class SpdySession : IAsyncDisposable
     private int _dataRemaining;
     private bool _dataFin;
 
-    public SpdySession(Stream transport, SpdySessionOptions options, ILogger logger)
+    /// <param name="transport">The upgraded connection.</param>
+    /// <param name="options">The session's limits.</param>
+    /// <param name="logger">Where session errors go.</param>
+    /// <param name="socket">The connection's socket when nothing (no TLS) sits between <paramref name="transport"/> and
+    /// it: frames then go straight to it once the peer has spoken (see <see cref="SpdyConnectionOutput"/>).</param>
+    public SpdySession(Stream transport, SpdySessionOptions options, ILogger logger, System.Net.Sockets.Socket? socket = null)
     {
         _transport = transport;
+        _output = new SpdyConnectionOutput(transport, socket);
         Options = options;
         _logger = logger;
         _input = PipeReader.Create(transport, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
@@ -87,6 +96,9 @@ internal sealed class SpdySession : IAsyncDisposable
 
     /// <summary>Environment.TickCount64 of the last frame read or written.</summary>
     public long LastActivity => Interlocked.Read(ref _lastActivity);
+
+    /// <summary>True once frames go straight to the connection's socket (see <see cref="SpdyConnectionOutput"/>).</summary>
+    public bool WritesDirectly => _output.Direct;
 
     /// <summary>Why the session ended, once it has (null while it runs or when the peer simply closed).</summary>
     public string? EndReason { get; private set; }
@@ -106,6 +118,11 @@ internal sealed class SpdySession : IAsyncDisposable
             {
                 var result = await _input.ReadAsync(_closed.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    _output.PeerSpoke();
+                }
+
                 buffer = await ProcessAsync(buffer).ConfigureAwait(false);
                 _input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
@@ -512,19 +529,34 @@ internal sealed class SpdySession : IAsyncDisposable
         }
     }
 
-    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> frame)
+    private async ValueTask WriteLockedAsync(ReadOnlyMemory<byte> frame, ReadOnlyMemory<byte> payload = default)
     {
         try
         {
-            await _transport.WriteAsync(frame, _closed.Token).ConfigureAwait(false);
-            await _transport.FlushAsync(_closed.Token).ConfigureAwait(false);
+            await _output.WriteAsync(frame, payload, _closed.Token).ConfigureAwait(false);
             Touch();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException
-                                       or OperationCanceledException)
+                                       or OperationCanceledException or System.Net.Sockets.SocketException)
         {
             Abort();
             throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>One data frame: its header (written under the lock into the session's header buffer), then
+    /// <paramref name="payload"/> as it is, without a copy into a frame buffer.</summary>
+    private async ValueTask SendDataFrameAsync(int streamId, byte flags, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            SpdyFrameCodec.WriteDataHeader(_dataHeader, streamId, flags, payload.Length);
+            await WriteLockedAsync(_dataHeader, payload).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
         }
     }
 
@@ -556,9 +588,7 @@ internal sealed class SpdySession : IAsyncDisposable
         {
             if (fin)
             {
-                var frame = new byte[Spdy.HeaderSize];
-                SpdyFrameCodec.WriteDataHeader(frame, stream.Id, Spdy.FlagFin, 0);
-                await SendAsync(frame, cancellationToken).ConfigureAwait(false);
+                await SendDataFrameAsync(stream.Id, Spdy.FlagFin, ReadOnlyMemory<byte>.Empty, cancellationToken).ConfigureAwait(false);
             }
 
             return;
@@ -568,19 +598,41 @@ internal sealed class SpdySession : IAsyncDisposable
         {
             var length = await ReserveWindowAsync(stream, Math.Min(data.Length, Options.MaxDataFramePayload), cancellationToken).ConfigureAwait(false);
             var last = length == data.Length;
-            var buffer = ArrayPool<byte>.Shared.Rent(Spdy.HeaderSize + length);
+            await SendDataFrameAsync(stream.Id, last && fin ? Spdy.FlagFin : (byte)0, data[..length], cancellationToken).ConfigureAwait(false);
+            data = data[length..];
+        }
+    }
+
+    /// <summary>True when this session's frames can go straight to the connection's socket (plain TCP): data waiting in
+    /// a pipe is then best sent with <see cref="SendFromPipeAsync"/>.</summary>
+    internal bool HasSocket => _output.HasSocket;
+
+    /// <summary>Sends the <paramref name="length"/> bytes waiting in <paramref name="pipe"/> (a non-blocking pipe's read
+    /// end) on a stream in frames of at most MaxDataFramePayload, within the windows once they are enforced; on a plain
+    /// TCP connection they move from the pipe to the socket without entering this process.</summary>
+    internal async ValueTask SendFromPipeAsync(SpdyStream stream, SafeHandle pipe, int length, CancellationToken cancellationToken)
+    {
+        while (length > 0)
+        {
+            var frame = await ReserveWindowAsync(stream, Math.Min(length, Options.MaxDataFramePayload), cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                SpdyFrameCodec.WriteDataHeader(buffer, stream.Id, last && fin ? Spdy.FlagFin : (byte)0, length);
-                data.Span[..length].CopyTo(buffer.AsSpan(Spdy.HeaderSize));
-                await SendAsync(buffer.AsMemory(0, Spdy.HeaderSize + length), cancellationToken).ConfigureAwait(false);
+                SpdyFrameCodec.WriteDataHeader(_dataHeader, stream.Id, 0, frame);
+                await _output.WriteFromPipeAsync(_dataHeader, pipe, frame, _closed.Token).ConfigureAwait(false);
+                Touch();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+            {
+                Abort();
+                throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                _writeLock.Release();
             }
 
-            data = data[length..];
+            length -= frame;
         }
     }
 

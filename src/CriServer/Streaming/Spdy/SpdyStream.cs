@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 
 namespace Nacelle.CriServer.Streaming.Spdy;
 
@@ -218,6 +219,30 @@ internal sealed class SpdyStream
         try
         {
             await _session.SendDataAsync(this, data, fin: false, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_aborted.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new StreamClosedException($"stream {Id} was closed while writing");
+        }
+    }
+
+    /// <summary>True when data waiting in a pipe is best sent with <see cref="WriteFromPipeAsync"/> (the session writes
+    /// to a plain TCP socket, where it moves without a copy).</summary>
+    public bool PrefersPipe => _session.HasSocket;
+
+    /// <summary>Sends the <paramref name="length"/> bytes waiting in <paramref name="pipe"/> (a non-blocking pipe's read
+    /// end); throws IOException when the stream or the session is closed.</summary>
+    public async ValueTask WriteFromPipeAsync(SafeHandle pipe, int length, CancellationToken cancellationToken)
+    {
+        if (LocalClosed)
+        {
+            throw new StreamClosedException(ResetByPeer ? $"stream {Id} was reset by the client" : $"stream {Id} is closed");
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _aborted.Token);
+        try
+        {
+            await _session.SendFromPipeAsync(this, pipe, length, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_aborted.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -32,9 +34,9 @@ internal static class SpdyUpgrade
             : $"unable to upgrade: 'Upgrade: {headers.Upgrade}' is not {UpgradeToken} (or use a WebSocket)";
     }
 
-    /// <summary>Negotiates, answers 101 and returns the chosen protocol and the connection; or answers the refusal
-    /// and returns null.</summary>
-    public static async Task<(string Protocol, Stream Transport)?> AcceptAsync(HttpContext context, IReadOnlyList<string> supported)
+    /// <summary>Negotiates, answers 101 and returns the chosen protocol, the connection and, when nothing (no TLS) sits
+    /// between that connection and its socket, the socket; or answers the refusal and returns null.</summary>
+    public static async Task<(string Protocol, Stream Transport, Socket? Socket)?> AcceptAsync(HttpContext context, IReadOnlyList<string> supported)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(supported);
@@ -75,7 +77,8 @@ internal static class SpdyUpgrade
 
         context.Response.Headers.Upgrade = UpgradeToken;
         var transport = await upgrade.UpgradeAsync().ConfigureAwait(false);
-        return (protocol, transport);
+        var socket = context.Request.IsHttps ? null : context.Features.Get<IConnectionSocketFeature>()?.Socket;
+        return (protocol, transport, socket);
     }
 
     public static async Task RefuseAsync(HttpContext context, int status, string message)
