@@ -12,7 +12,7 @@ namespace Nacelle.Common;
 /// then a context of its own (<see cref="Releasable{T}"/>) kept only until the process calls <see cref="Release"/>
 /// (the monitor's settle, once it is idle), when its metadata (some 100-150 KB for the OCI spec) becomes garbage,
 /// instead of living in every pod's monitor forever. Building it per use instead made a busy monitor churn through
-/// megabytes (an exec a second: ~6 MB of anonymous memory at the peak, against ~1.4 MB kept for the burst).
+/// megabytes (a new monitor had ~6 MB of anonymous memory after its first two creates; docs/architecture.md).
 /// </summary>
 public static class JsonMetadata
 {
