@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Nacelle.ContainerCore.Interop;
 
-/// <summary>madvise(2) advice on this process's own mappings that never changes their contents.</summary>
+/// <summary>madvise(2) advice on this process's own mappings (PageOut never changes their contents; DontNeed may).</summary>
 public static unsafe partial class MemoryAdvice
 {
     private const int MADV_DONTNEED = 4;
