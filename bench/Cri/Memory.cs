@@ -14,11 +14,18 @@ internal static class Memory
     /// <summary>Resident set size (VmRSS): every page the process maps, shared ones counted in full.</summary>
     public static double RssMb(int pid) => FieldKb($"/proc/{pid}/status", "VmRSS:") / 1024;
 
+    /// <summary>
+    /// Anonymous memory (smaps_rollup): the process's own pages (heaps, stacks, written data), which no other process
+    /// shares. Unlike PSS it does not depend on who else maps the same files: a monitor whose idle peers have unmapped the
+    /// binary's pages is charged all of the pages it touches in PSS, not in this.
+    /// </summary>
+    public static double AnonymousMb(int pid) => FieldKb($"/proc/{pid}/smaps_rollup", "Anonymous:") / 1024;
+
     /// <summary>The process's threads.</summary>
     public static int Threads(int pid) => (int)FieldKb($"/proc/{pid}/status", "Threads:");
 
-    /// <summary>PSS, RSS and threads at once.</summary>
-    public static Usage Of(int pid) => new(PssMb(pid), RssMb(pid), Threads(pid));
+    /// <summary>PSS, RSS, anonymous memory and threads at once.</summary>
+    public static Usage Of(int pid) => new(PssMb(pid), RssMb(pid), Threads(pid), AnonymousMb(pid));
 
     /// <summary>
     /// Where a process's PSS is, from /proc/pid/smaps: anonymous memory (heap, GC heap, stacks) and file pages per
@@ -66,11 +73,12 @@ internal static class Memory
 }
 
 /// <summary>One process's (or a sum's) memory and threads.</summary>
-internal readonly record struct Usage(double PssMb, double RssMb, int Threads)
+internal readonly record struct Usage(double PssMb, double RssMb, int Threads, double AnonymousMb)
 {
-    public static Usage operator +(Usage a, Usage b) => new(a.PssMb + b.PssMb, a.RssMb + b.RssMb, a.Threads + b.Threads);
+    public static Usage operator +(Usage a, Usage b) => new(a.PssMb + b.PssMb, a.RssMb + b.RssMb, a.Threads + b.Threads, a.AnonymousMb + b.AnonymousMb);
 
-    public Usage Per(int n) => new(PssMb / n, RssMb / n, Threads / n);
+    public Usage Per(int n) => new(PssMb / n, RssMb / n, Threads / n, AnonymousMb / n);
 
-    public Usage Max(Usage other) => new(Math.Max(PssMb, other.PssMb), Math.Max(RssMb, other.RssMb), Math.Max(Threads, other.Threads));
+    public Usage Max(Usage other) =>
+        new(Math.Max(PssMb, other.PssMb), Math.Max(RssMb, other.RssMb), Math.Max(Threads, other.Threads), Math.Max(AnonymousMb, other.AnonymousMb));
 }

@@ -1,7 +1,9 @@
+using System.Runtime.CompilerServices;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Reactor;
+using Nacelle.Monitor.Memory;
 using Nacelle.Monitor.Server;
 
 // nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
@@ -27,7 +29,9 @@ try
     // of an exec) are re-parented to the monitor instead of init, and its OrphanReaper collects them.
     ChildReaping.BecomeSubreaper();
     FdReactor.UseCallerThread();
-    JsonMetadata.Cached = false; // JSON metadata is built per use and dropped (docs/architecture.md, the monitor's memory)
+    // Settles unmap clean file pages only here, in the Native AOT build (Memory/FilePages: never under the JIT).
+    ScratchMemory.DropsFilePages = !RuntimeFeature.IsDynamicCodeSupported;
+    JsonMetadata.Cached = false; // JSON metadata is kept only until the next settle (docs/architecture.md, the monitor's memory)
     var server = new MonitorServer(options, reapOrphans: true);
     try
     {

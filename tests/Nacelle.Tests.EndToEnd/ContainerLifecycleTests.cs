@@ -787,6 +787,52 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(PodSandboxState.SandboxReady, (await runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = replacement })).Status.State);
     }
 
+    /// <summary>
+    /// An idle monitor unmaps the clean file pages its work touched (its executable's code and read-only data, libc's):
+    /// its file-backed resident set falls to a fraction, and everything still works afterwards (the pages come back
+    /// from the page cache as they were): exec, the log, the exit.
+    /// </summary>
+    [Fact]
+    public async Task An_idle_monitor_lets_go_of_its_file_pages_and_keeps_working()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("settled");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var container = (await runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = pod, Config = Container("idler", "/bin/sh", "-c", "echo started; trap 'echo stopping; exit 7' TERM; while true; do sleep 1; done"),
+            SandboxConfig = podConfig,
+        })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container });
+        var monitor = (await PodInfo.OfAsync(session.Daemon, pod)).MonitorPid;
+        Assert.Equal("hi\n", (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "echo", "hi" }, Timeout = 10 })).Stdout.ToStringUtf8());
+        var busy = FileResidentKb(monitor);
+
+        // The settle comes 2 s after the last work.
+        var idle = busy;
+        for (var i = 0; i < 100 && idle >= busy / 2; i++)
+        {
+            await Task.Delay(200);
+            idle = FileResidentKb(monitor);
+        }
+
+        Assert.True(idle < busy / 2, $"the monitor's file-backed resident set: {busy} kB after an exec, {idle} kB idle");
+        var again = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "/bin/sh", "-c", "echo again; exit 5" }, Timeout = 10 });
+        Assert.Equal((5, "again\n"), (again.ExitCode, again.Stdout.ToStringUtf8()));
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = container, Timeout = 10 });
+        var stopped = await WaitForStateAsync(runtime, container, ContainerState.ContainerExited);
+        Assert.Equal(7, stopped.ExitCode);
+        var log = await File.ReadAllTextAsync(Path.Combine(podConfig.LogDirectory, "idler", "0.log"));
+        Assert.Contains(" stdout F started\n", log, StringComparison.Ordinal);
+        Assert.Contains(" stdout F stopping\n", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>RssFile of a process (/proc/PID/status), in kB.</summary>
+    private static long FileResidentKb(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("RssFile:", StringComparison.Ordinal))["RssFile:".Length..]
+            .Trim().TrimEnd('B', 'k').Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
     [Fact]
     public async Task A_pod_whose_monitor_is_killed_is_NotReady_at_once_and_can_be_stopped_removed_and_replaced()
     {

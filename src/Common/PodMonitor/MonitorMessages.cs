@@ -122,9 +122,11 @@ public sealed record MonitorResponse
 [JsonSerializable(typeof(MonitorResponse))]
 public sealed partial class MonitorJson : JsonSerializerContext
 {
-    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
-    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
-    public static MonitorJson Current => Nacelle.Common.JsonMetadata.Cached
-        ? Default
-        : new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+    private static readonly Nacelle.Common.JsonMetadata.Releasable<MonitorJson> Uncached =
+        new(static () => new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull }));
+
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off one
+    /// kept until <see cref="Nacelle.Common.JsonMetadata.Release"/>, whose metadata then goes with it (its options are the
+    /// attribute's above; a unit test compares the two).</summary>
+    public static MonitorJson Current => Nacelle.Common.JsonMetadata.Cached ? Default : Uncached.Get();
 }

@@ -51,9 +51,11 @@ public sealed record ContainerState
 [JsonSerializable(typeof(ContainerState))]
 internal sealed partial class ContainerStateJson : JsonSerializerContext
 {
-    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
-    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
-    public static ContainerStateJson Current => Nacelle.Common.JsonMetadata.Cached
-        ? Default
-        : new(new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+    private static readonly Nacelle.Common.JsonMetadata.Releasable<ContainerStateJson> Uncached =
+        new(static () => new(new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull }));
+
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off one
+    /// kept until <see cref="Nacelle.Common.JsonMetadata.Release"/>, whose metadata then goes with it (its options are the
+    /// attribute's above; a unit test compares the two).</summary>
+    public static ContainerStateJson Current => Nacelle.Common.JsonMetadata.Cached ? Default : Uncached.Get();
 }

@@ -197,9 +197,11 @@ public sealed class SpecHugepageLimit
 [JsonSerializable(typeof(SpecResources))]
 public sealed partial class RuntimeSpecJson : JsonSerializerContext
 {
-    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
-    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
-    public static RuntimeSpecJson Current => Nacelle.Common.JsonMetadata.Cached
-        ? Default
-        : new(new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true });
+    private static readonly Nacelle.Common.JsonMetadata.Releasable<RuntimeSpecJson> Uncached =
+        new(static () => new(new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true }));
+
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off one
+    /// kept until <see cref="Nacelle.Common.JsonMetadata.Release"/>, whose metadata then goes with it (its options are the
+    /// attribute's above; a unit test compares the two).</summary>
+    public static RuntimeSpecJson Current => Nacelle.Common.JsonMetadata.Cached ? Default : Uncached.Get();
 }

@@ -35,9 +35,11 @@ public sealed record ExitRecord
 [JsonSerializable(typeof(ExitRecord))]
 internal sealed partial class ExitRecordJsonContext : JsonSerializerContext
 {
-    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
-    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
-    public static ExitRecordJsonContext Current => Nacelle.Common.JsonMetadata.Cached
-        ? Default
-        : new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, RespectNullableAnnotations = true });
+    private static readonly Nacelle.Common.JsonMetadata.Releasable<ExitRecordJsonContext> Uncached =
+        new(static () => new(new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, RespectNullableAnnotations = true }));
+
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off one
+    /// kept until <see cref="Nacelle.Common.JsonMetadata.Release"/>, whose metadata then goes with it (its options are the
+    /// attribute's above; a unit test compares the two).</summary>
+    public static ExitRecordJsonContext Current => Nacelle.Common.JsonMetadata.Cached ? Default : Uncached.Get();
 }

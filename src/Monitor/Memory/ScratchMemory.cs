@@ -1,3 +1,4 @@
+using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Reactor;
 
@@ -10,7 +11,10 @@ namespace Nacelle.Monitor.Memory;
 /// tests) gets a private array. When the monitor has been idle for <see cref="SettleDelay"/> after any work, the pages
 /// go back to the kernel and the GC compacts and decommits what the work left (<see cref="Settle"/>): an idle monitor
 /// holds no buffers, whatever it did before. <see cref="LateSettleDelay"/> later, still idle, it settles once more so
-/// that the runtime's shared array pools let go of the arrays the work left in them (<see cref="SettleLate"/>).
+/// that the runtime's shared array pools let go of the arrays the work left in them (<see cref="SettleLate"/>). Each
+/// settle also drops the JSON metadata the work built (<see cref="JsonMetadata.Release"/>) and unmaps the clean file
+/// pages the work touched (<see cref="FilePages"/>, when <see cref="DropsFilePages"/>). A monitor that stays busy is
+/// compacted every <see cref="BusyCompactInterval"/> meanwhile (<see cref="Compact"/>).
 /// </summary>
 public static class ScratchMemory
 {
@@ -30,8 +34,12 @@ public static class ScratchMemory
     /// </summary>
     public static readonly TimeSpan LateSettleDelay = TimeSpan.FromSeconds(35);
 
+    /// <summary>How often a monitor that keeps working is compacted meanwhile (<see cref="Compact"/>).</summary>
+    public static readonly TimeSpan BusyCompactInterval = TimeSpan.FromSeconds(2);
+
     private static readonly Lock Gate = new();
     private static long _lastUse;
+    private static long _lastCompacted;
     private static ITimer? _timer;
     private static bool _armed;
     private static bool _late;
@@ -42,6 +50,19 @@ public static class ScratchMemory
 
     /// <summary>How many times the memory was settled (for tests and diagnostics).</summary>
     public static int Settled { get; private set; }
+
+    /// <summary>How many times a busy monitor was compacted (for tests and diagnostics).</summary>
+    public static int Compacted { get; private set; }
+
+    /// <summary>
+    /// Whether a settle unmaps the process's clean file pages (<see cref="FilePages"/>). Off by default: only the Native
+    /// AOT monitor turns it on (Program), never a JIT process or a test host, whose other threads map and relocate
+    /// images while it would look.
+    /// </summary>
+    public static bool DropsFilePages { get; set; }
+
+    /// <summary>The address space the last settle advised away (<see cref="FilePages.Drop"/>; for diagnostics).</summary>
+    public static long FilePagesDropped { get; private set; }
 
     /// <summary>Work happened: the memory is settled <see cref="SettleDelay"/> after the last of it.</summary>
     internal static void Touch()
@@ -56,6 +77,7 @@ public static class ScratchMemory
 
             _armed = true;
             _late = false;
+            _lastCompacted = _lastUse;
             _timer ??= FdReactor.Time.CreateTimer(static _ => Fire(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _timer.Change(SettleDelay, Timeout.InfiniteTimeSpan);
         }
@@ -63,34 +85,54 @@ public static class ScratchMemory
 
     private static void Fire()
     {
-        bool late;
+        Action work;
         lock (Gate)
         {
-            var idle = Environment.TickCount64 - _lastUse;
+            var now = Environment.TickCount64;
+            var idle = now - _lastUse;
             if (_armed && idle < (long)SettleDelay.TotalMilliseconds)
             {
+                // Still working: look again when it may have stopped, and compact now and then meanwhile.
                 _timer!.Change(SettleDelay - TimeSpan.FromMilliseconds(idle), Timeout.InfiniteTimeSpan);
-                return;
-            }
+                if (now - _lastCompacted < (long)BusyCompactInterval.TotalMilliseconds)
+                {
+                    return;
+                }
 
-            // Work since the settle re-armed the timer (_armed); otherwise this is the settle or the late one.
-            late = _late;
-            _armed = false;
-            _late = !late;
-            if (!late)
+                _lastCompacted = now;
+                work = Compact;
+            }
+            else
             {
-                _timer!.Change(LateSettleDelay, Timeout.InfiniteTimeSpan);
+                // Work since the settle re-armed the timer (_armed); otherwise this is the settle or the late one.
+                var late = _late;
+                _armed = false;
+                _late = !late;
+                if (!late)
+                {
+                    _timer!.Change(LateSettleDelay, Timeout.InfiniteTimeSpan);
+                }
+
+                work = late ? SettleLate : Settle;
             }
         }
 
-        if (late)
-        {
-            SettleLate();
-        }
-        else
-        {
-            Settle();
-        }
+        work();
+    }
+
+    /// <summary>
+    /// The GC's part of a settle, for a monitor that has been busy for <see cref="BusyCompactInterval"/>: with its small
+    /// gen0 budget, objects in flight at a collection (a request being answered, an exec being set up) are promoted
+    /// and the older generations fill with what soon becomes garbage, in fresh regions, until a full collection; this
+    /// one compacts them and gives the free regions back. The scratch buffers stay (they are in use), and so does the
+    /// JSON metadata unless nothing used it since the last compaction (<see cref="JsonMetadata.ReleaseIfUnused"/>: a
+    /// monitor busy only with a chatty container's log lets go of it).
+    /// </summary>
+    public static void Compact()
+    {
+        JsonMetadata.ReleaseIfUnused();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Compacted++;
     }
 
     /// <summary>Gives the scratch pages back and lets the GC compact and decommit everything it can.</summary>
@@ -98,7 +140,14 @@ public static class ScratchMemory
     {
         Read.Discard();
         Batch.Discard();
+        JsonMetadata.Release();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (DropsFilePages)
+        {
+            // Last, so that the collection's own code pages go too.
+            FilePagesDropped = Read.DropFilePages();
+        }
+
         Settled++;
     }
 
@@ -138,6 +187,29 @@ public sealed class ScratchSlot(int size)
     internal Span<byte> Memory => _memory!.Span;
 
     internal void Return() => Volatile.Write(ref _taken, 0);
+
+    /// <summary>
+    /// <see cref="FilePages.Drop"/> with this buffer to read smaps through, then its pages back; not counted as work (no
+    /// settle follows). 0 when the buffer is lent out right now.
+    /// </summary>
+    internal long DropFilePages()
+    {
+        if (Interlocked.Exchange(ref _taken, 1) != 0)
+        {
+            return 0;
+        }
+
+        _memory ??= new AnonymousMemory(Size);
+        try
+        {
+            return FilePages.Drop(_memory.Span);
+        }
+        finally
+        {
+            _memory.Discard();
+            Return();
+        }
+    }
 
     /// <summary>Gives the pages back unless the buffer is lent out right now.</summary>
     internal void Discard()

@@ -6,9 +6,9 @@ using Nacelle.ContainerCore.Spec;
 namespace Nacelle.Tests.Unit.Common;
 
 /// <summary>
-/// With <see cref="JsonMetadata.Cached"/> off (nacelle-monitor) every context's <c>Current</c> is a new context built from
-/// options written out by hand next to the source generator's attribute: they must be the attribute's, or the monitor
-/// would write JSON the daemon reads differently.
+/// With <see cref="JsonMetadata.Cached"/> off (nacelle-monitor) every context's <c>Current</c> is a context of its own, built
+/// from options written out by hand next to the source generator's attribute and kept until <see cref="JsonMetadata.Release"/>:
+/// the options must be the attribute's, or the monitor would write JSON the daemon reads differently.
 /// </summary>
 [Collection(JsonMetadataCollection.Name)]
 public sealed class JsonMetadataTests
@@ -47,6 +47,30 @@ public sealed class JsonMetadataTests
             Uncached(() => Nacelle.ContainerCore.Runtime.ContainerStateJson.Current).Options);
         Assert.NotSame(MonitorJson.Default, Uncached(() => MonitorJson.Current));
         Assert.Same(MonitorJson.Default, MonitorJson.Current);
+    }
+
+    [Fact]
+    public void AnUncachedContextIsKeptUntilReleased()
+    {
+        JsonMetadata.Cached = false;
+        try
+        {
+            JsonMetadata.Release();
+            var first = MonitorJson.Current;
+            Assert.Same(first, MonitorJson.Current);
+            Assert.False(JsonMetadata.ReleaseIfUnused()); // used since the last release: kept
+            Assert.Same(first, MonitorJson.Current);
+            JsonMetadata.Release();
+            var second = MonitorJson.Current;
+            Assert.NotSame(first, second);
+            Assert.False(JsonMetadata.ReleaseIfUnused());
+            Assert.True(JsonMetadata.ReleaseIfUnused()); // nothing used it since the last call: dropped
+            Assert.NotSame(second, MonitorJson.Current);
+        }
+        finally
+        {
+            JsonMetadata.Cached = true;
+        }
     }
 
     [Fact]

@@ -107,9 +107,11 @@ public sealed record SeccompArg
 [JsonSerializable(typeof(SeccompProfile))]
 public sealed partial class SeccompJson : JsonSerializerContext
 {
-    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off a
-    /// new one whose metadata goes with it (its options are the attribute's above; a unit test compares the two).</summary>
-    public static SeccompJson Current => Nacelle.Common.JsonMetadata.Cached
-        ? Default
-        : new(new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true });
+    private static readonly Nacelle.Common.JsonMetadata.Releasable<SeccompJson> Uncached =
+        new(static () => new(new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true }));
+
+    /// <summary>The context to use: <see cref="Default"/>, or with <see cref="Nacelle.Common.JsonMetadata.Cached"/> off one
+    /// kept until <see cref="Nacelle.Common.JsonMetadata.Release"/>, whose metadata then goes with it (its options are the
+    /// attribute's above; a unit test compares the two).</summary>
+    public static SeccompJson Current => Nacelle.Common.JsonMetadata.Cached ? Default : Uncached.Get();
 }
