@@ -438,7 +438,11 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
     /// Runs an extra process in a running container: same namespaces and cgroup, its own user, capabilities and
     /// environment from <paramref name="process"/>, the container's seccomp profile. Returns once it executes.
     /// </summary>
-    public async Task<SpawnedProcess> ExecAsync(string id, SpecProcess process, SpawnStdio stdio, CancellationToken cancellationToken = default)
+    /// <param name="spawnFailed">Called when the spawn failed, before this waits a moment to see whether the container
+    /// is ending (a stop raced the exec): whoever reaps orphans must be free to by then, since a process the helper
+    /// cloned and never reported can keep the container's pid-namespace init from finishing its exit until reaped.</param>
+    public async Task<SpawnedProcess> ExecAsync(string id, SpecProcess process, SpawnStdio stdio, CancellationToken cancellationToken = default,
+        Action? spawnFailed = null)
     {
         ArgumentNullException.ThrowIfNull(process);
         var entry = Get(id);
@@ -471,6 +475,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         {
             // The container ended while the exec was being set up (a stop killed its cgroup, the helper with it, or its
             // namespaces went with its init): the caller raced a stop, as if the exec had come a moment later.
+            spawnFailed?.Invoke();
             if (await EndsSoonAsync(init).ConfigureAwait(false))
             {
                 throw NacelleException.FailedPrecondition($"container {id} stopped while an exec was being set up in it: exec needs a running container ({e.Message})");

@@ -95,9 +95,15 @@ internal sealed partial class MonitorOperations
     {
         try
         {
-            using (reaper?.Hold())
+            using (var hold = reaper?.Hold())
             {
-                var spawned = await runtime.ExecAsync(id, process, stdio).ConfigureAwait(false);
+                // A failed spawn lets the reaper go at once, before the runtime waits to see whether the container is
+                // ending: an orphan the helper left must be reaped for the container's init to finish its exit.
+                var spawned = await runtime.ExecAsync(id, process, stdio, spawnFailed: () =>
+                {
+                    hold?.Dispose();
+                    reaper?.ScanAfterFailedSpawn();
+                }).ConfigureAwait(false);
                 reaper?.Track(spawned.Pid);
                 return spawned;
             }
