@@ -116,9 +116,10 @@ public sealed partial class ContainerManager
             return;
         }
 
-        // The plan itself is dropped: the monitor makes its own at start (the spawn helper's message stays in the process
-        // that runs the helper). Its adjustments are logged there too.
-        SpawnPlanner.PlanContainer(spec, bundle, HostFactsOfNode.Value, _cgroups.Value.ContainerMounts(CgroupManager.Place(cgroupsPath).Path));
+        // The plan and its message (every string of it a C string: no NUL) are dropped: the monitor makes its own at start
+        // (the spawn helper's message stays in the process that runs the helper). Its adjustments are logged there too.
+        var plan = SpawnPlanner.PlanContainer(spec, bundle, HostFactsOfNode.Value, _cgroups.Value.ContainerMounts(CgroupManager.Place(cgroupsPath).Path));
+        SpawnMessage.Encode(plan.Request);
     }
 
     private static readonly Lazy<HostFacts> HostFactsOfNode = new(HostFacts.Detect);
