@@ -105,6 +105,11 @@ public sealed partial class ContainerManager
     /// </summary>
     private void CheckPidTarget(ContainerRecord container, string specJson)
     {
+        if (!specJson.Contains("/ns/pid\"", StringComparison.Ordinal))
+        {
+            return; // no /proc/PID/ns/pid in the spec (the pod's own pin is <state>/ns/<pod>/pid): not parsed for nothing
+        }
+
         var spec = RuntimeSpecFile.Parse(specJson);
         foreach (var ns in spec.Linux?.Namespaces ?? [])
         {
