@@ -231,9 +231,25 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(StatusCode.NotFound, noImage.StatusCode);
         Assert.Contains("never-pushed", noImage.Status.Detail);
 
+        // The program is looked up when the container is spawned, inside its mounts (a volume may bring it), which is
+        // StartContainer's work, as in containerd: the start fails and leaves the container exited with StartError.
+        var noCommandId = (await runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = Container("nocmd", "/no/such/program"), SandboxConfig = podConfig })).ContainerId;
         var noCommand = await Assert.ThrowsAsync<RpcException>(async () =>
-            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("nocmd", "/no/such/program"), SandboxConfig = podConfig }));
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = noCommandId }));
+        Assert.Equal(StatusCode.FailedPrecondition, noCommand.StatusCode);
         Assert.Contains("/no/such/program", noCommand.Status.Detail);
+        var startError = (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = noCommandId })).Status;
+        Assert.Equal(ContainerState.ContainerExited, startError.State);
+        Assert.Equal("StartError", startError.Reason);
+        Assert.Equal(128, startError.ExitCode);
+        Assert.Contains("/no/such/program", startError.Message);
+        Assert.Equal(0, startError.StartedAt);
+        Assert.NotEqual(0, startError.FinishedAt);
+        var again = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = noCommandId }));
+        Assert.Equal(StatusCode.FailedPrecondition, again.StatusCode);
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = noCommandId });
 
         var badMount = Container("badmount", "/bin/true");
         badMount.Mounts.Add(new Mount { HostPath = "/nonexistent/nacelle-e2e", ContainerPath = "/data" });
@@ -427,6 +443,16 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = debug });
         var ps = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = debug, Cmd = { "/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '" }, Timeout = 10 });
         Assert.Equal("/bin/sleep 3600 ", ps.Stdout.ToStringUtf8());
+
+        // The spawn is StartContainer's: a target that stopped between create and start (its pid may name another
+        // process by then) fails the start, which leaves the debug container exited with StartError.
+        var late = (await runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = podA, Config = Debug("late", pods[0].Container), SandboxConfig = configA })).ContainerId;
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = pods[0].Container, Timeout = 0 });
+        var gone = await Assert.ThrowsAsync<RpcException>(async () => await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = late }));
+        Assert.Equal(StatusCode.FailedPrecondition, gone.StatusCode);
+        Assert.Contains("no longer runs", gone.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("StartError", (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = late })).Status.Reason);
     }
 
     /// <summary>Regression (found by the CRI fuzzer): a PullImage whose AuthConfig held a line break or NUL failed with
@@ -668,22 +694,75 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.True(numbers.Count > 60, $"{numbers.Count} lines: the container did not keep logging while the daemon was gone");
         Assert.Equal(Enumerable.Range(0, numbers.Count), numbers);
 
-        // The parked container still starts after the restart.
+        // The created container still starts after the restart.
         await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = created });
         Assert.Equal(0, (await WaitForStateAsync(runtime, created, ContainerState.ContainerExited)).ExitCode);
     }
 
+    /// <summary>
+    /// The pod's monitor spawns a container at StartContainer (as containerd runs `runc create` there): before, it is a
+    /// created container without a process. StopContainer leaves it created (containerd's no-op), exec is refused, a
+    /// resource update goes into its spec and reaches its cgroup at start, and RemoveContainer removes it whole.
+    /// </summary>
+    [Fact]
+    public async Task A_created_container_is_spawned_at_start_and_behaves_before_it()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("created");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var limited = (await runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = pod, SandboxConfig = podConfig,
+            Config = Container("limited", "/bin/sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"),
+        })).ContainerId;
+        var monitorState = Path.Combine(session.Daemon.State, "pods", pod, "monitor", "containers", limited);
+        Assert.False(Directory.Exists(monitorState), "the monitor has the container before StartContainer");
+
+        await runtime.StopContainerAsync(new StopContainerRequest { ContainerId = limited, Timeout = 0 });
+        Assert.Equal(ContainerState.ContainerCreated, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = limited })).Status.State);
+        var exec = await Assert.ThrowsAsync<RpcException>(async () => await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = limited, Cmd = { "true" } }));
+        Assert.Equal(StatusCode.FailedPrecondition, exec.StatusCode);
+
+        await runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
+        {
+            ContainerId = limited, Linux = new LinuxContainerResources { MemoryLimitInBytes = 64L << 20 },
+        });
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = limited });
+        Assert.True(Directory.Exists(monitorState), "the monitor has no state of the started container");
+        Assert.Equal(0, (await WaitForStateAsync(runtime, limited, ContainerState.ContainerExited)).ExitCode);
+        Assert.Contains($"{64L << 20}", await WaitForLogAsync(Path.Combine(podConfig.LogDirectory, "limited", "0.log"), $"{64L << 20}"));
+
+        var unstarted = (await runtime.CreateContainerAsync(new CreateContainerRequest
+            { PodSandboxId = pod, Config = Container("unstarted", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = unstarted });
+        var gone = await Assert.ThrowsAsync<RpcException>(async () => await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = unstarted }));
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        Assert.False(Directory.Exists(Path.Combine(session.Daemon.Root, "containers", unstarted)), "the writable layer stayed");
+    }
+
+    /// <summary>A create cut short leaves nothing; a start cut short after the monitor spawned the container (parked
+    /// before its program) leaves it created, and a start after the restart releases it.</summary>
     [Theory]
     [InlineData("create-after-rootfs", false)]
-    [InlineData("create-after-monitor", true)]
-    public async Task A_create_cut_short_by_a_crash_is_completed_or_cleaned_up_never_half(string crashPoint, bool completes)
+    [InlineData("start-after-monitor-create", true)]
+    public async Task A_create_or_start_cut_short_by_a_crash_is_completed_or_cleaned_up_never_half(string crashPoint, bool completes)
     {
         await using var session = await StartAsync(new Dictionary<string, string> { ["NACELLE_TEST_CRASH"] = crashPoint });
         var runtime = session.Runtime;
         var podConfig = Pod("crash");
         var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
-        await Assert.ThrowsAsync<RpcException>(async () =>
-            await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("cut", "/bin/true"), SandboxConfig = podConfig }));
+        if (completes)
+        {
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("cut", "/bin/true"), SandboxConfig = podConfig })).ContainerId;
+            await Assert.ThrowsAsync<RpcException>(async () => await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }));
+        }
+        else
+        {
+            await Assert.ThrowsAsync<RpcException>(async () =>
+                await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("cut", "/bin/true"), SandboxConfig = podConfig }));
+        }
+
         Assert.True(await session.Daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)) != 0);
 
         session.Daemon = await DaemonProcess.RestartAsync(session.Daemon);

@@ -108,11 +108,13 @@ public sealed class RuntimeHandlerTests : IAsyncLifetime
         var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
         Assert.Equal(ContainerState.ContainerCreated, (await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status.State);
 
-        // runc knows the container (its own state under the handler's root) and its init is parked on runc's fifo.
+        // runc is run at StartContainer (runc create, then runc start), as containerd does: after CreateContainer it
+        // knows nothing of the container; after the start it has its state under the handler's root.
         var runcRoot = Path.Combine(session.Daemon.State, "runtimes", "runc");
-        Assert.True(File.Exists(Path.Combine(runcRoot, id, "state.json")), "runc's state of the container");
+        Assert.False(File.Exists(Path.Combine(runcRoot, id, "state.json")), "runc's state of a container not started yet");
 
         await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        Assert.True(File.Exists(Path.Combine(runcRoot, id, "state.json")), "runc's state of the container");
         var running = await runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = true });
         Assert.Equal(ContainerState.ContainerRunning, running.Status.State);
         int pid;

@@ -51,6 +51,30 @@ public sealed class CgroupManager
     public bool IsUnified => Layout.Mode == CgroupMode.Unified;
 
     /// <summary>
+    /// What a container's "cgroup" mount shows on a v1 node: hierarchy directory name -> the container's cgroup
+    /// <paramref name="cgroupPath"/> in it; null on v2, where a cgroup2 file system is mounted instead.
+    /// </summary>
+    public Dictionary<string, string>? ContainerMounts(string cgroupPath)
+    {
+        if (IsUnified)
+        {
+            return null;
+        }
+
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var mount in Layout.V1Controllers.Values.Distinct(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(mount.TrimEnd('/'));
+            if (!string.IsNullOrEmpty(name))
+            {
+                result[name] = mount.TrimEnd('/') + cgroupPath;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
     /// Creates (mkdir -p) the cgroup <paramref name="name"/> under <paramref name="parent"/> (default
     /// <see cref="DefaultParentPath"/>), e.g. name "abc" under kubelet's "/kubepods/besteffort/pod123". The name is
     /// relative and may not contain "." or ".." segments. An existing cgroup is reused.

@@ -126,7 +126,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
 
         var placement = CgroupManager.Place(CgroupPathFor(id, spec));
         var cgroupPath = placement.Path;
-        var v1Mounts = _options.Cgroups.IsUnified ? null : V1MountsFor(cgroupPath);
+        var v1Mounts = _options.Cgroups.ContainerMounts(cgroupPath);
         var plan = SpawnPlanner.PlanContainer(spec, bundle, _host, v1Mounts);
         foreach (var adjustment in plan.Adjustments)
         {
@@ -671,21 +671,5 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         var slash = path.LastIndexOf('/');
         var parent = slash <= 0 ? "/" : path[..slash];
         return _options.Cgroups.Create(path[(slash + 1)..], parent);
-    }
-
-    /// <summary>On v1: hierarchy directory name -> this cgroup's directory in it (what the container's /sys/fs/cgroup shows).</summary>
-    private Dictionary<string, string> V1MountsFor(string cgroupPath)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var mount in _options.Cgroups.Layout.V1Controllers.Values.Distinct(StringComparer.Ordinal))
-        {
-            var name = Path.GetFileName(mount.TrimEnd('/'));
-            if (!string.IsNullOrEmpty(name))
-            {
-                result[name] = mount.TrimEnd('/') + cgroupPath;
-            }
-        }
-
-        return result;
     }
 }

@@ -112,14 +112,19 @@ public sealed class RootfsManager : IDisposable
 
     /// <summary>Mounts the overlay at <see cref="Rootfs.Path"/> (idempotent); with <paramref name="idmap"/>, over idmapped
     /// layers.</summary>
-    public Rootfs Mount(string containerId, RootfsIdmap? idmap = null)
+    public Rootfs Mount(string containerId, RootfsIdmap? idmap = null) =>
+        Mount(Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}"), idmap);
+
+    /// <summary>Mounts the overlay of a rootfs the caller has just had from <see cref="Create"/> (its layers known: no
+    /// second look in the database); idempotent like the other overload.</summary>
+    public Rootfs Mount(Rootfs rootfs, RootfsIdmap? idmap = null)
     {
-        lock (GateOf(containerId))
+        ArgumentNullException.ThrowIfNull(rootfs);
+        lock (GateOf(rootfs.ContainerId))
         {
-            var rootfs = Get(containerId) ?? throw NacelleException.NotFound($"no rootfs for container {containerId}");
             if (!Mounts.IsMountPoint(rootfs.Path))
             {
-                var work = System.IO.Path.Combine(_containers, containerId, "work");
+                var work = System.IO.Path.Combine(_containers, rootfs.ContainerId, "work");
                 if (idmap is null)
                 {
                     Mounts.MountOverlay(rootfs.Path, rootfs.LowerDirs, rootfs.UpperDir, work);

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Nacelle.Sandbox.Containers;
 
-/// <summary>The container manager's source-generated log messages (event ids 5300-5309).</summary>
+/// <summary>The container manager's source-generated log messages (event ids 5300-5316).</summary>
 internal static partial class ContainerLog
 {
     [LoggerMessage(5300, LogLevel.Information, "Container {ContainerId} created in pod {PodId} ({Name})")]
@@ -49,4 +49,7 @@ internal static partial class ContainerLog
 
     [LoggerMessage(5315, LogLevel.Information, "Container {ContainerId}: the pod's monitor still had it after its removal (a daemon stopped half way); released")]
     public static partial void OrphanReleased(ILogger logger, string containerId);
+
+    [LoggerMessage(5316, LogLevel.Warning, "Container {ContainerId}: StartContainer failed, the container is exited (StartError): {Reason}")]
+    public static partial void StartFailed(ILogger logger, string containerId, string reason);
 }

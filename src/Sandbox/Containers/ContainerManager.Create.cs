@@ -1,8 +1,11 @@
 using System.Security.Cryptography;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
+using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Security.Seccomp;
+using Nacelle.ContainerCore.Spawn;
 using Nacelle.ContainerCore.Spec;
 using Nacelle.ImageService.Manifests;
 using Nacelle.ImageService.Snapshots;
@@ -12,19 +15,20 @@ using Nacelle.Sandbox.Store;
 
 namespace Nacelle.Sandbox.Containers;
 
-/// <summary>CreateContainer: name reservation, writable rootfs, bundle, the spec built from the request and one ContainerSpecContext, the monitor's create; each step with its undo.</summary>
+/// <summary>CreateContainer: name reservation, writable rootfs, bundle, the spec built from the request and one ContainerSpecContext
+/// and checked as the monitor will plan it; each step with its undo. The pod's monitor spawns the container at StartContainer.</summary>
 public sealed partial class ContainerManager
 {
-    /// <summary>Creates a container in a ready pod: writable rootfs over the image, the OCI spec built from the request,
-    /// the process parked by the pod's monitor until StartContainer. Returns its id; on failure nothing of it remains.</summary>
+    /// <summary>Creates a container in a ready pod: writable rootfs over the image, the OCI spec built from the request and
+    /// checked, written to the bundle; StartContainer has the pod's monitor spawn it. Returns its id; on failure nothing
+    /// of it remains.</summary>
     public async Task<string> CreateAsync(ContainerCreateRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var pod = _pods.Get(request.PodId);
 
-        // Under the pod's gate, as StopPodSandbox and RemovePodSandbox: a create beside them would lose its cgroup to
-        // the pod's teardown half way (the spawn failed with ENOENT on the cgroup directories) or mount its rootfs
-        // after the removal looked for it. A create that waited finds the pod stopped or gone.
+        // Under the pod's gate, as StopPodSandbox and RemovePodSandbox (and StartContainer): a create beside them would
+        // mount its rootfs after the removal looked for it. A create that waited finds the pod stopped or gone.
         await using var gate = await _pods.ExclusiveAsync(pod.Id, cancellationToken).ConfigureAwait(false);
         pod = _pods.Get(pod.Id);
         if (pod.State != PodState.Ready)
@@ -37,13 +41,13 @@ public sealed partial class ContainerManager
         // Checked before anything is acquired: a TARGET pid namespace must be a running container of this pod.
         var targetPidNamespace = TargetPidNamespace(request, pod);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        var cgroupsPath = Nacelle.ContainerCore.Cgroups.CgroupNames.Container(pod.CgroupParent, id);
+        var cgroupsPath = CgroupNames.Container(pod.CgroupParent, id);
         var undo = new UndoStack();
         _creating[id] = 0;
         try
         {
-            // The row reserves the name (AlreadyExists for a duplicate) and stays incomplete until the monitor has the
-            // container: a daemon killed before that leaves a row recovery removes with everything else it made.
+            // The row reserves the name (AlreadyExists for a duplicate) and stays incomplete until the create is done: a
+            // daemon killed before that leaves a row recovery removes with everything else it made.
             _store.AddContainer(new ContainerRecord
             {
                 Id = id, PodId = pod.Id, Name = request.Name, Attempt = request.Attempt, ImageRef = request.Image,
@@ -55,9 +59,9 @@ public sealed partial class ContainerManager
             });
             undo.Push("container record", () => _store.DeleteContainer(id));
 
-            _images.CreateRootfs(id, image.Id);
+            var created = _images.CreateRootfs(id, image.Id);
             undo.Push("rootfs", () => _images.RemoveRootfs(id));
-            var rootfs = _images.Rootfs.Mount(id, RootfsIdmapOf(pod));
+            var rootfs = _images.Rootfs.Mount(created, RootfsIdmapOf(pod));
             CrashIfAsked("create-after-rootfs");
 
             var bundle = BundleDirectory(pod.Id, id);
@@ -65,35 +69,24 @@ public sealed partial class ContainerManager
             undo.Push("bundle", () => Directory.Delete(bundle, recursive: true));
 
             var built = _specs.Build(request, ImageConfig.Parse(image.Config), SpecContext(pod, id, rootfs.Path, cgroupsPath, targetPidNamespace));
-            // Refused here, naming the field and the limit, rather than by the monitor half way.
-            SpecValidator.Validate(built.Spec);
+            // Refused here, naming the field and the limit: the spawn happens at StartContainer, and what the caller got
+            // wrong is CreateContainer's answer, not a start failure.
+            var handler = (await _pods.HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(pod.RuntimeHandler);
+            ValidateForSpawn(built.Spec, bundle, cgroupsPath, external: handler.External is not null);
             LogNotes(id, built.Notes);
-            var specJson = RuntimeSpecFile.Serialize(built.Spec);
-            await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), specJson, cancellationToken).ConfigureAwait(false);
+            await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), RuntimeSpecFile.Serialize(built.Spec), cancellationToken).ConfigureAwait(false);
             if (built.LogFile is { } logFile)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
             }
 
-            // The pod's RuntimeClass handler: an external OCI runtime goes with the create; the built-in core needs nothing.
-            var handler = (await _pods.HandlersAsync(cancellationToken).ConfigureAwait(false)).Resolve(pod.RuntimeHandler);
-            var client = await MonitorOfAsync(pod, cancellationToken).ConfigureAwait(false);
-            var created = (await client.SendAsync(new MonitorRequest
-            {
-                Op = MonitorProtocol.Create, ContainerId = id, SpecJson = specJson, Bundle = bundle, LogFile = built.LogFile,
-                // Version 2: a stdin the monitor keeps for attachers (a version 1 monitor ignores both fields).
-                Stdin = built.Stdin, StdinOnce = built.StdinOnce,
-                Runtime = handler.External,
-            }, cancellationToken).ConfigureAwait(false)).Container!;
-            undo.Push("monitor container", () => client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Delete, ContainerId = id, Force = true }));
-            CrashIfAsked("create-after-monitor");
-
+            // Created: the rootfs, the bundle and the row are what a container is until StartContainer has the pod's
+            // monitor spawn it (cgroup, namespaces, mounts) and release it into its program, as containerd's CRI plugin
+            // leaves `runc create` to StartContainer.
             _store.UpdateContainer(id, c => c with
             {
-                Complete = true, Pid = created.Pid, StopSignal = built.StopSignal, LogFile = built.LogFile ?? "",
-                CgroupPath = created.CgroupPath ?? cgroupsPath,
+                Complete = true, StopSignal = built.StopSignal, LogFile = built.LogFile ?? "", Stdin = built.Stdin, StdinOnce = built.StdinOnce,
             });
-            EnsureWatching(pod.Id);
             Events.Publish(new ContainerEvent(id, pod.Id, ContainerEventKind.Created, UnixTime.Now()));
             ContainerLog.Created(_log, id, pod.Id, request.Name);
             return id;
@@ -109,6 +102,27 @@ public sealed partial class ContainerManager
             _creating.TryRemove(id, out _);
         }
     }
+
+    /// <summary>
+    /// What the pod's monitor will check when it spawns the container, checked now without the kernel: the spec as the
+    /// built-in core plans it (namespaces, mounts and their sources, devices, sysctls, rlimits, user, capabilities, the
+    /// seccomp profile compiled). An external runtime checks its spec itself.
+    /// </summary>
+    private void ValidateForSpawn(RuntimeSpec spec, string bundle, string cgroupsPath, bool external)
+    {
+        if (external)
+        {
+            SpecValidator.Validate(spec);
+            return;
+        }
+
+        // The plan and its message (every string of it a C string: no NUL) are dropped: the monitor makes its own at start
+        // (the spawn helper's message stays in the process that runs the helper). Its adjustments are logged there too.
+        var plan = SpawnPlanner.PlanContainer(spec, bundle, HostFactsOfNode.Value, _cgroups.Value.ContainerMounts(CgroupManager.Place(cgroupsPath).Path));
+        SpawnMessage.Encode(plan.Request);
+    }
+
+    private static readonly Lazy<HostFacts> HostFactsOfNode = new(HostFacts.Detect);
 
     /// <summary>A pod of its own user namespace gets its containers' image layers idmapped with it (null: the node's).</summary>
     private RootfsIdmap? RootfsIdmapOf(PodRecord pod)

@@ -9,9 +9,11 @@ namespace Nacelle.Sandbox.Containers;
 public sealed partial class ContainerManager
 {
     /// <summary>
-    /// After a daemon start: every create left half way by a killed daemon is finished (the monitor has the
-    /// container) or removed (it has not), and every pod's monitor is watched again, which brings each container's
-    /// state up to date from the monitor's exit records first.
+    /// After a daemon start: every create left half way by a killed daemon is removed (a row still incomplete; one
+    /// the monitor has, from a daemon that spawned at CreateContainer, is finished), and every pod's monitor is watched
+    /// again, which brings each container's state up to date from the monitor's exit records first. A created container
+    /// the monitor does not have is not spawned yet and stays created; one a start cut short left parked in the monitor
+    /// stays created too, and StartContainer releases it.
     /// </summary>
     public async Task RecoverAsync(CancellationToken cancellationToken = default)
     {
@@ -146,6 +148,10 @@ public sealed partial class ContainerManager
                     CleanUpIncomplete(abandoned);
                 }
             }
+            else if (row.State == ContainerRecordState.Created && client is not null)
+            {
+                // Created, not spawned yet: the monitor has it from StartContainer on.
+            }
             else if (row.State != ContainerRecordState.Exited && (client is not null || !Pods.PodManager.MonitorAlive(pod)))
             {
                 // Complete, but its monitor is gone (node reboot, killed) or no longer knows it: it is not running.
@@ -238,6 +244,7 @@ public sealed partial class ContainerManager
             _store.UpdateContainer(row.Id, c => c.State != ContainerRecordState.Created ? c : c with
             {
                 State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
+                CgroupPath = state.CgroupPath ?? c.CgroupPath,
             });
         }
 

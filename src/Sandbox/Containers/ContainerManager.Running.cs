@@ -117,23 +117,55 @@ public sealed partial class ContainerManager
     /// 3), and the rest of the answer fit in <see cref="MonitorProtocol.MaxLineBytes"/>.</summary>
     internal const int V1ExecOutputLimit = (MonitorProtocol.MaxLineBytes - 4096) / 8 * 3;
 
-    /// <summary>New linux resources for a container's cgroup (checked as at create time).</summary>
+    /// <summary>New linux resources for a container's cgroup (checked as at create time); a created container's go into
+    /// its spec, which its start spawns it with.</summary>
     public async Task UpdateResourcesAsync(string idOrPrefix, ResourceRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var resources = ContainerSpecBuilder.BuildResources(request);
         var container = Get(idOrPrefix);
+        if (container.State == ContainerRecordState.Created)
+        {
+            // Not beside its start: the spec is read there.
+            await using var held = await _operations.EnterAsync(container.Id, cancellationToken).ConfigureAwait(false);
+            container = Get(container.Id);
+            if (container.State == ContainerRecordState.Created)
+            {
+                await UpdateSpecResourcesAsync(container, resources, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         if (container.State == ContainerRecordState.Exited)
         {
             throw NacelleException.FailedPrecondition($"container {container.Id} has exited: its resources cannot change");
         }
 
         var client = await MonitorOfAsync(_pods.Get(container.PodId), cancellationToken).ConfigureAwait(false);
-        await client.SendAsync(new MonitorRequest
+        try
         {
-            Op = MonitorProtocol.Update, ContainerId = container.Id,
-            ResourcesJson = System.Text.Json.JsonSerializer.Serialize(resources, RuntimeSpecJson.Default.SpecResources),
-        }, cancellationToken).ConfigureAwait(false);
+            await client.SendAsync(new MonitorRequest
+            {
+                Op = MonitorProtocol.Update, ContainerId = container.Id,
+                ResourcesJson = System.Text.Json.JsonSerializer.Serialize(resources, RuntimeSpecJson.Default.SpecResources),
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NacelleException e) when (e.Kind == ErrorKind.NotFound && container.State == ContainerRecordState.Created)
+        {
+            // Not spawned yet: its spec has the new resources (only a start cut short leaves it in the monitor, parked).
+        }
+    }
+
+    /// <summary>The created container's bundle spec with <paramref name="update"/> in its resources.</summary>
+    private async Task UpdateSpecResourcesAsync(ContainerRecord container, SpecResources update, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(BundleDirectory(container.PodId, container.Id), "config.json");
+        var spec = RuntimeSpecFile.Parse(await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false));
+        var linux = spec.Linux ??= new SpecLinux();
+        ContainerSpecBuilder.UpdateResources(linux.Resources ??= new SpecResources(), update);
+        // Whole or not at all: a crash half way leaves the spec as it was.
+        var temporary = path + ".new";
+        await File.WriteAllTextAsync(temporary, RuntimeSpecFile.Serialize(spec), cancellationToken).ConfigureAwait(false);
+        File.Move(temporary, path, overwrite: true);
     }
 
     public async Task ReopenLogAsync(string idOrPrefix, CancellationToken cancellationToken = default)

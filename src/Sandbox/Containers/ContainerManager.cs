@@ -39,15 +39,17 @@ public sealed record ContainerManagerOptions
     public string? AppArmorDefaultUnavailable { get; init; }
 
     /// <summary>
-    /// Failure injection for the recovery tests ($NACELLE_TEST_CRASH): "create-after-rootfs" or "create-after-monitor"
-    /// kill the daemon with SIGKILL at that point of CreateContainer, as a crash would. Null in production.
+    /// Failure injection for the recovery tests ($NACELLE_TEST_CRASH): "create-after-rootfs" (CreateContainer),
+    /// "start-after-monitor-create" (StartContainer, the monitor has spawned the container) or
+    /// "remove-before-monitor-release" (RemoveContainer) kill the daemon with SIGKILL at that point, as a crash would.
+    /// Null in production.
     /// </summary>
     public string? CrashPoint { get; init; }
 }
 
 /// <summary>
-/// Containers of pod sandboxes: CreateContainer's steps (name reservation, writable rootfs, bundle, spec, the monitor's
-/// create) each with its undo; start, stop (stop signal, timeout, SIGKILL), remove, status from the store kept current
+/// Containers of pod sandboxes: CreateContainer's steps (name reservation, writable rootfs, bundle, spec) each with its
+/// undo; start (the monitor's spawn and release), stop (stop signal, timeout, SIGKILL), remove, status from the store kept current
 /// by one exit watch per pod on its monitor, exec-sync, resource updates, log reopening, stats, and lifecycle events.
 /// After a daemon restart <see cref="RecoverAsync"/> finishes or cleans every create that was in flight and brings
 /// each container's state up to date from its monitor's durable exit records.
@@ -72,8 +74,9 @@ public sealed partial class ContainerManager : IAsyncDisposable
     /// (only a create a previous daemon left behind is cleaned up).</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
 
-    /// <summary>Removals in progress, one per container (<see cref="RemoveAsync"/>).</summary>
-    private readonly KeyedGate _removals = new();
+    /// <summary>One start, removal or resource update of a container at a time (<see cref="StartAsync"/>,
+    /// <see cref="RemoveAsync"/>, <see cref="UpdateResourcesAsync"/>).</summary>
+    private readonly KeyedGate _operations = new();
 
     /// <summary>Exited containers already removed whose release in the pod's monitor (its cgroup, state and exit record)
     /// is still under way, by container id, with their pod: RemovePodSandbox waits for them before the monitor goes.</summary>

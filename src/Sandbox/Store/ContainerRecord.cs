@@ -83,4 +83,10 @@ public sealed record ContainerRecord
 
     /// <summary>The image's name as the store knows it (its first repo tag), CRI ContainerStatus.image.</summary>
     public string ImageName { get; init; } = "";
+
+    /// <summary>Whether the container keeps a stdin open for attachers (CRI stdin), and closes it after the first
+    /// attach ends (stdin_once): what StartContainer hands the pod's monitor with the spec.</summary>
+    public bool Stdin { get; init; }
+
+    public bool StdinOnce { get; init; }
 }

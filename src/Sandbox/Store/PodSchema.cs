@@ -78,5 +78,11 @@ internal static class PodSchema
         """
         ALTER TABLE pods ADD COLUMN userns TEXT NOT NULL DEFAULT '';
         """,
+        // What StartContainer gives the pod's monitor besides the spec (the monitor spawns the container at start): its
+        // stdin for attachers and whether that closes after the first attach. Rows from before are spawned already.
+        """
+        ALTER TABLE containers ADD COLUMN stdin INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE containers ADD COLUMN stdin_once INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 }

@@ -51,7 +51,8 @@ public sealed class PodStore
 
     private const string ContainerColumns =
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
-        "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name";
+        "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name, " +
+        "stdin, stdin_once";
 
     private readonly Lock _write = new();
     private readonly MetadataDatabase _database;
@@ -505,6 +506,8 @@ public sealed class PodStore
         p.AddWithValue("$image_digest_ref", container.ImageDigestRef ?? "");
         p.AddWithValue("$cgroup_path", container.CgroupPath ?? "");
         p.AddWithValue("$image_name", container.ImageName ?? "");
+        p.AddWithValue("$stdin", container.Stdin ? 1L : 0L);
+        p.AddWithValue("$stdin_once", container.StdinOnce ? 1L : 0L);
     }
 
     private SqliteCommand Prepare(string sql)
@@ -600,6 +603,8 @@ public sealed class PodStore
                 ImageDigestRef = reader.GetString(21),
                 CgroupPath = reader.GetString(22),
                 ImageName = reader.GetString(23),
+                Stdin = reader.GetInt64(24) != 0,
+                StdinOnce = reader.GetInt64(25) != 0,
             });
         }
 

@@ -520,6 +520,14 @@ internal sealed partial class CriFuzzer
 
             container.State = FuzzContainerState.Running;
         },
+        // A created container whose start fails is exited (StartError, as containerd): the spawn happens at start.
+        OnError = _ =>
+        {
+            if (container is { State: FuzzContainerState.Created })
+            {
+                container.State = FuzzContainerState.Exited;
+            }
+        },
         OnUnknown = () =>
         {
             if (container is not null)

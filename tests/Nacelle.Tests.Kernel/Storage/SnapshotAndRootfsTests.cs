@@ -102,6 +102,11 @@ public sealed class SnapshotAndRootfsTests : IDisposable
         _rootfs.Mount("c1");
         try
         {
+            // The mount root is one (statx's STATX_ATTR_MOUNT_ROOT), a directory inside it and a missing path are not.
+            Assert.True(Nacelle.ContainerCore.Interop.Mounts.IsMountPoint(rootfs.Path));
+            Assert.True(Nacelle.ContainerCore.Interop.Mounts.IsMountPoint(rootfs.Path + "/"));
+            Assert.False(Nacelle.ContainerCore.Interop.Mounts.IsMountPoint(Path.Combine(rootfs.Path, "etc")));
+            Assert.False(Nacelle.ContainerCore.Interop.Mounts.IsMountPoint(Path.Combine(rootfs.Path, "no-such-dir")));
             Assert.Equal("upper", await File.ReadAllTextAsync(Path.Combine(rootfs.Path, "etc/shadowed")));
             Assert.Equal("base", await File.ReadAllTextAsync(Path.Combine(rootfs.Path, "etc/base")));
             await File.WriteAllTextAsync(Path.Combine(rootfs.Path, "etc/base"), "changed by the container");

@@ -105,7 +105,7 @@ public sealed class PodStoreTests : IDisposable
         SqliteConnection.ClearAllPools();
         var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
         AssertSame(pod, reopened.GetPod(pod.Id));
-        Assert.Equal(["1", "2", "3", "4"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+        Assert.Equal(["1", "2", "3", "4", "5"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
     }
 
     [Fact]
@@ -388,6 +388,8 @@ public sealed class PodStoreTests : IDisposable
             ImageDigestRef = "docker.io/library/busybox@sha256:" + new string('d', 64),
             CgroupPath = "/kubepods/pod-x/" + Id('1'),
             ImageName = "docker.io/library/busybox:latest",
+            Stdin = true,
+            StdinOnce = true,
         };
         _store.AddContainer(container);
 

@@ -9,7 +9,8 @@ namespace Nacelle.CriServer.Services;
 internal sealed partial class CriRuntimeService
 {
     /// <summary>Creates a container in a ready pod: the CRI request, mapped once into the domain's request, goes down to
-    /// the container manager, which builds the spec and has the pod's monitor park the process until StartContainer.</summary>
+    /// the container manager, which prepares the rootfs, builds and checks the spec and records the container created;
+    /// StartContainer has the pod's monitor spawn it.</summary>
     public override async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
     {
         var config = request.Config ?? throw NacelleException.InvalidArgument("CreateContainer: config is required");

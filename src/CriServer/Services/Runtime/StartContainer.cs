@@ -5,7 +5,8 @@ namespace Nacelle.CriServer.Services;
 
 internal sealed partial class CriRuntimeService
 {
-    /// <summary>Lets a created container's process run (it was parked before execve).</summary>
+    /// <summary>Starts a created container: the pod's monitor spawns it and lets it run. A failure leaves it exited
+    /// (StartError, exit code 128) and is the answer.</summary>
     public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
     {
         await containers.StartAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);

@@ -37,6 +37,18 @@ public sealed partial class ContainerSpecBuilder
             throw Invalid(process.Command.Count > 0 ? "command[0]" : "args[0]", "no command specified: the program name is empty");
         }
 
+        // execve takes C strings: a NUL would cut the argument short (the spawn helper refuses the whole message).
+        string Field(int i) => i < command.Count
+            ? (process.Command.Count > 0 ? $"command[{i}]" : $"image config Entrypoint[{i}]")
+            : (process.Args.Count > 0 ? $"args[{i - command.Count}]" : $"image config Cmd[{i - command.Count}]");
+        for (var i = 0; i < all.Count; i++)
+        {
+            if (all[i].Contains('\0', StringComparison.Ordinal))
+            {
+                throw Invalid(Field(i), "must not contain NUL");
+            }
+        }
+
         return all;
     }
 
@@ -52,6 +64,11 @@ public sealed partial class ContainerSpecBuilder
             if (PathLimits.Exceeded(process.WorkingDir) is { } why)
             {
                 throw Invalid("working_dir", why);
+            }
+
+            if (process.WorkingDir.Contains('\0', StringComparison.Ordinal))
+            {
+                throw Invalid("working_dir", "must not contain NUL");
             }
 
             return process.WorkingDir;

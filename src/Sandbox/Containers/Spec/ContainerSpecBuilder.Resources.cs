@@ -15,6 +15,50 @@ public sealed partial class ContainerSpecBuilder
         return result;
     }
 
+    /// <summary>
+    /// UpdateContainerResources of a container not spawned yet: <paramref name="update"/> (from
+    /// <see cref="BuildResources"/>) goes into the resources of its spec as the monitor applies it to a cgroup, each
+    /// value it sets replacing the spec's and what it leaves unset staying (as containerd updates a created container's
+    /// spec).
+    /// </summary>
+    public static void UpdateResources(SpecResources resources, SpecResources update)
+    {
+        ArgumentNullException.ThrowIfNull(resources);
+        ArgumentNullException.ThrowIfNull(update);
+        if (update.Cpu is { } cpu)
+        {
+            var into = resources.Cpu ??= new SpecCpu();
+            into.Shares = cpu.Shares ?? into.Shares;
+            into.Quota = cpu.Quota ?? into.Quota;
+            into.Period = cpu.Period ?? into.Period;
+            into.Cpus = cpu.Cpus ?? into.Cpus;
+            into.Mems = cpu.Mems ?? into.Mems;
+        }
+
+        if (update.Memory is { } memory)
+        {
+            var into = resources.Memory ??= new SpecMemory();
+            into.Limit = memory.Limit ?? into.Limit;
+            into.Reservation = memory.Reservation ?? into.Reservation;
+            into.Swap = memory.Swap ?? into.Swap;
+            into.Swappiness = memory.Swappiness ?? into.Swappiness;
+            into.DisableOomKiller = memory.DisableOomKiller ?? into.DisableOomKiller;
+        }
+
+        resources.Pids = update.Pids ?? resources.Pids;
+        resources.BlockIo = update.BlockIo ?? resources.BlockIo;
+        foreach (var limit in update.HugepageLimits)
+        {
+            resources.HugepageLimits.RemoveAll(l => l.PageSize == limit.PageSize);
+            resources.HugepageLimits.Add(limit);
+        }
+
+        foreach (var (key, value) in update.Unified)
+        {
+            resources.Unified[key] = value;
+        }
+    }
+
     private static void Resources(ResourceRequest? r, SpecResources resources, SpecProcess process)
     {
         if (r is null)

@@ -191,4 +191,33 @@ public sealed class DeviceAndResourceTranslationTests
         unified.Linux.Resources.Unified["../../etc/passwd"] = "x";
         Refused(() => Spec(unified), "linux.resources.unified");
     }
+
+    [Fact]
+    public void AnUpdateOfACreatedContainerReplacesWhatItSetsInTheSpecAndKeepsTheRest()
+    {
+        var spec = Spec(Config());
+        var resources = spec.Linux!.Resources!;
+        resources.Cpu = new Nacelle.ContainerCore.Spec.SpecCpu { Shares = 512, Quota = 50_000, Period = 100_000 };
+        resources.Memory = new Nacelle.ContainerCore.Spec.SpecMemory { Limit = 256 << 20, Swap = 256 << 20 };
+        resources.HugepageLimits.Add(new Nacelle.ContainerCore.Spec.SpecHugepageLimit { PageSize = "2MB", Limit = 1 << 21 });
+        var devices = resources.Devices.Count;
+
+        var update = ContainerSpecBuilder.BuildResources(new Nacelle.Sandbox.Containers.ResourceRequest
+        {
+            CpuQuota = 20_000, MemoryLimitInBytes = 64 << 20, CpusetCpus = "0",
+            HugepageLimits = [new Nacelle.Sandbox.Containers.HugepageLimit("2MB", 1 << 22), new Nacelle.Sandbox.Containers.HugepageLimit("1GB", 1 << 30)],
+            Unified = new Dictionary<string, string> { ["memory.high"] = "1000000" },
+        });
+        ContainerSpecBuilder.UpdateResources(resources, update);
+
+        Assert.Equal(512UL, resources.Cpu.Shares);
+        Assert.Equal(20_000L, resources.Cpu.Quota);
+        Assert.Equal(100_000UL, resources.Cpu.Period);
+        Assert.Equal("0", resources.Cpu.Cpus);
+        Assert.Equal(64L << 20, resources.Memory.Limit);
+        Assert.Equal(64L << 20, resources.Memory.Swap);
+        Assert.Equal([("1GB", 1UL << 30), ("2MB", 1UL << 22)], resources.HugepageLimits.Select(h => (h.PageSize, h.Limit)).OrderBy(h => h.PageSize));
+        Assert.Equal("1000000", resources.Unified["memory.high"]);
+        Assert.Equal(devices, resources.Devices.Count);
+    }
 }

@@ -38,6 +38,29 @@ public sealed class ProcessTranslationTests
         Refused(() => Spec(empty), "command[0]", "no command specified");
     }
 
+    /// <summary>Found by the CRI fuzzer once the spawn moved to StartContainer: a NUL in argv or working_dir was refused
+    /// only by the spawn helper's message, at start; CreateContainer refuses it, naming the field.</summary>
+    [Theory]
+    [InlineData("/bin/sh|a\0b", "-", "-", "-", "command[1]")]
+    [InlineData("\0", "-", "-", "-", "command[0]")]
+    [InlineData("-", "x\0", "/entry", "-", "args[0]")]
+    [InlineData("-", "-", "/entry|e\0", "-", "image config Entrypoint[1]")]
+    [InlineData("-", "-", "/entry", "c\0", "image config Cmd[0]")]
+    [InlineData("/bin/sh", "-", "-", "-", "working_dir")]
+    public void ANulInArgvOrWorkingDirIsRefused(string command, string args, string entrypoint, string cmd, string field)
+    {
+        static List<string> Words(string s) => s == "-" ? [] : [.. s.Split('|')];
+        var config = Config();
+        config.Command.AddRange(Words(command));
+        config.Args.AddRange(Words(args));
+        if (field == "working_dir")
+        {
+            config.WorkingDir = "/tmp/a\0b";
+        }
+
+        Refused(() => Spec(config, Image(entrypoint: [.. Words(entrypoint)], cmd: [.. Words(cmd)])), field, "NUL");
+    }
+
     [Fact]
     public void ImageEnvComesFirstAndConfigEnvsOverrideByKey()
     {
