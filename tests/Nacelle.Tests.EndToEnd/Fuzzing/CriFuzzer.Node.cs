@@ -192,9 +192,13 @@ internal sealed partial class CriFuzzer
             valid = false;
         }
 
+        // kubelet sends the pod's config along; a hostile one (a 1 MB annotation no pod object can have) may be refused
+        // by the request limits like any other rpc carrying it, so such a pull is not expected to succeed.
+        var hostileSandbox = false;
         if (V.Chance(0.2))
         {
-            request.SandboxConfig = V.Chance(0.5) ? ValidPodConfig(true) : new PodSandboxConfig { LogDirectory = HostileLogDirectory(), Annotations = { V.HostileMap() } };
+            hostileSandbox = !V.Chance(0.5);
+            request.SandboxConfig = hostileSandbox ? new PodSandboxConfig { LogDirectory = HostileLogDirectory(), Annotations = { V.HostileMap() } } : ValidPodConfig(true);
         }
 
         return new FuzzCall
@@ -204,7 +208,7 @@ internal sealed partial class CriFuzzer
             Parser = PullImageResponse.Parser,
             What = valid ? "the test image" : "hostile image or auth",
             Request = request,
-            ExpectOk = valid && request.Auth is null,
+            ExpectOk = valid && request.Auth is null && !hostileSandbox,
             // A registry that does not answer (127.0.0.1:1) is the world's fault, not the caller's.
             MayBeUnavailable = !valid,
             Deadline = TimeSpan.FromSeconds(120),
