@@ -307,10 +307,12 @@ public sealed class RegistryResilienceTests
             return true;
         };
 
+        // 5 s: long enough that the resumed GET never looks stalled on a loaded CI machine (with 2 s, a third GET
+        // happened there once).
         var logger = new CapturingLogger();
         using RegistryClient client = Client(logger, new RegistryOptions
         {
-            NoProgressTimeout = TimeSpan.FromSeconds(2),
+            NoProgressTimeout = TimeSpan.FromSeconds(5),
             InitialBackoff = TimeSpan.FromMilliseconds(10),
         });
         ImageReference reference = Ref(proxy.Host, "lib/app", "1.0");
@@ -320,8 +322,8 @@ public sealed class RegistryResilienceTests
 
         Assert.Equal(layerDigest, Sha256(layer));
         Assert.Equal(2, blobGets);
-        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(1.9), "the stall should have lasted the no-progress timeout");
-        Assert.Contains(logger.Lines, l => l.Contains("no data for 2 s", StringComparison.Ordinal));
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(4.9), "the stall should have lasted the no-progress timeout");
+        Assert.Contains(logger.Lines, l => l.Contains("no data for 5 s", StringComparison.Ordinal));
         string range = Assert.Single(proxy.Ranges);
         Assert.Equal($"bytes={pushed.Layers[0].Size / 2}-", range);
         if (!serverHonoursRange)
