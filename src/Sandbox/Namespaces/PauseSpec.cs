@@ -20,6 +20,8 @@ public static class PauseSpec
     /// <summary>The name of the pause binary beside the daemon, and inside the pause root.</summary>
     public const string Binary = "nacelle-pause";
 
+    private static readonly Lock CopyGate = new();
+
     /// <summary>Makes (once) the pause root: an empty directory with /pause and the /proc and /dev mount points.</summary>
     public static string PrepareRoot(string directory, string? pauseBinary = null)
     {
@@ -27,12 +29,17 @@ public static class PauseSpec
         var target = Path.Combine(directory, "pause");
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "proc"));
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "dev"));
-        if (!File.Exists(target) || new FileInfo(target).Length != new FileInfo(pauseBinary).Length)
+        // One copy at a time: pods run at once on a fresh node all find no binary, and two copies into the one temporary
+        // file collide. The rename puts it in place whole, so a pause-init starting meanwhile sees the old file or the new.
+        lock (CopyGate)
         {
-            var temp = target + ".tmp";
-            File.Copy(pauseBinary, temp, overwrite: true);
-            File.SetUnixFileMode(temp, (UnixFileMode)0b111_101_101);
-            File.Move(temp, target, overwrite: true);
+            if (!File.Exists(target) || new FileInfo(target).Length != new FileInfo(pauseBinary).Length)
+            {
+                var temp = target + ".tmp";
+                File.Copy(pauseBinary, temp, overwrite: true);
+                File.SetUnixFileMode(temp, (UnixFileMode)0b111_101_101);
+                File.Move(temp, target, overwrite: true);
+            }
         }
 
         return directory;
