@@ -111,9 +111,10 @@ public static unsafe partial class DescriptorCalls
         }
     }
 
-    /// <summary>What a read(2) or write(2) that returned <paramref name="result"/> means, read right after the call:
-    /// the byte count, -1 for EAGAIN, null for EINTR (call again); any other errno throws, naming <paramref name="call"/>.</summary>
-    private static int? Outcome(nint result, string call)
+    /// <summary>What a read(2), write(2) (or splice(2), send(2): <see cref="SpliceCalls"/>) that returned
+    /// <paramref name="result"/> means, read right after the call: the byte count, -1 for EAGAIN, null for EINTR (call
+    /// again); any other errno throws, naming <paramref name="call"/>.</summary>
+    internal static int? Outcome(nint result, string call)
     {
         if (result >= 0)
         {

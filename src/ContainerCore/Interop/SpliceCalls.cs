@@ -16,8 +16,6 @@ public static unsafe partial class SpliceCalls
     private const int MSG_DONTWAIT = 0x40;
     private const int MSG_NOSIGNAL = 0x4000;
     private const int MSG_MORE = 0x8000;
-    private const int EINTR = 4;
-    private const int EAGAIN = 11;
 
     /// <summary>Moves up to <paramref name="length"/> bytes from <paramref name="from"/> to <paramref name="to"/> (one of
     /// them a pipe): the bytes moved, 0 at the end of <paramref name="from"/>'s input, -1 when nothing can move now.
@@ -37,7 +35,7 @@ public static unsafe partial class SpliceCalls
             while (true)
             {
                 var moved = splice((int)from.DangerousGetHandle(), null, (int)to.DangerousGetHandle(), null, (nuint)length, flags);
-                if (Outcome(moved, "splice") is { } n)
+                if (DescriptorCalls.Outcome(moved, "splice") is { } n)
                 {
                     return n;
                 }
@@ -72,7 +70,7 @@ public static unsafe partial class SpliceCalls
             {
                 while (true)
                 {
-                    if (Outcome(send((int)socket.DangerousGetHandle(), p, (nuint)data.Length, flags), "send") is { } n)
+                    if (DescriptorCalls.Outcome(send((int)socket.DangerousGetHandle(), p, (nuint)data.Length, flags), "send") is { } n)
                     {
                         return n;
                     }
@@ -86,18 +84,6 @@ public static unsafe partial class SpliceCalls
                 socket.DangerousRelease();
             }
         }
-    }
-
-    /// <summary>The byte count, -1 for EAGAIN, null for EINTR (call again); any other errno throws.</summary>
-    private static int? Outcome(nint result, string call)
-    {
-        if (result >= 0)
-        {
-            return (int)result;
-        }
-
-        var errno = Marshal.GetLastPInvokeError();
-        return errno == EAGAIN ? -1 : errno == EINTR ? null : throw new IOException($"{call}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
     }
 
     [LibraryImport("libc", SetLastError = true)]
