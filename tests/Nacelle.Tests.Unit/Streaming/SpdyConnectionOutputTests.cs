@@ -155,10 +155,12 @@ public sealed class SpdyConnectionOutputTests
         }
     }
 
-    /// <summary>Reads data frames of stream 1 until FIN; every frame at most <paramref name="maxFrame"/> bytes.</summary>
-    private static async Task<byte[]> ReadStreamAsync(RawSpdyPeer client, int maxFrame)
+    /// <summary>Reads data frames of stream 1 until FIN; every frame at most <paramref name="maxFrame"/> bytes. Returns
+    /// the bytes and the largest frame's length.</summary>
+    private static async Task<(byte[] Bytes, int LargestFrame)> ReadStreamAsync(RawSpdyPeer client, int maxFrame)
     {
         var received = new List<byte>();
+        var largest = 0;
         while (true)
         {
             var frame = await client.ReadAsync();
@@ -166,9 +168,10 @@ public sealed class SpdyConnectionOutputTests
             Assert.True(frame is { IsData: true, Header.StreamId: 1 }, $"unexpected frame {frame.Header}");
             Assert.InRange(frame.Payload.Length, 0, maxFrame);
             received.AddRange(frame.Payload);
+            largest = Math.Max(largest, frame.Payload.Length);
             if ((frame.Header.Flags & Spdy.FlagFin) != 0)
             {
-                return [.. received];
+                return ([.. received], largest);
             }
         }
     }
@@ -190,28 +193,75 @@ public sealed class SpdyConnectionOutputTests
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             Assert.Equal(plainSocket, stream.PrefersPipe);
 
-            // The pod writes 3 MB and closes; the copy ends at its end of input, then the stream is finished.
+            // The pod writes 3 MB and closes; the copy starts once twice the first pipe's worth waits (so the first splice
+            // fills the pipe, which then grows, and the next one moves more than it held), ends at the pod's end of input,
+            // then the stream is finished.
+            podEnd.ReceiveBufferSize = 1 << 20;
             var payload = Enumerable.Range(0, 3_000_000).Select(i => (byte)((i * 31) ^ (i >> 8))).ToArray();
             var podWrites = Task.Run(async () =>
             {
                 await pod.SendAsync(payload, SocketFlags.None);
                 pod.Shutdown(SocketShutdown.Send);
             });
+            while (podEnd.Available < 2 * 128 * 1024 + 4096 && !podWrites.IsCompleted)
+            {
+                await Task.Delay(10, timeout.Token);
+            }
+
             var copy = Task.Run(async () =>
             {
                 var failure = await PortForwardCopy.ToClientThroughPipeAsync(podEnd, stream.WriteFromPipeAsync, timeout.Token);
                 await stream.CloseWriteAsync();
                 return failure;
             });
-            var received = await ReadStreamAsync(client, 48 * 1024);
+
+            // Frames are bounded by the pipe, not by the session's limit for frames it builds (48 KiB here): the bytes
+            // of one splice are one frame.
+            var (received, largest) = await ReadStreamAsync(client, PortForwardCopy.LargePipeSize);
             Assert.Null(await copy);
             await podWrites;
             Assert.Equal(payload.Length, received.Length);
             Assert.True(payload.AsSpan().SequenceEqual(received), "the bytes differ");
             Assert.Equal(plainSocket, session.WritesDirectly);
+            Assert.True(largest > 128 * 1024, $"the pipe did not grow: the largest frame was {largest} bytes");
+            Assert.Equal(0, PortForwardCopy.LargePipes.Taken);
 
             await session.DisposeAsync();
             await run;
+        }
+    }
+
+    [Fact]
+    public void PipeGrowthIsGrantedToABoundedNumberAtOnce()
+    {
+        var slots = new PipeGrowthSlots(2);
+        Assert.True(slots.TryTake());
+        Assert.True(slots.TryTake());
+        Assert.False(slots.TryTake());
+        Assert.Equal(2, slots.Taken);
+        slots.Release();
+        Assert.True(slots.TryTake());
+        Assert.False(slots.TryTake());
+        slots.Release();
+        slots.Release();
+        Assert.Equal(0, slots.Taken);
+    }
+
+    [Fact]
+    public async Task AFrameFromAPipeGoesToTheStreamInPiecesAndWhole()
+    {
+        // Larger than the piece read out at once: the frame still arrives as one frame with every byte in order.
+        using var stream = new MemoryStream();
+        var output = new SpdyConnectionOutput(stream, socket: null);
+        var (read, write) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: true);
+        using (read)
+        using (write)
+        {
+            Assert.True(DescriptorCalls.SetPipeSize(write, 512 * 1024) >= 512 * 1024);
+            var payload = Enumerable.Range(0, 400_000).Select(i => (byte)(i ^ (i >> 9))).ToArray();
+            Assert.Equal(payload.Length, DescriptorCalls.Write(write, payload));
+            await output.WriteFromPipeAsync(DataHeader(3, 0, payload.Length), read, payload.Length, default);
+            Assert.Equal(SpdyFrameCodec.Data(3, 0, payload), stream.ToArray());
         }
     }
 

@@ -22,6 +22,9 @@ namespace Nacelle.CriServer.Streaming.Spdy;
 /// </remarks>
 internal sealed class SpdyConnectionOutput
 {
+    /// <summary>The most read out of a pipe at once when the frame goes to the stream.</summary>
+    private const int CopyChunk = 128 * 1024;
+
     private readonly Stream _stream;
     private readonly Socket? _socket;
     private volatile bool _peerSpoke;
@@ -72,16 +75,26 @@ internal sealed class SpdyConnectionOutput
     {
         if (!Direct)
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(length);
+            // Read out in pieces of at most CopyChunk: a large pipe's frame does not become a large buffer here.
+            _streamUsed = true;
+            var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(length, CopyChunk));
             try
             {
-                for (var read = 0; read < length;)
+                await _stream.WriteAsync(head, cancellationToken).ConfigureAwait(false);
+                for (var left = length; left > 0;)
                 {
-                    var n = DescriptorCalls.Read(pipe, buffer.AsSpan(read, length - read));
-                    read += n > 0 ? n : throw new IOException($"the pipe held {read} of the {length} bytes to send");
+                    var chunk = Math.Min(left, buffer.Length);
+                    for (var read = 0; read < chunk;)
+                    {
+                        var n = DescriptorCalls.Read(pipe, buffer.AsSpan(read, chunk - read));
+                        read += n > 0 ? n : throw new IOException($"the pipe held {length - left + read} of the {length} bytes to send");
+                    }
+
+                    await _stream.WriteAsync(buffer.AsMemory(0, chunk), cancellationToken).ConfigureAwait(false);
+                    left -= chunk;
                 }
 
-                await WriteAsync(head, buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+                await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -608,13 +608,13 @@ internal sealed class SpdySession : IAsyncDisposable
     internal bool HasSocket => _output.HasSocket;
 
     /// <summary>Sends the <paramref name="length"/> bytes waiting in <paramref name="pipe"/> (a non-blocking pipe's read
-    /// end) on a stream in frames of at most MaxDataFramePayload, within the windows once they are enforced; on a plain
-    /// TCP connection they move from the pipe to the socket without entering this process.</summary>
+    /// end) on a stream, one frame for all of it (the pipe bounds it, and the bytes do not enter this process on a plain
+    /// TCP connection, where they move from the pipe to the socket) within the windows once they are enforced.</summary>
     internal async ValueTask SendFromPipeAsync(SpdyStream stream, SafeHandle pipe, int length, CancellationToken cancellationToken)
     {
         while (length > 0)
         {
-            var frame = await ReserveWindowAsync(stream, Math.Min(length, Options.MaxDataFramePayload), cancellationToken).ConfigureAwait(false);
+            var frame = await ReserveWindowAsync(stream, Math.Min(length, Spdy.MaxFrameLength), cancellationToken).ConfigureAwait(false);
             await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
