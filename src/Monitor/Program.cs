@@ -3,10 +3,11 @@ using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Reactor;
+using Nacelle.ContainerCore.Spawn;
 using Nacelle.Monitor.Memory;
 using Nacelle.Monitor.Server;
 
-// nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>]
+// nacelle-monitor --pod <id> --dir <monitor directory> [--cgroup-parent <path>] [--socket <path>] [--spawn-helper-fd <fd>]
 // Started detached by the daemon, one per pod; serves its socket (default <dir>/monitor.sock) until a shutdown request.
 // The main thread runs the fd reactor's loop and everything the monitor does runs there: sockets, pipes, pidfds and
 // timers are all waited on by that one epoll loop, and continuations run inline on it (no thread pool, no timer
@@ -28,6 +29,12 @@ try
     // A child subreaper: orphaned descendants (a host-pid container's double-forked daemons, the background children
     // of an exec) are re-parented to the monitor instead of init, and its OrphanReaper collects them.
     ChildReaping.BecomeSubreaper();
+    // The daemon's sealed copy of the spawn helper, when it passed one: the node then keeps one copy, not one per pod.
+    if (options.SpawnHelperFd is { } helperFd)
+    {
+        SpawnHelperBinary.UseShared(SpawnHelperBinary.Adopt(helperFd));
+    }
+
     FdReactor.UseCallerThread();
     // Settles unmap clean file pages only here, in the Native AOT build (Memory/FilePages: never under the JIT).
     ScratchMemory.DropsFilePages = !RuntimeFeature.IsDynamicCodeSupported;

@@ -24,6 +24,10 @@ public sealed record MonitorOptions
         init => field = value;
     }
 
+    /// <summary>The fd on which the monitor inherits the daemon's sealed copy of the spawn helper (see
+    /// SpawnHelperBinary.Adopt); null: the monitor makes its own copy.</summary>
+    public int? SpawnHelperFd { get; init; }
+
     /// <summary>Refuses a socket path the kernel cannot bind (sun_path holds 108 bytes with its NUL).</summary>
     public void CheckSocketPath()
     {
@@ -34,7 +38,7 @@ public sealed record MonitorOptions
     }
 
     /// <summary>The usage line of nacelle-monitor.</summary>
-    public const string Usage = "usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>] [--socket <path>]";
+    public const string Usage = "usage: nacelle-monitor --pod <id> --dir <directory> [--cgroup-parent <path>] [--socket <path>] [--spawn-helper-fd <fd>]";
 
     /// <summary>The monitor's command-line arguments for these options (after the program name).</summary>
     public IReadOnlyList<string> ToArguments()
@@ -43,6 +47,11 @@ public sealed record MonitorOptions
         if (CgroupParent is { } parent)
         {
             argv.AddRange(["--cgroup-parent", parent]);
+        }
+
+        if (SpawnHelperFd is { } fd)
+        {
+            argv.AddRange(["--spawn-helper-fd", fd.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         }
 
         return argv;
@@ -54,6 +63,7 @@ public sealed record MonitorOptions
     {
         ArgumentNullException.ThrowIfNull(args);
         string? pod = null, dir = null, cgroupParent = null, socket = null;
+        int? helperFd = null;
         for (var i = 0; i < args.Count; i += 2)
         {
             if (i + 1 >= args.Count)
@@ -67,6 +77,11 @@ public sealed record MonitorOptions
                 case "--dir": dir = args[i + 1]; break;
                 case "--cgroup-parent": cgroupParent = args[i + 1]; break;
                 case "--socket": socket = args[i + 1]; break;
+                case "--spawn-helper-fd":
+                    helperFd = int.TryParse(args[i + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var fd) && fd > 2
+                        ? fd
+                        : throw NacelleException.InvalidArgument($"--spawn-helper-fd needs an fd number above 2, not '{args[i + 1]}'");
+                    break;
                 default: throw NacelleException.InvalidArgument($"unknown option {args[i]}");
             }
         }
@@ -76,7 +91,7 @@ public sealed record MonitorOptions
             throw NacelleException.InvalidArgument("--pod and --dir are required");
         }
 
-        var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent };
+        var options = new MonitorOptions { PodId = pod, Directory = dir, CgroupParent = cgroupParent, SpawnHelperFd = helperFd };
         return socket is null ? options : options with { SocketPath = socket };
     }
 }

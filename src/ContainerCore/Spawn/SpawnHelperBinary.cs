@@ -9,7 +9,8 @@ namespace Nacelle.ContainerCore.Spawn;
 /// A process in a container can reach the helper while it sets the container up (/proc/PID/exe); were that the
 /// file on the node, a root process in the container could rewrite it and run code on the host the next time
 /// (CVE-2019-5736). A memfd sealed against writes, growth and shrinking cannot be changed by anyone, root included.
-/// One copy serves the whole process.
+/// One copy serves the whole process; the daemon hands its copy to every pod's monitor (<see cref="Adopt"/>), so the
+/// node holds one copy, not one per pod.
 /// </summary>
 public sealed class SpawnHelperBinary : IDisposable
 {
@@ -32,7 +33,7 @@ public sealed class SpawnHelperBinary : IDisposable
         _memfd = memfd;
     }
 
-    /// <summary>Where the helper was read from.</summary>
+    /// <summary>Where the helper was read from (or the fd it was inherited as).</summary>
     public string SourcePath { get; }
 
     /// <summary>The path to execute: the memfd through /proc/self/fd (resolved in the spawned child before exec).</summary>
@@ -59,6 +60,56 @@ public sealed class SpawnHelperBinary : IDisposable
             }
         }
     }
+
+    /// <summary>Makes <paramref name="helper"/> the process-wide copy, before anything loaded one; refused after.</summary>
+    public static void UseShared(SpawnHelperBinary helper)
+    {
+        ArgumentNullException.ThrowIfNull(helper);
+        lock (SharedGate)
+        {
+            if (_shared is not null)
+            {
+                throw new InvalidOperationException("the spawn helper copy was loaded already");
+            }
+
+            _shared = helper;
+        }
+    }
+
+    /// <summary>Takes over a copy another process made and passed on as <paramref name="fd"/> (the daemon to a pod's
+    /// monitor), moving it to a close-on-exec fd of at least <see cref="FirstFreeFd"/>. Fails closed: only a memfd
+    /// carrying all four seals, whose content no one can change any more, is accepted.</summary>
+    public static SpawnHelperBinary Adopt(int fd)
+    {
+        var inherited = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            int seals;
+            try
+            {
+                seals = SpawnCalls.GetSeals(inherited);
+            }
+            catch (IOException e)
+            {
+                throw NacelleException.FailedPrecondition($"fd {fd} is not a sealed copy of the spawn helper ({e.Message})");
+            }
+
+            if ((seals & AllSeals) != AllSeals)
+            {
+                throw NacelleException.FailedPrecondition(
+                    $"fd {fd} is not a sealed copy of the spawn helper: its seals are 0x{seals:x}, all of 0x{AllSeals:x} are needed");
+            }
+
+            return new SpawnHelperBinary($"fd {fd}", SpawnCalls.DuplicateAtLeast(inherited, FirstFreeFd));
+        }
+        finally
+        {
+            inherited.Dispose();
+        }
+    }
+
+    /// <summary>The copy as a handle, to pass on to a child process (which takes it over with <see cref="Adopt"/>).</summary>
+    public SafeFileHandle Handle => _memfd;
 
     /// <summary>Copies the helper at <paramref name="path"/> into a memfd and seals it.</summary>
     public static SpawnHelperBinary Load(string path)

@@ -1,5 +1,6 @@
 using System.IO.Pipes;
 using System.Security.Cryptography;
+using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Runtime;
 using Nacelle.ContainerCore.Spawn;
@@ -39,6 +40,38 @@ public sealed class ContainerEscapeTests
         Assert.True(attempt is IOException or UnauthorizedAccessException, attempt.ToString());
         Assert.Equal(before, SHA256.HashData(File.ReadAllBytes(onDisk)));
         await scope.Runtime.DeleteAsync("parked", force: true);
+    }
+
+    /// <summary>A monitor takes over the daemon's copy of the helper only if nobody can change it: a memfd with all four
+    /// seals. A memfd that can still be written, or the file on disk, is refused (and closed).</summary>
+    [Fact]
+    public void Only_a_fully_sealed_memfd_is_taken_over_as_the_spawn_helper()
+    {
+        using var loaded = SpawnHelperBinary.Load(SpawnHelperBinary.DefaultPath);
+        using (var adopted = SpawnHelperBinary.Adopt(Release(SpawnCalls.DuplicateAtLeast(loaded.Handle, 3))))
+        {
+            Assert.True(adopted.Fd >= SpawnHelperBinary.FirstFreeFd);
+            Assert.Equal(loaded.Seals, adopted.Seals);
+            Assert.Equal(File.ReadAllBytes(SpawnHelperBinary.DefaultPath), File.ReadAllBytes(adopted.ExecPath));
+        }
+
+        using var writable = SpawnCalls.CreateMemoryFile("nacelle-spawn", allowSealing: true);
+        RandomAccess.Write(writable, File.ReadAllBytes(SpawnHelperBinary.DefaultPath), 0);
+        SpawnCalls.AddSeals(writable, SpawnCalls.F_SEAL_SHRINK | SpawnCalls.F_SEAL_GROW);
+        var unsealed = Assert.Throws<NacelleException>(() => SpawnHelperBinary.Adopt(Release(SpawnCalls.DuplicateAtLeast(writable, 3))));
+        Assert.Contains("is not a sealed copy of the spawn helper", unsealed.Message, StringComparison.Ordinal);
+
+        using var onDisk = File.OpenHandle(SpawnHelperBinary.DefaultPath);
+        var file = Assert.Throws<NacelleException>(() => SpawnHelperBinary.Adopt(Release(SpawnCalls.DuplicateAtLeast(onDisk, 3))));
+        Assert.Contains("is not a sealed copy of the spawn helper", file.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The fd number of <paramref name="handle"/>, which from now on belongs to whoever takes it.</summary>
+    private static int Release(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        var fd = (int)handle.DangerousGetHandle();
+        handle.SetHandleAsInvalid();
+        return fd;
     }
 
     /// <summary>CVE-2024-21626 class: no fd of the host process and no host working directory reaches the container.</summary>
