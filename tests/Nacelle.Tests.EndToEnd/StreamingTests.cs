@@ -264,7 +264,7 @@ public sealed class StreamingTests : IAsyncLifetime
             "v5.channel.k8s.io", "--resize", "90x20");
         Assert.Contains("20 90", ws.GetProperty("stdout").GetString());
 
-        // A terminal's end of input is a ^D: a program reading lines from it sees end of file and ends. (cat keeps the
+        // A terminal's end of input is its VEOF (^D): a program reading lines from it sees end of file and ends. (cat keeps the
         // terminal in canonical mode. An interactive shell would switch it to raw mode for its line editor, and input
         // that arrived before the switch, the ^D included, was already taken by the canonical line discipline: the ^D
         // then reaches the shell as a NUL byte and it waits for more, as it would behind any terminal.)
@@ -272,6 +272,15 @@ public sealed class StreamingTests : IAsyncLifetime
             "-stdin", "-tty");
         Assert.True(run.Info["exitcode"] == "0", run.ToString());
         Assert.Contains("hello-tty", run.Stdout);
+
+        // A program that switched its terminal to raw mode reads every byte as a key press: the client's end of input
+        // (here 2 s after its input) types nothing into it, where a ^D used to arrive as a fourth byte.
+        ws = await PythonAsync("exec", await ExecUrlAsync(session, app.ContainerId,
+                ["/bin/sh", "-c", "stty raw -echo; timeout 4 cat > /tmp/typed; od -An -tx1 /tmp/typed"], stdin: true, tty: true),
+            "v5.channel.k8s.io", "--stdin", "abc", "--close-stdin-after", "2");
+        var typed = ws.GetProperty("stdout").GetString();
+        Assert.Contains("61 62 63", typed, StringComparison.Ordinal);
+        Assert.DoesNotContain("04", typed, StringComparison.Ordinal);
     }
 
     [Fact]

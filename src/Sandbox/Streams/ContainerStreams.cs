@@ -22,18 +22,15 @@ namespace Nacelle.Sandbox.Streams;
 /// </summary>
 public sealed class ContainerStreams(ContainerManager containers, PodManager pods, NamespaceConnector connector)
 {
-    /// <summary>What a terminal's user types for end of input (VEOF, ^D).</summary>
-    private const byte EndOfInput = 0x04;
-
     /// <summary>
     /// Runs <paramref name="command"/> in the running container with <paramref name="io"/> as its stdio and returns
     /// its exit code (128+N for a signal) once it has exited and all its output has reached the client.
     /// </summary>
     /// <remarks>
     /// The client's end of input closes the process's stdin pipe. With a terminal there is no pipe to close: closing
-    /// the pty master would hang the terminal up (SIGHUP to the session) and lose the output still to be read, so a
-    /// ^D is written instead, which is what a user at a terminal types for end of input (a shell or cat reading lines
-    /// ends; a program in raw mode reads it as a byte, as it would from a user).
+    /// the pty master would hang the terminal up (SIGHUP to the session) and lose the output still to be read, so what a
+    /// user at the terminal types for end of input is written instead, if the terminal has one (see
+    /// <see cref="TerminalEndOfInput"/>).
     /// </remarks>
     public async Task<int> ExecAsync(string containerId, IReadOnlyList<string> command, StreamIo io, CancellationToken cancellationToken)
     {
@@ -55,7 +52,7 @@ public sealed class ContainerStreams(ContainerManager containers, PodManager pod
             var master = connection.TakeRequired("pty");
             return await CarryAsync(connection, what, io,
                 input: io.Stdin is null ? null : new DescriptorStream(SpawnCalls.DuplicateAtLeast(master, 3), read: false),
-                stdout: new DescriptorStream(master, read: true), stderr: null, terminal: master, endOfInput: EndOfInput, cancellationToken)
+                stdout: new DescriptorStream(master, read: true), stderr: null, terminal: master, endOfInput: TerminalEndOfInput, cancellationToken)
                 .ConfigureAwait(false);
         }
 
@@ -160,7 +157,8 @@ public sealed class ContainerStreams(ContainerManager containers, PodManager pod
     /// process wrote has been passed on; the first failure (the client gone, the monitor gone) ends everything.
     /// </summary>
     private static async Task<int> CarryAsync(MonitorStreamConnection connection, string what, StreamIo io, DescriptorStream? input,
-        DescriptorStream? stdout, DescriptorStream? stderr, SafeFileHandle? terminal, byte? endOfInput, CancellationToken cancellationToken)
+        DescriptorStream? stdout, DescriptorStream? stderr, SafeFileHandle? terminal, Func<SafeFileHandle, byte?>? endOfInput,
+        CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var exit = StreamPump.ExitCodeAsync(connection, what, stop.Token);
@@ -185,24 +183,45 @@ public sealed class ContainerStreams(ContainerManager containers, PodManager pod
     }
 
     /// <summary>The client's input to the process; at its end the input descriptor is closed, or, for a terminal,
-    /// <paramref name="endOfInput"/> is written. A process that stops reading ends the feed quietly.</summary>
-    private static async Task FeedAsync(Stream from, DescriptorStream to, byte? endOfInput, CancellationToken cancellationToken)
+    /// what <paramref name="endOfInput"/> gives for it then is written. A process that stops reading ends the feed
+    /// quietly.</summary>
+    private static async Task FeedAsync(Stream from, DescriptorStream to, Func<SafeFileHandle, byte?>? endOfInput, CancellationToken cancellationToken)
     {
         try
         {
             await StreamPump.CopyAsync(from, to, cancellationToken).ConfigureAwait(false);
-            if (endOfInput is { } eof)
-            {
-                await to.WriteAsync(new[] { eof }, cancellationToken).ConfigureAwait(false);
-            }
-            else
+            if (endOfInput is null)
             {
                 to.Dispose();
+            }
+            else if (endOfInput(to.Handle) is { } eof)
+            {
+                await to.WriteAsync(new[] { eof }, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (IOException)
         {
             // the process no longer reads its input (EPIPE), or the terminal is gone (EIO)
+        }
+    }
+
+    /// <summary>
+    /// The end of input for a terminal, as its mode is when the client's input ends: its VEOF character (^D unless the
+    /// program changed it) while it reads lines, which ends a read at the start of a line (a shell or cat sees end of
+    /// file); nothing for a program that switched the terminal to raw mode, which reads every byte as a key press and
+    /// has no end of input to be told (a ^D would reach it as a keystroke the user never typed). Nothing either when
+    /// VEOF is disabled or the terminal is gone.
+    /// </summary>
+    internal static byte? TerminalEndOfInput(SafeFileHandle terminal)
+    {
+        try
+        {
+            var (canonical, endOfFile) = Pty.GetInputMode(terminal);
+            return canonical && endOfFile != 0 ? endOfFile : null;
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Drives nacelle's streaming server over WebSocket with the Kubernetes Python client (Debian's python3-kubernetes).
 
-    wsclient.py exec URL PROTOCOL [--stdin TEXT] [--close-stdin] [--resize COLSxROWS]
+    wsclient.py exec URL PROTOCOL [--stdin TEXT] [--close-stdin] [--close-stdin-after SECONDS] [--resize COLSxROWS]
         Runs kubernetes.stream.ws_client.WSClient against the URL (ws:// or wss://, certificate not verified) with
-        the given subprotocol; sends TEXT on stdin, then v5's close signal if asked; prints one JSON object:
+        the given subprotocol; sends TEXT on stdin, then v5's close signal if asked (after SECONDS); prints one JSON object:
         {"protocol", "stdout", "stderr", "error", "returncode"}.
     wsclient.py portforward URL PORT BYTES
         kubernetes.stream.ws_client.portforward_call with ports=PORT: sends BYTES pseudo-random bytes through the
@@ -15,6 +15,7 @@ import hashlib
 import json
 import random
 import sys
+import time
 
 from kubernetes.client import Configuration
 from kubernetes.stream import ws_client
@@ -35,6 +36,7 @@ def run_exec(args):
     url, protocol = args[0], args[1]
     stdin = None
     close_stdin = False
+    close_delay = 0.0
     resize = None
     rest = args[2:]
     while rest:
@@ -43,6 +45,9 @@ def run_exec(args):
             stdin = rest.pop(0)
         elif option == "--close-stdin":
             close_stdin = True
+        elif option == "--close-stdin-after":
+            close_stdin = True
+            close_delay = float(rest.pop(0))
         elif option == "--resize":
             resize = rest.pop(0)
     client = ws_client.WSClient(configuration(), ws_url(url), {"sec-websocket-protocol": protocol}, True)
@@ -52,6 +57,7 @@ def run_exec(args):
     if stdin is not None:
         client.write_stdin(stdin)
     if close_stdin:
+        time.sleep(close_delay)
         # v5.channel.k8s.io: [255, channel] closes that channel's input.
         client.sock.send(bytes([255, ws_client.STDIN_CHANNEL]), opcode=ABNF.OPCODE_BINARY)
     client.run_forever(timeout=60)
