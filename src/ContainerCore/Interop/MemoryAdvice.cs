@@ -27,15 +27,6 @@ public static unsafe partial class MemoryAdvice
     public static int DontNeed(nuint address, nuint length) =>
         madvise((void*)address, length, MADV_DONTNEED) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
-    /// <summary>
-    /// malloc_trim(0): glibc's malloc gives the free memory of its heaps back to the kernel (the top of each heap, and
-    /// the whole free pages inside it, with MADV_DONTNEED). Allocated blocks are untouched. True if anything was released.
-    /// </summary>
-    public static bool TrimMalloc() => malloc_trim(0) != 0;
-
-    [LibraryImport("libc")]
-    private static partial int malloc_trim(nuint pad);
-
     [LibraryImport("libc", SetLastError = true)]
     private static partial int madvise(void* address, nuint length, int advice);
 }

@@ -135,17 +135,13 @@ public static class ScratchMemory
         Compacted++;
     }
 
-    /// <summary>
-    /// Gives the scratch pages back, lets the GC compact and decommit everything it can, then malloc the free pages of
-    /// its heap (the runtime's own native allocations, the GC's tables among them: malloc_trim).
-    /// </summary>
+    /// <summary>Gives the scratch pages back and lets the GC compact and decommit everything it can.</summary>
     public static void Settle()
     {
         Read.Discard();
         Batch.Discard();
         JsonMetadata.Release();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        MemoryAdvice.TrimMalloc();
         if (DropsFilePages)
         {
             // Last, so that the collection's own code pages go too.
