@@ -35,7 +35,9 @@ internal static class Memory
             {
                 if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("/memfd:", StringComparison.Ordinal))
                 {
-                    bytes += (new FileInfo(fd).Length + 4095) / 4096 * 4096;
+                    // The file's own size (fstat through a new descriptor), not the /proc link's.
+                    using var file = File.OpenHandle(fd, FileMode.Open, FileAccess.Read);
+                    bytes += (RandomAccess.GetLength(file) + 4095) / 4096 * 4096;
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
