@@ -21,11 +21,39 @@ internal static class Memory
     /// </summary>
     public static double AnonymousMb(int pid) => FieldKb($"/proc/{pid}/smaps_rollup", "Anonymous:") / 1024;
 
+    /// <summary>
+    /// Memory in memfd files the process holds open (their size, rounded up to pages): shared memory charged to whoever
+    /// wrote it, which PSS, RSS and smaps' Anonymous show only for the pages the process maps, often none (a sealed
+    /// copy of a helper binary that is only executed). 0 when none.
+    /// </summary>
+    public static double MemfdMb(int pid)
+    {
+        double bytes = 0;
+        foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("/memfd:", StringComparison.Ordinal))
+                {
+                    // The file's own size (fstat through a new descriptor), not the /proc link's.
+                    using var file = File.OpenHandle(fd, FileMode.Open, FileAccess.Read);
+                    bytes += (RandomAccess.GetLength(file) + 4095) / 4096 * 4096;
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Closed meanwhile.
+            }
+        }
+
+        return bytes / (1024 * 1024);
+    }
+
     /// <summary>The process's threads.</summary>
     public static int Threads(int pid) => (int)FieldKb($"/proc/{pid}/status", "Threads:");
 
-    /// <summary>PSS, RSS, anonymous memory and threads at once.</summary>
-    public static Usage Of(int pid) => new(PssMb(pid), RssMb(pid), Threads(pid), AnonymousMb(pid));
+    /// <summary>PSS, RSS, anonymous memory, threads and held memfd memory at once.</summary>
+    public static Usage Of(int pid) => new(PssMb(pid), RssMb(pid), Threads(pid), AnonymousMb(pid), MemfdMb(pid));
 
     /// <summary>
     /// Where a process's PSS is, from /proc/pid/smaps: anonymous memory (heap, GC heap, stacks) and file pages per
@@ -73,12 +101,14 @@ internal static class Memory
 }
 
 /// <summary>One process's (or a sum's) memory and threads.</summary>
-internal readonly record struct Usage(double PssMb, double RssMb, int Threads, double AnonymousMb)
+internal readonly record struct Usage(double PssMb, double RssMb, int Threads, double AnonymousMb, double MemfdMb)
 {
-    public static Usage operator +(Usage a, Usage b) => new(a.PssMb + b.PssMb, a.RssMb + b.RssMb, a.Threads + b.Threads, a.AnonymousMb + b.AnonymousMb);
+    public static Usage operator +(Usage a, Usage b) =>
+        new(a.PssMb + b.PssMb, a.RssMb + b.RssMb, a.Threads + b.Threads, a.AnonymousMb + b.AnonymousMb, a.MemfdMb + b.MemfdMb);
 
-    public Usage Per(int n) => new(PssMb / n, RssMb / n, Threads / n, AnonymousMb / n);
+    public Usage Per(int n) => new(PssMb / n, RssMb / n, Threads / n, AnonymousMb / n, MemfdMb / n);
 
     public Usage Max(Usage other) =>
-        new(Math.Max(PssMb, other.PssMb), Math.Max(RssMb, other.RssMb), Math.Max(Threads, other.Threads), Math.Max(AnonymousMb, other.AnonymousMb));
+        new(Math.Max(PssMb, other.PssMb), Math.Max(RssMb, other.RssMb), Math.Max(Threads, other.Threads), Math.Max(AnonymousMb, other.AnonymousMb),
+            Math.Max(MemfdMb, other.MemfdMb));
 }

@@ -206,24 +206,25 @@ internal static class PodMemoryBenchmark
         Console.WriteLine("One CRI client drives both runtimes in this run. PSS divides shared pages among the processes mapping them (summed over");
         Console.WriteLine("pods it counts the shared binary once); RSS counts every mapped page in full; anon is the process's own memory, shared with");
         Console.WriteLine("no one (a process that alone maps pages its idle peers let go of is charged them in full in PSS, not in anon).");
-        Console.WriteLine("Per-pod values are averages over the pods.");
+        Console.WriteLine("memfd is memory in memfd files the process holds open (shared memory no PSS, RSS or anon shows unless mapped:");
+        Console.WriteLine("nacelle-monitor's sealed copy of nacelle-spawn). Per-pod values are averages over the pods.");
         Console.WriteLine();
-        Table.Header("per pod, idle", "PSS MB", "RSS MB", "threads", "anon MB");
+        Table.Header("per pod, idle", "PSS MB", "RSS MB", "threads", "anon MB", "memfd MB");
         foreach (var r in results)
         {
             Table.Row($"{r.Runtime}: {r.Keeper}", Table.F(r.KeeperIdle.PssMb, 2), Table.F(r.KeeperIdle.RssMb, 2), r.KeeperIdle.Threads.ToString(CultureInfo.InvariantCulture),
-                Table.F(r.KeeperIdle.AnonymousMb, 2));
+                Table.F(r.KeeperIdle.AnonymousMb, 2), Table.F(r.KeeperIdle.MemfdMb, 2));
             Table.Row($"{r.Runtime}: {r.Pause}", Table.F(r.PauseIdle.PssMb, 2), Table.F(r.PauseIdle.RssMb, 2), r.PauseIdle.Threads.ToString(CultureInfo.InvariantCulture),
-                Table.F(r.PauseIdle.AnonymousMb, 2));
+                Table.F(r.PauseIdle.AnonymousMb, 2), Table.F(r.PauseIdle.MemfdMb, 2));
             var total = r.KeeperIdle + r.PauseIdle;
-            Table.Row($"**{r.Runtime} total**", Table.F(total.PssMb, 2), Table.F(total.RssMb, 2), "-", Table.F(total.AnonymousMb, 2));
+            Table.Row($"**{r.Runtime} total**", Table.F(total.PssMb, 2), Table.F(total.RssMb, 2), "-", Table.F(total.AnonymousMb, 2), Table.F(total.MemfdMb, 2));
         }
 
         if (results.Count == 2)
         {
             var n = results[0].KeeperIdle + results[0].PauseIdle;
             var c = results[1].KeeperIdle + results[1].PauseIdle;
-            Table.Row("nacelle / containerd", Table.F(n.PssMb / c.PssMb, 2), Table.F(n.RssMb / c.RssMb, 2), "-", Table.F(n.AnonymousMb / c.AnonymousMb, 2));
+            Table.Row("nacelle / containerd", Table.F(n.PssMb / c.PssMb, 2), Table.F(n.RssMb / c.RssMb, 2), "-", Table.F(n.AnonymousMb / c.AnonymousMb, 2), "-");
         }
 
         Console.WriteLine();

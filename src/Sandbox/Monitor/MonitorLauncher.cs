@@ -15,22 +15,6 @@ public static class MonitorLauncher
     private const int HelperFd = 3;
 
     /// <summary>
-    /// The .NET runtime settings every monitor runs with, the one place they are set (docs/architecture.md, "The
-    /// monitor's memory", has the measurements). The runtime reads these GC settings only from the environment (they
-    /// have no runtimeconfig name to build into the binary); values are hexadecimal without a "0x": Native AOT's parser
-    /// rejects the prefix and then ignores the setting without a word.
-    /// <c>GCgen0size</c> and <c>GCgen0MaxBudget</c>: the monitor keeps little alive (some 270 KB), so a collection every
-    /// 64 KiB of allocation is cheap, and without them the gen0 budget (sized from the CPU's cache, megabytes) fills with
-    /// garbage under load before the first collection. 64 KiB is the least the GC takes: a smaller gen0size is ignored
-    /// (measured with 32 KiB: the first collection came after 4 MB).
-    /// </summary>
-    public static readonly IReadOnlyList<string> RuntimeSettings =
-    [
-        "DOTNET_GCgen0size=10000",
-        "DOTNET_GCgen0MaxBudget=10000",
-    ];
-
-    /// <summary>
     /// Launches the monitor for <paramref name="options"/>. The daemon reaps it when it exits while the daemon runs
     /// (the returned handle); after a daemon restart the monitor is init's child, and the daemon only reconnects.
     /// </summary>
@@ -65,7 +49,6 @@ public static class MonitorLauncher
         Directory.CreateDirectory(options.Directory);
         using var log = File.OpenHandle(Path.Combine(options.Directory, "monitor.log"), FileMode.Append, FileAccess.Write);
         var environment = new List<string> { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
-        environment.AddRange(RuntimeSettings);
         foreach (var name in new[] { "DOTNET_ROOT", "NACELLE_SPAWN_HELPER" })
         {
             if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value)
