@@ -24,29 +24,71 @@ internal static class Memory
     /// <summary>
     /// Memory in memfd files the process holds open (their size, rounded up to pages): shared memory charged to whoever
     /// wrote it, which PSS, RSS and smaps' Anonymous show only for the pages the process maps, often none (a sealed
-    /// copy of a helper binary that is only executed). 0 when none.
+    /// copy of a helper binary that is only executed). Like PSS, a memfd several processes hold open is divided among
+    /// them (the daemon hands its one copy of nacelle-spawn to every monitor). 0 when none.
     /// </summary>
     public static double MemfdMb(int pid)
     {
         double bytes = 0;
-        foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+        Dictionary<long, int>? holders = null;
+        foreach (var (inode, size) in Memfds(pid))
         {
-            try
-            {
-                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("/memfd:", StringComparison.Ordinal))
-                {
-                    // The file's own size (fstat through a new descriptor), not the /proc link's.
-                    using var file = File.OpenHandle(fd, FileMode.Open, FileAccess.Read);
-                    bytes += (RandomAccess.GetLength(file) + 4095) / 4096 * 4096;
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Closed meanwhile.
-            }
+            holders ??= MemfdHolders();
+            bytes += (double)size / Math.Max(1, holders.GetValueOrDefault(inode));
         }
 
         return bytes / (1024 * 1024);
+    }
+
+    /// <summary>The memfds a process holds open: inode and size rounded up to pages (each once).</summary>
+    private static Dictionary<long, long> Memfds(int pid)
+    {
+        var found = new Dictionary<long, long>();
+        try
+        {
+            foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                try
+                {
+                    if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("/memfd:", StringComparison.Ordinal))
+                    {
+                        var inode = long.Parse(File.ReadLines($"/proc/{pid}/fdinfo/{Path.GetFileName(fd)}")
+                            .First(l => l.StartsWith("ino:", StringComparison.Ordinal))[4..].Trim(), CultureInfo.InvariantCulture);
+                        // The file's own size (fstat through a new descriptor), not the /proc link's.
+                        using var file = File.OpenHandle(fd, FileMode.Open, FileAccess.Read);
+                        found[inode] = (RandomAccess.GetLength(file) + 4095) / 4096 * 4096;
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    // Closed meanwhile.
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The process is gone.
+        }
+
+        return found;
+    }
+
+    /// <summary>How many processes on the node hold each memfd open.</summary>
+    private static Dictionary<long, int> MemfdHolders()
+    {
+        var holders = new Dictionary<long, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                foreach (var inode in Memfds(pid).Keys)
+                {
+                    holders[inode] = holders.GetValueOrDefault(inode) + 1;
+                }
+            }
+        }
+
+        return holders;
     }
 
     /// <summary>The process's threads.</summary>

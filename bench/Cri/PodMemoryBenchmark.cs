@@ -207,7 +207,8 @@ internal static class PodMemoryBenchmark
         Console.WriteLine("pods it counts the shared binary once); RSS counts every mapped page in full; anon is the process's own memory, shared with");
         Console.WriteLine("no one (a process that alone maps pages its idle peers let go of is charged them in full in PSS, not in anon).");
         Console.WriteLine("memfd is memory in memfd files the process holds open (shared memory no PSS, RSS or anon shows unless mapped:");
-        Console.WriteLine("nacelle-monitor's sealed copy of nacelle-spawn). Per-pod values are averages over the pods.");
+        Console.WriteLine("the sealed copy of nacelle-spawn), divided among the processes holding each open, as PSS divides pages (the daemon");
+        Console.WriteLine("hands its one copy to every monitor). Per-pod values are averages over the pods.");
         Console.WriteLine();
         Table.Header("per pod, idle", "PSS MB", "RSS MB", "threads", "anon MB", "memfd MB");
         foreach (var r in results)
