@@ -334,20 +334,10 @@ public sealed class V1Cgroup : ICgroup
                 throttling.GetValueOrDefault("nr_throttled"), throttling.GetValueOrDefault("throttled_time"));
         }
 
-        CgroupMemoryStats? memory = null;
         CgroupOomStatus? oom = null;
-        if (DirectoryOf("memory") is { } mem && CgroupFiles.ReadNumber(System.IO.Path.Combine(mem, "memory.usage_in_bytes")) is { } used)
+        var memory = DirectoryOf("memory") is { } mem ? ReadMemory(mem) : null;
+        if (memory is not null)
         {
-            var stat = CgroupFiles.ReadKeyed(System.IO.Path.Combine(mem, "memory.stat"));
-            var inactiveFile = stat.GetValueOrDefault("total_inactive_file");
-            var limit = CgroupFiles.ReadNumber(System.IO.Path.Combine(mem, "memory.limit_in_bytes"));
-            memory = new CgroupMemoryStats(
-                Usage: used,
-                WorkingSet: used > inactiveFile ? used - inactiveFile : 0,
-                Rss: stat.GetValueOrDefault("total_rss"),
-                Cache: stat.GetValueOrDefault("total_cache"),
-                Swap: stat.GetValueOrDefault("total_swap"),
-                Limit: limit is >= UnlimitedThreshold ? null : limit);
             oom = OomKills();
         }
 
@@ -358,6 +348,41 @@ public sealed class V1Cgroup : ICgroup
         }
 
         return new CgroupStats(cpu, memory, pids, oom);
+    }
+
+    /// <summary>Four files (five with the process count): cpuacct.usage, memory.usage_in_bytes, memory.stat, memory.limit_in_bytes, pids.current.</summary>
+    public CgroupUsage Usage(bool withProcessCount)
+    {
+        var cpu = DirectoryOf("cpuacct") is { } acct ? CgroupFiles.ReadNumber(System.IO.Path.Combine(acct, "cpuacct.usage")) : null;
+        var memory = DirectoryOf("memory") is { } mem ? ReadMemory(mem) : null;
+        var processes = withProcessCount && DirectoryOf("pids") is { } pidsDir
+            ? CgroupFiles.ReadNumber(System.IO.Path.Combine(pidsDir, "pids.current"))
+            : null;
+        return new CgroupUsage(cpu, memory, processes);
+    }
+
+    // The memory.stat keys ReadMemory uses, in the order of its values.
+    private static readonly string[] MemoryStatKeys = ["total_inactive_file", "total_rss", "total_cache", "total_swap"];
+
+    // Hierarchical (total_*) numbers: a pod's cgroup holds its containers' cgroups.
+    private static CgroupMemoryStats? ReadMemory(string directory)
+    {
+        if (CgroupFiles.ReadNumber(System.IO.Path.Combine(directory, "memory.usage_in_bytes")) is not { } used)
+        {
+            return null;
+        }
+
+        Span<ulong> stat = stackalloc ulong[MemoryStatKeys.Length];
+        CgroupFiles.ReadKeyed(System.IO.Path.Combine(directory, "memory.stat"), MemoryStatKeys, stat);
+        var inactiveFile = stat[0];
+        var limit = CgroupFiles.ReadNumber(System.IO.Path.Combine(directory, "memory.limit_in_bytes"));
+        return new CgroupMemoryStats(
+            Usage: used,
+            WorkingSet: used > inactiveFile ? used - inactiveFile : 0,
+            Rss: stat[1],
+            Cache: stat[2],
+            Swap: stat[3],
+            Limit: limit is >= UnlimitedThreshold ? null : limit);
     }
 
     public CgroupOomStatus OomKills()
