@@ -16,14 +16,12 @@ public sealed class V1Cgroup : ICgroup
     private const ulong UnlimitedThreshold = 1UL << 62; // v1 reports "no limit" as PAGE_COUNTER_MAX pages in bytes
 
     private readonly IReadOnlyDictionary<string, string> _controllerMounts;
-    private readonly IReadOnlyList<string> _directories;
+    private IReadOnlyList<string>? _directories;
 
     internal V1Cgroup(IReadOnlyDictionary<string, string> controllerMounts, string? unifiedMount, string path)
     {
         _controllerMounts = controllerMounts;
         Path = path;
-        _directories = controllerMounts.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
-            .Select(mount => mount.TrimEnd('/') + path).ToList();
         UnifiedDirectory = unifiedMount is null ? null : unifiedMount.TrimEnd('/') + path;
     }
 
@@ -35,10 +33,12 @@ public sealed class V1Cgroup : ICgroup
     public string? UnifiedDirectory { get; }
 
     public IReadOnlyList<string> ProcsFiles =>
-        [.. _directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
+        [.. Directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
 
-    /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount).</summary>
-    public IReadOnlyList<string> Directories => _directories;
+    /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount); made on first use (stats open a
+    /// cgroup per container and never need them).</summary>
+    public IReadOnlyList<string> Directories => _directories ??= _controllerMounts.Values.Distinct(StringComparer.Ordinal)
+        .Order(StringComparer.Ordinal).Select(mount => mount.TrimEnd('/') + Path).ToList();
 
     /// <summary>This cgroup's directory in the hierarchy of <paramref name="controller"/>; null when not mounted.</summary>
     public string? DirectoryOf(string controller) =>
@@ -229,7 +229,7 @@ public sealed class V1Cgroup : ICgroup
 
     public void AddProcess(int pid)
     {
-        foreach (var directory in _directories)
+        foreach (var directory in Directories)
         {
             CgroupFiles.Write(System.IO.Path.Combine(directory, "cgroup.procs"), Text(pid));
         }
@@ -243,7 +243,7 @@ public sealed class V1Cgroup : ICgroup
 
     /// <summary>The union of cgroup.procs over every hierarchy, sorted.</summary>
     public IReadOnlyList<int> Processes() =>
-        _directories.Append(UnifiedDirectory).OfType<string>()
+        Directories.Append(UnifiedDirectory).OfType<string>()
             .SelectMany(d => CgroupFiles.ReadPids(System.IO.Path.Combine(d, "cgroup.procs")))
             .Distinct().Order().ToList();
 
@@ -393,14 +393,14 @@ public sealed class V1Cgroup : ICgroup
 
     public async Task RemoveAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var directory in _directories.Append(UnifiedDirectory).OfType<string>())
+        foreach (var directory in Directories.Append(UnifiedDirectory).OfType<string>())
         {
             await CgroupFiles.RemoveDirectoryAsync(directory, cancellationToken).ConfigureAwait(false);
         }
     }
 
     public IReadOnlyList<string> ChildPaths() =>
-        CgroupFiles.ChildNames(_directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
+        CgroupFiles.ChildNames(Directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
 
     public SafeFileHandle OpenDirectory()
     {
