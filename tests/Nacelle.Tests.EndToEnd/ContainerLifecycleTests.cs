@@ -400,6 +400,55 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(0, (await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = survivor, Cmd = { "/bin/true" } })).ExitCode);
     }
 
+    /// <summary>ListContainerStats of more containers than are collected on one thread (StatsCollection): each entry has
+    /// its own container's numbers; one container that put 40 MB in the pod's /dev/shm (tmpfs pages are charged to the
+    /// cgroup of the process that wrote them) is told apart from nine sleepers.</summary>
+    [Fact]
+    public async Task Listed_stats_of_many_containers_each_carry_their_own_containers_numbers()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("many");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var names = new Dictionary<string, string>();
+        foreach (var name in Enumerable.Range(0, 10).Select(i => i == 6 ? "hog" : $"sleeper-{i}"))
+        {
+            var config = name == "hog"
+                ? Container(name, "/bin/sh", "-c", "head -c 40000000 /dev/zero >/dev/shm/hog && exec sleep 3600")
+                : Container(name, "/bin/sleep", "3600");
+            var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+            await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            names[id] = name;
+        }
+
+        ListContainerStatsResponse listed;
+        var deadline = Stopwatch.StartNew();
+        do
+        {
+            listed = await runtime.ListContainerStatsAsync(new ListContainerStatsRequest { Filter = new ContainerStatsFilter { PodSandboxId = pod } });
+            var hog = listed.Stats.SingleOrDefault(s => s.Attributes.Metadata.Name == "hog");
+            if (hog?.Memory?.WorkingSetBytes?.Value > 35_000_000)
+            {
+                break;
+            }
+
+            await Task.Delay(200);
+        }
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60));
+
+        Assert.Equal(names.Keys.Order(), listed.Stats.Select(s => s.Attributes.Id).Order());
+        foreach (var stats in listed.Stats)
+        {
+            var name = names[stats.Attributes.Id];
+            Assert.Equal(name, stats.Attributes.Metadata.Name);
+            Assert.Equal(name, stats.Attributes.Labels["container"]);
+            Assert.NotNull(stats.Cpu?.UsageCoreNanoSeconds);
+            Assert.NotNull(stats.WritableLayer?.UsedBytes);
+            var workingSet = stats.Memory.WorkingSetBytes.Value;
+            Assert.True(name == "hog" ? workingSet > 35_000_000 : workingSet < 20_000_000, $"{name}: working set {workingSet} bytes");
+        }
+    }
+
     /// <summary>Regression (found by the CRI fuzzer): a TARGET pid namespace naming a running container of another pod
     /// was accepted, and the new container joined that pod's processes. Only a container of the same pod (kubelet's
     /// ephemeral debug container) may be the target; one of another pod is InvalidArgument naming target_id.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Reactor;
@@ -64,31 +65,47 @@ internal static class CgroupFiles
     /// <summary>A single-number file; "max" reads as null; missing file reads as null.</summary>
     public static ulong? ReadNumber(string path)
     {
-        var text = ReadOrNull(path)?.Trim();
-        if (text is null || text == "max")
+        if (!TryReadBytes(path, out var text))
         {
             return null;
         }
 
-        return ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+        return CgroupText.TryParseNumber(text, out var value)
             ? value
-            : throw NacelleException.Internal($"cgroup file {path}: \"{text}\" is not a number");
+            : throw NacelleException.Internal($"cgroup file {path}: \"{Encoding.UTF8.GetString(text).Trim()}\" is not a number");
     }
 
-    /// <summary>Parses a flat keyed file ("key value" per line: cpu.stat, memory.stat, memory.events, oom_control).</summary>
-    public static Dictionary<string, ulong> ReadKeyed(string path)
+    /// <summary>Parses a flat keyed file ("key value" per line: cpu.stat, memory.stat, memory.events, oom_control);
+    /// a missing file has no keys.</summary>
+    public static Dictionary<string, ulong> ReadKeyed(string path) =>
+        TryReadBytes(path, out var text) ? CgroupText.ParseKeyed(text) : new Dictionary<string, ulong>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Only <paramref name="keys"/> of a flat keyed file, into <paramref name="values"/> (0 for a key the file lacks);
+    /// returns how many "key value" lines the file has, 0 when it is missing.
+    /// </summary>
+    public static int ReadKeyed(string path, ReadOnlySpan<string> keys, Span<ulong> values)
     {
-        var values = new Dictionary<string, ulong>(StringComparer.Ordinal);
-        foreach (var line in (ReadOrNull(path) ?? string.Empty).Split('\n'))
+        if (!TryReadBytes(path, out var text))
         {
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 2 && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var value))
-            {
-                values[parts[0]] = value;
-            }
+            values[..keys.Length].Clear();
+            return 0;
         }
 
-        return values;
+        return CgroupText.ParseKeyed(text, keys, values);
+    }
+
+    // The bytes of a control file (PseudoFiles.TryRead: parse them at once); false when it does not exist.
+    private static bool TryReadBytes(string path, out ReadOnlySpan<byte> text)
+    {
+        try
+        {
+            return PseudoFiles.TryRead(path, out text);
+        }
+        catch (IOException e)
+        {
+            throw NacelleException.Internal(e.Message, e);
+        }
     }
 
     public static IReadOnlyList<int> ReadPids(string path)

@@ -24,6 +24,12 @@ public sealed record CgroupOomStatus(ulong? OomEvents, ulong OomKills, bool Unde
 public sealed record CgroupStats(CgroupCpuStats? Cpu, CgroupMemoryStats? Memory, CgroupPidsStats? Pids, CgroupOomStatus? Oom);
 
 /// <summary>
+/// What container and pod stats report of a cgroup: total cpu time, memory as in <see cref="CgroupStats"/>, and the
+/// process count when asked for. A part is null when its controller is not available.
+/// </summary>
+public sealed record CgroupUsage(ulong? CpuNanoseconds, CgroupMemoryStats? Memory, ulong? ProcessCount);
+
+/// <summary>
 /// One container or pod cgroup, created by <see cref="CgroupManager"/>. Every method maps kernel failures to
 /// <see cref="Nacelle.Common.NacelleException"/> (InvalidArgument for bad resources, NotFound for a vanished
 /// process or cgroup, Internal with the file and errno otherwise).
@@ -61,7 +67,14 @@ public interface ICgroup
     /// <summary>SIGKILLs every process (v2 cgroup.kill; v1 freeze, kill each pid, thaw) and waits, bounded, until none is left.</summary>
     Task KillAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>Every number this interface knows of the cgroup (cpu detail and throttling, memory, pids with their limit, OOM counters).</summary>
     CgroupStats Stats();
+
+    /// <summary>
+    /// Only what CRI container and pod stats report (<see cref="CgroupUsage"/>), from as few files as give it: kubelet
+    /// asks for every container's and every pod's stats every few seconds.
+    /// </summary>
+    CgroupUsage Usage(bool withProcessCount);
 
     CgroupOomStatus OomKills();
 

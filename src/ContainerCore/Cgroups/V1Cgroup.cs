@@ -16,14 +16,12 @@ public sealed class V1Cgroup : ICgroup
     private const ulong UnlimitedThreshold = 1UL << 62; // v1 reports "no limit" as PAGE_COUNTER_MAX pages in bytes
 
     private readonly IReadOnlyDictionary<string, string> _controllerMounts;
-    private readonly IReadOnlyList<string> _directories;
+    private IReadOnlyList<string>? _directories;
 
     internal V1Cgroup(IReadOnlyDictionary<string, string> controllerMounts, string? unifiedMount, string path)
     {
         _controllerMounts = controllerMounts;
         Path = path;
-        _directories = controllerMounts.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
-            .Select(mount => mount.TrimEnd('/') + path).ToList();
         UnifiedDirectory = unifiedMount is null ? null : unifiedMount.TrimEnd('/') + path;
     }
 
@@ -35,10 +33,12 @@ public sealed class V1Cgroup : ICgroup
     public string? UnifiedDirectory { get; }
 
     public IReadOnlyList<string> ProcsFiles =>
-        [.. _directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
+        [.. Directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
 
-    /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount).</summary>
-    public IReadOnlyList<string> Directories => _directories;
+    /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount); made on first use (stats open a
+    /// cgroup per container and never need them).</summary>
+    public IReadOnlyList<string> Directories => _directories ??= _controllerMounts.Values.Distinct(StringComparer.Ordinal)
+        .Order(StringComparer.Ordinal).Select(mount => mount.TrimEnd('/') + Path).ToList();
 
     /// <summary>This cgroup's directory in the hierarchy of <paramref name="controller"/>; null when not mounted.</summary>
     public string? DirectoryOf(string controller) =>
@@ -229,7 +229,7 @@ public sealed class V1Cgroup : ICgroup
 
     public void AddProcess(int pid)
     {
-        foreach (var directory in _directories)
+        foreach (var directory in Directories)
         {
             CgroupFiles.Write(System.IO.Path.Combine(directory, "cgroup.procs"), Text(pid));
         }
@@ -243,7 +243,7 @@ public sealed class V1Cgroup : ICgroup
 
     /// <summary>The union of cgroup.procs over every hierarchy, sorted.</summary>
     public IReadOnlyList<int> Processes() =>
-        _directories.Append(UnifiedDirectory).OfType<string>()
+        Directories.Append(UnifiedDirectory).OfType<string>()
             .SelectMany(d => CgroupFiles.ReadPids(System.IO.Path.Combine(d, "cgroup.procs")))
             .Distinct().Order().ToList();
 
@@ -334,20 +334,10 @@ public sealed class V1Cgroup : ICgroup
                 throttling.GetValueOrDefault("nr_throttled"), throttling.GetValueOrDefault("throttled_time"));
         }
 
-        CgroupMemoryStats? memory = null;
         CgroupOomStatus? oom = null;
-        if (DirectoryOf("memory") is { } mem && CgroupFiles.ReadNumber(System.IO.Path.Combine(mem, "memory.usage_in_bytes")) is { } used)
+        var memory = DirectoryOf("memory") is { } mem ? ReadMemory(mem) : null;
+        if (memory is not null)
         {
-            var stat = CgroupFiles.ReadKeyed(System.IO.Path.Combine(mem, "memory.stat"));
-            var inactiveFile = stat.GetValueOrDefault("total_inactive_file");
-            var limit = CgroupFiles.ReadNumber(System.IO.Path.Combine(mem, "memory.limit_in_bytes"));
-            memory = new CgroupMemoryStats(
-                Usage: used,
-                WorkingSet: used > inactiveFile ? used - inactiveFile : 0,
-                Rss: stat.GetValueOrDefault("total_rss"),
-                Cache: stat.GetValueOrDefault("total_cache"),
-                Swap: stat.GetValueOrDefault("total_swap"),
-                Limit: limit is >= UnlimitedThreshold ? null : limit);
             oom = OomKills();
         }
 
@@ -360,6 +350,41 @@ public sealed class V1Cgroup : ICgroup
         return new CgroupStats(cpu, memory, pids, oom);
     }
 
+    /// <summary>Four files (five with the process count): cpuacct.usage, memory.usage_in_bytes, memory.stat, memory.limit_in_bytes, pids.current.</summary>
+    public CgroupUsage Usage(bool withProcessCount)
+    {
+        var cpu = DirectoryOf("cpuacct") is { } acct ? CgroupFiles.ReadNumber(System.IO.Path.Combine(acct, "cpuacct.usage")) : null;
+        var memory = DirectoryOf("memory") is { } mem ? ReadMemory(mem) : null;
+        var processes = withProcessCount && DirectoryOf("pids") is { } pidsDir
+            ? CgroupFiles.ReadNumber(System.IO.Path.Combine(pidsDir, "pids.current"))
+            : null;
+        return new CgroupUsage(cpu, memory, processes);
+    }
+
+    // The memory.stat keys ReadMemory uses, in the order of its values.
+    private static readonly string[] MemoryStatKeys = ["total_inactive_file", "total_rss", "total_cache", "total_swap"];
+
+    // Hierarchical (total_*) numbers: a pod's cgroup holds its containers' cgroups.
+    private static CgroupMemoryStats? ReadMemory(string directory)
+    {
+        if (CgroupFiles.ReadNumber(System.IO.Path.Combine(directory, "memory.usage_in_bytes")) is not { } used)
+        {
+            return null;
+        }
+
+        Span<ulong> stat = stackalloc ulong[MemoryStatKeys.Length];
+        CgroupFiles.ReadKeyed(System.IO.Path.Combine(directory, "memory.stat"), MemoryStatKeys, stat);
+        var inactiveFile = stat[0];
+        var limit = CgroupFiles.ReadNumber(System.IO.Path.Combine(directory, "memory.limit_in_bytes"));
+        return new CgroupMemoryStats(
+            Usage: used,
+            WorkingSet: used > inactiveFile ? used - inactiveFile : 0,
+            Rss: stat[1],
+            Cache: stat[2],
+            Swap: stat[3],
+            Limit: limit is >= UnlimitedThreshold ? null : limit);
+    }
+
     public CgroupOomStatus OomKills()
     {
         var control = CgroupFiles.ReadKeyed(System.IO.Path.Combine(Require("memory", "OomKills", true)!, "memory.oom_control"));
@@ -368,14 +393,14 @@ public sealed class V1Cgroup : ICgroup
 
     public async Task RemoveAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var directory in _directories.Append(UnifiedDirectory).OfType<string>())
+        foreach (var directory in Directories.Append(UnifiedDirectory).OfType<string>())
         {
             await CgroupFiles.RemoveDirectoryAsync(directory, cancellationToken).ConfigureAwait(false);
         }
     }
 
     public IReadOnlyList<string> ChildPaths() =>
-        CgroupFiles.ChildNames(_directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
+        CgroupFiles.ChildNames(Directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
 
     public SafeFileHandle OpenDirectory()
     {

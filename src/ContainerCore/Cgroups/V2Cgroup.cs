@@ -234,25 +234,45 @@ public sealed class V2Cgroup : ICgroup
             ThrottledPeriods: cpu.GetValueOrDefault("nr_throttled"),
             ThrottledNanoseconds: cpu.GetValueOrDefault("throttled_usec") * 1000);
 
-        CgroupMemoryStats? memoryStats = null;
-        if (CgroupFiles.ReadNumber(FilePath("memory.current")) is { } usage)
-        {
-            var memory = CgroupFiles.ReadKeyed(FilePath("memory.stat"));
-            var inactiveFile = memory.GetValueOrDefault("inactive_file");
-            memoryStats = new CgroupMemoryStats(
-                Usage: usage,
-                WorkingSet: usage > inactiveFile ? usage - inactiveFile : 0,
-                Rss: memory.GetValueOrDefault("anon"),
-                Cache: memory.GetValueOrDefault("file"),
-                Swap: CgroupFiles.ReadNumber(FilePath("memory.swap.current")) ?? 0,
-                Limit: CgroupFiles.ReadNumber(FilePath("memory.max")));
-        }
-
+        var memoryStats = ReadMemory();
         CgroupPidsStats? pidsStats = CgroupFiles.ReadNumber(FilePath("pids.current")) is { } current
             ? new CgroupPidsStats(current, CgroupFiles.ReadNumber(FilePath("pids.max")))
             : null;
 
         return new CgroupStats(cpuStats, memoryStats, pidsStats, File.Exists(FilePath("memory.events")) ? OomKills() : null);
+    }
+
+    /// <summary>Five files (six with the process count): cpu.stat, memory.current, memory.stat, memory.swap.current, memory.max, pids.current.</summary>
+    public CgroupUsage Usage(bool withProcessCount)
+    {
+        Span<ulong> usage = stackalloc ulong[1];
+        ulong? cpu = CgroupFiles.ReadKeyed(FilePath("cpu.stat"), CpuUsageKey, usage) > 0 ? usage[0] * 1000 : null;
+        var processes = withProcessCount ? CgroupFiles.ReadNumber(FilePath("pids.current")) : null;
+        return new CgroupUsage(cpu, ReadMemory(), processes);
+    }
+
+    private static readonly string[] CpuUsageKey = ["usage_usec"];
+
+    // The memory.stat keys ReadMemory uses, in the order of its values.
+    private static readonly string[] MemoryStatKeys = ["inactive_file", "anon", "file"];
+
+    private CgroupMemoryStats? ReadMemory()
+    {
+        if (CgroupFiles.ReadNumber(FilePath("memory.current")) is not { } usage)
+        {
+            return null;
+        }
+
+        Span<ulong> stat = stackalloc ulong[MemoryStatKeys.Length];
+        CgroupFiles.ReadKeyed(FilePath("memory.stat"), MemoryStatKeys, stat);
+        var inactiveFile = stat[0];
+        return new CgroupMemoryStats(
+            Usage: usage,
+            WorkingSet: usage > inactiveFile ? usage - inactiveFile : 0,
+            Rss: stat[1],
+            Cache: stat[2],
+            Swap: CgroupFiles.ReadNumber(FilePath("memory.swap.current")) ?? 0,
+            Limit: CgroupFiles.ReadNumber(FilePath("memory.max")));
     }
 
     public CgroupOomStatus OomKills()

@@ -7,19 +7,19 @@ namespace Nacelle.CriServer.Services;
 /// controller's numbers are unknown.</summary>
 internal static class CgroupUsageMapping
 {
-    public static CpuUsage? Cpu(CgroupStats? stats, long at) => stats?.Cpu is { } cpu
-        ? new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu.UsageNanoseconds } }
+    public static CpuUsage? Cpu(CgroupUsage? usage, long at) => usage?.CpuNanoseconds is { } cpu
+        ? new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cpu } }
         : null;
 
     /// <summary>Available is what the limit leaves of the working set (none when unlimited).</summary>
-    public static MemoryUsage? Memory(CgroupStats? stats, long at)
+    public static MemoryUsage? Memory(CgroupUsage? usage, long at)
     {
-        if (stats?.Memory is not { } memory)
+        if (usage?.Memory is not { } memory)
         {
             return null;
         }
 
-        var usage = new MemoryUsage
+        var result = new MemoryUsage
         {
             Timestamp = at,
             WorkingSetBytes = new UInt64Value { Value = memory.WorkingSet },
@@ -28,9 +28,9 @@ internal static class CgroupUsageMapping
         };
         if (memory.Limit is { } limit)
         {
-            usage.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
+            result.AvailableBytes = new UInt64Value { Value = limit > memory.WorkingSet ? limit - memory.WorkingSet : 0 };
         }
 
-        return usage;
+        return result;
     }
 }

@@ -183,12 +183,12 @@ public sealed partial class ContainerManager
     public ContainerUsage Usage(ContainerRecord container)
     {
         ArgumentNullException.ThrowIfNull(container);
-        CgroupStats? stats = null;
+        CgroupUsage? stats = null;
         if (container.State == ContainerRecordState.Running && container.CgroupPath.Length > 0)
         {
             try
             {
-                stats = _cgroups.Value.Open(container.CgroupPath).Stats();
+                stats = _cgroups.Value.Open(container.CgroupPath).Usage(withProcessCount: false);
             }
             catch (NacelleException)
             {

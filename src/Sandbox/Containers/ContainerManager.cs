@@ -14,7 +14,7 @@ using Nacelle.Sandbox.Store;
 namespace Nacelle.Sandbox.Containers;
 
 /// <summary>A container's resource usage at <paramref name="At"/>.</summary>
-public sealed record ContainerUsage(DateTimeOffset At, CgroupStats? Cgroup, long WritableBytes, long WritableInodes);
+public sealed record ContainerUsage(DateTimeOffset At, CgroupUsage? Cgroup, long WritableBytes, long WritableInodes);
 
 public sealed record ContainerManagerOptions
 {

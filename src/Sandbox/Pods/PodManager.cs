@@ -1,8 +1,11 @@
+using System.Buffers.Text;
 using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nacelle.Common.PodMonitor;
 using Nacelle.Common;
+using Nacelle.ContainerCore;
 using Nacelle.ContainerCore.Cgroups;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Mounts;
@@ -133,35 +136,59 @@ public sealed record PodSandboxRequest
 public sealed record PodLoss(string PodId, string Reason, bool MonitorGone);
 
 /// <summary>A pod's usage at <paramref name="At"/>: its cgroup's accounting and its interfaces' counters.</summary>
-public sealed record PodUsage(DateTimeOffset At, CgroupStats? Cgroup, IReadOnlyList<NetworkCounters> Interfaces);
+public sealed record PodUsage(DateTimeOffset At, CgroupUsage? Cgroup, IReadOnlyList<NetworkCounters> Interfaces);
 
 /// <summary>One interface's counters from /proc/net/dev.</summary>
 public sealed record NetworkCounters(string Name, ulong RxBytes, ulong RxErrors, ulong TxBytes, ulong TxErrors)
 {
     /// <summary>Parses /proc/net/dev: two header lines, then "name: rx_bytes packets errs drop fifo frame compressed
-    /// multicast tx_bytes packets errs ...".</summary>
-    public static IReadOnlyList<NetworkCounters> Parse(string text)
+    /// multicast tx_bytes packets errs ..."; a line of another shape is skipped.</summary>
+    public static IReadOnlyList<NetworkCounters> Parse(ReadOnlySpan<byte> text)
     {
         var result = new List<NetworkCounters>();
-        foreach (var line in text.Split('\n').Skip(2))
+        Span<ulong> fields = stackalloc ulong[11];
+        var lineNumber = 0;
+        foreach (var range in text.Split((byte)'\n'))
         {
-            var colon = line.IndexOf(':');
-            if (colon < 0)
+            var line = text[range];
+            var colon = line.IndexOf((byte)':');
+            if (lineNumber++ < 2 || colon < 0 || !TryParseFields(line[(colon + 1)..], fields))
             {
                 continue;
             }
 
-            var f = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length < 11)
-            {
-                continue;
-            }
-
-            static ulong U(string s) => ulong.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
-            result.Add(new NetworkCounters(line[..colon].Trim(), U(f[0]), U(f[2]), U(f[8]), U(f[10])));
+            var name = Encoding.ASCII.GetString(line[..colon].Trim((byte)' '));
+            result.Add(new NetworkCounters(name, fields[0], fields[2], fields[8], fields[10]));
         }
 
         return result;
+    }
+
+    // The first fields.Length space-separated decimal numbers of the text; false when it has fewer or another word.
+    private static bool TryParseFields(ReadOnlySpan<byte> text, Span<ulong> fields)
+    {
+        var count = 0;
+        foreach (var range in text.Split((byte)' '))
+        {
+            var field = text[range];
+            if (field.IsEmpty)
+            {
+                continue;
+            }
+
+            if (!Utf8Parser.TryParse(field, out ulong value, out var consumed) || consumed != field.Length)
+            {
+                return false;
+            }
+
+            fields[count++] = value;
+            if (count == fields.Length)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
 
@@ -781,10 +808,10 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
     public PodUsage Usage(PodRecord pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
-        CgroupStats? cgroup = null;
+        CgroupUsage? cgroup = null;
         try
         {
-            cgroup = _cgroups.Value.Open(pod.CgroupParent).Stats();
+            cgroup = _cgroups.Value.Open(pod.CgroupParent).Usage(withProcessCount: true);
         }
         catch (NacelleException)
         {
@@ -794,10 +821,12 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
         IReadOnlyList<NetworkCounters> interfaces = [];
         if (pod.PauseInitPid is { } pid && pod.State == PodState.Ready && pod.NamespaceOptions.Network != PodNamespaceMode.Node)
         {
-            var dev = $"/proc/{pid}/net/dev";
             try
             {
-                interfaces = NetworkCounters.Parse(File.ReadAllText(dev)).Where(i => i.Name != "lo").ToList();
+                if (PseudoFiles.TryRead($"/proc/{pid}/net/dev", out var dev))
+                {
+                    interfaces = NetworkCounters.Parse(dev).Where(i => i.Name != "lo").ToList();
+                }
             }
             catch (IOException)
             {

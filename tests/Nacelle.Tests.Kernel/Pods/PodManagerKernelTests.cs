@@ -91,7 +91,7 @@ public sealed class PodManagerKernelTests
         var usage = f.Manager.Usage(podA);
         var eth0 = Assert.Single(usage.Interfaces, i => i.Name == "eth0");
         Assert.True(eth0.RxBytes > 0 && eth0.TxBytes > 0, $"rx {eth0.RxBytes} tx {eth0.TxBytes}");
-        Assert.True(usage.Cgroup!.Pids!.Current >= 1);
+        Assert.True(usage.Cgroup!.ProcessCount >= 1);
 
         var resolv = File.ReadAllText(Path.Combine(f.Manager.PodDirectory(a), "resolv.conf"));
         Assert.Contains("nameserver 10.96.0.10", resolv);

@@ -1,3 +1,4 @@
+using System.Text;
 using Nacelle.Sandbox.Pods;
 
 namespace Nacelle.Tests.Unit.Pods;
@@ -13,10 +14,10 @@ public sealed class NetworkCountersTests
                 lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
               eth0:    5306      41    3    0    0     0          0         0     1796      19    7    0    0     0       0          0
             """;
-        var counters = NetworkCounters.Parse(dev);
+        var counters = NetworkCounters.Parse(Encoding.ASCII.GetBytes(dev));
         Assert.Equal(2, counters.Count);
         Assert.Equal(new NetworkCounters("eth0", 5306, 3, 1796, 7), counters[1]);
         Assert.Equal("lo", counters[0].Name);
-        Assert.Empty(NetworkCounters.Parse("header\nheader\nbroken line without colon\n"));
+        Assert.Empty(NetworkCounters.Parse("header\nheader\nbroken line without colon\n"u8));
     }
 }

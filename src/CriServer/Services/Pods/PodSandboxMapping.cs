@@ -178,9 +178,9 @@ internal static class PodStatsMapping
         linux.Cpu = CgroupUsageMapping.Cpu(usage.Cgroup, at);
         linux.Memory = CgroupUsageMapping.Memory(usage.Cgroup, at);
 
-        if (usage.Cgroup?.Pids is { } pids)
+        if (usage.Cgroup?.ProcessCount is { } processes)
         {
-            linux.Process = new ProcessUsage { Timestamp = at, ProcessCount = new UInt64Value { Value = pids.Current } };
+            linux.Process = new ProcessUsage { Timestamp = at, ProcessCount = new UInt64Value { Value = processes } };
         }
 
         if (usage.Interfaces.Count > 0)

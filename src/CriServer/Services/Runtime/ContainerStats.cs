@@ -18,7 +18,7 @@ internal sealed partial class CriRuntimeService
     public override Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
     {
         var response = new ListContainerStatsResponse();
-        response.Stats.Add(StatsTargets(request.Filter).Select(Stats));
+        response.Stats.Add(StatsCollection.Collect(StatsTargets(request.Filter), Stats));
         return Task.FromResult(response);
     }
 
@@ -34,8 +34,8 @@ internal sealed partial class CriRuntimeService
         }
     }
 
-    private IEnumerable<ContainerRecord> StatsTargets(ContainerStatsFilter? filter) =>
-        containers.List(ContainerMapping.Filter(filter)).Where(c => c.State == ContainerRecordState.Running);
+    private List<ContainerRecord> StatsTargets(ContainerStatsFilter? filter) =>
+        [.. containers.List(ContainerMapping.Filter(filter)).Where(c => c.State == ContainerRecordState.Running)];
 
     private Runtime.V1.ContainerStats Stats(ContainerRecord container) =>
         ContainerMapping.ToStats(container, containers.Usage(container), images.ContainersDirectory);

@@ -26,11 +26,10 @@ internal sealed partial class CriRuntimeService
         }
     }
 
-    private IEnumerable<Runtime.V1.PodSandboxStats> PodStats(PodSandboxStatsFilter? statsFilter)
+    private Runtime.V1.PodSandboxStats[] PodStats(PodSandboxStatsFilter? statsFilter)
     {
         var filter = statsFilter is { } f ? new PodSandboxFilter { Id = f.Id, LabelSelector = { f.LabelSelector } } : null;
-        return pods.List()
-            .Where(p => p.State == Nacelle.Sandbox.Store.PodState.Ready && PodSandboxMapping.Matches(p, filter))
-            .Select(p => PodStatsMapping.ToStats(p, pods.Usage(p)));
+        var ready = pods.List().Where(p => p.State == Nacelle.Sandbox.Store.PodState.Ready && PodSandboxMapping.Matches(p, filter)).ToList();
+        return StatsCollection.Collect(ready, p => PodStatsMapping.ToStats(p, pods.Usage(p)));
     }
 }

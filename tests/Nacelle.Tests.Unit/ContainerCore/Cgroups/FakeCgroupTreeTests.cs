@@ -193,6 +193,34 @@ public sealed class FakeCgroupTreeTests : IDisposable
     }
 
     [Fact]
+    public void V2UsageReadsOnlyWhatCriStatsReport()
+    {
+        var cgroup = FakeV2().Create("ctr", "/kubepods/pod1");
+        var dir = Path.Combine(_root, "sys/fs/cgroup/kubepods/pod1/ctr");
+        Write(dir, "cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\nnr_periods 10\n");
+        Write(dir, "memory.current", "10485760\n");
+        Write(dir, "memory.stat", "anon 6291456\nfile 4194304\ninactive_file 3145728\n");
+        Write(dir, "memory.swap.current", "4096\n");
+        Write(dir, "memory.max", "20971520\n");
+        Write(dir, "pids.current", "3\n");
+        // Files CRI stats do not need are not read: unparsable ones would make Stats() fail.
+        Write(dir, "pids.max", "not a number\n");
+        Write(dir, "memory.events", "");
+
+        var memory = new CgroupMemoryStats(10485760, 10485760 - 3145728, 6291456, 4194304, 4096, 20971520);
+        Assert.Equal(new CgroupUsage(2_500_000, memory, 3), cgroup.Usage(withProcessCount: true));
+        Assert.Equal(new CgroupUsage(2_500_000, memory, null), cgroup.Usage(withProcessCount: false));
+        Assert.Throws<NacelleException>(() => cgroup.Stats());
+    }
+
+    [Fact]
+    public void V2UsageIsNullWhereAControllerFileIsMissing()
+    {
+        var cgroup = FakeV2(["cgroup.procs", "cgroup.events"]).Create("ctr", "/kubepods/pod1");
+        Assert.Equal(new CgroupUsage(null, null, null), cgroup.Usage(withProcessCount: true));
+    }
+
+    [Fact]
     public void V2ProcessesAndAddProcess()
     {
         var cgroup = FakeV2().Create("ctr", "/kubepods/pod1");
@@ -357,5 +385,34 @@ public sealed class FakeCgroupTreeTests : IDisposable
         Assert.Equal(new CgroupMemoryStats(8388608, 8388608 - 1048576, 5242880, 2097152, 0, null), stats.Memory);
         Assert.Equal(new CgroupPidsStats(2, null), stats.Pids);
         Assert.Equal(new CgroupOomStatus(null, 3, true), stats.Oom);
+    }
+
+    [Fact]
+    public void V1UsageReadsOnlyWhatCriStatsReport()
+    {
+        var cgroup = FakeV1().Create("c1");
+        void Put(string controller, string file, string text) => Write(Path.Combine(_root, "v1", controller, "nacelle/c1"), file, text);
+        Put("cpuacct", "cpuacct.usage", "900000000\n");
+        Put("memory", "memory.usage_in_bytes", "8388608\n");
+        Put("memory", "memory.limit_in_bytes", "16777216\n");
+        // A kernel's memory.stat is about 1.5 KB; one longer than the first 4 KB read buffer is read whole.
+        var padding = string.Concat(Enumerable.Range(0, 300).Select(i => $"padding_key_{i} {i}\n"));
+        Put("memory", "memory.stat", padding + "total_cache 2097152\ntotal_rss 5242880\ntotal_swap 4096\ntotal_inactive_file 1048576\n");
+        Put("pids", "pids.current", "2\n");
+        // Files CRI stats do not need are not read: unparsable ones would make Stats() fail.
+        Put("cpuacct", "cpuacct.usage_user", "garbage\n");
+        Put("pids", "pids.max", "garbage\n");
+
+        var memory = new CgroupMemoryStats(8388608, 8388608 - 1048576, 5242880, 2097152, 4096, 16777216);
+        Assert.Equal(new CgroupUsage(900000000, memory, 2), cgroup.Usage(withProcessCount: true));
+        Assert.Equal(new CgroupUsage(900000000, memory, null), cgroup.Usage(withProcessCount: false));
+        Assert.Throws<NacelleException>(() => cgroup.Stats());
+    }
+
+    [Fact]
+    public void V1UsageOfAMissingCgroupHasNoNumbers()
+    {
+        var cgroup = FakeV1().Open("/nacelle/never-created");
+        Assert.Equal(new CgroupUsage(null, null, null), cgroup.Usage(withProcessCount: true));
     }
 }

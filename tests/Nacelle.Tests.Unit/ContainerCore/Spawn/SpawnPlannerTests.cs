@@ -309,6 +309,7 @@ public sealed class SpawnPlannerTests : IDisposable
         public Task ThawAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
         public Task KillAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
         public Nacelle.ContainerCore.Cgroups.CgroupStats Stats() => throw new NotSupportedException();
+        public Nacelle.ContainerCore.Cgroups.CgroupUsage Usage(bool withProcessCount) => throw new NotSupportedException();
         public Nacelle.ContainerCore.Cgroups.CgroupOomStatus OomKills() => throw new NotSupportedException();
         public Task RemoveAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
         public IReadOnlyList<string> ChildPaths() => [];
