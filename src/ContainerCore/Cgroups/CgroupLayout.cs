@@ -19,11 +19,12 @@ public enum CgroupMode
 /// </summary>
 public sealed class CgroupLayout
 {
-    private CgroupLayout(CgroupMode mode, IReadOnlyDictionary<string, string> v1Controllers, string? unifiedMount)
+    private CgroupLayout(CgroupMode mode, IReadOnlyDictionary<string, string> v1Controllers, string? unifiedMount, IReadOnlyList<string> v1Named)
     {
         Mode = mode;
         V1Controllers = v1Controllers;
         UnifiedMount = unifiedMount;
+        V1NamedHierarchies = v1Named;
     }
 
     public CgroupMode Mode { get; }
@@ -33,6 +34,10 @@ public sealed class CgroupLayout
 
     /// <summary>Mount point of the cgroup2 hierarchy, if one is mounted.</summary>
     public string? UnifiedMount { get; }
+
+    /// <summary>Mount points of v1 hierarchies without controllers (name=systemd): nacelle makes no cgroup there, but
+    /// another runtime under it (runc as a RuntimeClass handler) does, so removing a cgroup tree removes it there too.</summary>
+    public IReadOnlyList<string> V1NamedHierarchies { get; }
 
     /// <summary>Reads the calling process's mountinfo.</summary>
     public static CgroupLayout Detect(string mountinfoPath = "/proc/self/mountinfo") =>
@@ -51,6 +56,7 @@ public sealed class CgroupLayout
     public static CgroupLayout Parse(string mountinfo)
     {
         var controllers = new Dictionary<string, string>(StringComparer.Ordinal);
+        var named = new List<string>();
         string? unified = null;
         foreach (var rawLine in mountinfo.Split('\n'))
         {
@@ -74,6 +80,7 @@ public sealed class CgroupLayout
             else if (fsType == "cgroup")
             {
                 var superOptions = fields.Length > dash + 3 ? fields[dash + 3] : string.Empty;
+                var hasController = false;
                 foreach (var option in superOptions.Split(','))
                 {
                     if (option.Length == 0 || NonControllerOptions.Contains(option) || option.Contains('='))
@@ -81,7 +88,13 @@ public sealed class CgroupLayout
                         continue; // name=systemd and friends are named hierarchies, not controllers
                     }
 
+                    hasController = true;
                     controllers.TryAdd(option, mountPoint);
+                }
+
+                if (!hasController && superOptions.Split(',').Any(o => o.StartsWith("name=", StringComparison.Ordinal)) && !named.Contains(mountPoint))
+                {
+                    named.Add(mountPoint);
                 }
             }
         }
@@ -93,7 +106,7 @@ public sealed class CgroupLayout
             (_, null) => CgroupMode.Legacy,
             _ => CgroupMode.Hybrid,
         };
-        return new CgroupLayout(mode, controllers, unified);
+        return new CgroupLayout(mode, controllers, unified, named);
     }
 
     // mountinfo escapes space, tab, newline and backslash as \ooo octal.

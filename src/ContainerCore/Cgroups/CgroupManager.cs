@@ -21,6 +21,7 @@ public sealed class CgroupManager
     public const string DefaultParent = "/nacelle";
 
     private readonly IReadOnlyDictionary<string, string> _v1Controllers;
+    private readonly IReadOnlyList<string> _v1Named;
     private readonly string? _unifiedMount;
     private readonly Lazy<SystemdManager> _systemd;
     private readonly Lazy<string> _procDevices = new(() => File.ReadAllText("/proc/devices"));
@@ -33,6 +34,7 @@ public sealed class CgroupManager
         DefaultParentPath = CgroupFiles.NormalizePath(SystemdUnits.ToHierarchyPath(defaultParent), "parent");
         string Root(string mount) => fakeRoot is null ? mount : fakeRoot.TrimEnd('/') + mount;
         _v1Controllers = layout.V1Controllers.ToDictionary(pair => pair.Key, pair => Root(pair.Value), StringComparer.Ordinal);
+        _v1Named = [.. layout.V1NamedHierarchies.Select(Root)];
         _unifiedMount = layout.UnifiedMount is null ? null : Root(layout.UnifiedMount);
         if (layout.Mode == CgroupMode.None)
         {
@@ -178,7 +180,7 @@ public sealed class CgroupManager
 
         return IsUnified
             ? new V2Cgroup(_unifiedMount!, normalized)
-            : new V1Cgroup(_v1Controllers, Layout.Mode == CgroupMode.Hybrid ? _unifiedMount : null, normalized);
+            : new V1Cgroup(_v1Controllers, Layout.Mode == CgroupMode.Hybrid ? _unifiedMount : null, normalized, _v1Named);
     }
 
     /// <summary>

@@ -17,10 +17,12 @@ public sealed class V1Cgroup : ICgroup
 
     private readonly IReadOnlyDictionary<string, string> _controllerMounts;
     private IReadOnlyList<string>? _directories;
+    private readonly IReadOnlyList<string> _namedMounts;
 
-    internal V1Cgroup(IReadOnlyDictionary<string, string> controllerMounts, string? unifiedMount, string path)
+    internal V1Cgroup(IReadOnlyDictionary<string, string> controllerMounts, string? unifiedMount, string path, IReadOnlyList<string>? namedMounts = null)
     {
         _controllerMounts = controllerMounts;
+        _namedMounts = namedMounts ?? [];
         Path = path;
         UnifiedDirectory = unifiedMount is null ? null : unifiedMount.TrimEnd('/') + path;
     }
@@ -391,16 +393,22 @@ public sealed class V1Cgroup : ICgroup
         return new CgroupOomStatus(OomEvents: null, control.GetValueOrDefault("oom_kill"), control.GetValueOrDefault("under_oom") != 0);
     }
 
+    /// <summary>Where this cgroup may exist, for finding its children and removing it: every controller hierarchy, the
+    /// cgroup2 mount, and the named hierarchies (name=systemd), where nacelle makes nothing but runc, as a RuntimeClass
+    /// handler, makes its containers' cgroups and their parents, which would otherwise outlive the pod.</summary>
+    private IEnumerable<string> AllDirectories =>
+        Directories.Concat(_namedMounts.Select(mount => mount.TrimEnd('/') + Path)).Append(UnifiedDirectory).OfType<string>();
+
     public async Task RemoveAsync(CancellationToken cancellationToken = default)
     {
-        foreach (var directory in Directories.Append(UnifiedDirectory).OfType<string>())
+        foreach (var directory in AllDirectories)
         {
             await CgroupFiles.RemoveDirectoryAsync(directory, cancellationToken).ConfigureAwait(false);
         }
     }
 
     public IReadOnlyList<string> ChildPaths() =>
-        CgroupFiles.ChildNames(Directories.Append(UnifiedDirectory).OfType<string>()).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
+        CgroupFiles.ChildNames(AllDirectories).Select(name => Path.TrimEnd('/') + "/" + name).ToList();
 
     public SafeFileHandle OpenDirectory()
     {

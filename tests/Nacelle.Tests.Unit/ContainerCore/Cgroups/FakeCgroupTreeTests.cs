@@ -272,6 +272,31 @@ public sealed class FakeCgroupTreeTests : IDisposable
     }
 
     // v1: one mount per controller under <root>/v1/<controller>.
+    /// <summary>
+    /// A pod's cgroup tree also goes from the named hierarchy (name=systemd), where only runc, as a RuntimeClass handler,
+    /// makes cgroups: its containers' and their pod's parent, which removal left behind before (68 empty pod cgroups
+    /// after one critest run under -runtime-handler=runc).
+    /// </summary>
+    [Fact]
+    public async Task Removing_a_tree_removes_it_from_the_named_hierarchy_too()
+    {
+        var mountinfo = "32 31 0:33 / /v1/memory rw,relatime - cgroup cgroup rw,memory\n" +
+                        "33 31 0:34 / /v1/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n";
+        var layout = CgroupLayout.Parse(mountinfo);
+        Assert.Equal(["/v1/systemd"], layout.V1NamedHierarchies);
+        Assert.Equal(["memory"], layout.V1Controllers.Keys);
+        var manager = new CgroupManager(layout, "/nacelle", fakeRoot: _root);
+        Directory.CreateDirectory(Path.Combine(_root, "v1/memory/nacelle/pod-a"));
+        Directory.CreateDirectory(Path.Combine(_root, "v1/systemd/nacelle/pod-a/ctr-1"));
+
+        Assert.Equal(["/nacelle/pod-a/ctr-1"], manager.Open("/nacelle/pod-a").ChildPaths());
+        await manager.RemoveTreeAsync("/nacelle/pod-a");
+
+        Assert.False(Directory.Exists(Path.Combine(_root, "v1/memory/nacelle/pod-a")));
+        Assert.False(Directory.Exists(Path.Combine(_root, "v1/systemd/nacelle/pod-a")));
+        Assert.True(Directory.Exists(Path.Combine(_root, "v1/systemd/nacelle")));
+    }
+
     private CgroupManager FakeV1(bool hybrid = false)
     {
         var mountinfo = new System.Text.StringBuilder();
