@@ -265,6 +265,59 @@ public sealed class SpdyConnectionOutputTests
         }
     }
 
+    /// <summary>A stream over another whose writes fail, once asked to, as Kestrel's upgraded stream does after its
+    /// connection was aborted (InvalidOperationException).</summary>
+    private sealed class WritesFailOnDemand(Stream inner) : Stream
+    {
+        public bool Fail { get; set; }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Fail ? throw new InvalidOperationException("the connection was aborted") : inner.WriteAsync(buffer, cancellationToken);
+    }
+
+    [Fact]
+    public async Task AFrameFromAPipeThatTheConnectionFailsUnderClosesTheStreamAndTheSession()
+    {
+        // As every other frame's: the failure ends the session and is the stream's "closed", whatever the stream threw.
+        var (server, peer) = await ConnectedPairAsync();
+        using (server)
+        {
+            var transport = new WritesFailOnDemand(new NetworkStream(server, ownsSocket: false));
+            var session = new SpdySession(transport, new SpdySessionOptions(), NullLogger.Instance);
+            var run = session.RunAsync();
+            await using var client = new RawSpdyPeer(new NetworkStream(peer, ownsSocket: true));
+            await client.SynStreamAsync(1, "data");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            var stream = await session.IncomingStreams.ReadAsync(timeout.Token);
+            await stream.ReplyAsync();
+            var (read, write) = DescriptorCalls.CreatePipe(nonBlockingRead: true, nonBlockingWrite: true);
+            using (read)
+            using (write)
+            {
+                Assert.Equal(100, DescriptorCalls.Write(write, new byte[100]));
+                transport.Fail = true;
+                await Assert.ThrowsAsync<StreamClosedException>(() => stream.WriteFromPipeAsync(read, 100, timeout.Token).AsTask());
+            }
+
+            Assert.True(session.Closed.IsCancellationRequested, "the session goes on after a failed write");
+            await session.DisposeAsync();
+            await run;
+        }
+    }
+
     [Fact]
     public async Task BytesWaitingInAPipeAreSentOnTheStreamWhenTheSocketCannotBeUsed()
     {

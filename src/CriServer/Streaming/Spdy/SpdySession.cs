@@ -536,12 +536,23 @@ internal sealed class SpdySession : IAsyncDisposable
             await _output.WriteAsync(frame, payload, _closed.Token).ConfigureAwait(false);
             Touch();
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException
-                                       or OperationCanceledException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (IsConnectionFailure(e))
         {
-            Abort();
-            throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
+            throw ConnectionClosed(e);
         }
+    }
+
+    /// <summary>How a write to the connection fails when the connection is gone: through the stream (Kestrel's
+    /// exceptions) or straight on the socket.</summary>
+    private static bool IsConnectionFailure(Exception e) =>
+        e is IOException or ObjectDisposedException or InvalidOperationException or ConnectionAbortedException or OperationCanceledException
+            or System.Net.Sockets.SocketException;
+
+    /// <summary>A failed write ends the session: the frame may be cut short, which corrupts every stream's framing.</summary>
+    private StreamClosedException ConnectionClosed(Exception e)
+    {
+        Abort();
+        return new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
     }
 
     /// <summary>One data frame: its header (written under the lock into the session's header buffer), then
@@ -622,10 +633,9 @@ internal sealed class SpdySession : IAsyncDisposable
                 await _output.WriteFromPipeAsync(_dataHeader, pipe, frame, _closed.Token).ConfigureAwait(false);
                 Touch();
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+            catch (Exception e) when (IsConnectionFailure(e))
             {
-                Abort();
-                throw new StreamClosedException($"the SPDY connection is closed: {e.Message}", e);
+                throw ConnectionClosed(e);
             }
             finally
             {
