@@ -81,18 +81,21 @@ public sealed class CgroupLayout
             {
                 var superOptions = fields.Length > dash + 3 ? fields[dash + 3] : string.Empty;
                 var hasController = false;
+                var hasName = false;
                 foreach (var option in superOptions.Split(','))
                 {
                     if (option.Length == 0 || NonControllerOptions.Contains(option) || option.Contains('='))
                     {
-                        continue; // name=systemd and friends are named hierarchies, not controllers
+                        // name=systemd and friends are named hierarchies, not controllers
+                        hasName |= option.StartsWith("name=", StringComparison.Ordinal);
+                        continue;
                     }
 
                     hasController = true;
                     controllers.TryAdd(option, mountPoint);
                 }
 
-                if (!hasController && superOptions.Split(',').Any(o => o.StartsWith("name=", StringComparison.Ordinal)) && !named.Contains(mountPoint))
+                if (!hasController && hasName && !named.Contains(mountPoint))
                 {
                     named.Add(mountPoint);
                 }
