@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Grpc;
@@ -5,11 +6,10 @@ namespace Nacelle.CriServer.Grpc;
 /// <summary>Every CRI rpc, and which of them kubelet polls (logged at Debug) versus mutating calls (logged at Information).</summary>
 internal static class RpcCatalog
 {
-    /// <summary>Short rpc names ("Version", "PullImage", ...) of both services, from the compiled protocol.</summary>
-    public static readonly IReadOnlyList<string> All =
-        RuntimeService.Descriptor.Methods.Select(m => m.Name)
-            .Concat(Runtime.V1.ImageService.Descriptor.Methods.Select(m => m.Name))
-            .ToArray();
+    /// <summary>Short rpc names ("Version", "PullImage", ...) of both services, from the compiled protocol: the generated
+    /// code's method table, read through its binder. Not from the services' reflection descriptors: building those parses
+    /// the whole CRI schema into about 1 MB of objects the daemon would then keep for its life.</summary>
+    public static readonly IReadOnlyList<string> All = MethodNames();
 
     // Calls kubelet makes every few seconds to observe state (ExecSync included: it is how exec probes run).
     private static readonly HashSet<string> Polled = new(StringComparer.Ordinal)
@@ -35,4 +35,30 @@ internal static class RpcCatalog
 
     /// <summary>"/runtime.v1.RuntimeService/Version" -> "runtime.v1.RuntimeService/Version" (the OpenTelemetry span name).</summary>
     public static string FullName(string method) => method.TrimStart('/');
+
+    private static string[] MethodNames()
+    {
+        var names = new MethodNameBinder();
+        RuntimeService.BindService(names, null);
+        Runtime.V1.ImageService.BindService(names, null);
+        return names.Names.ToArray();
+    }
+
+    /// <summary>Binds nothing: notes the name of each method the generated code offers.</summary>
+    private sealed class MethodNameBinder : ServiceBinderBase
+    {
+        public List<string> Names { get; } = [];
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
+            Names.Add(method.Name);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
+            Names.Add(method.Name);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
+            Names.Add(method.Name);
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
+            Names.Add(method.Name);
+    }
 }

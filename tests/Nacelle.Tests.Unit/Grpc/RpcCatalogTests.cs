@@ -13,6 +13,15 @@ public sealed class RpcCatalogTests
         Assert.Equal(RpcCatalog.All.Count, RpcCatalog.All.Distinct().Count());
     }
 
+    [Fact]
+    public void CatalogIsEveryMethodTheSchemaDeclares()
+    {
+        // The daemon reads the names from the generated method table; the schema's descriptors are the reference.
+        var declared = Runtime.V1.RuntimeService.Descriptor.Methods.Select(m => m.Name)
+            .Concat(Runtime.V1.ImageService.Descriptor.Methods.Select(m => m.Name));
+        Assert.Equal(declared.Order(StringComparer.Ordinal), RpcCatalog.All.Order(StringComparer.Ordinal));
+    }
+
     [Theory]
     [InlineData("Version", true)]
     [InlineData("ListContainers", true)]
