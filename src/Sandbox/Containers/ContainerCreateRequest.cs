@@ -26,8 +26,8 @@ public sealed record ContainerCreateRequest
     /// <summary>CRI log_path, relative to the pod's log directory (empty: no log).</summary>
     public string LogPath { get; init; } = "";
 
-    /// <summary>The CRI ContainerConfig as JSON, kept for ContainerStatus (opaque here).</summary>
-    public string ConfigJson { get; init; } = "";
+    /// <summary>The CRI ContainerConfig in protobuf's binary encoding, kept for ContainerStatus (opaque here).</summary>
+    public byte[] Config { get; init; } = [];
 
     public ProcessRequest Process { get; init; } = new();
     public IReadOnlyList<MountRequest> Mounts { get; init; } = [];

@@ -53,7 +53,7 @@ public sealed partial class ContainerManager
                 Id = id, PodId = pod.Id, Name = request.Name, Attempt = request.Attempt, ImageRef = request.Image,
                 ImageId = image.Id, State = ContainerRecordState.Created, CreatedAt = UnixTime.Now(),
                 Labels = request.Labels, Annotations = request.Annotations, LogPath = request.LogPath,
-                ConfigJson = request.ConfigJson, Complete = false, CgroupPath = cgroupsPath,
+                Config = request.Config, Complete = false, CgroupPath = cgroupsPath,
                 ImageName = image.RepoTags.Count > 0 ? image.RepoTags[0] : request.Image,
                 ImageDigestRef = image.RepoDigests.Count > 0 ? image.RepoDigests[0] : image.Id,
             });

@@ -38,7 +38,8 @@ public sealed record PodSandboxRequest
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
     public bool Privileged { get; init; }
     public string RuntimeHandler { get; init; } = "";
-    public string ConfigJson { get; init; } = "";
+    /// <summary>The CRI PodSandboxConfig in protobuf's binary encoding (opaque here).</summary>
+    public byte[] Config { get; init; } = [];
 
     /// <summary>
     /// Refuses, before anything is acquired, what RunPodSandbox could only fail on half way: a log directory that is
@@ -306,7 +307,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 State = PodState.NotReady, CreatedAt = UnixTime.Now(), Labels = request.Labels,
                 Annotations = request.Annotations, RuntimeHandler = request.RuntimeHandler, Hostname = hostname ?? "",
                 LogDirectory = request.LogDirectory, CgroupParent = cgroupParent, NamespaceOptions = request.NamespaceOptions,
-                Privileged = request.Privileged, ConfigJson = request.ConfigJson, Complete = false,
+                Privileged = request.Privileged, Config = request.Config, Complete = false,
             });
             undo.Push("pod record", () => store.DeletePod(id));
             // The monitor creates the pod's cgroups (pause-init's, the containers') under this parent.

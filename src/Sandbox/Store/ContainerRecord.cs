@@ -62,8 +62,13 @@ public sealed record ContainerRecord
     /// <summary>The container's init pid, null when not running / unknown.</summary>
     public int? Pid { get; init; }
 
-    /// <summary>The original ContainerConfig as JSON, opaque to the store.</summary>
-    public string ConfigJson { get; init; } = "";
+    /// <summary>The original ContainerConfig in protobuf's binary encoding, opaque to the store. The same array instance
+    /// stays with every record of the container until UpdateContainerResources replaces it.</summary>
+    public byte[] Config { get; init; } = [];
+
+    /// <summary>The ContainerConfig as protobuf JSON, as daemons before the binary form stored it; empty for containers
+    /// made since (<see cref="Config"/> holds theirs).</summary>
+    public string LegacyConfigJson { get; init; } = "";
 
     /// <summary>False while CreateContainer is still building the container: a row left incomplete by a daemon that
     /// died half way is cleaned up by recovery, never shown as a container.</summary>

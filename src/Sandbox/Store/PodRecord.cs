@@ -95,8 +95,12 @@ public sealed record PodRecord
     /// <summary>pause-init's pid (the namespace holder), null when none is known.</summary>
     public int? PauseInitPid { get; init; }
 
-    /// <summary>The original PodSandboxConfig as JSON, opaque to the store.</summary>
-    public string ConfigJson { get; init; } = "";
+    /// <summary>The original PodSandboxConfig in protobuf's binary encoding, opaque to the store.</summary>
+    public byte[] Config { get; init; } = [];
+
+    /// <summary>The PodSandboxConfig as protobuf JSON, as daemons before the binary form stored it; empty for pods made
+    /// since (<see cref="Config"/> holds theirs).</summary>
+    public string LegacyConfigJson { get; init; } = "";
 
     /// <summary>False while RunPodSandbox is still building the pod: a row left incomplete by a daemon that died half
     /// way is torn down by the next one (<c>PodManager.RecoverAsync</c>); callers never see such a pod.</summary>

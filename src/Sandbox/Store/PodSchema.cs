@@ -84,5 +84,11 @@ internal static class PodSchema
         ALTER TABLE containers ADD COLUMN stdin INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE containers ADD COLUMN stdin_once INTEGER NOT NULL DEFAULT 0;
         """,
+        // The CRI config in protobuf's binary encoding: reading it back needs no JSON parser and none of the schema's
+        // reflection descriptors (about 1 MB the daemon kept for its life). config_json keeps what rows from before hold.
+        """
+        ALTER TABLE pods ADD COLUMN config BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE containers ADD COLUMN config BLOB NOT NULL DEFAULT x'';
+        """,
     ];
 }

@@ -47,12 +47,12 @@ public sealed class PodStore
     private const string PodColumns =
         "id, name, namespace, uid, attempt, state, created_at, labels, annotations, runtime_handler, netns_path, ips, hostname, " +
         "log_directory, cgroup_parent, network_mode, pid_mode, ipc_mode, target_id, privileged, monitor_pid, monitor_start_time, " +
-        "pause_init_pid, config_json, complete, userns";
+        "pause_init_pid, config_json, complete, userns, config";
 
     private const string ContainerColumns =
         "id, pod_id, name, attempt, image_ref, image_id, state, created_at, started_at, finished_at, exit_code, reason, message, " +
         "labels, annotations, log_path, pid, config_json, complete, stop_signal, log_file, image_digest_ref, cgroup_path, image_name, " +
-        "stdin, stdin_once";
+        "stdin, stdin_once, config";
 
     private readonly Lock _write = new();
     private readonly MetadataDatabase _database;
@@ -474,9 +474,10 @@ public sealed class PodStore
         p.AddWithValue("$monitor_pid", Nullable(pod.MonitorPid));
         p.AddWithValue("$monitor_start_time", unchecked((long)pod.MonitorStartTime));
         p.AddWithValue("$pause_init_pid", Nullable(pod.PauseInitPid));
-        p.AddWithValue("$config_json", pod.ConfigJson ?? "");
+        p.AddWithValue("$config_json", pod.LegacyConfigJson ?? "");
         p.AddWithValue("$complete", pod.Complete ? 1L : 0L);
         p.AddWithValue("$userns", UserNamespaceOption.ToColumn(pod.NamespaceOptions.User));
+        p.AddWithValue("$config", pod.Config ?? []);
     }
 
     private static void BindContainer(SqliteCommand command, ContainerRecord container)
@@ -499,7 +500,7 @@ public sealed class PodStore
         p.AddWithValue("$annotations", ToJson(container.Annotations));
         p.AddWithValue("$log_path", container.LogPath ?? "");
         p.AddWithValue("$pid", Nullable(container.Pid));
-        p.AddWithValue("$config_json", container.ConfigJson ?? "");
+        p.AddWithValue("$config_json", container.LegacyConfigJson ?? "");
         p.AddWithValue("$complete", container.Complete ? 1L : 0L);
         p.AddWithValue("$stop_signal", (long)container.StopSignal);
         p.AddWithValue("$log_file", container.LogFile ?? "");
@@ -508,6 +509,7 @@ public sealed class PodStore
         p.AddWithValue("$image_name", container.ImageName ?? "");
         p.AddWithValue("$stdin", container.Stdin ? 1L : 0L);
         p.AddWithValue("$stdin_once", container.StdinOnce ? 1L : 0L);
+        p.AddWithValue("$config", container.Config ?? []);
     }
 
     private SqliteCommand Prepare(string sql)
@@ -562,7 +564,8 @@ public sealed class PodStore
                 MonitorPid = reader.IsDBNull(20) ? null : reader.GetInt32(20),
                 MonitorStartTime = unchecked((ulong)reader.GetInt64(21)),
                 PauseInitPid = reader.IsDBNull(22) ? null : reader.GetInt32(22),
-                ConfigJson = reader.GetString(23),
+                LegacyConfigJson = reader.GetString(23),
+                Config = reader.GetFieldValue<byte[]>(26),
                 Complete = reader.GetInt64(24) != 0,
             });
         }
@@ -596,7 +599,8 @@ public sealed class PodStore
                 Annotations = MapFromJson(reader.GetString(14)),
                 LogPath = reader.GetString(15),
                 Pid = reader.IsDBNull(16) ? null : reader.GetInt32(16),
-                ConfigJson = reader.GetString(17),
+                LegacyConfigJson = reader.GetString(17),
+                Config = reader.GetFieldValue<byte[]>(26),
                 Complete = reader.GetInt64(18) != 0,
                 StopSignal = reader.GetInt32(19),
                 LogFile = reader.GetString(20),

@@ -1,4 +1,6 @@
+using Google.Protobuf;
 using Nacelle.CriServer.Services.Containers;
+using Nacelle.CriServer.Services.Pods;
 using Nacelle.Sandbox.Store;
 using Runtime.V1;
 
@@ -73,10 +75,10 @@ public sealed class ContainerStatusMappingTests
         """{"ociVersion":"1.2.0","root":{"path":"rootfs"},"process":{"args":["top"],"cwd":"/","env":["A=1"],"user":{"uid":1000,"gid":2000,"additionalGids":[3,4]},"capabilities":{"bounding":["CAP_KILL"]}},"hostname":"h"}""";
 
     [Fact]
-    public void StatusPartsLiveWithTheConfigTextAcrossStateChangesAndAreComputedAgainAfterAnUpdate()
+    public void StatusPartsLiveWithTheStoredConfigAcrossStateChangesAndAreComputedAgainAfterAnUpdate()
     {
         var config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "app" }, Mounts = { new Mount { ContainerPath = "/data", HostPath = "/srv" } } };
-        var record = Record(15) with { ConfigJson = Google.Protobuf.JsonFormatter.Default.Format(config) };
+        var record = Record(15) with { Config = config.ToByteArray() };
         var reads = 0;
         string? Read(ContainerRecord _) { reads++; return Spec; }
 
@@ -86,27 +88,46 @@ public sealed class ContainerStatusMappingTests
         Assert.Equal(2000, parts.User.Linux.Gid);
         Assert.Equal([3L, 4L], parts.User.Linux.SupplementalGroups);
 
-        // Started, exited: new records with the same config text keep the parts.
+        // Started, exited: new records with the same stored config keep the parts.
         Assert.Same(parts, ContainerStatusParts.Of(record with { State = ContainerRecordState.Running }, Read));
         Assert.Same(parts, ContainerStatusParts.Of(record with { State = ContainerRecordState.Exited, ExitCode = 1 }, Read));
         Assert.Equal(1, reads);
 
-        // Another container holding the same text instance is never served this one's parts.
+        // Another container holding the same config instance is never served this one's parts.
         var other = record with { Id = new string('d', 64) };
         Assert.NotSame(parts, ContainerStatusParts.Of(other, Read));
 
-        // An update replaces the text: computed again.
+        // An update replaces the stored config: computed again.
         config.Mounts[0].ContainerPath = "/other";
-        var updated = ContainerStatusParts.Of(record with { ConfigJson = Google.Protobuf.JsonFormatter.Default.Format(config) }, Read);
+        var updated = ContainerStatusParts.Of(record with { Config = config.ToByteArray() }, Read);
         Assert.Equal("/other", Assert.Single(updated.Config.Mounts).ContainerPath);
+    }
+
+    [Fact]
+    public void ConfigsStoredAsJsonByAnEarlierDaemonAreStillRead()
+    {
+        var config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "old", Attempt = 2 }, Tty = true, Mounts = { new Mount { ContainerPath = "/legacy" } } };
+        var record = Record(15) with { Id = new string('c', 64), LegacyConfigJson = JsonFormatter.Default.Format(config) };
+        Assert.Equal(config, ContainerMapping.Config(record));
+        Assert.True(ContainerMapping.StreamTarget(record).Tty);
+        Assert.Equal("/legacy", Assert.Single(ContainerStatusParts.Of(record, _ => Spec).Config.Mounts).ContainerPath);
+
+        // The binary form wins once written (UpdateContainerResources rewrites a legacy container's config).
+        var binary = record with { Config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "new" } }.ToByteArray() };
+        Assert.Equal("new", ContainerMapping.Config(binary).Metadata.Name);
+
+        var pod = new PodSandboxConfig { Metadata = new PodSandboxMetadata { Name = "web", Namespace = "ns", Uid = "u" }, Hostname = "h" };
+        Assert.Equal(pod, PodSandboxMapping.Config(new PodRecord { Id = "", Name = "", Namespace = "", Uid = "", LegacyConfigJson = JsonFormatter.Default.Format(pod) }));
+        Assert.Equal(pod, PodSandboxMapping.Config(new PodRecord { Id = "", Name = "", Namespace = "", Uid = "", Config = pod.ToByteArray() }));
+        Assert.Equal(new PodSandboxConfig(), PodSandboxMapping.Config(new PodRecord { Id = "", Name = "", Namespace = "", Uid = "" }));
     }
 
     [Fact]
     public void CreateContainerSeedsThePartsFromTheConfigItMapped()
     {
         var config = new ContainerConfig { Metadata = new ContainerMetadata { Name = "app" }, Mounts = { new Mount { ContainerPath = "/seeded" } } };
-        // A text that does not parse: a seeded container never needs to.
-        var record = Record(15) with { Id = new string('e', 64), ConfigJson = new string('{', 3) };
+        // Bytes that do not parse: a seeded container never needs to.
+        var record = Record(15) with { Id = new string('e', 64), Config = [0xff, 0xff, 0xff] };
         ContainerStatusParts.Seed(record, config, _ => Spec);
         config.Mounts.Clear(); // the request's own object may change afterwards: the parts keep a copy
 

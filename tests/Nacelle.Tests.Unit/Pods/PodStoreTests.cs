@@ -54,17 +54,20 @@ public sealed class PodStoreTests : IDisposable
 
     private static void AssertSame(PodRecord expected, PodRecord actual)
     {
-        Assert.Equal(expected with { Labels = null!, Annotations = null!, Ips = null! }, actual with { Labels = null!, Annotations = null!, Ips = null! });
+        Assert.Equal(expected with { Labels = null!, Annotations = null!, Ips = null!, Config = null! },
+            actual with { Labels = null!, Annotations = null!, Ips = null!, Config = null! });
         Assert.Equal(expected.Labels.OrderBy(p => p.Key), actual.Labels.OrderBy(p => p.Key));
         Assert.Equal(expected.Annotations.OrderBy(p => p.Key), actual.Annotations.OrderBy(p => p.Key));
         Assert.Equal(expected.Ips, actual.Ips);
+        Assert.Equal(expected.Config, actual.Config);
     }
 
     private static void AssertSame(ContainerRecord expected, ContainerRecord actual)
     {
-        Assert.Equal(expected with { Labels = null!, Annotations = null! }, actual with { Labels = null!, Annotations = null! });
+        Assert.Equal(expected with { Labels = null!, Annotations = null!, Config = null! }, actual with { Labels = null!, Annotations = null!, Config = null! });
         Assert.Equal(expected.Labels.OrderBy(p => p.Key), actual.Labels.OrderBy(p => p.Key));
         Assert.Equal(expected.Annotations.OrderBy(p => p.Key), actual.Annotations.OrderBy(p => p.Key));
+        Assert.Equal(expected.Config, actual.Config);
     }
 
     private static NacelleException Fails(ErrorKind kind, Action action)
@@ -97,7 +100,8 @@ public sealed class PodStoreTests : IDisposable
             MonitorPid = 4242,
             MonitorStartTime = ulong.MaxValue,
             PauseInitPid = 4243,
-            ConfigJson = """{"metadata":{"name":"web-0"}}""",
+            Config = [0x0a, 0x07, 0x0a, 0x05, (byte)'w', (byte)'e', (byte)'b', (byte)'-', (byte)'0'],
+            LegacyConfigJson = """{"metadata":{"name":"web-0"}}""",
             Complete = false,
         };
         _store.AddPod(pod);
@@ -105,7 +109,30 @@ public sealed class PodStoreTests : IDisposable
         SqliteConnection.ClearAllPools();
         var reopened = new PodStore(new MetadataDatabase(_dbPath)); // migrations run again: nothing to do
         AssertSame(pod, reopened.GetPod(pod.Id));
-        Assert.Equal(["1", "2", "3", "4", "5"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+        Assert.Equal(["1", "2", "3", "4", "5", "6"], new MetadataDatabase(_dbPath).QueryStrings("SELECT version FROM schema_migrations WHERE domain = 'pods'"));
+    }
+
+    [Fact]
+    public void RowsAnEarlierDaemonWroteKeepTheirJsonConfig()
+    {
+        // Before the binary column, the config was JSON in config_json; the migration gives such rows an empty config.
+        _store.AddPod(Pod(Id('a')) with { Config = [1, 2, 3] });
+        _store.AddContainer(Container(Id('1'), Id('a')) with { Config = [4, 5, 6] });
+        var database = new MetadataDatabase(_dbPath);
+        using (var connection = database.Open())
+        {
+            MetadataDatabase.Execute(connection, """
+                UPDATE pods SET config = x'', config_json = '{"hostname":"h"}';
+                UPDATE containers SET config = x'', config_json = '{"tty":true}';
+                """);
+        }
+
+        SqliteConnection.ClearAllPools();
+        var reopened = new PodStore(database);
+        Assert.Empty(reopened.GetPod(Id('a')).Config);
+        Assert.Equal("""{"hostname":"h"}""", reopened.GetPod(Id('a')).LegacyConfigJson);
+        Assert.Empty(reopened.GetContainer(Id('1')).Config);
+        Assert.Equal("""{"tty":true}""", reopened.GetContainer(Id('1')).LegacyConfigJson);
     }
 
     [Fact]
@@ -381,7 +408,8 @@ public sealed class PodStoreTests : IDisposable
             Annotations = new Dictionary<string, string> { ["io.kubernetes.container.hash"] = "abc" },
             LogPath = "app/3.log",
             Pid = 777,
-            ConfigJson = """{"metadata":{"name":"app","attempt":3}}""",
+            Config = [0x0a, 0x07, 0x0a, 0x03, (byte)'a', (byte)'p', (byte)'p', 0x10, 0x03],
+            LegacyConfigJson = """{"metadata":{"name":"app","attempt":3}}""",
             Complete = false,
             StopSignal = 3,
             LogFile = "/var/log/pods/x/app/3.log",

@@ -9,8 +9,11 @@ namespace Nacelle.CriServer.Services.Containers;
 /// <summary>CRI container messages <-> the container layer's records.</summary>
 internal static class ContainerMapping
 {
+    /// <summary>The container's ContainerConfig as stored: binary, or the JSON of a container made before the binary form.</summary>
     public static ContainerConfig Config(ContainerRecord container) =>
-        container.ConfigJson.Length > 0 ? JsonParser.Default.Parse<ContainerConfig>(container.ConfigJson) : new ContainerConfig();
+        container.Config.Length > 0 ? ContainerConfig.Parser.ParseFrom(container.Config)
+        : container.LegacyConfigJson.Length > 0 ? JsonParser.Default.Parse<ContainerConfig>(container.LegacyConfigJson)
+        : new ContainerConfig();
 
     /// <summary>What Exec and Attach check of a container: its state, pod, and whether it was created with a
     /// terminal and stdin.</summary>

@@ -33,7 +33,7 @@ internal static class ContainerRequestMapping
             Labels = new Dictionary<string, string>(config.Labels),
             Annotations = new Dictionary<string, string>(config.Annotations),
             LogPath = config.LogPath,
-            ConfigJson = JsonFormatter.Default.Format(config),
+            Config = config.ToByteArray(),
             Process = new ProcessRequest
             {
                 Command = [.. config.Command],

@@ -10,16 +10,17 @@ namespace Nacelle.CriServer.Services.Containers;
 /// <summary>
 /// What a container's status reports beyond its record's fields, and what would cost a parse per call: the mounts and
 /// resources of its ContainerConfig as created (or as UpdateContainerResources left them) and its process user from the
-/// OCI spec in its bundle. Computed once per container and config, kept with the config's text: a container's records
-/// (a state change makes a new one) carry the same ConfigJson string until an update replaces it, so the parts live
-/// exactly as long as some record of the container holds that text, and a new text (an update) computes them again.
+/// OCI spec in its bundle. Computed once per container and config, kept with the stored config: a container's records
+/// (a state change makes a new one) carry the same config array until an update replaces it, so the parts live
+/// exactly as long as some record of the container holds that array, and a new one (an update) computes them again.
 /// CreateContainer seeds them from the request it mapped, so the first status parses no ContainerConfig.
 /// </summary>
 internal sealed class ContainerStatusParts
 {
-    // By the ConfigJson instance (reference identity). The entry names its container: a text two records share by chance
-    // (only an empty one, which containers not created through CRI have) never serves another container.
-    private static readonly ConditionalWeakTable<string, ContainerStatusParts> ByConfig = new();
+    // By the stored config's instance (reference identity): the binary config, or the JSON text of a container made by a
+    // daemon before the binary form. The entry names its container: an instance two records share by chance never
+    // serves another container.
+    private static readonly ConditionalWeakTable<object, ContainerStatusParts> ByConfig = new();
     private static readonly ConditionalWeakTable<ContainerRecord, ContainerStatusParts> ByRecord = new();
 
     private readonly string _containerId;
@@ -40,12 +41,12 @@ internal sealed class ContainerStatusParts
     /// <summary>The parts of <paramref name="container"/>; <paramref name="specJson"/> reads its spec (null: none).</summary>
     public static ContainerStatusParts Of(ContainerRecord container, Func<ContainerRecord, string?> specJson)
     {
-        if (container.ConfigJson.Length == 0)
+        if (ConfigKey(container) is not { } key)
         {
             return ByRecord.GetValue(container, record => new ContainerStatusParts(record.Id, new ContainerConfig(), UserOf(specJson(record))));
         }
 
-        if (ByConfig.TryGetValue(container.ConfigJson, out var parts) && parts._containerId == container.Id)
+        if (ByConfig.TryGetValue(key, out var parts) && parts._containerId == container.Id)
         {
             return parts;
         }
@@ -57,7 +58,7 @@ internal sealed class ContainerStatusParts
     /// copy is kept), so no status parses that config again.</summary>
     public static void Seed(ContainerRecord container, ContainerConfig config, Func<ContainerRecord, string?> specJson)
     {
-        if (container.ConfigJson.Length > 0)
+        if (ConfigKey(container) is not null)
         {
             Keep(container, config.Clone(), specJson);
         }
@@ -66,9 +67,13 @@ internal sealed class ContainerStatusParts
     private static ContainerStatusParts Keep(ContainerRecord container, ContainerConfig config, Func<ContainerRecord, string?> specJson)
     {
         var parts = new ContainerStatusParts(container.Id, config, UserOf(specJson(container)));
-        ByConfig.AddOrUpdate(container.ConfigJson, parts);
+        ByConfig.AddOrUpdate(ConfigKey(container)!, parts);
         return parts;
     }
+
+    /// <summary>The stored config a container's records share, null when it has none.</summary>
+    private static object? ConfigKey(ContainerRecord container) =>
+        container.Config.Length > 0 ? container.Config : container.LegacyConfigJson.Length > 0 ? container.LegacyConfigJson : null;
 
     /// <summary>process.user of an OCI spec, read without building the rest of the spec (a status needs nothing else).</summary>
     internal static ContainerUser? UserOf(string? specJson)

@@ -70,7 +70,7 @@ internal static class PodSandboxMapping
             Sysctls = linux is null ? new Dictionary<string, string>() : new Dictionary<string, string>(linux.Sysctls),
             Privileged = linux?.SecurityContext?.Privileged ?? false,
             RuntimeHandler = request.RuntimeHandler,
-            ConfigJson = JsonFormatter.Default.Format(config),
+            Config = config.ToByteArray(),
         };
     }
 
@@ -93,8 +93,11 @@ internal static class PodSandboxMapping
         return userns;
     }
 
+    /// <summary>The pod's PodSandboxConfig as stored: binary, or the JSON of a pod made before the binary form.</summary>
     public static PodSandboxConfig Config(PodRecord pod) =>
-        pod.ConfigJson.Length > 0 ? JsonParser.Default.Parse<PodSandboxConfig>(pod.ConfigJson) : new PodSandboxConfig();
+        pod.Config.Length > 0 ? PodSandboxConfig.Parser.ParseFrom(pod.Config)
+        : pod.LegacyConfigJson.Length > 0 ? JsonParser.Default.Parse<PodSandboxConfig>(pod.LegacyConfigJson)
+        : new PodSandboxConfig();
 
     public static PodSandboxMetadata Metadata(PodRecord pod) =>
         new() { Name = pod.Name, Namespace = pod.Namespace, Uid = pod.Uid, Attempt = pod.Attempt };

@@ -19,7 +19,7 @@ internal sealed partial class CriRuntimeService
             var config = ContainerMapping.Config(c);
             config.Linux ??= new LinuxContainerConfig();
             config.Linux.Resources = linux;
-            return c with { ConfigJson = JsonFormatter.Default.Format(config) };
+            return c with { Config = config.ToByteArray(), LegacyConfigJson = "" };
         });
         return new UpdateContainerResourcesResponse();
     }
