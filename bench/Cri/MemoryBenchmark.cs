@@ -5,7 +5,8 @@ using Runtime.V1;
 namespace Nacelle.Bench.Cri;
 
 /// <summary>
-/// Where the daemon's memory goes and whether it comes back: its RSS fresh (100 Version calls after start), after a round
+/// Where the daemon's memory goes and whether it comes back: its RSS and anonymous memory once ready (Version and Status answered) and
+/// after 100 Version calls, after a round
 /// of pods (30 pods with a container each, their status, stats and an exec, then removed), right after a burst of hostile
 /// requests (1 MB strings, 10,000 annotations, labels, env vars or selector entries, each kind <see cref="BenchOptions.Hostile"/>
 /// times; refused or served, whatever the daemon answers) and once it was left alone for <see cref="BenchOptions.Settle"/>.
@@ -20,7 +21,7 @@ internal static class MemoryBenchmark
     public static async Task RunAsync(BenchOptions options, CriSession nacelle)
     {
         // Before anything else touches the daemon (containerd's is read after the images are pulled into it).
-        var fresh = new Dictionary<string, double> { ["nacelle"] = await FreshAsync(nacelle, options.DaemonPid) };
+        var fresh = new Dictionary<string, Reading[]> { ["nacelle"] = await FreshAsync(nacelle, options.DaemonPid) };
 
         await using var runtimes = await ComparedRuntimes.StartAsync(options, nacelle);
         if (runtimes.All.Count > 1)
@@ -28,19 +29,19 @@ internal static class MemoryBenchmark
             fresh[runtimes.All[1].Name] = await FreshAsync(runtimes.All[1].Cri, runtimes.All[1].DaemonPid);
         }
 
-        var rows = new List<(string Name, double[] Mb, Dictionary<StatusCode, int> Answers)>();
+        var rows = new List<(string Name, Reading[] Mb, Dictionary<StatusCode, int> Answers)>();
         foreach (var runtime in runtimes.All)
         {
             await RoundAsync(runtime.Cri, runtimes.Image);
             var before = await SettledRssAsync(runtime, TimeSpan.FromSeconds(5));
             KeepSmaps(runtime, "before");
             var answers = await BurstAsync(runtime.Cri, runtimes.Image, options.Hostile);
-            var after = Memory.RssMb(runtime.DaemonPid);
+            var after = Reading.Of(runtime.DaemonPid);
             KeepSmaps(runtime, "after");
             var settled = await SettledRssAsync(runtime, options.Settle);
             KeepSmaps(runtime, "settled");
-            rows.Add((runtime.Name, [fresh[runtime.Name], before, after, settled], answers));
-            Console.Error.WriteLine(FormattableString.Invariant($"{runtime.Name}: {before:F1} MB before the burst, {after:F1} after, {settled:F1} settled"));
+            rows.Add((runtime.Name, [.. fresh[runtime.Name], before, after, settled], answers));
+            Console.Error.WriteLine(FormattableString.Invariant($"{runtime.Name}: {before.Rss:F1} MB before the burst, {after.Rss:F1} after, {settled.Rss:F1} settled"));
         }
 
         Console.WriteLine();
@@ -50,12 +51,16 @@ internal static class MemoryBenchmark
         Console.WriteLine(FormattableString.Invariant(
             $"Round: {RoundPods} pods with a busybox container each, status, stats and an exec each, removed. Burst: {options.Hostile} requests of each"));
         Console.WriteLine("hostile kind (1 MB strings in names, ids, images, commands and label values; 10,000 annotations, labels, env vars or");
-        Console.WriteLine(FormattableString.Invariant($"selector entries). Settled: {options.Settle.TotalSeconds:F0} s later, after a few Version calls. VmRSS of the daemon, MB."));
+        Console.WriteLine(FormattableString.Invariant($"selector entries). Settled: {options.Settle.TotalSeconds:F0} s later, after a few Version calls. Ready: once it answered Version and Status (before the 100 calls)."));
+        Console.WriteLine("Each cell: VmRSS / anonymous memory (smaps_rollup) of the daemon, MB. Anonymous memory is the daemon's own; RSS also");
+        Console.WriteLine("counts the executable's and libraries' file pages it has mapped, which it gives back when left alone.");
         Console.WriteLine();
-        Table.Header("runtime", "fresh", "after the round", "right after the burst", "settled", "settled / after the round", "answers to the burst");
+        Table.Header("runtime", "ready", "after 100 Version calls", "after the round", "right after the burst", "settled",
+            "settled / after the round", "answers to the burst");
         foreach (var (name, mb, answers) in rows)
         {
-            Table.Row(name, Table.F(mb[0]), Table.F(mb[1]), Table.F(mb[2]), Table.F(mb[3]), Table.F(mb[3] / mb[1], 2) + "x",
+            Table.Row(name, mb[0].Cell, mb[1].Cell, mb[2].Cell, mb[3].Cell, mb[4].Cell,
+                Table.F(mb[4].Rss / mb[2].Rss, 2) + "x / " + Table.F(mb[4].Anonymous / mb[2].Anonymous, 2) + "x",
                 string.Join(", ", answers.OrderBy(a => a.Key).Select(a => $"{a.Key} {a.Value}")));
         }
 
@@ -73,18 +78,28 @@ internal static class MemoryBenchmark
         }
     }
 
-    private static async Task<double> FreshAsync(CriSession cri, int pid)
+    /// <summary>Once ready (the readiness wait called Version and Status), then after 100 Version calls.</summary>
+    private static async Task<Reading[]> FreshAsync(CriSession cri, int pid)
     {
+        var started = Reading.Of(pid);
         for (var i = 0; i < 100; i++)
         {
             await cri.Runtime.VersionAsync(new VersionRequest());
         }
 
         await Task.Delay(TimeSpan.FromSeconds(2));
-        return Memory.RssMb(pid);
+        return [started, Reading.Of(pid)];
     }
 
-    private static async Task<double> SettledRssAsync(RuntimeUnderTest runtime, TimeSpan settle)
+    /// <summary>One reading of a process's memory, MB.</summary>
+    private readonly record struct Reading(double Rss, double Anonymous)
+    {
+        public static Reading Of(int pid) => new(Memory.RssMb(pid), Memory.AnonymousMb(pid));
+
+        public string Cell => Table.F(Rss) + " / " + Table.F(Anonymous);
+    }
+
+    private static async Task<Reading> SettledRssAsync(RuntimeUnderTest runtime, TimeSpan settle)
     {
         await Task.Delay(settle);
         for (var i = 0; i < 10; i++)
@@ -93,7 +108,7 @@ internal static class MemoryBenchmark
         }
 
         await Task.Delay(TimeSpan.FromSeconds(1));
-        return Memory.RssMb(runtime.DaemonPid);
+        return Reading.Of(runtime.DaemonPid);
     }
 
     /// <summary>Pods with a container each, what kubelet asks of them, then removed.</summary>

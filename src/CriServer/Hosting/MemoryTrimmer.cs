@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.CriServer.Observability;
 
 namespace Nacelle.CriServer.Hosting;
@@ -9,10 +10,11 @@ namespace Nacelle.CriServer.Hosting;
 /// as it idles. Every <see cref="Period"/> this compares the GC's committed memory with what the last trim left; when it
 /// has grown by more than <see cref="Slack"/>, one aggressive full collection compacts the heap and decommits what is free
 /// (a few milliseconds for the daemon's heap). Once right after start, too: startup's garbage is never needed again.
-/// After the first trim, the executable's pages only start-up needed are reclaimed (<see cref="StartupPages"/>).
 /// A trim is followed by <see cref="FollowUps"/> more, one per period: the shared array pool lets go of the buffers a
 /// burst rented (a megabyte request body) only at a full collection once they have been unused for a minute, and what it
-/// lets go of is freed by the collection after that.
+/// lets go of is freed by the collection after that. Every period, the C heap's free pages go back too
+/// (<see cref="TrimNativeHeap"/>). The executable's pages are reclaimed right after start and again once a period went
+/// by without work (<see cref="ExecutablePages"/>).
 /// </summary>
 internal sealed class MemoryTrimmer : IDisposable
 {
@@ -28,18 +30,26 @@ internal sealed class MemoryTrimmer : IDisposable
     /// <summary>Trims after a trim for growth, one per period.</summary>
     public const int FollowUps = 3;
 
+    /// <summary>
+    /// Allocation over a period below which the daemon counts as left alone. Idle, it allocates some kilobytes a period
+    /// (timers, the CNI re-scan); one crictl call allocates tens of kilobytes, kubelet's relist of 30 pods hundreds a second.
+    /// </summary>
+    public const long QuietAllocation = 256L << 10;
+
     private readonly ILogger _logger;
     private int _followUps;
     private readonly Timer _timer;
     private long _floor;
+    private long _allocated;
+    private bool _pagedOut;
 
     private MemoryTrimmer(ILogger logger)
     {
         _logger = logger;
         _floor = Trim("start");
-        var resident = Environment.WorkingSet;
-        var errno = StartupPages.Release();
-        Log.StartupPagesReleased(_logger, resident >> 10, Environment.WorkingSet >> 10, errno);
+        TrimNativeHeap();
+        ReleaseExecutablePages("start");
+        _allocated = GC.GetTotalAllocatedBytes();
         _timer = new Timer(_ => Tick(), null, Period, Period);
     }
 
@@ -62,6 +72,22 @@ internal sealed class MemoryTrimmer : IDisposable
         {
             _floor = Math.Min(_floor, committed);
         }
+
+        TrimNativeHeap();
+
+        // Once per quiet spell: the calls before it brought back the code they ran, which stays mapped until the next
+        // call needs it. A daemon under kubelet's load (a relist every second) is never quiet for a period.
+        var allocated = GC.GetTotalAllocatedBytes();
+        var quiet = allocated - _allocated < QuietAllocation;
+        _allocated = allocated;
+        if (!quiet)
+        {
+            _pagedOut = false;
+        }
+        else if (!_pagedOut)
+        {
+            ReleaseExecutablePages("quiet");
+        }
     }
 
     private long Trim(string why)
@@ -71,6 +97,30 @@ internal sealed class MemoryTrimmer : IDisposable
         var after = Committed();
         Log.MemoryTrimmed(_logger, why, before >> 10, after >> 10);
         return after;
+    }
+
+    /// <summary>
+    /// Native memory is not the GC's: SQLite's page caches and statements, the runtime's tables and whatever the
+    /// finalizers of the last collection freed live in glibc's malloc arenas, and free() hands back only the free space
+    /// at the top of the main heap. A burst (rows with 10,000 annotations, many calls at once, thread pool threads with
+    /// arenas of their own) left ~5 MB free but resident in the arenas. malloc_trim walks every arena and returns its
+    /// whole free pages; it costs well under a millisecond for the daemon's few arenas, so it runs every period.
+    /// </summary>
+    private void TrimNativeHeap()
+    {
+        var before = Environment.WorkingSet;
+        if (NativeHeap.Trim())
+        {
+            Log.NativeHeapTrimmed(_logger, before >> 10, Environment.WorkingSet >> 10);
+        }
+    }
+
+    private void ReleaseExecutablePages(string why)
+    {
+        var resident = Environment.WorkingSet;
+        var errno = ExecutablePages.Release();
+        _pagedOut = true;
+        Log.ExecutablePagesReleased(_logger, why, resident >> 10, Environment.WorkingSet >> 10, errno);
     }
 
     private static long Committed() => GC.GetGCMemoryInfo(GCKind.Any).TotalCommittedBytes;

@@ -62,8 +62,11 @@ internal static partial class Log
     public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb);
 
     [LoggerMessage(EventId = 1015, Level = LogLevel.Debug,
-        Message = "start-up pages of the executable reclaimed: resident {BeforeKb} KiB -> {AfterKb} KiB (errno {Errno})")]
-    public static partial void StartupPagesReleased(ILogger logger, long beforeKb, long afterKb, int errno);
+        Message = "pages of the executable reclaimed ({Why}): resident {BeforeKb} KiB -> {AfterKb} KiB (errno {Errno})")]
+    public static partial void ExecutablePagesReleased(ILogger logger, string why, long beforeKb, long afterKb, int errno);
+
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Debug, Message = "native heap trimmed: resident {BeforeKb} KiB -> {AfterKb} KiB")]
+    public static partial void NativeHeapTrimmed(ILogger logger, long beforeKb, long afterKb);
 
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]

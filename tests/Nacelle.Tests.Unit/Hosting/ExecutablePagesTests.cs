@@ -2,7 +2,7 @@ using Nacelle.CriServer.Hosting;
 
 namespace Nacelle.Tests.Unit.Hosting;
 
-public sealed class StartupPagesTests
+public sealed class ExecutablePagesTests
 {
     private const string Maps = """
         55f5f652b000-55f5f6555000 r--p 00000000 fe:00 5425576                    /usr/bin/nacelle
@@ -17,18 +17,18 @@ public sealed class StartupPagesTests
         """;
 
     [Fact]
-    public void OnlyTheExecutablesPrivateMappingsWithoutWriteAccessAreChosen()
+    public void OnlyTheExecutablesPrivateMappingsAreChosen()
     {
         Assert.Equal(
-            [new StartupPages.Mapping(0x55f5f652b000, 0x2a000), new StartupPages.Mapping(0x55f5f6555000, 0xb57000),
-             new StartupPages.Mapping(0x55f5f70ac000, 0x65f000)],
-            StartupPages.ReadOnlyMappings(Maps, "/usr/bin/nacelle"));
+            [new ExecutablePages.Mapping(0x55f5f652b000, 0x2a000), new ExecutablePages.Mapping(0x55f5f6555000, 0xb57000),
+             new ExecutablePages.Mapping(0x55f5f70ac000, 0x65f000), new ExecutablePages.Mapping(0x55f5f7b94000, 0x58000)],
+            ExecutablePages.PrivateMappings(Maps, "/usr/bin/nacelle"));
     }
 
     [Fact]
     public void AReplacedExecutableMatchesNothing()
     {
         var maps = "55f5f6555000-55f5f70ac000 r-xp 0002a000 fe:00 5425576   /usr/bin/nacelle (deleted)\n";
-        Assert.Empty(StartupPages.ReadOnlyMappings(maps, "/usr/bin/nacelle"));
+        Assert.Empty(ExecutablePages.PrivateMappings(maps, "/usr/bin/nacelle"));
     }
 }
