@@ -2,7 +2,9 @@
 # nacelle daemon with a private root, state, socket and CNI conf dir whose network is a test bridge ($BRIDGE, $SUBNET,
 # no masquerade) fenced off the host by an iptables FORWARD guard, and on exit removes everything it made.
 # Environment: ARTIFACTS=DIR build output (default /tmp/nacelle-bench-cri); NACELLE_DIR=DIR use an existing daemon
-# build (nacelle and nacelle-monitor) instead of publishing one; BRIDGE, SUBNET override the test network.
+# build (nacelle and nacelle-monitor) instead of publishing one; BRIDGE, SUBNET override the test network;
+# NACELLE_LOG_LEVEL (default warn; info logs every rpc with its time in the daemon) and KEEP_LOG=FILE (the daemon's log
+# is copied there at exit) compare builds by the daemon's own timings.
 # Only 127.0.0.0/8 (the registry) and the test bridge are used; nothing is killed by name.
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -57,6 +59,7 @@ cleanup_args=()
 cleanup() {
   local status=$? pid i
   set +e
+  [[ -n ${KEEP_LOG:-} ]] && cp "$work/daemon.log" "$KEEP_LOG"
   trap - EXIT INT TERM
   # 1. Pods and containers through the daemon, the runc reference's containers and netns (the program's cleanup).
   if alive "$daemon_pid"; then
@@ -130,7 +133,7 @@ bin_dirs = ["/usr/lib/cni"]
 TOML
 
 "$daemon_dir/nacelle" --config "$work/config.toml" --socket "$work/nacelle.sock" --root "$work/root" --state "$work/state" \
-  --log-level warn >"$work/daemon.log" 2>&1 </dev/null &
+  --log-level "${NACELLE_LOG_LEVEL:-warn}" >"$work/daemon.log" 2>&1 </dev/null &
 daemon_pid=$!
 for i in $(seq 600); do
   [[ -S $work/nacelle.sock ]] && break

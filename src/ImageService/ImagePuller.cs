@@ -30,39 +30,52 @@ internal sealed partial class ImagePuller(
         var started = Stopwatch.GetTimestamp();
 
         var resolved = await registry.ResolveAsync(reference, credentials, cancellationToken).ConfigureAwait(false);
-        await content.PutAsync(resolved.ManifestDigest, resolved.ManifestBytes, cancellationToken).ConfigureAwait(false);
-
-        await content.IngestAsync(resolved.Config.Digest, resolved.Config.Size,
-            (stream, ct) => registry.DownloadBlobAsync(reference, resolved.Config, credentials, stream, ct), cancellationToken).ConfigureAwait(false);
-        var configBytes = await content.ReadAllAsync(resolved.Config.Digest, cancellationToken).ConfigureAwait(false);
-        var config = ImageConfig.Parse(configBytes);
-        if (config.DiffIds.Count != resolved.Layers.Count)
-        {
-            throw NacelleException.InvalidArgument(
-                $"{reference}: the manifest lists {resolved.Layers.Count} layers but the image config lists {config.DiffIds.Count} diff ids");
-        }
-
-        var chains = Digests.ChainIds(config.DiffIds);
 
         // One failed layer cancels the others.
         using var failFast = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var downloadSlots = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentDownloads));
+        // A layer blob no image here has starts downloading now, beside the storing of the manifest and the config's
+        // download (the config names the layers' snapshots, so the unpack waits for it); one that turns out unpacked
+        // already, or being unpacked by another pull, stops its download unread.
+        var known = KnownBlobs();
+        var downloads = resolved.Layers
+            .Select(l => known.Contains(l.Digest) || content.Exists(l.Digest) ? null : StartDownload(reference, credentials, l, downloadSlots, failFast.Token))
+            .ToArray();
         var layerTasks = new List<Task<Snapshot>>(resolved.Layers.Count);
-        Task<Snapshot>? parent = null;
-        for (var i = 0; i < resolved.Layers.Count; i++)
-        {
-            var task = LayerAsync(reference, credentials, resolved.Layers[i], chains[i], i == 0 ? null : chains[i - 1], config.DiffIds[i],
-                parent, downloadSlots, failFast);
-            layerTasks.Add(task);
-            parent = task;
-        }
-
+        Task manifestStored = Task.CompletedTask;
+        byte[] configBytes;
+        ImageConfig config;
+        IReadOnlyList<string> chains;
         try
         {
+            manifestStored = content.PutAsync(resolved.ManifestDigest, resolved.ManifestBytes, failFast.Token);
+            configBytes = await DownloadConfigAsync(reference, credentials, resolved.Config, failFast.Token).ConfigureAwait(false);
+            await manifestStored.ConfigureAwait(false);
+            config = ImageConfig.Parse(configBytes);
+            if (config.DiffIds.Count != resolved.Layers.Count)
+            {
+                throw NacelleException.InvalidArgument(
+                    $"{reference}: the manifest lists {resolved.Layers.Count} layers but the image config lists {config.DiffIds.Count} diff ids");
+            }
+
+            chains = Digests.ChainIds(config.DiffIds);
+            Task<Snapshot>? parent = null;
+            for (var i = 0; i < resolved.Layers.Count; i++)
+            {
+                var task = LayerAsync(reference, credentials, resolved.Layers[i], chains[i], i == 0 ? null : chains[i - 1], config.DiffIds[i],
+                    parent, downloadSlots, failFast, downloads[i]);
+                layerTasks.Add(task);
+                parent = task;
+            }
+
             await Task.WhenAll(layerTasks).ConfigureAwait(false);
+            await Ended(downloads.Where(d => d is not null).Select(d => d!.Done)).ConfigureAwait(false); // the abandoned ones
         }
         catch
         {
+            await failFast.CancelAsync().ConfigureAwait(false);
+            // Every download and write of this pull has ended (and given its slot back) before the pull answers.
+            await Ended(downloads.Where(d => d is not null).Select(d => d!.Done).Concat(layerTasks).Append(manifestStored)).ConfigureAwait(false);
             // Report the first real failure, not the cancellations it caused.
             var first = layerTasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault();
             if (first is not null && first is not OperationCanceledException)
@@ -99,7 +112,7 @@ internal sealed partial class ImagePuller(
 
     private async Task<Snapshot> LayerAsync(
         ImageReference reference, RegistryCredentials? credentials, Descriptor layer, string chainId, string? parentChainId, string diffId,
-        Task<Snapshot>? parent, SemaphoreSlim downloadSlots, CancellationTokenSource failFast)
+        Task<Snapshot>? parent, SemaphoreSlim downloadSlots, CancellationTokenSource failFast, LayerDownload? started)
     {
         var cancellationToken = failFast.Token;
         try
@@ -123,16 +136,10 @@ internal sealed partial class ImagePuller(
                     return (stored.DiffId, stored.UncompressedSize);
                 }
 
-                await downloadSlots.WaitAsync(ct).ConfigureAwait(false);
-                try
-                {
-                    var result = await StreamLayerAsync(reference, credentials, layer, directory, ct).ConfigureAwait(false);
-                    return (result.DiffId, result.UncompressedSize);
-                }
-                finally
-                {
-                    downloadSlots.Release();
-                }
+                // The download started with the pull, or one started now (it waits for a slot of its own).
+                var download = Interlocked.Exchange(ref started, null) ?? StartDownload(reference, credentials, layer, downloadSlots, ct);
+                var result = await UnpackDownloadAsync(download, directory, ct).ConfigureAwait(false);
+                return (result.DiffId, result.UncompressedSize);
             }, cancellationToken, parent).ConfigureAwait(false);
         }
         catch
@@ -140,23 +147,79 @@ internal sealed partial class ImagePuller(
             await failFast.CancelAsync().ConfigureAwait(false);
             throw;
         }
+        finally
+        {
+            // Not needed (unpacked before, or by another pull meanwhile): stopped unread.
+            Interlocked.Exchange(ref started, null)?.Abandon();
+        }
+    }
+
+    /// <summary>Completes when every task has, whatever its outcome.</summary>
+    private static Task Ended(IEnumerable<Task> tasks) =>
+        Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)));
+
+    /// <summary>The config blob, stored (digest and size verified, durable), as the store has it.</summary>
+    private async Task<byte[]> DownloadConfigAsync(ImageReference reference, RegistryCredentials? credentials, Descriptor blob, CancellationToken cancellationToken)
+    {
+        await content.IngestAsync(blob.Digest, blob.Size,
+            (stream, ct) => registry.DownloadBlobAsync(reference, blob, credentials, stream, ct), cancellationToken).ConfigureAwait(false);
+        return await content.ReadAllAsync(blob.Digest, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The compressed digests of every layer of the images in the store.</summary>
+    private HashSet<string> KnownBlobs() =>
+        images.List().SelectMany(i => i.Layers).Select(l => l.BlobDigest).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A layer blob's download into a pipe, once a download slot is free: the bytes are hashed (blob digest) on their way
+    /// from the socket to the pipe, whose reader is the unpacker (<see cref="UnpackDownloadAsync"/>); nothing of the
+    /// compressed blob is written to disk. The pipe holds at most <see cref="PipeBytes"/> ahead of its reader.
+    /// </summary>
+    private LayerDownload StartDownload(ImageReference reference, RegistryCredentials? credentials, Descriptor layer, SemaphoreSlim slots,
+        CancellationToken cancellationToken)
+    {
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: PipeBytes, resumeWriterThreshold: PipeBytes / 2, minimumSegmentSize: 128 * 1024,
+            useSynchronizationContext: false));
+        var done = Task.Run(async () =>
+        {
+            try
+            {
+                await slots.WaitAsync(stop.Token).ConfigureAwait(false);
+                try
+                {
+                    using var verifier = new BlobVerifier(pipe.Writer.AsStream(leaveOpen: true));
+                    await registry.DownloadBlobAsync(reference, layer, credentials, verifier, stop.Token).ConfigureAwait(false);
+                    verifier.Verify(layer.Digest, layer.Size);
+                }
+                finally
+                {
+                    slots.Release();
+                }
+
+                await pipe.Writer.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
+                throw;
+            }
+        }, CancellationToken.None);
+        return new LayerDownload(pipe, stop, done);
     }
 
     /// <summary>
-    /// Downloads a layer blob straight into the unpacker: the bytes are hashed (blob digest) on their way from the
-    /// socket to the decompressor, the tar is hashed (diff id) on its way to the files, all in one pass, and nothing
-    /// of the compressed blob is written to disk. The snapshot is committed by the caller only after both digests
-    /// matched; a corrupt or truncated download fails the unpack, whose directory is then discarded.
+    /// Unpacks a layer from its download in one pass (the tar is hashed, diff id, on its way to the files). The snapshot is
+    /// committed by the caller only after both digests matched; a corrupt or truncated download fails the unpack, whose
+    /// directory is then discarded.
     /// </summary>
-    private async Task<LayerUnpackResult> StreamLayerAsync(
-        ImageReference reference, RegistryCredentials? credentials, Descriptor layer, string directory, CancellationToken cancellationToken)
+    private static async Task<LayerUnpackResult> UnpackDownloadAsync(LayerDownload download, string directory, CancellationToken cancellationToken)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: PipeBytes, resumeWriterThreshold: PipeBytes / 2, minimumSegmentSize: 128 * 1024,
-            useSynchronizationContext: false));
+        using var stop = download.Stop;
+        await using var cancelled = cancellationToken.Register(download.Stop.Cancel);
         var unpack = Task.Run(async () =>
         {
-            await using var tar = pipe.Reader.AsStream();
+            await using var tar = download.Pipe.Reader.AsStream();
             try
             {
                 return await LayerUnpacker.UnpackAsync(tar, directory, stop.Token).ConfigureAwait(false);
@@ -171,15 +234,11 @@ internal sealed partial class ImagePuller(
         Exception? downloadFailure = null;
         try
         {
-            using var verifier = new BlobVerifier(pipe.Writer.AsStream(leaveOpen: true));
-            await registry.DownloadBlobAsync(reference, layer, credentials, verifier, stop.Token).ConfigureAwait(false);
-            verifier.Verify(layer.Digest, layer.Size);
-            await pipe.Writer.CompleteAsync().ConfigureAwait(false);
+            await download.Done.ConfigureAwait(false);
         }
         catch (Exception e)
         {
             downloadFailure = e;
-            await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
         }
 
         try
@@ -197,6 +256,22 @@ internal sealed partial class ImagePuller(
             // The download's own failure (digest, size, connection) explains the unpacker's.
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(downloadFailure);
             throw;
+        }
+    }
+
+    /// <summary>A layer blob's download under way: the pipe the unpacker reads, what stops it, and its end.</summary>
+    private sealed record LayerDownload(Pipe Pipe, CancellationTokenSource Stop, Task Done)
+    {
+        /// <summary>Stops a download nobody will read; its failure (the cancellation) is observed here.</summary>
+        public void Abandon()
+        {
+            Stop.Cancel();
+            _ = Done.ContinueWith(t =>
+            {
+                _ = t.Exception;
+                Stop.Dispose();
+                Pipe.Reader.Complete();
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 

@@ -61,6 +61,50 @@ public sealed class NamespacePins(string root)
         }
     }
 
+    /// <summary>
+    /// Creates a network namespace with no process in it and pins it as the pod's "net" (pause-init then joins it by
+    /// path), so that CNI can set it up while the monitor and pause-init start. A thread of its own enters the new
+    /// namespace, pins it and goes back before it ends; no other code runs on it. Undo: <see cref="Unpin"/>.
+    /// </summary>
+    public string PinNewNetwork(string podId)
+    {
+        var dir = Directory(podId);
+        System.IO.Directory.CreateDirectory(dir);
+        var target = Path.Combine(dir, "net");
+        File.WriteAllBytes(target, []);
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using var home = MountTrees.OpenNamespace("/proc/thread-self/ns/net");
+                NamespaceCalls.UnshareNetwork();
+                try
+                {
+                    Mounts.Bind("/proc/thread-self/ns/net", target);
+                }
+                finally
+                {
+                    // Back home; should even this fail, the thread ends here and nothing else ever runs in the new namespace.
+                    NamespaceCalls.JoinNetwork(home);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }) { IsBackground = true, Name = "netns" };
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            Unpin(podId);
+            throw failure as NacelleException ?? NacelleException.Internal($"cannot create the network namespace of pod {podId}: {failure.Message}", failure);
+        }
+
+        return target;
+    }
+
     /// <summary>Unmounts and removes every pin of the pod; a pod with no pins is fine.</summary>
     public void Unpin(string podId)
     {

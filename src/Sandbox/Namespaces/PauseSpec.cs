@@ -5,11 +5,15 @@ namespace Nacelle.Sandbox.Namespaces;
 
 /// <summary>How a pod shares namespaces with the node (CRI NamespaceOption, in domain terms); <paramref name="User"/> is
 /// the pod's own user namespace (null: the node's).</summary>
-public sealed record PodNamespaces(bool HostNetwork, bool HostPid, bool HostIpc, bool SharedPid, UserNamespaceOption? User = null);
+/// <param name="NetworkPath">A network namespace made before pause-init (<see cref="NamespacePins.PinNewNetwork"/>), which it
+/// joins instead of creating one; null: pause-init's own (or the node's).</param>
+public sealed record PodNamespaces(bool HostNetwork, bool HostPid, bool HostIpc, bool SharedPid, UserNamespaceOption? User = null,
+    string? NetworkPath = null);
 
 /// <summary>
 /// The OCI spec of a pod's pause-init: /pause (nacelle-pause) on a read-only root that holds nothing else, in new
-/// net/uts/ipc namespaces unless the pod uses the node's, a new pid namespace when the pod shares one (then it reaps
+/// net/uts/ipc namespaces unless the pod uses the node's (the network namespace may be one made for it before, which it
+/// joins), a new pid namespace when the pod shares one (then it reaps
 /// as PID 1), its own mount namespace, no capabilities and no_new_privs. The pod's hostname and sysctls are applied
 /// in its namespaces. A pod of its own user namespace gets it here, with kubelet's mappings, in the same clone as the
 /// others (so they belong to it: sysfs, mqueue and proc can be mounted in its containers), and then pause-init always
@@ -53,7 +57,7 @@ public static class PauseSpec
         var list = new List<SpecNamespace> { new() { Type = "mount" } };
         if (!namespaces.HostNetwork)
         {
-            list.Add(new SpecNamespace { Type = "network" });
+            list.Add(new SpecNamespace { Type = "network", Path = namespaces.NetworkPath });
             list.Add(new SpecNamespace { Type = "uts" });
         }
 

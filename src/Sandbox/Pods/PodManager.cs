@@ -325,45 +325,68 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 undo.Push("/dev/shm", () => Mounts.Unmount(shm));
             }
 
-            var monitorOptions = new MonitorOptions
+            // The pod network first: a namespace with no process in it, which CNI sets up while the monitor and pause-init
+            // start (CNI needs only its path; a plugin run is mostly process start-up). Both are joined before the pod is
+            // ready; a failure of either waits for the other before the undo runs. Not for a pod with a user namespace of
+            // its own (its network namespace must belong to it) or with net sysctls (only a namespace pause-init creates
+            // takes them: the spawn refuses them in a joined one): pause-init creates those, and CNI runs after it.
+            Task<PodNetworkResult>? networkSetUp = null;
+            string? netns = null;
+            if (!hostNetwork && userNamespace is null && !request.Sysctls.Keys.Any(k => SpecValidator.SysctlNamespace(k) == "network"))
             {
-                PodId = id, Directory = Path.Combine(dir, "monitor"), CgroupParent = cgroupParent, SocketPath = MonitorSocket(id),
-            };
-            var monitor = MonitorLauncher.Launch(monitorOptions, options.MonitorProgram);
-            var client = new MonitorClient(monitorOptions.SocketPath);
-            undo.Push("monitor", () => ShutdownMonitorAsync(id, client, monitor));
-            await client.ConnectAsync(options.MonitorConnectTimeout, cancellationToken).ConfigureAwait(false);
-            store.UpdatePod(id, p => p with { MonitorPid = monitor.Pid, MonitorStartTime = ProcessIdentity.StartTime(monitor.Pid) ?? 0 });
+                netns = _pins.PinNewNetwork(id);
+                undo.Push("network namespace", () => _pins.Unpin(id));
+                networkSetUp = SetUpNetworkAsync(id, request, netns, undo, cancellationToken);
+            }
 
-            var root = PauseSpec.PrepareRoot(Path.Combine(options.StateRoot, "pause-root"));
-            var namespaces = new PodNamespaces(hostNetwork, request.NamespaceOptions.Pid == PodNamespaceMode.Node,
-                request.NamespaceOptions.Ipc == PodNamespaceMode.Node, request.NamespaceOptions.Pid == PodNamespaceMode.Pod, userNamespace);
-            var spec = PauseSpec.Create(root, namespaces, hostname, request.Sysctls, PauseCgroup(cgroupParent, id));
-            var pause = (await client.SendAsync(new MonitorRequest
+            MonitorClient client;
+            WatchedProcess monitor;
+            MonitorContainer pause;
+            try
             {
-                Op = MonitorProtocol.Create, ContainerId = PauseId, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = dir,
-            }, cancellationToken).ConfigureAwait(false)).Container!;
-            await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Start, ContainerId = PauseId }, cancellationToken).ConfigureAwait(false);
+                var monitorOptions = new MonitorOptions
+                {
+                    PodId = id, Directory = Path.Combine(dir, "monitor"), CgroupParent = cgroupParent, SocketPath = MonitorSocket(id),
+                };
+                monitor = MonitorLauncher.Launch(monitorOptions, options.MonitorProgram);
+                client = new MonitorClient(monitorOptions.SocketPath);
+                undo.Push("monitor", () => ShutdownMonitorAsync(id, client, monitor));
+                await client.ConnectAsync(options.MonitorConnectTimeout, cancellationToken).ConfigureAwait(false);
+                store.UpdatePod(id, p => p with { MonitorPid = monitor.Pid, MonitorStartTime = ProcessIdentity.StartTime(monitor.Pid) ?? 0 });
 
-            var kinds = new List<string>();
-            if (!hostNetwork) { kinds.AddRange(["net", "uts"]); }
-            if (!namespaces.HostIpc) { kinds.Add("ipc"); }
-            if (namespaces.SharedPid && !namespaces.HostPid) { kinds.Add("pid"); }
-            if (userNamespace is not null) { kinds.Add("user"); }
-            var pinned = _pins.Pin(id, pause.Pid, kinds);
-            undo.Push("namespace pins", () => _pins.Unpin(id));
+                var root = PauseSpec.PrepareRoot(Path.Combine(options.StateRoot, "pause-root"));
+                var namespaces = new PodNamespaces(hostNetwork, request.NamespaceOptions.Pid == PodNamespaceMode.Node,
+                    request.NamespaceOptions.Ipc == PodNamespaceMode.Node, request.NamespaceOptions.Pid == PodNamespaceMode.Pod, userNamespace,
+                    netns);
+                var spec = PauseSpec.Create(root, namespaces, hostname, request.Sysctls, PauseCgroup(cgroupParent, id));
+                pause = (await client.SendAsync(new MonitorRequest
+                {
+                    Op = MonitorProtocol.Create, ContainerId = PauseId, SpecJson = RuntimeSpecFile.Serialize(spec), Bundle = dir,
+                }, cancellationToken).ConfigureAwait(false)).Container!;
+                await client.SendAsync(new MonitorRequest { Op = MonitorProtocol.Start, ContainerId = PauseId }, cancellationToken).ConfigureAwait(false);
+
+                var kinds = new List<string>();
+                if (!hostNetwork) { kinds.AddRange(netns is null ? ["net", "uts"] : ["uts"]); }
+                if (!namespaces.HostIpc) { kinds.Add("ipc"); }
+                if (namespaces.SharedPid && !namespaces.HostPid) { kinds.Add("pid"); }
+                if (userNamespace is not null) { kinds.Add("user"); }
+                var pinned = _pins.Pin(id, pause.Pid, kinds);
+                undo.Push("namespace pins", () => _pins.Unpin(id));
+                netns ??= pinned.GetValueOrDefault("net");
+            }
+            catch (Exception) when (networkSetUp is not null)
+            {
+                // CNI ends before its undo (a DEL racing the ADD) runs; its own failure is not the one to report.
+                await Task.WhenAny(networkSetUp).ConfigureAwait(false);
+                _ = networkSetUp.Exception;
+                throw;
+            }
 
             IReadOnlyList<string> ips = [];
-            var netns = pinned.GetValueOrDefault("net") ?? "";
             if (!hostNetwork)
             {
-                // Recorded before CNI ADD: whatever happens from here on, Stop and Remove know which netns to detach. And on
-                // disk: the address the plugin takes outlives a reboot, so the record must too (recovery releases it).
-                store.UpdatePod(id, p => p with { NetnsPath = netns });
-                store.SyncToDisk();
-                var networkRequest = NetworkRequest(id, request.Name, request.Namespace, request.Uid, netns, request.PortMappings, request.Dns, request.Annotations);
-                undo.Push("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None));
-                var result = await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
+                // Joined here; otherwise set up only now, in the namespace pause-init made.
+                var result = await (networkSetUp ?? SetUpNetworkAsync(id, request, netns ?? "", undo, cancellationToken)).ConfigureAwait(false);
                 CrashIfAsked("run-after-cni");
                 ips = result.IpStrings;
                 _files.Write(dir, new PodFilesRequest(request.Dns, hostname, ips, hostNetwork));
@@ -387,6 +410,20 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
             throw;
         }
+    }
+
+    /// <summary>CNI ADD of the pod's network in <paramref name="netns"/>, with its undo. The namespace's path is recorded
+    /// first, and on disk: whatever happens from here on, Stop and Remove know which netns to detach, and the address the
+    /// plugin takes outlives a reboot, so the record must too (recovery releases it).</summary>
+    private async Task<PodNetworkResult> SetUpNetworkAsync(string id, PodSandboxRequest request, string netns, UndoStack undo,
+        CancellationToken cancellationToken)
+    {
+        store.UpdatePod(id, p => p with { NetnsPath = netns });
+        var networkRequest = NetworkRequest(id, request.Name, request.Namespace, request.Uid, netns, request.PortMappings, request.Dns, request.Annotations);
+        undo.Push("network", () => network.TearDownPodAsync(networkRequest, CancellationToken.None));
+        await Task.Yield(); // the rest (an fsync, the plugins) runs beside the caller
+        store.SyncToDisk();
+        return await network.SetUpPodAsync(networkRequest, cancellationToken).ConfigureAwait(false);
     }
 
     private void CrashIfAsked(string point)

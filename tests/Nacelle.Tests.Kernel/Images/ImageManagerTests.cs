@@ -211,6 +211,34 @@ public sealed class ImageManagerTests : RegistryImageTest
         Assert.Empty(Files("content/ingest"));
     }
 
+    /// <summary>A layer no image here has downloads beside the config: a config that fails stops it, and nothing of
+    /// the layer is left (no snapshot, no temp directory); the same pull then succeeds once the registry serves it right.</summary>
+    [Fact]
+    public async Task ACorruptConfigStopsTheLayerDownloadsStartedBesideIt()
+    {
+        var pushed = await TestImages.PushBusyboxAsync(Pusher, "kernel/bad-config", "c");
+        var hex = pushed.ConfigDigest[7..];
+        var data = Path.Combine(Registry.Directory, "data/docker/registry/v2/blobs/sha256", hex[..2], hex, "data");
+        Assert.True(File.Exists(data), $"registry blob file not found at {data}");
+        var good = await File.ReadAllBytesAsync(data);
+        var bad = (byte[])good.Clone();
+        bad[bad.Length / 2] ^= 0xFF;
+        await File.WriteAllBytesAsync(data, bad);
+
+        var e = await Assert.ThrowsAsync<NacelleException>(() => Images.PullAsync(Ref("kernel/bad-config", "c"), null, CancellationToken.None));
+
+        Assert.Contains(pushed.ConfigDigest, e.Message);
+        Assert.Empty(Images.List());
+        Assert.Empty(Directory.GetDirectories(Path.Combine(Root.Path, "snapshots")));
+        Assert.False(File.Exists(Path.Combine(Root.Path, "content/blobs/sha256", hex)));
+        Assert.Empty(Files("content/ingest"));
+
+        await File.WriteAllBytesAsync(data, good);
+        var image = await Images.PullAsync(Ref("kernel/bad-config", "c"), null, CancellationToken.None);
+        Assert.Equal(pushed.ConfigDigest, image.Id);
+        Assert.Equal(pushed.Layers.Count, Directory.GetDirectories(Path.Combine(Root.Path, "snapshots")).Length);
+    }
+
     [Fact]
     public async Task AMaliciousLayerFailsThePullWithoutWritingOutside()
     {

@@ -171,6 +171,39 @@ public sealed class PodManagerKernelTests
         Assert.Equal("web-0", f.Store.GetPod(named).Hostname);
     }
 
+    /// <summary>The pod's network namespace is made (and set up by CNI) while the monitor and pause-init start:
+    /// pause-init joins it and no thread of the daemon is left in it. A pod with net sysctls has pause-init create its
+    /// network namespace (sysctls go only into a namespace the spawn creates), and gets its network after.</summary>
+    [Fact]
+    public async Task Pause_init_joins_the_network_namespace_made_for_the_pod_and_the_daemon_stays_out_of_it()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var home = Inode("/proc/self/ns/net");
+        var sysctls = new Dictionary<string, string> { ["net.ipv4.ip_unprivileged_port_start"] = "1000" };
+        foreach (var request in new[] { f.Request("joined"), f.Request("sysctls") with { Sysctls = sysctls } })
+        {
+            var id = await f.Manager.RunAsync(request);
+            var pod = f.Store.GetPod(id);
+            var pause = pod.PauseInitPid!.Value;
+            Assert.Equal(f.Manager.NamespacePath(id, "net"), pod.NetnsPath);
+            Assert.Equal(Inode(pod.NetnsPath), Inode($"/proc/{pause}/ns/net"));
+            Assert.NotEqual(home, Inode(pod.NetnsPath));
+            Assert.Equal(Inode(f.Manager.NamespacePath(id, "uts")!), Inode($"/proc/{pause}/ns/uts"));
+            Assert.All(Directory.GetDirectories("/proc/self/task"), task => Assert.Equal(home, Inode(task + "/ns/net")));
+
+            var sysctl = CniKernelScope.Run("nsenter", $"--net={pod.NetnsPath}", "/bin/busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start");
+            Assert.Equal(request.Sysctls.Count > 0 ? "1000" : "1024", sysctl.Stdout.Trim());
+            var eth0 = CniKernelScope.Run("nsenter", $"--net={pod.NetnsPath}", "/bin/busybox", "ip", "-o", "addr", "show", "eth0");
+            Assert.Contains(pod.Ips[0] + "/", eth0.Stdout, StringComparison.Ordinal);
+
+            await f.Manager.RemoveAsync(id);
+            Assert.False(File.Exists(pod.NetnsPath));
+        }
+
+        AssertNothingLeft(f);
+    }
+
     [Fact]
     public async Task A_failure_half_way_undoes_every_step()
     {
@@ -187,6 +220,8 @@ public sealed class PodManagerKernelTests
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(f.State, StringComparison.Ordinal));
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), d => File.Exists(d + "/cmdline")
             && SafeRead(d + "/cmdline").Contains(Path.Combine(f.State, "pods"), StringComparison.Ordinal));
+        // The network was set up beside pause-init's failed start: its address is released too.
+        AssertNothingLeft(f);
     }
 
     /// <summary>Regression (found by hostile probes): a RunPodSandbox refused for its port mappings left the pod's
