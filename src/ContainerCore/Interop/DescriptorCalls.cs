@@ -95,6 +95,29 @@ public static unsafe partial class DescriptorCalls
         }
     }
 
+    /// <summary>pread(2): up to <paramref name="buffer"/>'s length from <paramref name="offset"/> (0 at end of file);
+    /// failures throw with their errno. Allocates nothing unless it throws.</summary>
+    public static int ReadAt(SafeHandle handle, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var n = pread(Fd(handle), p, (nuint)buffer.Length, offset);
+                if (n >= 0)
+                {
+                    return (int)n;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != EINTR)
+                {
+                    throw Error("pread", errno);
+                }
+            }
+        }
+    }
+
     /// <summary>write(2): the bytes written (possibly fewer than given), or -1 when the descriptor is full (EAGAIN);
     /// other failures throw with their errno (EPIPE: the reader is gone; SIGPIPE is ignored by .NET processes).</summary>
     public static int Write(SafeHandle handle, ReadOnlySpan<byte> data)
@@ -144,4 +167,7 @@ public static unsafe partial class DescriptorCalls
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint pread(int fd, byte* buffer, nuint count, long offset);
 }

@@ -62,7 +62,7 @@ public static class ScratchMemory
     public static bool DropsFilePages { get; set; }
 
     /// <summary>The address space the last settle advised away (<see cref="FilePages.Drop"/>; for diagnostics).</summary>
-    public static long FilePagesDropped { get; private set; }
+    public static FilePages.Dropped FilePagesDropped { get; private set; }
 
     /// <summary>Work happened: the memory is settled <see cref="SettleDelay"/> after the last of it.</summary>
     internal static void Touch()
@@ -144,6 +144,9 @@ public static class ScratchMemory
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         if (DropsFilePages)
         {
+            // The finalizers the collection queued (the array pools' trim among them) run now, so that the finalizer
+            // thread is back in its wait, parked, when FilePages looks at the writable mappings (FilePages, ThreadCensus).
+            GC.WaitForPendingFinalizers();
             // Last, so that the collection's own code pages go too.
             FilePagesDropped = Read.DropFilePages();
         }
@@ -192,17 +195,17 @@ public sealed class ScratchSlot(int size)
     /// <see cref="FilePages.Drop"/> with this buffer to read smaps through, then its pages back; not counted as work (no
     /// settle follows). 0 when the buffer is lent out right now.
     /// </summary>
-    internal long DropFilePages()
+    internal FilePages.Dropped DropFilePages()
     {
         if (Interlocked.Exchange(ref _taken, 1) != 0)
         {
-            return 0;
+            return default;
         }
 
         _memory ??= new AnonymousMemory(Size);
         try
         {
-            return FilePages.Drop(_memory.Span);
+            return FilePages.Drop(_memory.Span, writable: true);
         }
         finally
         {

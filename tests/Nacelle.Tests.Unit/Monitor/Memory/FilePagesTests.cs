@@ -5,8 +5,9 @@ namespace Nacelle.Tests.Unit.Monitor.Memory;
 
 /// <summary>
 /// Which mappings an idle monitor unmaps (<see cref="FilePages.Selector"/>), from smaps text laid out as Linux 6.x
-/// writes it: only private, readable, non-writable file mappings without anonymous or swapped-out pages, nothing locked,
-/// huge-page, PFN/IO or userfaultfd; anything incomplete or malformed is left alone.
+/// writes it: private, readable, non-writable file mappings without anonymous or swapped-out pages whole, private
+/// writable ones page by page (<see cref="FilePages.Range.Writable"/>), nothing locked, huge-page, PFN/IO, userfaultfd
+/// or shared; anything incomplete or malformed is left alone. And which pages of a writable one go (pagemap entries).
 /// </summary>
 public sealed class FilePagesTests
 {
@@ -52,7 +53,7 @@ public sealed class FilePagesTests
     }
 
     [Fact]
-    public void The_executables_and_librarys_code_and_read_only_data_are_chosen_and_nothing_else()
+    public void The_executables_and_librarys_code_and_read_only_data_are_chosen_whole_their_data_page_by_page_and_nothing_else()
     {
         var smaps = string.Concat(
             Entry($"00400000-00480000 r--p 00000000 fe:00 5425577                    {Exe}"),
@@ -77,7 +78,9 @@ public sealed class FilePagesTests
 
         Assert.Equal(
             [new FilePages.Range(0x400000, 0x480000), new FilePages.Range(0x480000, 0xa00000),
-             new FilePages.Range(0x7f9000000000, 0x7f9000026000), new FilePages.Range(0x7f9000026000, 0x7f900017c000)],
+             new FilePages.Range(0xa20000, 0xa40000, Writable: true),
+             new FilePages.Range(0x7f9000000000, 0x7f9000026000), new FilePages.Range(0x7f9000026000, 0x7f900017c000),
+             new FilePages.Range(0x7f90001d4000, 0x7f90001d6000, Writable: true)],
             Select(smaps));
     }
 
@@ -99,12 +102,59 @@ public sealed class FilePagesTests
     [InlineData($"00480000-00400000 r--p 00000000 fe:00 5425577 {Exe}", false)] // end before start
     [InlineData($"0040000g-00480000 r--p 00000000 fe:00 5425577 {Exe}", false)]
     [InlineData($"00400000-00480000 r--P 00000000 fe:00 5425577 {Exe}", false)]
-    [InlineData($"00400000-00480000 rw-p 00000000 fe:00 5425577 {Exe}", false)]
+    [InlineData($"00400000-00480000 rw-p 00000000 fe:00 5425577 {Exe}", true)] // writable: page by page
+    [InlineData($"00400000-00480000 rwxp 00000000 fe:00 5425577 {Exe}", false)]
+    [InlineData("00400000-00480000 rw-p 00000000 00:00 0 ", false)] // anonymous
     [InlineData($"00400000-00480000 r--s 00000000 fe:00 5425577 {Exe}", false)]
     [InlineData($"00400000-00480000 -r-p 00000000 fe:00 5425577 {Exe}", false)]
     public void Only_a_well_formed_private_read_only_file_mapping_is_chosen(string header, bool chosen)
     {
         Assert.Equal(chosen, Select(Entry(header)).Count == 1);
+    }
+
+    [Theory]
+    [InlineData("rd wr mr mw me ac lo")]
+    [InlineData("rd wr mr mw me ac um")]
+    [InlineData("rd wr sh mr mw me")]
+    public void A_writable_mapping_with_a_flag_outside_plain_private_file_memory_is_left_alone(string flags)
+    {
+        Assert.Empty(Select(Entry($"00a20000-00a40000 rw-p 00620000 fe:00 5425577 {Exe}", anonymousKb: 12, swapKb: 4, flags: flags)));
+    }
+
+    [Fact]
+    public void A_writable_mapping_is_chosen_whatever_its_anonymous_and_swapped_pages_pagemap_decides_per_page()
+    {
+        Assert.Equal(
+            [new FilePages.Range(0xa20000, 0xa40000, Writable: true)],
+            Select(Entry($"00a20000-00a40000 rw-p 00620000 fe:00 5425577 {Exe}", anonymousKb: 12, swapKb: 4, flags: "rd wr mr mw me ac")));
+    }
+
+    private const ulong Present = 1UL << 63;
+    private const ulong Swapped = 1UL << 62;
+    private const ulong FilePage = 1UL << 61;
+    private const ulong Exclusive = 1UL << 56;
+
+    [Fact]
+    public void Only_runs_of_present_file_pages_are_unwritten_never_an_anonymous_copy_a_swapped_or_an_absent_page()
+    {
+        ulong[] entries =
+        [
+            Present | FilePage | 0x1234, Present | FilePage | Exclusive, Present | FilePage, // three file pages, one run
+            Present | Exclusive | 0x99, // written: the process's own copy
+            Swapped | 0x5, // an anonymous page swapped out
+            0, // not resident
+            FilePage, // a file page's flag without present (a shared-memory swap entry): not resident
+            Present | FilePage,
+        ];
+
+        Assert.Equal(3, FilePages.UnwrittenRun(entries));
+        Assert.Equal(2, FilePages.UnwrittenRun(entries.AsSpan(1)));
+        Assert.Equal(0, FilePages.UnwrittenRun(entries.AsSpan(3)));
+        Assert.Equal(0, FilePages.UnwrittenRun(entries.AsSpan(4)));
+        Assert.Equal(0, FilePages.UnwrittenRun(entries.AsSpan(5)));
+        Assert.Equal(0, FilePages.UnwrittenRun(entries.AsSpan(6)));
+        Assert.Equal(1, FilePages.UnwrittenRun(entries.AsSpan(7)));
+        Assert.Equal(0, FilePages.UnwrittenRun([]));
     }
 
     [Fact]
