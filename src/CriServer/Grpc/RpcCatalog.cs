@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Runtime.V1;
 
 namespace Nacelle.CriServer.Grpc;
@@ -24,7 +25,16 @@ internal static class RpcCatalog
         "ListImages", "StreamImages", "ImageStatus", "ImageFsInfo",
     };
 
+    // Every rpc's names by its gRPC method path, made once: a call looks its names up instead of cutting new strings.
+    private static readonly FrozenDictionary<string, RpcNames> ByMethod =
+        RuntimeService.Descriptor.Methods.Concat(Runtime.V1.ImageService.Descriptor.Methods)
+            .Select(m => Describe($"/{m.Service.FullName}/{m.Name}"))
+            .ToFrozenDictionary(n => n.Method, StringComparer.Ordinal);
+
     public static bool IsPolled(string rpc) => Polled.Contains(rpc);
+
+    /// <summary>The names of the rpc at gRPC method path <paramref name="method"/> (one of ours: kept; any other: made).</summary>
+    public static RpcNames Names(string method) => ByMethod.TryGetValue(method, out var names) ? names : Describe(method);
 
     /// <summary>"/runtime.v1.RuntimeService/Version" -> "Version".</summary>
     public static string ShortName(string method)
@@ -35,4 +45,14 @@ internal static class RpcCatalog
 
     /// <summary>"/runtime.v1.RuntimeService/Version" -> "runtime.v1.RuntimeService/Version" (the OpenTelemetry span name).</summary>
     public static string FullName(string method) => method.TrimStart('/');
+
+    private static RpcNames Describe(string method)
+    {
+        var shortName = ShortName(method);
+        return new RpcNames(method, shortName, FullName(method), IsPolled(shortName));
+    }
 }
+
+/// <summary>An rpc's names: its gRPC method path, its short name (metrics, logs), its full name (span) and whether
+/// kubelet polls it (logged at Debug).</summary>
+internal sealed record RpcNames(string Method, string Short, string Full, bool Polled);
