@@ -104,18 +104,7 @@ internal static class HotRpcsBenchmark
         var made = new List<(string Pod, string Container)>();
         for (var i = 0; i < count; i++)
         {
-            var config = cri.PodConfig($"hot-{i}");
-            Directory.CreateDirectory(config.LogDirectory);
-            var podId = (await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
-            var container = CriSession.ContainerConfig("app", image);
-            container.Command.Clear();
-            container.Command.Add(["sleep", "2147483647"]);
-            var containerId = (await cri.Runtime.CreateContainerAsync(new CreateContainerRequest
-            {
-                PodSandboxId = podId, Config = container, SandboxConfig = config,
-            })).ContainerId;
-            await cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = containerId });
-            made.Add((podId, containerId));
+            made.Add(await cri.RunSleepingPodAsync($"hot-{i}", image));
         }
 
         return made;
