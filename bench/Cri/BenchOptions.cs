@@ -6,7 +6,7 @@ namespace Nacelle.Bench.Cri;
 internal sealed class BenchOptions
 {
     public const string Usage = """
-        Nacelle.Bench.Cri pods|containers|pull|imagefs|streams|kubelet-load|ops|memory|cleanup --socket SOCK --work DIR
+        Nacelle.Bench.Cri pods|containers|pull|imagefs|streams|kubelet-load|ops|memory|hot-rpcs|cleanup --socket SOCK --work DIR
             --daemon-pid PID --cni-conflist FILE [--cni-bin DIR (/usr/lib/cni)]
             [--iterations N (30 pods, 50 containers, 10 pulls, 50 exec round trips, 20 ops)] [--warmup W (3)]
             [--memory-pods M (30)] [--forward-mib M (256: bytes per port-forward copy)] [--forward-iterations K (5)]
@@ -14,6 +14,8 @@ internal sealed class BenchOptions
              reference (pull, imagefs, kubelet-load, ops, memory)]
             (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
             (kubelet-load: [--pod-counts 30,100] [--duration SECONDS (120)] per pod count and runtime)
+            (hot-rpcs: [--pod-counts N (30): the first count], --iterations rounds (2000), [--baseline-socket SOCK
+             --baseline-pid PID: a second nacelle daemon, another build, measured in the same rounds])
             (memory: [--hostile N (20)] requests of each hostile kind, [--settle SECONDS (30)] before the last reading)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
@@ -50,6 +52,11 @@ internal sealed class BenchOptions
 
     public string? ContainerdSocket { get; private set; }
 
+    /// <summary>hot-rpcs: a second nacelle daemon (another build) measured next to the first.</summary>
+    public string? BaselineSocket { get; private set; }
+
+    public int BaselinePid { get; private set; }
+
     /// <summary>streams: bytes of one port-forward copy (and of its direct reference).</summary>
     public long ForwardBytes { get; private set; } = 256L << 20;
 
@@ -80,13 +87,13 @@ internal sealed class BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "streams" or "kubelet-load" or "ops" or "memory" or "cleanup"))
+        if (args.Length == 0 || args[0] is not ("pods" or "containers" or "pull" or "pull-profile" or "imagefs" or "streams" or "kubelet-load" or "ops" or "memory" or "hot-rpcs" or "cleanup"))
         {
             throw new ArgumentException(Usage);
         }
 
         var options = new BenchOptions { Command = args[0] };
-        options.Iterations = args[0] switch { "containers" or "streams" => 50, "pull" => 10, "imagefs" => 1000, "ops" => 20, _ => 30 };
+        options.Iterations = args[0] switch { "containers" or "streams" => 50, "pull" => 10, "imagefs" => 1000, "ops" => 20, "hot-rpcs" => 2000, _ => 30 };
         for (var i = 1; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value\n{Usage}");
@@ -105,6 +112,8 @@ internal sealed class BenchOptions
                 case "--registry-pid-file": options.RegistryPidFile = value; break;
                 case "--ref-prefix": options.ReferencePrefix = value; break;
                 case "--containerd-socket": options.ContainerdSocket = value; break;
+                case "--baseline-socket": options.BaselineSocket = value; break;
+                case "--baseline-pid": options.BaselinePid = Int(value); break;
                 case "--forward-mib": options.ForwardBytes = (long)Int(value) << 20; break;
                 case "--forward-iterations": options.ForwardIterations = Int(value); break;
                 case "--containerd-root": options.ContainerdRoot = value; break;

@@ -22,7 +22,7 @@ internal sealed class RuntimeUnderTest(string name, CriSession cri, int daemonPi
 }
 
 /// <summary>
-/// nacelle and, when the script started it, containerd 1.6 (bench/reference/containerd.sh), with a loopback registry
+/// nacelle, when the script started them a second nacelle build (the baseline) and containerd 1.6 (bench/reference/containerd.sh), with a loopback registry
 /// holding the busybox test image (bench/busybox:latest) and the image containerd's sandboxes use; the busybox image is
 /// pulled into every runtime (untimed).
 /// </summary>
@@ -72,6 +72,18 @@ internal sealed class ComparedRuntimes : IAsyncDisposable
             var (monitor, pause, _) = await nacelle.PodProcessesAsync(podId);
             return [monitor, pause];
         }));
+        if (options.BaselineSocket is { } baselineSocket)
+        {
+            var baseline = new CriSession(baselineSocket, Path.Combine(options.Work, "logs"), options.CgroupParent + "/baseline");
+            runtimes._sessions.Add(baseline);
+            await baseline.WaitUntilAnswersAsync();
+            runtimes.All.Add(new RuntimeUnderTest("baseline", baseline, options.BaselinePid, async podId =>
+            {
+                var (monitor, pause, _) = await baseline.PodProcessesAsync(podId);
+                return [monitor, pause];
+            }));
+        }
+
         if (options.ContainerdSocket is { } socket)
         {
             var containerd = new CriSession(socket, Path.Combine(options.Work, "logs"), options.CgroupParent + "/containerd");

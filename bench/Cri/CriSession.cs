@@ -119,6 +119,24 @@ internal sealed class CriSession(string socketPath, string logDirectory, string 
         Labels = { ["app"] = "nacelle-bench" },
     };
 
+    /// <summary>A pod named <paramref name="name"/> (as <see cref="PodConfig"/> makes it) with one started container "app" of
+    /// <paramref name="image"/> sleeping for good; returns their ids.</summary>
+    public async Task<(string Pod, string Container)> RunSleepingPodAsync(string name, string image)
+    {
+        var config = PodConfig(name);
+        Directory.CreateDirectory(config.LogDirectory);
+        var podId = (await Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+        var container = ContainerConfig("app", image);
+        container.Command.Clear();
+        container.Command.Add(["sleep", "2147483647"]);
+        var containerId = (await Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = container, SandboxConfig = config,
+        })).ContainerId;
+        await Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = containerId });
+        return (podId, containerId);
+    }
+
     /// <summary>The pids of a pod's monitor and pause-init, from PodSandboxStatus verbose info.</summary>
     public async Task<(int Monitor, int PauseInit, string Ip)> PodProcessesAsync(string podId)
     {

@@ -54,17 +54,7 @@ internal static class KubeletLoadBenchmark
         {
             for (var i = 0; i < podCount; i++)
             {
-                var config = cri.PodConfig($"load-{podCount}-{i}");
-                Directory.CreateDirectory(config.LogDirectory);
-                var podId = (await cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
-                var container = CriSession.ContainerConfig("app", image);
-                container.Command.Clear();
-                container.Command.Add(["sleep", "2147483647"]);
-                var containerId = (await cri.Runtime.CreateContainerAsync(new CreateContainerRequest
-                {
-                    PodSandboxId = podId, Config = container, SandboxConfig = config,
-                })).ContainerId;
-                await cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = containerId });
+                var (podId, containerId) = await cri.RunSleepingPodAsync($"load-{podCount}-{i}", image);
                 pods.Add((podId, containerId));
                 processes.AddRange(await runtime.PodProcessesAsync(podId));
             }

@@ -56,6 +56,9 @@ try
         case "ops":
             await CriOpsBenchmark.RunAsync(options, cri);
             break;
+        case "hot-rpcs":
+            await HotRpcsBenchmark.RunAsync(options, cri);
+            break;
         case "memory":
             await MemoryBenchmark.RunAsync(options, cri);
             break;

@@ -83,19 +83,24 @@ internal sealed class CriInterceptor(CriMetrics metrics, ILogger<CriInterceptor>
 
     private CallScope Begin(ServerCallContext context, object? request)
     {
-        var rpc = RpcCatalog.ShortName(context.Method);
+        var rpc = RpcCatalog.Names(context.Method);
         var ids = RequestIds.Of(request);
 
-        // Continue the caller's trace when it sent W3C trace context (kubelet does when its tracing is on).
-        var traceparent = context.RequestHeaders.GetValue("traceparent");
-        ActivityContext.TryParse(traceparent, context.RequestHeaders.GetValue("tracestate"), out var parent);
-        var activity = Tracing.Source.StartActivity(RpcCatalog.FullName(context.Method), ActivityKind.Server, parent);
+        // A span only when a tracer listens (tracing on): without one neither the headers are read nor a span is made.
+        Activity? activity = null;
+        if (Tracing.Source.HasListeners())
+        {
+            // Continue the caller's trace when it sent W3C trace context (kubelet does when its tracing is on).
+            var traceparent = context.RequestHeaders.GetValue("traceparent");
+            ActivityContext.TryParse(traceparent, context.RequestHeaders.GetValue("tracestate"), out var parent);
+            activity = Tracing.Source.StartActivity(rpc.Full, ActivityKind.Server, parent);
+        }
+
         if (activity is not null)
         {
-            var fullName = RpcCatalog.FullName(context.Method);
             activity.SetTag("rpc.system", "grpc");
-            activity.SetTag("rpc.service", fullName[..fullName.IndexOf('/')]);
-            activity.SetTag("rpc.method", rpc);
+            activity.SetTag("rpc.service", rpc.Full[..rpc.Full.IndexOf('/')]);
+            activity.SetTag("rpc.method", rpc.Short);
             activity.SetTag("nacelle.pod_sandbox_id", ids.PodSandboxId);
             activity.SetTag("nacelle.container_id", ids.ContainerId);
             activity.SetTag("nacelle.image", ids.Image);
@@ -104,36 +109,36 @@ internal sealed class CriInterceptor(CriMetrics metrics, ILogger<CriInterceptor>
         return new CallScope(this, context, rpc, ids, activity);
     }
 
-    private sealed class CallScope(CriInterceptor owner, ServerCallContext context, string rpc, RequestIds ids, Activity? activity) : IDisposable
+    private sealed class CallScope(CriInterceptor owner, ServerCallContext context, RpcNames rpc, RequestIds ids, Activity? activity) : IDisposable
     {
         private readonly long _started = Stopwatch.GetTimestamp();
 
         public void Succeeded()
         {
             var elapsed = Stopwatch.GetElapsedTime(_started);
-            owner._metrics.Observe(rpc, StatusCode.OK, elapsed);
+            owner._metrics.ObserveOk(rpc.Short, elapsed);
             activity?.SetTag("rpc.grpc.status_code", (int)StatusCode.OK);
-            var level = RpcCatalog.IsPolled(rpc) ? LogLevel.Debug : LogLevel.Information;
-            Log.RpcCompleted(owner._logger, level, rpc, nameof(StatusCode.OK), elapsed.TotalMilliseconds,
+            var level = rpc.Polled ? LogLevel.Debug : LogLevel.Information;
+            Log.RpcCompleted(owner._logger, level, rpc.Short, nameof(StatusCode.OK), elapsed.TotalMilliseconds,
                 ids.PodSandboxId, ids.ContainerId, ids.Image);
         }
 
         public RpcException Failed(Exception exception)
         {
             var elapsed = Stopwatch.GetElapsedTime(_started);
-            var status = ErrorMapping.ToStatus(exception, rpc, context.CancellationToken.IsCancellationRequested);
-            owner._metrics.Observe(rpc, status.StatusCode, elapsed);
+            var status = ErrorMapping.ToStatus(exception, rpc.Short, context.CancellationToken.IsCancellationRequested);
+            owner._metrics.Observe(rpc.Short, status.StatusCode, elapsed);
             activity?.SetTag("rpc.grpc.status_code", (int)status.StatusCode);
             activity?.SetStatus(ActivityStatusCode.Error, status.Detail);
 
             if (ErrorMapping.IsServerFault(status.StatusCode))
             {
-                Log.RpcInternalError(owner._logger, exception, rpc, ids.PodSandboxId, ids.ContainerId, ids.Image);
+                Log.RpcInternalError(owner._logger, exception, rpc.Short, ids.PodSandboxId, ids.ContainerId, ids.Image);
             }
             else
             {
-                var level = RpcCatalog.IsPolled(rpc) ? LogLevel.Debug : LogLevel.Information;
-                Log.RpcFailed(owner._logger, level, rpc, status.StatusCode.ToString(), elapsed.TotalMilliseconds, status.Detail,
+                var level = rpc.Polled ? LogLevel.Debug : LogLevel.Information;
+                Log.RpcFailed(owner._logger, level, rpc.Short, status.StatusCode.ToString(), elapsed.TotalMilliseconds, status.Detail,
                     ids.PodSandboxId, ids.ContainerId, ids.Image);
             }
 

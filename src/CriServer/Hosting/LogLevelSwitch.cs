@@ -5,8 +5,8 @@ namespace Nacelle.CriServer.Hosting;
 /// <summary>
 /// The daemon's log level, changed by a configuration reload without rebuilding the logging pipeline: the one filter
 /// of the logger factory reads it on every call. The framework's own categories (Microsoft.*, Grpc.*) only log
-/// warnings unless the level is debug or trace; the generic host's copy of a start failure only when debugging (Main
-/// prints the one line).
+/// warnings unless the level is debug or trace; the generic host's copy of a start failure and ASP.NET Core's request
+/// diagnostics only when debugging (Main prints the one line; see <see cref="Allows"/>).
 /// </summary>
 internal sealed class LogLevelSwitch(LogLevel level)
 {
@@ -32,7 +32,11 @@ internal sealed class LogLevelSwitch(LogLevel level)
     {
         var threshold = Level;
         var debugging = threshold <= LogLevel.Debug;
-        if (category is not null && category.StartsWith("Microsoft.Extensions.Hosting.Internal.Host", StringComparison.Ordinal))
+        // ASP.NET Core's request diagnostics: while this category logs at any level, every request gets an Activity and a
+        // logging scope even with tracing off and nothing to write (it checks Critical). Its lines (request start and
+        // end, at Information) only matter when debugging.
+        if (category is not null && (category.StartsWith("Microsoft.Extensions.Hosting.Internal.Host", StringComparison.Ordinal)
+                                     || category == "Microsoft.AspNetCore.Hosting.Diagnostics"))
         {
             return debugging && level >= threshold;
         }

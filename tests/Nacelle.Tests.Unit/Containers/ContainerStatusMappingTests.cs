@@ -14,8 +14,7 @@ public sealed class ContainerStatusMappingTests
         Labels = new Dictionary<string, string> { ["app"] = "web" },
     };
 
-    private static ContainerStatus Status(ContainerRecord record) =>
-        ContainerMapping.ToStatus(record, ContainerStatusParts.Of(record, _ => null));
+    private static ContainerStatus Status(ContainerRecord record) => ContainerMapping.ToStatus(record, _ => null);
 
     [Theory]
     [InlineData(15, Signal.Sigterm)] // the default, and an image's "SIGTERM"
@@ -66,9 +65,13 @@ public sealed class ContainerStatusMappingTests
         ContainerStatusParts.Of(record with { State = ContainerRecordState.Running }, _ => { reads++; return null; });
         Assert.Equal(2, reads);
 
-        // Messages built from the cached parts do not share its objects.
+        // A record's status is built once and shared; a message built from the cached parts does not share the parts' objects.
         Assert.Equal("web", Status(record).Labels["app"]);
-        Assert.NotSame(Status(record), Status(record));
+        Assert.Same(Status(record), Status(record));
+        var config = new ContainerConfig { Mounts = { new Mount { ContainerPath = "/data" } } };
+        var withMount = Record(15) with { Id = new string('f', 64), Config = config.ToByteArray() };
+        var built = ContainerMapping.BuildStatus(withMount, ContainerStatusParts.Of(withMount, _ => null));
+        Assert.NotSame(ContainerStatusParts.Of(withMount, _ => null).Config.Mounts[0], built.Mounts[0]);
     }
 
     private const string Spec =

@@ -43,4 +43,21 @@ public sealed class RpcCatalogTests
         Assert.Equal("Version", RpcCatalog.ShortName("/runtime.v1.RuntimeService/Version"));
         Assert.Equal("runtime.v1.ImageService/PullImage", RpcCatalog.FullName("/runtime.v1.ImageService/PullImage"));
     }
+
+    [Fact]
+    public void NamesOfACallAreMadeOnceForOurRpcsAndStillWorkForOthers()
+    {
+        var names = RpcCatalog.Names("/runtime.v1.RuntimeService/ListContainers");
+        Assert.Equal(("ListContainers", "runtime.v1.RuntimeService/ListContainers", true), (names.Short, names.Full, names.Polled));
+        Assert.Same(names, RpcCatalog.Names("/runtime.v1.RuntimeService/ListContainers"));
+        var pull = RpcCatalog.Names("/runtime.v1.ImageService/PullImage");
+        Assert.Equal(("PullImage", "runtime.v1.ImageService/PullImage", false), (pull.Short, pull.Full, pull.Polled));
+        foreach (var rpc in RpcCatalog.All)
+        {
+            Assert.Contains(rpc, new[] { RpcCatalog.Names($"/runtime.v1.RuntimeService/{rpc}").Short, RpcCatalog.Names($"/runtime.v1.ImageService/{rpc}").Short });
+        }
+
+        var unknown = RpcCatalog.Names("/other.v1.Service/Call");
+        Assert.Equal(("Call", "other.v1.Service/Call", false), (unknown.Short, unknown.Full, unknown.Polled));
+    }
 }

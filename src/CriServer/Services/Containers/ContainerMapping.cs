@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Nacelle.Common;
 using Nacelle.Sandbox.Containers;
@@ -6,9 +7,18 @@ using Runtime.V1;
 
 namespace Nacelle.CriServer.Services.Containers;
 
-/// <summary>CRI container messages <-> the container layer's records.</summary>
+/// <summary>
+/// CRI container messages <-> the container layer's records. A record's list item and status are built once per record
+/// and kept with it (by reference identity, for as long as something holds the record): records are immutable and every
+/// change of a container (state, exit, update) publishes a new one, so a kept message can never be stale. The kept
+/// messages are shared by every answer that carries them and must never be changed: callers put them into a new
+/// response as they are (the serializer only reads them) and clone one before changing it.
+/// </summary>
 internal static class ContainerMapping
 {
+    private static readonly ConditionalWeakTable<ContainerRecord, Container> ListItems = new();
+    private static readonly ConditionalWeakTable<ContainerRecord, ContainerStatus> Statuses = new();
+
     /// <summary>The container's ContainerConfig as stored: binary, or the JSON of a container made before the binary form.</summary>
     public static ContainerConfig Config(ContainerRecord container) =>
         container.Config.Length > 0 ? ContainerConfig.Parser.ParseFrom(container.Config)
@@ -55,7 +65,10 @@ internal static class ContainerMapping
 
     private static ImageSpec Image(ContainerRecord container) => new() { Image = container.ImageName.Length > 0 ? container.ImageName : container.ImageRef, UserSpecifiedImage = container.ImageRef };
 
-    public static Container ToListItem(ContainerRecord container)
+    /// <summary>The container's ListContainers item, shared (read only: see the class).</summary>
+    public static Container ToListItem(ContainerRecord container) => ListItems.GetValue(container, BuildListItem);
+
+    private static Container BuildListItem(ContainerRecord container)
     {
         var item = new Container
         {
@@ -67,8 +80,15 @@ internal static class ContainerMapping
         return item;
     }
 
-    /// <summary>The container's CRI status: its record, and the config and user its <paramref name="parts"/> hold.</summary>
-    public static ContainerStatus ToStatus(ContainerRecord container, ContainerStatusParts parts)
+    /// <summary>The container's CRI status, shared (read only: see the class): its record, and the config and user of
+    /// its <see cref="ContainerStatusParts"/> (fixed for a record: an update that changes them makes a new record).</summary>
+    public static ContainerStatus ToStatus(ContainerRecord container, Func<ContainerRecord, string?> specJson) =>
+        Statuses.TryGetValue(container, out var status)
+            ? status
+            : Statuses.GetValue(container, record => BuildStatus(record, ContainerStatusParts.Of(record, specJson)));
+
+    /// <summary>The container's CRI status from its record and <paramref name="parts"/>, built anew.</summary>
+    internal static ContainerStatus BuildStatus(ContainerRecord container, ContainerStatusParts parts)
     {
         var status = new ContainerStatus
         {

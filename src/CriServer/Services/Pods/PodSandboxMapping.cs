@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Nacelle.Common;
 using Nacelle.Sandbox.Network;
@@ -7,9 +8,16 @@ using Runtime.V1;
 
 namespace Nacelle.CriServer.Services.Pods;
 
-/// <summary>CRI pod sandbox messages <-> the pod layer's domain records.</summary>
+/// <summary>
+/// CRI pod sandbox messages <-> the pod layer's domain records. As for containers (<see
+/// cref="Containers.ContainerMapping"/>), a record's list item and status are built once per record and shared, read
+/// only, by every answer that carries them: a change of the pod publishes a new record.
+/// </summary>
 internal static class PodSandboxMapping
 {
+    private static readonly ConditionalWeakTable<PodRecord, PodSandbox> ListItems = new();
+    private static readonly ConditionalWeakTable<PodRecord, PodSandboxStatus> Statuses = new();
+
     public static PodSandboxRequest ToRequest(RunPodSandboxRequest request)
     {
         var config = request.Config ?? throw NacelleException.InvalidArgument("RunPodSandbox: config is required");
@@ -105,7 +113,10 @@ internal static class PodSandboxMapping
     public static PodSandboxState State(PodRecord pod) =>
         pod.State == PodState.Ready ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
 
-    public static PodSandbox ToListItem(PodRecord pod)
+    /// <summary>The pod's ListPodSandbox item, shared (read only).</summary>
+    public static PodSandbox ToListItem(PodRecord pod) => ListItems.GetValue(pod, BuildListItem);
+
+    private static PodSandbox BuildListItem(PodRecord pod)
     {
         var item = new PodSandbox
         {
@@ -116,7 +127,10 @@ internal static class PodSandboxMapping
         return item;
     }
 
-    public static PodSandboxStatus ToStatus(PodRecord pod)
+    /// <summary>The pod's CRI status, shared (read only).</summary>
+    public static PodSandboxStatus ToStatus(PodRecord pod) => Statuses.GetValue(pod, BuildStatus);
+
+    private static PodSandboxStatus BuildStatus(PodRecord pod)
     {
         var status = new PodSandboxStatus
         {

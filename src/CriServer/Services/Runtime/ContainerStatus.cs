@@ -11,7 +11,7 @@ internal sealed partial class CriRuntimeService
     public override async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         var container = await containers.StatusAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
-        var response = new ContainerStatusResponse { Status = ContainerMapping.ToStatus(container, ContainerStatusParts.Of(container, containers.SpecJson)) };
+        var response = new ContainerStatusResponse { Status = ContainerMapping.ToStatus(container, containers.SpecJson) };
         if (request.Verbose)
         {
             var specJson = containers.SpecJson(container);

@@ -27,7 +27,7 @@ internal sealed partial class CriRuntimeService
             if (pods.Store.TryGetPod(e.PodId) is { } pod)
             {
                 message.PodSandboxStatus = PodSandboxMapping.ToStatus(pod);
-                message.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => ContainerMapping.ToStatus(c, ContainerStatusParts.Of(c, containers.SpecJson))));
+                message.ContainersStatuses.Add(containers.OfPod(pod.Id).Select(c => ContainerMapping.ToStatus(c, containers.SpecJson)));
             }
 
             await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);

@@ -15,7 +15,13 @@ internal sealed partial class CriRuntimeService
             return Task.FromResult(response);
         }
 
-        response.Containers.Add(containers.List(ContainerMapping.Filter(request.Filter)).Select(ContainerMapping.ToListItem));
+        var matching = containers.List(ContainerMapping.Filter(request.Filter));
+        response.Containers.Capacity = matching.Count;
+        foreach (var container in matching)
+        {
+            response.Containers.Add(ContainerMapping.ToListItem(container));
+        }
+
         return Task.FromResult(response);
     }
 

@@ -10,7 +10,16 @@ internal sealed partial class CriRuntimeService
     public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
     {
         var response = new ListPodSandboxResponse();
-        response.Items.Add(pods.List().Where(p => PodSandboxMapping.Matches(p, request.Filter)).Select(PodSandboxMapping.ToListItem));
+        var all = pods.List();
+        response.Items.Capacity = all.Count;
+        foreach (var pod in all)
+        {
+            if (PodSandboxMapping.Matches(pod, request.Filter))
+            {
+                response.Items.Add(PodSandboxMapping.ToListItem(pod));
+            }
+        }
+
         return Task.FromResult(response);
     }
 }

@@ -14,7 +14,7 @@ internal sealed partial class CriRuntimeService
         var response = new PodSandboxStatusResponse { Status = PodSandboxMapping.ToStatus(pod), Timestamp = Common.UnixTime.Now() };
         // For kubelet's evented PLEG: the pod's containers as ContainerStatus shows them.
         response.ContainersStatuses.Add(containers.OfPod(pod.Id)
-            .Select(c => Containers.ContainerMapping.ToStatus(c, Containers.ContainerStatusParts.Of(c, containers.SpecJson))));
+            .Select(c => Containers.ContainerMapping.ToStatus(c, containers.SpecJson)));
         if (request.Verbose)
         {
             var monitor = pod.State == Nacelle.Sandbox.Store.PodState.Ready ? await pods.ClientAsync(pod, context.CancellationToken).ConfigureAwait(false) : null;
