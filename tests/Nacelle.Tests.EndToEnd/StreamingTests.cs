@@ -626,4 +626,24 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.True(await EventuallyAsync(async () =>
             !(await ShAsync(session, app.ContainerId, "ps -o args")).Stdout.ToStringUtf8().Contains("sleep 30", StringComparison.Ordinal)));
     }
+
+    /// <summary>Regression (found by the CRI fuzzer, seed 20261205): a command that ended at once but left a background
+    /// child holding its stdout was answered DeadlineExceeded when the child outlived the timeout, as if the command had
+    /// hung. The timeout is the command's: its exit and what it wrote are the answer, and the child goes on.</summary>
+    [Fact]
+    public async Task ExecSync_answers_a_commands_exit_while_a_background_child_still_holds_its_output()
+    {
+        await using var session = await StartAsync();
+        var app = await RunAsync(session, "execsync-child", ["sleep", "3600"]);
+
+        var answer = await ShAsync(session, app.ContainerId, "echo before; (sleep 0.2; echo late) & exec sleep 30 >/dev/null & echo after; exit 3", timeout: 5);
+        Assert.Equal(3, answer.ExitCode);
+        Assert.Equal("before\nafter\nlate\n", answer.Stdout.ToStringUtf8());
+
+        // The child kept the pipe past the timeout: still the command's exit, and the child runs on.
+        answer = await ShAsync(session, app.ContainerId, "sleep 20 & echo spawned", timeout: 2);
+        Assert.Equal(0, answer.ExitCode);
+        Assert.Equal("spawned\n", answer.Stdout.ToStringUtf8());
+        Assert.Contains("sleep 20", (await ShAsync(session, app.ContainerId, "ps -o args")).Stdout.ToStringUtf8(), StringComparison.Ordinal);
+    }
 }

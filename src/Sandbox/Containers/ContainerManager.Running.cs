@@ -18,7 +18,9 @@ public sealed partial class ContainerManager
     /// the process's pipes itself, so the output never passes through the monitor's memory or its protocol lines; at most
     /// <see cref="ContainerManagerOptions.ExecSyncOutputLimit"/> bytes of stdout and stderr together are answered, and a
     /// command that writes more is killed and answered ResourceExhausted, never cut short in silence. A timeout (zero:
-    /// none) that fires kills the process: DeadlineExceeded.
+    /// none) that fires kills the process: DeadlineExceeded. The timeout is the command's: once it has exited, a background
+    /// child of it that still holds its stdout or stderr (`sh -c "daemon &"`) is read for at most
+    /// <see cref="OutputDrainAfterExit"/> and then left running, and the answer is the command's exit code and output.
     /// </summary>
     public async Task<MonitorExecResult> ExecSyncAsync(string idOrPrefix, IReadOnlyList<string> command, TimeSpan timeout,
         CancellationToken cancellationToken = default)
@@ -36,6 +38,10 @@ public sealed partial class ContainerManager
             ? await ExecSyncOnPipesAsync(container, command, timeout, what, cancellationToken).ConfigureAwait(false)
             : await ExecSyncInMonitorAsync(container, command, timeout, what, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>How long ExecSync goes on reading the pipes after the command exited, for what it wrote before its exit
+    /// and what a child that outlives it writes; a child holding them open longer does not hold the answer.</summary>
+    public static readonly TimeSpan OutputDrainAfterExit = TimeSpan.FromSeconds(1);
 
     /// <summary>ExecSync as an exec-stream: the daemon reads stdout and stderr from the process's pipes.</summary>
     private async Task<MonitorExecResult> ExecSyncOnPipesAsync(ContainerRecord container, IReadOnlyList<string> command, TimeSpan timeout,
@@ -55,13 +61,38 @@ public sealed partial class ContainerManager
                 .ConfigureAwait(false);
             using var stdout = new DescriptorStream(connection.TakeRequired("stdout"), read: true);
             using var stderr = new DescriptorStream(connection.TakeRequired("stderr"), read: true);
+            using var reading = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var exit = StreamPump.ExitCodeAsync(connection, what, stop.Token);
-            var readStdout = capture.ReadAsync(stdout, capture.Stdout, stop.Token);
-            var readStderr = capture.ReadAsync(stderr, capture.Stderr, stop.Token);
+            var readStdout = capture.ReadAsync(stdout, capture.Stdout, reading.Token);
+            var readStderr = capture.ReadAsync(stderr, capture.Stderr, reading.Token);
             try
             {
-                // The exit, and everything written before it (the pipes at their end).
-                await StreamPump.AllAsync(stop, exit, readStdout, readStderr).ConfigureAwait(false);
+                // The exit (a read that fails, or output over the limit, stops everything)...
+                var pipes = StreamPump.AllAsync(stop, readStdout, readStderr);
+                if (await Task.WhenAny(exit, pipes).ConfigureAwait(false) == pipes && !pipes.IsCompletedSuccessfully)
+                {
+                    await pipes.ConfigureAwait(false);
+                }
+
+                await exit.ConfigureAwait(false);
+
+                // ...then everything written before it: the pipes at their end, or what a child that keeps them open
+                // wrote within the drain window or until the timeout, whichever comes first (reading stops; the child
+                // goes on). The command ended in time, so the answer is its exit, unless the output went over the limit
+                // meanwhile or the caller went away.
+                if (await Task.WhenAny(pipes, Task.Delay(OutputDrainAfterExit, stop.Token)).ConfigureAwait(false) != pipes)
+                {
+                    await reading.CancelAsync().ConfigureAwait(false);
+                    await StreamPump.SettleAsync(pipes).ConfigureAwait(false);
+                    if (capture.Overflowed || cancellationToken.IsCancellationRequested)
+                    {
+                        await pipes.ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    await pipes.ConfigureAwait(false);
+                }
             }
             finally
             {
