@@ -168,8 +168,13 @@ internal static class CgroupFiles
         return [.. names];
     }
 
-    /// <summary>mkdir -p of <paramref name="relative"/> under <paramref name="root"/>; calls <paramref name="created"/> for each new level.</summary>
-    public static void CreateDirectories(string root, string relative, Action<string, string>? created = null)
+    /// <summary>
+    /// mkdir -p of <paramref name="relative"/> under <paramref name="root"/>; calls <paramref name="prepare"/> (parent,
+    /// level) for every level from the top down, new or found: a level another thread or process has just made may not
+    /// be prepared yet (its maker still about to write it), so whatever a level needs before it takes children must be
+    /// idempotent and checked each time.
+    /// </summary>
+    public static void CreateDirectories(string root, string relative, Action<string, string>? prepare = null)
     {
         var current = root;
         foreach (var segment in relative.Split('/', StringSplitOptions.RemoveEmptyEntries))
@@ -178,6 +183,7 @@ internal static class CgroupFiles
             current = Path.Combine(current, segment);
             if (Directory.Exists(current))
             {
+                prepare?.Invoke(parent, current);
                 continue;
             }
 
@@ -194,7 +200,7 @@ internal static class CgroupFiles
                 throw NacelleException.Internal($"mkdir {current}: {e.Message}", e);
             }
 
-            created?.Invoke(parent, current);
+            prepare?.Invoke(parent, current);
         }
     }
 

@@ -46,7 +46,9 @@ public sealed class V1Cgroup : ICgroup
     public string? DirectoryOf(string controller) =>
         _controllerMounts.TryGetValue(controller, out var mount) ? mount.TrimEnd('/') + Path : null;
 
-    /// <summary>mkdir -p in every hierarchy; new cpuset levels inherit their parent's cpus and mems (they start empty).</summary>
+    /// <summary>mkdir -p in every hierarchy; cpuset levels without cpus or mems (a new one starts empty, and one another
+    /// pod's create has just made may still be) inherit their parent's, from the top down: a process cannot join an empty
+    /// cpuset (ENOSPC).</summary>
     internal void Create()
     {
         foreach (var (controller, mount) in _controllerMounts.DistinctBy(pair => pair.Value))

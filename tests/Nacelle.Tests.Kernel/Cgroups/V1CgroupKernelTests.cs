@@ -119,6 +119,32 @@ public sealed class V1CgroupKernelTests
         Assert.Contains($":memory:{scope.Parent}/pod/ctr\n", selfCgroup, StringComparison.Ordinal);
     }
 
+    /// <summary>Regression (critest, two pods created at once on a fresh node): a level another create had just made was
+    /// taken as ready although its maker had not written its cpus and mems yet; the pod level below it copied the empty
+    /// values and pause-init could not join it (ENOSPC).</summary>
+    [Fact]
+    public async Task ALevelWhoseMakerHasNotFilledItYetIsFilledBeforeALevelBelowCopiesIt()
+    {
+        await using var scope = new CgroupTestScope();
+        Assert.SkipUnless(scope.HasV1, "this node has no cgroup v1 hierarchies");
+
+        scope.Create("node");
+        // What the racing create leaves for a moment: the directory, its cpuset files empty as mkdir makes them.
+        var raced = Path.Combine(scope.Layout.V1Controllers["cpuset"] + scope.Parent, "node", "pod");
+        Directory.CreateDirectory(raced);
+        Assert.Equal(string.Empty, File.ReadAllText(Path.Combine(raced, "cpuset.cpus")).Trim());
+
+        // The create that finds the level, then the one below it (the scope removes both).
+        scope.Create("node/pod");
+        var cgroup = (V1Cgroup)scope.Create("node/pod/ctr");
+        var rootCpus = File.ReadAllText(Path.Combine(scope.Layout.V1Controllers["cpuset"], "cpuset.cpus")).Trim();
+        Assert.Equal(rootCpus, File.ReadAllText(Path.Combine(raced, "cpuset.cpus")).Trim());
+        Assert.Equal(rootCpus, Kernel(cgroup, "cpuset", "cpuset.cpus"));
+        Assert.NotEqual(string.Empty, Kernel(cgroup, "cpuset", "cpuset.mems"));
+        var sleeper = scope.StartIn(cgroup, "exec /bin/sleep 30");
+        Assert.Equal([sleeper.Id], cgroup.Processes());
+    }
+
     [Fact]
     public async Task FreezeStopsCpuAndThawResumesIt()
     {
