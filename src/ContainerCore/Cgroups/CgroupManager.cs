@@ -178,10 +178,24 @@ public sealed class CgroupManager
             throw NacelleException.InvalidArgument("cgroup path \"/\" is the root of the hierarchy, not a cgroup nacelle manages");
         }
 
-        return IsUnified
-            ? new V2Cgroup(_unifiedMount!, normalized)
-            : new V1Cgroup(_v1Controllers, Layout.Mode == CgroupMode.Hybrid ? _unifiedMount : null, normalized, _v1Named);
+        return At(normalized);
     }
+
+    /// <summary>
+    /// The paths of the cgroups right below <paramref name="path"/>, in any hierarchy. Unlike <see cref="Open"/> this takes
+    /// the root too: kubelet names "/" as a pod's parent when it runs without per-QoS cgroups (--cgroups-per-qos=false),
+    /// and the cgroups nacelle made for such a pod are found among the root's children. Only lists.
+    /// </summary>
+    public IReadOnlyList<string> ChildPaths(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var normalized = CgroupFiles.NormalizePath(SystemdUnits.ToHierarchyPath(path), "path");
+        return At(normalized).ChildPaths();
+    }
+
+    private ICgroup At(string normalized) => IsUnified
+        ? new V2Cgroup(_unifiedMount!, normalized)
+        : new V1Cgroup(_v1Controllers, Layout.Mode == CgroupMode.Hybrid ? _unifiedMount : null, normalized, _v1Named);
 
     /// <summary>
     /// SIGKILLs every process in the cgroup at <paramref name="path"/> and in every cgroup below it, deepest first, and

@@ -640,7 +640,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
 
         // A container's cgroup is named by its id; one no row names any more (its row went first) is this pod's leftover too.
         var others = store.ListContainers().Where(c => c.PodId != podId).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
-        return [.. _cgroups.Value.Open(cgroupParent).ChildPaths()
+        return [.. _cgroups.Value.ChildPaths(cgroupParent)
             .Where(path => path == CgroupNames.PathOf(PauseCgroup(cgroupParent, podId))
                 || (IsContainerCgroup(path) && !others.Contains(CgroupNames.ContainerIdOf(Path.GetFileName(path)))))];
     }

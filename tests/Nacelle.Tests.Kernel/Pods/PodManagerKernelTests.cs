@@ -288,6 +288,26 @@ public sealed class PodManagerKernelTests
         }
     }
 
+    /// <summary>Regression (found by the CRI fuzzer): kubelet names "/" as the parent when it runs without per-QoS cgroups
+    /// (--cgroups-per-qos=false). Such a pod ran, but StopPodSandbox and RemovePodSandbox answered InvalidArgument ("cgroup
+    /// path "/" is the root of the hierarchy") for ever: finding the cgroups made for it opened the root.</summary>
+    [Fact]
+    public async Task A_pod_whose_cgroup_parent_is_the_root_stops_and_is_removed_with_its_cgroups()
+    {
+        Assert.True(CniKernelScope.Available && Environment.UserName == "root");
+        await using var f = new Fixture();
+        var id = await f.Manager.RunAsync(f.Request("root-parent") with { CgroupParent = "/" });
+        var pause = f.Store.GetPod(id).PauseInitPid!.Value;
+        var pauseCgroup = File.ReadAllLines($"/proc/{pause}/cgroup").Single(l => l.Contains(":memory:", StringComparison.Ordinal)).Split(':')[2];
+        Assert.Equal(1, pauseCgroup.Count(c => c == '/')); // right below the root
+
+        await f.Manager.StopAsync(id);
+        await f.Manager.RemoveAsync(id);
+        Assert.Empty(f.Store.ListPods());
+        Assert.False(Directory.Exists("/sys/fs/cgroup/memory" + pauseCgroup), $"{pauseCgroup} was left behind");
+        Assert.False(Directory.Exists($"/proc/{pause}"), "pause-init outlived its pod");
+    }
+
     private static void AssertNothingLeft(Fixture f)
     {
         Assert.Empty(f.Store.ListPods());
