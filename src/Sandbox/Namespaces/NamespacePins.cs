@@ -32,6 +32,7 @@ public sealed class NamespacePins(string root)
         var dir = Directory(podId);
         System.IO.Directory.CreateDirectory(dir);
         var pinned = new Dictionary<string, string>(StringComparer.Ordinal);
+        var touched = new List<string>();
         try
         {
             foreach (var kind in kinds)
@@ -42,6 +43,7 @@ public sealed class NamespacePins(string root)
                 }
 
                 var target = Path.Combine(dir, kind);
+                touched.Add(kind);
                 File.WriteAllBytes(target, []);
                 Mounts.Bind($"/proc/{pid}/ns/{kind}", target);
                 pinned[kind] = target;
@@ -51,12 +53,12 @@ public sealed class NamespacePins(string root)
         }
         catch (Exception e) when (e is not NacelleException)
         {
-            Unpin(podId);
+            Unpin(podId, touched);
             throw NacelleException.Internal($"cannot pin the namespaces of pod {podId} (pid {pid}): {e.Message}", e);
         }
         catch
         {
-            Unpin(podId);
+            Unpin(podId, touched);
             throw;
         }
     }
@@ -98,15 +100,20 @@ public sealed class NamespacePins(string root)
         thread.Join();
         if (failure is not null)
         {
-            Unpin(podId);
+            Unpin(podId, ["net"]);
             throw failure as NacelleException ?? NacelleException.Internal($"cannot create the network namespace of pod {podId}: {failure.Message}", failure);
         }
 
         return target;
     }
 
-    /// <summary>Unmounts and removes every pin of the pod; a pod with no pins is fine.</summary>
-    public void Unpin(string podId)
+    /// <summary>
+    /// Unmounts and removes the pod's pins of <paramref name="kinds"/>, every pin when null, and the pod's directory once
+    /// no pin is left in it; a pod with no pins is fine. The undo of one pinning names what it pinned: the network
+    /// namespace made first (<see cref="PinNewNetwork"/>) stays pinned while the undo of pause-init's pins runs, so that
+    /// the CNI DEL undone after them still finds it.
+    /// </summary>
+    public void Unpin(string podId, IEnumerable<string>? kinds = null)
     {
         var dir = Directory(podId);
         if (!System.IO.Directory.Exists(dir))
@@ -114,12 +121,16 @@ public sealed class NamespacePins(string root)
             return;
         }
 
-        foreach (var file in System.IO.Directory.GetFiles(dir))
+        var files = kinds is null ? System.IO.Directory.GetFiles(dir) : kinds.Select(kind => Path.Combine(dir, kind)).Where(File.Exists).ToArray();
+        foreach (var file in files)
         {
             Mounts.Unmount(file);
             File.Delete(file);
         }
 
-        System.IO.Directory.Delete(dir);
+        if (!System.IO.Directory.EnumerateFileSystemEntries(dir).Any())
+        {
+            System.IO.Directory.Delete(dir);
+        }
     }
 }

@@ -335,7 +335,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
             if (!hostNetwork && userNamespace is null && !request.Sysctls.Keys.Any(k => SpecValidator.SysctlNamespace(k) == "network"))
             {
                 netns = _pins.PinNewNetwork(id);
-                undo.Push("network namespace", () => _pins.Unpin(id));
+                undo.Push("network namespace", () => _pins.Unpin(id, ["net"]));
                 networkSetUp = SetUpNetworkAsync(id, request, netns, undo, cancellationToken);
             }
 
@@ -371,7 +371,7 @@ public sealed class PodManager(PodManagerOptions options, PodStore store, CniNet
                 if (namespaces.SharedPid && !namespaces.HostPid) { kinds.Add("pid"); }
                 if (userNamespace is not null) { kinds.Add("user"); }
                 var pinned = _pins.Pin(id, pause.Pid, kinds);
-                undo.Push("namespace pins", () => _pins.Unpin(id));
+                undo.Push("namespace pins", () => _pins.Unpin(id, kinds));
                 netns ??= pinned.GetValueOrDefault("net");
             }
             catch (Exception) when (networkSetUp is not null)

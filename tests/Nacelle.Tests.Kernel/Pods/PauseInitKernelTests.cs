@@ -75,4 +75,36 @@ public sealed class PauseInitKernelTests
         Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(Path.Combine(scope.Root, "ns"), StringComparison.Ordinal));
         pins.Unpin("pod1"); // idempotent
     }
+
+    /// <summary>The network namespace made before pause-init runs keeps its pin when pinning pause-init's namespaces
+    /// fails (and their undo runs): CNI may still be setting it up, and the CNI DEL undone later needs its path.</summary>
+    [Fact]
+    public void A_failed_pinning_of_pause_inits_namespaces_leaves_the_network_namespace_made_first_pinned()
+    {
+        Assert.SkipUnless(Environment.UserName == "root", "pinning namespaces needs root");
+        var root = Directory.CreateTempSubdirectory("nacelle-pins-").FullName;
+        var pins = new NamespacePins(root);
+        try
+        {
+            var net = pins.PinNewNetwork("pod2");
+            // No such process: the bind mount of its uts namespace fails, and Pin undoes what it touched.
+            Assert.Throws<Nacelle.Common.NacelleException>(() => pins.Pin("pod2", int.MaxValue, ["uts", "ipc"]));
+            Assert.False(File.Exists(pins.PathOf("pod2", "uts")));
+            Assert.True(File.Exists(net));
+            Assert.Contains(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(net, StringComparison.Ordinal));
+
+            // The undo of what pause-init pinned leaves it too; its own undo removes it and the pod's directory.
+            pins.Unpin("pod2", ["uts", "ipc"]);
+            Assert.True(File.Exists(net));
+            pins.Unpin("pod2", ["net"]);
+            Assert.False(Directory.Exists(Path.Combine(root, "pod2")));
+        }
+        finally
+        {
+            pins.Unpin("pod2");
+            Directory.Delete(root, recursive: true);
+        }
+
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains(root, StringComparison.Ordinal));
+    }
 }
