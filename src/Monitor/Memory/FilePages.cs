@@ -283,11 +283,11 @@ public static class FilePages
         {
             _open = true;
             var rest = line;
-            var addresses = Next(ref rest);
-            var perms = Next(ref rest);
-            _ = Next(ref rest); // offset
-            _ = Next(ref rest); // device
-            var inode = Next(ref rest);
+            var addresses = ProcFields.Next(ref rest);
+            var perms = ProcFields.Next(ref rest);
+            _ = ProcFields.Next(ref rest); // offset
+            _ = ProcFields.Next(ref rest); // device
+            var inode = ProcFields.Next(ref rest);
             var path = rest.TrimStart((byte)' ');
             var dash = addresses.IndexOf((byte)'-');
             if (dash <= 0
@@ -324,7 +324,7 @@ public static class FilePages
             {
                 _flagsAllowed = true;
                 var rest = value;
-                while (Next(ref rest) is { Length: > 0 } flag)
+                while (ProcFields.Next(ref rest) is { Length: > 0 } flag)
                 {
                     if (flag.SequenceEqual("lo"u8) || flag.SequenceEqual("ht"u8) || flag.SequenceEqual("pf"u8) || flag.SequenceEqual("io"u8)
                         || flag.SequenceEqual("um"u8) || flag.SequenceEqual("uw"u8) || flag.SequenceEqual("sh"u8)
@@ -334,16 +334,6 @@ public static class FilePages
                     }
                 }
             }
-        }
-
-        /// <summary>The next space-separated token of <paramref name="rest"/>, which then starts after it.</summary>
-        private static ReadOnlySpan<byte> Next(ref ReadOnlySpan<byte> rest)
-        {
-            rest = rest.TrimStart((byte)' ');
-            var space = rest.IndexOf((byte)' ');
-            var token = space < 0 ? rest : rest[..space];
-            rest = space < 0 ? [] : rest[space..];
-            return token;
         }
 
         private static bool IsZeroKb(ReadOnlySpan<byte> value) => value.Trim((byte)' ').SequenceEqual("0 kB"u8);

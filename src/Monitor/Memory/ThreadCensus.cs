@@ -126,7 +126,7 @@ public sealed class ThreadCensus : IDisposable
     public static bool IsParked(ReadOnlySpan<byte> text, int futexSyscall)
     {
         text = text.TrimEnd((byte)'\n');
-        if (futexSyscall < 0 || !Utf8Parser.TryParse(Next(ref text), out int number, out var used) || used == 0 || number != futexSyscall)
+        if (futexSyscall < 0 || !Utf8Parser.TryParse(ProcFields.Next(ref text), out int number, out var used) || used == 0 || number != futexSyscall)
         {
             return false;
         }
@@ -134,7 +134,7 @@ public sealed class ThreadCensus : IDisposable
         Span<ulong> args = stackalloc ulong[8];
         for (var i = 0; i < args.Length; i++)
         {
-            var token = Next(ref text);
+            var token = ProcFields.Next(ref text);
             if (token is not [(byte)'0', (byte)'x', .. var hex] || hex.Length == 0
                 || !Utf8Parser.TryParse(hex, out args[i], out used, 'x') || used != hex.Length)
             {
@@ -179,14 +179,5 @@ public sealed class ThreadCensus : IDisposable
         {
             other.Dispose();
         }
-    }
-
-    private static ReadOnlySpan<byte> Next(ref ReadOnlySpan<byte> rest)
-    {
-        rest = rest.TrimStart((byte)' ');
-        var space = rest.IndexOf((byte)' ');
-        var token = space < 0 ? rest : rest[..space];
-        rest = space < 0 ? [] : rest[space..].TrimStart((byte)' ');
-        return token;
     }
 }
