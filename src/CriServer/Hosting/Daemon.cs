@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Nacelle.Storage;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Mounts;
 using Nacelle.ContainerCore.Spawn;
 using Nacelle.ImageService;
@@ -41,8 +42,18 @@ internal static class Daemon
     /// <summary>An ExecSyncResponse's bytes besides its output: three field tags, two lengths, the exit code.</summary>
     private const int ExecSyncResponseOverhead = 64;
 
+    /// <summary>
+    /// malloc arenas for the daemon's threads (glibc makes up to 8 per core: a thread that finds the arenas locked gets
+    /// a new one). The daemon's own objects are the GC's; malloc serves SQLite and the runtime's tables, and a burst of
+    /// calls on many threads spread them over 16 arenas on a 2-core node, each keeping its partly used pages
+    /// (docs/architecture.md, "The daemon's memory").
+    /// </summary>
+    public const int MallocArenas = 2;
+
     public static async Task<int> RunAsync(ConfigSources sources, LoadedConfig loaded)
     {
+        // First, before the daemon's threads allocate: arenas made before the limit stay.
+        var arenasLimited = NativeHeap.LimitArenas(MallocArenas);
         var config = loaded.Config;
         var reloader = new ConfigReloader(loaded, () => ConfigLoader.Load(sources));
         var logLevel = new LogLevelSwitch(LogLevelSwitch.Parse(config.LogLevel));
@@ -274,6 +285,7 @@ internal static class Daemon
         // The socket is created with the umask's mode (owner only); open it to the group, never to others.
         File.SetUnixFileMode(config.Grpc.Socket,
             UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        Log.MallocArenasLimited(logger, MallocArenas, arenasLimited);
         Log.Serving(logger, config.Grpc.Socket);
         if (metricsEndPoint is not null)
         {
@@ -285,7 +297,7 @@ internal static class Daemon
         RegisterReloadParticipants(reloader, app.Services, logLevel);
         using var reloadSignal = ReloadOnSignal(reloader, logger);
 
-        using var trimmer = MemoryTrimmer.Start(logger);
+        using var trimmer = MemoryTrimmer.Start(logger, database);
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         // Open streams end with the daemon; containers and their logs are the monitors' and go on.
         await streaming.StopAsync().ConfigureAwait(false);

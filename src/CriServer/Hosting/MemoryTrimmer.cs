@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.CriServer.Observability;
+using Nacelle.Storage;
 
 namespace Nacelle.CriServer.Hosting;
 
@@ -14,7 +15,9 @@ namespace Nacelle.CriServer.Hosting;
 /// burst rented (a megabyte request body) only at a full collection once they have been unused for a minute, and what it
 /// lets go of is freed by the collection after that. Every period, the C heap's free pages go back too
 /// (<see cref="TrimNativeHeap"/>). The executable's pages are reclaimed right after start and again once a period went
-/// by without work (<see cref="ExecutablePages"/>).
+/// by without work (<see cref="ExecutablePages"/>). Before each trim for growth and its follow-ups, the metadata database's
+/// idle pooled connections are closed (<see cref="MetadataDatabase.ReleaseIdleConnections"/>): a burst of calls leaves one
+/// per call that was in flight, each with its page cache.
 /// </summary>
 internal sealed class MemoryTrimmer : IDisposable
 {
@@ -37,15 +40,17 @@ internal sealed class MemoryTrimmer : IDisposable
     public const long QuietAllocation = 256L << 10;
 
     private readonly ILogger _logger;
+    private readonly MetadataDatabase? _database;
     private int _followUps;
     private readonly Timer _timer;
     private long _floor;
     private long _allocated;
     private bool _pagedOut;
 
-    private MemoryTrimmer(ILogger logger)
+    private MemoryTrimmer(ILogger logger, MetadataDatabase? database)
     {
         _logger = logger;
+        _database = database;
         _floor = Trim("start");
         TrimNativeHeap();
         ReleaseExecutablePages("start");
@@ -53,19 +58,21 @@ internal sealed class MemoryTrimmer : IDisposable
         _timer = new Timer(_ => Tick(), null, Period, Period);
     }
 
-    public static MemoryTrimmer Start(ILogger logger) => new(logger);
+    public static MemoryTrimmer Start(ILogger logger, MetadataDatabase? database = null) => new(logger, database);
 
     private void Tick()
     {
         var committed = Committed();
         if (committed > _floor + Slack)
         {
+            _database?.ReleaseIdleConnections();
             _floor = Trim("grown");
             _followUps = FollowUps;
         }
         else if (_followUps > 0)
         {
             _followUps--;
+            _database?.ReleaseIdleConnections();
             _floor = Trim("follow-up");
         }
         else

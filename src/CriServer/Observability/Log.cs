@@ -68,6 +68,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1016, Level = LogLevel.Debug, Message = "native heap trimmed: resident {BeforeKb} KiB -> {AfterKb} KiB")]
     public static partial void NativeHeapTrimmed(ILogger logger, long beforeKb, long afterKb);
 
+    [LoggerMessage(EventId = 1017, Level = LogLevel.Debug, Message = "malloc arenas limited to {Arenas}: {Taken}")]
+    public static partial void MallocArenasLimited(ILogger logger, int arenas, bool taken);
+
     [LoggerMessage(EventId = 2000,
         Message = "{Rpc} {Code} in {ElapsedMs:F1} ms pod={PodSandboxId} container={ContainerId} image={Image}")]
     public static partial void RpcCompleted(ILogger logger, LogLevel level, string rpc, string code, double elapsedMs,

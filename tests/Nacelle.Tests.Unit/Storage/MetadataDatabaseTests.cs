@@ -49,4 +49,42 @@ public sealed class MetadataDatabaseTests : IDisposable
         Assert.False(File.Exists(database.FilePath + "-wal"));
         database.SyncToDisk();
     }
+
+    [Fact]
+    public void EveryConnectionHasTheSmallPageCache()
+    {
+        var database = new MetadataDatabase(Path.Combine(_root, "metadata.db"));
+        using var durable = database.Open();
+        using var buffered = database.OpenBuffered();
+        foreach (var connection in new[] { durable, buffered })
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA cache_size";
+            Assert.Equal(-MetadataDatabase.CacheKibibytes, (long)command.ExecuteScalar()!);
+        }
+    }
+
+    [Fact]
+    public void IdleConnectionsAreClosed()
+    {
+        var database = new MetadataDatabase(Path.Combine(_root, "metadata.db"));
+        SqliteConnection.ClearAllPools();
+        Assert.Equal(0, OpenDescriptors(database.FilePath));
+
+        // Three calls at once leave three pooled connections, each holding the file open (and its page cache).
+        var held = Enumerable.Range(0, 3).Select(_ => database.Open()).ToList();
+        held.ForEach(connection => connection.Dispose());
+        Assert.Equal(3, OpenDescriptors(database.FilePath));
+
+        database.ReleaseIdleConnections();
+        Assert.Equal(0, OpenDescriptors(database.FilePath));
+
+        // The database still works: the next call opens a new connection.
+        Assert.Empty(database.QueryStrings("SELECT name FROM sqlite_master WHERE name = 'none'"));
+    }
+
+    /// <summary>This process's descriptors open on the database file itself (not its WAL or shared memory).</summary>
+    private static int OpenDescriptors(string path) =>
+        new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos()
+            .Count(fd => fd.LinkTarget is { } target && target == path);
 }
