@@ -47,6 +47,16 @@ public interface ICgroup
     IReadOnlyList<string> ProcsFiles { get; }
 
     /// <summary>
+    /// How the spawn helper joins this cgroup without moving a thread group (which waits for an RCU grace period in the
+    /// kernel, see native/spawn.c): the cgroup v1 "tasks" files it writes "0" into (one per hierarchy; none under v2).
+    /// </summary>
+    IReadOnlyList<string> ThreadFiles { get; }
+
+    /// <summary>The cgroup2 directory the helper clones the container process into (v2: this cgroup; v1: the hybrid
+    /// cgroup2 twin, null without one).</summary>
+    string? CloneIntoDirectory { get; }
+
+    /// <summary>
     /// Validates, then writes the limits (v2: enabling the needed controllers in the parents first; device rules are
     /// compiled to an eBPF program that replaces the one attached before). Fields left null are not touched.
     /// </summary>

@@ -37,6 +37,10 @@ public sealed class V1Cgroup : ICgroup
     public IReadOnlyList<string> ProcsFiles =>
         [.. Directories.Select(d => d + "/cgroup.procs"), .. UnifiedDirectory is null ? [] : new[] { UnifiedDirectory + "/cgroup.procs" }];
 
+    public IReadOnlyList<string> ThreadFiles => [.. Directories.Select(d => d + "/tasks")];
+
+    public string? CloneIntoDirectory => UnifiedDirectory;
+
     /// <summary>This cgroup's directory in every v1 hierarchy (one per distinct mount); made on first use (stats open a
     /// cgroup per container and never need them).</summary>
     public IReadOnlyList<string> Directories => _directories ??= _controllerMounts.Values.Distinct(StringComparer.Ordinal)

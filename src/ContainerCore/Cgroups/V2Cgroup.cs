@@ -26,6 +26,10 @@ public sealed class V2Cgroup : ICgroup
 
     public IReadOnlyList<string> ProcsFiles => [FilePath("cgroup.procs")];
 
+    public IReadOnlyList<string> ThreadFiles => [];
+
+    public string? CloneIntoDirectory => Directory;
+
     public void Apply(CgroupResources resources)
     {
         CgroupResourceValidator.Validate(resources);

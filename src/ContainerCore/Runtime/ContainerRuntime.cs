@@ -154,7 +154,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 undo.Push("systemd scope", () => _options.Cgroups.StopScopeAsync(undoScope, CancellationToken.None));
             }
 
-            plan.Request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
+            plan.Request.JoinCgroup(cgroup);
             var spawned = await _spawner.SpawnAsync(plan.Request, stdio, cancellationToken).ConfigureAwait(false);
             undo.Push("init process", async () =>
             {

@@ -12,9 +12,14 @@ public static class SpawnMessage
         ArgumentNullException.ThrowIfNull(request);
         var w = new Writer();
         w.Record(SpawnProtocol.RecCloneFlags, r => r.U64(request.CloneFlags));
-        foreach (var cgroup in request.CgroupProcsFiles)
+        foreach (var tasks in request.CgroupThreadFiles)
         {
-            w.Record(SpawnProtocol.RecCgroupProcs, r => r.Str(cgroup));
+            w.Record(SpawnProtocol.RecCgroupThread, r => r.Str(tasks));
+        }
+
+        if (request.CgroupCloneInto is { } into)
+        {
+            w.Record(SpawnProtocol.RecCgroupInto, r => r.Str(into));
         }
 
         foreach (var join in request.JoinNamespaces)

@@ -203,7 +203,7 @@ public static class SpawnPlanner
             request.JoinNamespaces.Add(new SpawnJoin(flag, $"/proc/{initPid}/ns/{MountFlags.ProcName(ns.Type)}"));
         }
 
-        request.CgroupProcsFiles.AddRange(cgroup.ProcsFiles);
+        request.JoinCgroup(cgroup);
         PlanProcess(process, "process", request, host, adjustments, UserNamespaceOf(linux) != UserNamespace.None);
         if (SeccompSection(linux) is { } seccomp)
         {

@@ -13,10 +13,11 @@ public static class SpawnProtocol
 
     public const ushort RecCloneFlags = 1;
     public const ushort RecJoinNs = 2;
-    public const ushort RecCgroupProcs = 3;
     public const ushort RecUidMap = 4;
     public const ushort RecGidMap = 5;
     public const ushort RecOomScoreAdj = 6;
+    public const ushort RecCgroupThread = 7;
+    public const ushort RecCgroupInto = 8;
     public const ushort RecRootfs = 10;
     public const ushort RecRootPropagation = 11;
     public const ushort RecMount = 12;

@@ -1,4 +1,5 @@
 using Nacelle.ContainerCore.Security;
+using Nacelle.ContainerCore.Cgroups;
 
 namespace Nacelle.ContainerCore.Spawn;
 
@@ -32,7 +33,19 @@ public sealed class SpawnRequest
 {
     public ulong CloneFlags { get; set; }
     public List<SpawnJoin> JoinNamespaces { get; } = [];
-    public List<string> CgroupProcsFiles { get; } = [];
+    /// <summary>cgroup v1 "tasks" files the helper writes "0" into (<see cref="ICgroup.ThreadFiles"/>).</summary>
+    public List<string> CgroupThreadFiles { get; } = [];
+
+    /// <summary>The cgroup2 directory the container process is cloned into (<see cref="ICgroup.CloneIntoDirectory"/>).</summary>
+    public string? CgroupCloneInto { get; set; }
+
+    /// <summary>The process joins <paramref name="cgroup"/> before any of its code runs.</summary>
+    public void JoinCgroup(ICgroup cgroup)
+    {
+        ArgumentNullException.ThrowIfNull(cgroup);
+        CgroupThreadFiles.AddRange(cgroup.ThreadFiles);
+        CgroupCloneInto = cgroup.CloneIntoDirectory;
+    }
     public string? UidMap { get; set; }
     public string? GidMap { get; set; }
     public int? OomScoreAdj { get; set; }

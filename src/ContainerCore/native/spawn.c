@@ -9,7 +9,8 @@
  *   helper process (P)                      container process (C)
  *   ------------------                      ---------------------
  *   reset signals, non-dumpable, parse message
- *   join cgroups (before any clone)
+ *   join cgroups (before any clone): v1 by
+ *     thread, the cgroup2 one at the clone
  *   oom_score_adj
  *   open the namespaces given by path
  *   detached copies of the mount sources
@@ -17,7 +18,8 @@
  *     shared, or out of a user namespace's reach)
  *   join the namespaces (user first), and
  *     become root of a joined user namespace
- *   clone(new namespaces | CLONE_PARENT) -> waits for P
+ *   clone(new namespaces | CLONE_PARENT
+ *     [| CLONE_INTO_CGROUP])              -> waits for P
  *   report pid, write uid/gid maps,
  *   release C, exit                         mounts, devices, symlinks (all inside the rootfs; detached
  *                                             copies moved into place)
@@ -49,6 +51,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/sched.h>
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
@@ -1100,7 +1103,7 @@ static int validate_message(void)
         if (len > msg_len - off - NSP_RECORD_HEADER_SIZE) return 0;
         uint16_t type = (uint16_t)(msg[off] | (msg[off + 1] << 8));
         /* String-only records must end with their NUL inside the payload. */
-        int is_string = type == NSP_REC_CGROUP_PROCS || type == NSP_REC_UID_MAP || type == NSP_REC_GID_MAP ||
+        int is_string = type == NSP_REC_CGROUP_THREAD || type == NSP_REC_CGROUP_INTO || type == NSP_REC_UID_MAP || type == NSP_REC_GID_MAP ||
             type == NSP_REC_ROOTFS || type == NSP_REC_MASKED_PATH || type == NSP_REC_READONLY_PATH ||
             type == NSP_REC_HOSTNAME || type == NSP_REC_DOMAINNAME || type == NSP_REC_CWD ||
             type == NSP_REC_ARG || type == NSP_REC_ENV;
@@ -1159,18 +1162,48 @@ int main(int argc, char **argv)
 
     /* Into the cgroup first: every process cloned from here on starts there, before any user code. */
     enter(NSP_STAGE_CGROUP);
-    char pid_text[24];
-    struct text pt = { pid_text, sizeof pid_text, 0 };
-    put_int(&pt, getpid());
     uint32_t off = NSP_HEADER_SIZE;
     struct record r;
     uint64_t clone_flags = 0;
-    const char *uid_map = NULL, *gid_map = NULL;
+    const char *uid_map = NULL, *gid_map = NULL, *cgroup_into = NULL;
+    int joins_user_or_cgroup_ns = 0;
     while (next_record(&off, &r)) {
-        if (r.type == NSP_REC_CGROUP_PROCS) write_file((const char *)r.data, pid_text, "cannot join cgroup");
-        else if (r.type == NSP_REC_CLONE_FLAGS) clone_flags = u64_at(r.data);
+        if (r.type == NSP_REC_CLONE_FLAGS) clone_flags = u64_at(r.data);
         else if (r.type == NSP_REC_UID_MAP) uid_map = (const char *)r.data;
         else if (r.type == NSP_REC_GID_MAP) gid_map = (const char *)r.data;
+        else if (r.type == NSP_REC_CGROUP_INTO) cgroup_into = (const char *)r.data;
+        else if (r.type == NSP_REC_JOIN_NS && (u32_at(r.data) == CLONE_NEWUSER || u32_at(r.data) == CLONE_NEWCGROUP))
+            joins_user_or_cgroup_ns = 1;
+    }
+    /* 1. cgroup v1: "0" in a hierarchy's tasks file moves the writing thread, which is this whole process (it has
+     *    one). Writing a pid to cgroup.procs moves a thread group, for which the kernel takes its global
+     *    threadgroup lock for writing, and that waits for an RCU grace period (7-15 ms measured on a 2-core VM, in
+     *    every exec); moving only the current thread skips that lock. */
+    off = NSP_HEADER_SIZE;
+    while (next_record(&off, &r))
+        if (r.type == NSP_REC_CGROUP_THREAD) write_file((const char *)r.data, "0", "cannot join cgroup");
+    /* 2. cgroup2 has no such path (a thread moves only within its domain), but a child can be cloned straight into a
+     *    cgroup (CLONE_INTO_CGROUP), which takes no such lock either: the container process starts there and this
+     *    helper never joins it. Unless a user or cgroup namespace is joined or created: permission to clone into the
+     *    cgroup would then be judged by the namespace's credentials, and a new cgroup namespace is rooted at this
+     *    process's cgroup (it is made before the child is placed). Then the helper joins it here by its pid, as
+     *    before, and the child inherits it. */
+    int cgroup_into_fd = -1;
+    if (cgroup_into) {
+        if ((clone_flags & (CLONE_NEWUSER | CLONE_NEWCGROUP)) || joins_user_or_cgroup_ns) {
+            static char procs[4096];
+            struct text path = { procs, sizeof procs, 0 };
+            put(&path, cgroup_into);
+            put(&path, "/cgroup.procs");
+            char pid_text[24];
+            struct text pt = { pid_text, sizeof pid_text, 0 };
+            put_int(&pt, getpid());
+            write_file(procs, pid_text, "cannot join cgroup");
+        } else {
+            /* Opened here, in the host's mount namespace, where the path is. */
+            cgroup_into_fd = open(cgroup_into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (cgroup_into_fd < 0) fail(errno, "cannot open cgroup", cgroup_into);
+        }
     }
 
     /* Already clamped by C# to what this process may set (no CAP_SYS_RESOURCE: not below its own). */
@@ -1224,7 +1257,30 @@ int main(int argc, char **argv)
     enter(NSP_STAGE_CLONE);
     int sync[2];
     if (pipe2(sync, O_CLOEXEC) < 0) fail(errno, "pipe2 failed", NULL);
-    long pid = syscall(SYS_clone, (unsigned long)(clone_flags | CLONE_PARENT | SIGCHLD), 0, 0, 0, 0);
+    long pid;
+    if (cgroup_into_fd >= 0) {
+        /* clone3 without a stack forks like clone: the child goes on below on a copy of this stack. With CLONE_PARENT
+         * the child's exit signal is ours (SIGCHLD, as with clone), and clone3 refuses one given with it. */
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = clone_flags | CLONE_PARENT | CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_into_fd;
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0 && errno == E2BIG) {
+            /* A kernel before 5.7 does not know the cgroup field: join it by pid, through the directory opened above
+             * (its path may be out of this mount namespace's reach now), and clone as below. */
+            char pid_text[24];
+            struct text pt = { pid_text, sizeof pid_text, 0 };
+            put_int(&pt, getpid());
+            int procs = openat(cgroup_into_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+            if (procs < 0 || write(procs, pid_text, pt.len) != (ssize_t)pt.len) fail(errno, "cannot join cgroup", cgroup_into);
+            close(procs);
+            cgroup_into_fd = -1;
+        }
+    }
+    if (cgroup_into_fd < 0) {
+        pid = syscall(SYS_clone, (unsigned long)(clone_flags | CLONE_PARENT | SIGCHLD), 0, 0, 0, 0);
+    }
     if (pid < 0) fail(errno, "clone failed", NULL);
     if (pid == 0) {
         close(sync[1]);

@@ -147,6 +147,11 @@ public sealed class ContainerEscapeTests
         Assert.True(state.ExitCode == 0, stderr);
         var memory = stdout.Split('\n').Single(l => l.Contains(":memory:", StringComparison.Ordinal));
         Assert.EndsWith(scope.CgroupParent + "/cgfirst", memory);
+        // Every hierarchy, the cgroup2 one too (a hybrid node's twin, which the child is cloned into, or the unified
+        // hierarchy): the v1 ones the helper joined by thread, the cgroup2 one at the clone.
+        var ours = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.Contains(":name=", StringComparison.Ordinal)).ToList();
+        Assert.Contains(ours, l => l.StartsWith("0::", StringComparison.Ordinal));
+        Assert.All(ours, line => Assert.EndsWith(scope.CgroupParent + "/cgfirst", line));
     }
 
     [Fact]

@@ -287,7 +287,8 @@ public sealed class SpawnPlannerTests : IDisposable
         Assert.Null(plan.Request.Rootfs);
         Assert.Equal(["/proc/4242/ns/pid", "/proc/4242/ns/net", "/proc/4242/ns/ipc", "/proc/4242/ns/uts", "/proc/4242/ns/mnt"],
             plan.Request.JoinNamespaces.Select(j => j.Path));
-        Assert.Equal(["/fake/cgroup.procs"], plan.Request.CgroupProcsFiles);
+        Assert.Equal(["/fake-v1/tasks"], plan.Request.CgroupThreadFiles);
+        Assert.Equal("/fake", plan.Request.CgroupCloneInto);
     }
 
     [Theory]
@@ -301,7 +302,9 @@ public sealed class SpawnPlannerTests : IDisposable
     {
         public string Path => "/fake";
         public bool IsUnified => true;
-        public IReadOnlyList<string> ProcsFiles => ["/fake/cgroup.procs"];
+        public IReadOnlyList<string> ProcsFiles => ["/fake-v1/cgroup.procs", "/fake/cgroup.procs"];
+        public IReadOnlyList<string> ThreadFiles => ["/fake-v1/tasks"];
+        public string? CloneIntoDirectory => "/fake";
         public void Apply(Nacelle.ContainerCore.Cgroups.CgroupResources resources) => throw new NotSupportedException();
         public void AddProcess(int pid) => throw new NotSupportedException();
         public IReadOnlyList<int> Processes() => [];

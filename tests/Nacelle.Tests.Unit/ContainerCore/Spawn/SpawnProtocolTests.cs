@@ -85,6 +85,8 @@ public sealed partial class SpawnProtocolTests
         request.Seccomp = new SpawnSeccomp(1, new byte[16]);
         request.AppArmorProfile = "nacelle-default";
         request.SelinuxLabel = "system_u:system_r:container_t:s0";
+        request.CgroupThreadFiles.AddRange(["/sys/fs/cgroup/cpu/c/tasks", "/sys/fs/cgroup/pids/c/tasks"]);
+        request.CgroupCloneInto = "/sys/fs/cgroup/unified/c";
         var bytes = SpawnMessage.Encode(request);
 
         Assert.Equal(SpawnProtocol.Magic, BinaryPrimitives.ReadUInt32LittleEndian(bytes));
@@ -115,6 +117,9 @@ public sealed partial class SpawnProtocolTests
         Assert.Equal("system_u:system_r:container_t:s0\0", Encoding.UTF8.GetString(records.Single(r => r.Type == SpawnProtocol.RecSelinuxLabel).Payload));
         Assert.Contains(records, r => r.Type == SpawnProtocol.RecPark);
         Assert.Contains(records, r => r.Type == SpawnProtocol.RecRootPropagation);
+        Assert.Equal(["/sys/fs/cgroup/cpu/c/tasks\0", "/sys/fs/cgroup/pids/c/tasks\0"],
+            records.Where(r => r.Type == SpawnProtocol.RecCgroupThread).Select(r => Encoding.UTF8.GetString(r.Payload)));
+        Assert.Equal("/sys/fs/cgroup/unified/c\0", Encoding.UTF8.GetString(records.Single(r => r.Type == SpawnProtocol.RecCgroupInto).Payload));
     }
 
     [Fact]
