@@ -8,8 +8,9 @@ namespace Nacelle.ContainerCore.Cgroups;
 /// <summary>
 /// A cgroup in the v1 hierarchies: one directory per mounted hierarchy (cpu, memory, pids, ...). On a hybrid node
 /// it also has a twin directory in the cgroup2 mount (no controllers there), used for cgroup.kill and
-/// <see cref="OpenDirectory"/>. Processes are moved by writing cgroup.procs in every hierarchy; the spawn helper must
-/// do that (<see cref="AddProcess"/>) before it releases the child to execve, since v1 has no CLONE_INTO_CGROUP.
+/// <see cref="OpenDirectory"/>. The spawn helper joins the v1 hierarchies by thread (<see cref="ThreadFiles"/>), before it
+/// clones the container process, since v1 has no CLONE_INTO_CGROUP, and clones that process into the twin
+/// (<see cref="CloneIntoDirectory"/>); <see cref="AddProcess"/> moves a process by writing cgroup.procs everywhere.
 /// </summary>
 public sealed class V1Cgroup : ICgroup
 {
