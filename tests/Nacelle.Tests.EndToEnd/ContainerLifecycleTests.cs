@@ -863,15 +863,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
 
         // The writable layer and the bundle were moved to the trashes, to be deleted in the background; whatever the
         // killed daemon had not deleted yet, the restarted one deletes, mounts included.
-        foreach (var trash in new[] { Path.Combine(session.Daemon.Root, "trash"), Path.Combine(session.Daemon.State, "trash") })
-        {
-            for (var i = 0; i < 100 && Directory.Exists(trash) && Directory.GetFileSystemEntries(trash).Length > 0; i++)
-            {
-                await Task.Delay(100);
-            }
-
-            Assert.True(!Directory.Exists(trash) || Directory.GetFileSystemEntries(trash).Length == 0, $"{trash} was not emptied");
-        }
+        Assert.True(await session.Daemon.WaitForTrashesAsync(), "the trashes were not emptied");
 
         Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), line => line.Contains(session.Daemon.Root + "/trash", StringComparison.Ordinal));
     }

@@ -70,6 +70,9 @@ public sealed class CriFuzzTests(ITestOutputHelper output)
             if (!daemon.Process.HasExited)
             {
                 findings.AddRange(await RemoveEverythingAsync(daemon));
+                // What the removals moved to the trashes is unmounted and deleted in the background, one after another (a
+                // removal answers before that): left there after 10 s, it is reported below as a mount or directory.
+                await daemon.WaitForTrashesAsync();
                 findings.AddRange(FuzzHost.Leftovers(daemon, target, fuzzer.Model, bridge).Select(l => "left after every pod was removed: " + l));
             }
 

@@ -30,6 +30,28 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public string State => Path.Combine(WorkDirectory, "state");
 
+    /// <summary>
+    /// Waits until the daemon's trashes are empty: removed writable layers and bundles are moved there at once and
+    /// unmounted and deleted in the background, one after another. False if they are not empty within 10 s.
+    /// </summary>
+    public async Task<bool> WaitForTrashesAsync()
+    {
+        foreach (var trash in new[] { Path.Combine(Root, "trash"), Path.Combine(State, "trash") })
+        {
+            for (var i = 0; i < 100 && Directory.Exists(trash) && Directory.GetFileSystemEntries(trash).Length > 0; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            if (Directory.Exists(trash) && Directory.GetFileSystemEntries(trash).Length > 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>The CNI conf dir of daemons started without a [cni] table of their own (created empty).</summary>
     public string CniConfDir => Path.Combine(WorkDirectory, "cni", "net.d");
 
