@@ -1,5 +1,5 @@
-using Nacelle.ContainerCore.Security;
 using Nacelle.ContainerCore.Cgroups;
+using Nacelle.ContainerCore.Security;
 
 namespace Nacelle.ContainerCore.Spawn;
 
@@ -46,6 +46,7 @@ public sealed class SpawnRequest
         CgroupThreadFiles.AddRange(cgroup.ThreadFiles);
         CgroupCloneInto = cgroup.CloneIntoDirectory;
     }
+
     public string? UidMap { get; set; }
     public string? GidMap { get; set; }
     public int? OomScoreAdj { get; set; }

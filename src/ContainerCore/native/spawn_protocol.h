@@ -31,11 +31,11 @@
 #define NSP_REC_CLONE_FLAGS 1     /* u64: CLONE_NEW* flags of the namespaces to create */
 #define NSP_REC_JOIN_NS 2         /* u32 CLONE_NEW* type, string path: a namespace to join */
 /* 3: retired (a cgroup.procs file the helper wrote its pid into: each such write waits for an RCU grace period). */
-#define NSP_REC_CGROUP_THREAD 7   /* string: a cgroup v1 "tasks" file the helper writes "0" into (itself: its one thread) */
-#define NSP_REC_CGROUP_INTO 8     /* string: a cgroup2 directory the container process is cloned into (CLONE_INTO_CGROUP) */
 #define NSP_REC_UID_MAP 4         /* string: uid_map text, written by the helper for the child */
 #define NSP_REC_GID_MAP 5         /* string: gid_map text */
 #define NSP_REC_OOM_SCORE_ADJ 6   /* i32: already clamped by C# to what this process may set */
+#define NSP_REC_CGROUP_THREAD 7   /* string: a cgroup v1 "tasks" file the helper writes "0" into (itself: its one thread) */
+#define NSP_REC_CGROUP_INTO 8     /* string: a cgroup2 directory the container process is cloned into (CLONE_INTO_CGROUP) */
 #define NSP_REC_ROOTFS 10         /* string: host path of the prepared root file system */
 #define NSP_REC_ROOT_PROPAGATION 11 /* u64 before pivot, u64 after pivot (0: none) */
 #define NSP_REC_MOUNT 12          /* u64 flags, u64 propagation, u32 kind, u32 create, strings source, target, fstype, data */
