@@ -606,6 +606,21 @@ static void write_file(const char *path, const char *text, const char *what)
     close(fd);
 }
 
+/* Writes this process's pid into cgroup.procs of the cgroup2 directory open as dir_fd (through the descriptor: the
+ * path may be out of this mount namespace's reach), closes dir_fd and returns -1: nothing left to clone into. The
+ * kernel's global threadgroup lock makes this wait for an RCU grace period (see the cgroup stage in main). */
+static int join_cgroup_by_pid(int dir_fd, const char *path)
+{
+    char pid_text[24];
+    struct text pt = { pid_text, sizeof pid_text, 0 };
+    put_int(&pt, getpid());
+    int procs = openat(dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (procs < 0 || write(procs, pid_text, pt.len) != (ssize_t)pt.len) fail(errno, "cannot join cgroup", path);
+    close(procs);
+    close(dir_fd);
+    return -1;
+}
+
 /* ---- credentials ------------------------------------------------------------------------- */
 
 static void set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable)
@@ -1190,20 +1205,11 @@ int main(int argc, char **argv)
      *    before, and the child inherits it. */
     int cgroup_into_fd = -1;
     if (cgroup_into) {
-        if ((clone_flags & (CLONE_NEWUSER | CLONE_NEWCGROUP)) || joins_user_or_cgroup_ns) {
-            static char procs[4096];
-            struct text path = { procs, sizeof procs, 0 };
-            put(&path, cgroup_into);
-            put(&path, "/cgroup.procs");
-            char pid_text[24];
-            struct text pt = { pid_text, sizeof pid_text, 0 };
-            put_int(&pt, getpid());
-            write_file(procs, pid_text, "cannot join cgroup");
-        } else {
-            /* Opened here, in the host's mount namespace, where the path is. */
-            cgroup_into_fd = open(cgroup_into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (cgroup_into_fd < 0) fail(errno, "cannot open cgroup", cgroup_into);
-        }
+        /* Opened here, in the host's mount namespace, where the path is. */
+        cgroup_into_fd = open(cgroup_into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cgroup_into_fd < 0) fail(errno, "cannot open cgroup", cgroup_into);
+        if ((clone_flags & (CLONE_NEWUSER | CLONE_NEWCGROUP)) || joins_user_or_cgroup_ns)
+            cgroup_into_fd = join_cgroup_by_pid(cgroup_into_fd, cgroup_into);
     }
 
     /* Already clamped by C# to what this process may set (no CAP_SYS_RESOURCE: not below its own). */
@@ -1266,17 +1272,9 @@ int main(int argc, char **argv)
         args.flags = clone_flags | CLONE_PARENT | CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)cgroup_into_fd;
         pid = syscall(SYS_clone3, &args, sizeof args);
-        if (pid < 0 && errno == E2BIG) {
-            /* A kernel before 5.7 does not know the cgroup field: join it by pid, through the directory opened above
-             * (its path may be out of this mount namespace's reach now), and clone as below. */
-            char pid_text[24];
-            struct text pt = { pid_text, sizeof pid_text, 0 };
-            put_int(&pt, getpid());
-            int procs = openat(cgroup_into_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-            if (procs < 0 || write(procs, pid_text, pt.len) != (ssize_t)pt.len) fail(errno, "cannot join cgroup", cgroup_into);
-            close(procs);
-            cgroup_into_fd = -1;
-        }
+        /* A kernel before 5.7 does not know the cgroup field: join it by pid, through the directory opened above (its
+         * path may be out of this mount namespace's reach now), and clone as below. */
+        if (pid < 0 && errno == E2BIG) cgroup_into_fd = join_cgroup_by_pid(cgroup_into_fd, cgroup_into);
     }
     if (cgroup_into_fd < 0) {
         pid = syscall(SYS_clone, (unsigned long)(clone_flags | CLONE_PARENT | SIGCHLD), 0, 0, 0, 0);
