@@ -399,7 +399,24 @@ public sealed class CniNetwork : IDisposable
 
     private async Task TearDownLockedAsync(PodNetworkRequest request, CancellationToken cancellationToken)
     {
+        // The loopback and the pod's network at once, as they were attached: each plugin tears down an interface of its
+        // own, and the pod network's DEL is mostly the kernel deleting its veth (one or two RCU grace periods), which the
+        // loopback's need not wait for. Both end before a failure is reported, the pod network's first.
         var runtime = RuntimeFor(request, Options.PodInterfaceName, forTearDown: true);
+        var loopback = Options.SetUpLoopback ? DetachLoopbackAsync(request, runtime, cancellationToken) : Task.CompletedTask;
+        var pod = DetachPodNetworkAsync(request, runtime, cancellationToken);
+        try
+        {
+            await Task.WhenAll(pod, loopback);
+        }
+        catch (Exception) when (pod.Exception?.InnerException is { } podFailure)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(podFailure);
+        }
+    }
+
+    private async Task DetachPodNetworkAsync(PodNetworkRequest request, CniRuntimeConf runtime, CancellationToken cancellationToken)
+    {
         var cached = _cache.FindByContainer(request.PodId, runtime.IfName, (path, reason) => Log.CacheUnreadable(_logger, path, reason));
         if (cached.Count > 0)
         {
@@ -419,16 +436,17 @@ public sealed class CniNetwork : IDisposable
                 Log.PodDetached(_logger, request.PodId, network.Name, network.Source);
             }
         }
+    }
 
-        if (Options.SetUpLoopback)
+    private async Task DetachLoopbackAsync(PodNetworkRequest request, CniRuntimeConf runtime, CancellationToken cancellationToken)
+    {
+        await Task.Yield(); // the pod network's DEL starts without waiting for this one's cache read and process start
+        var lo = _cache.Load(DefaultNetwork.LoopbackName, request.PodId, "lo");
+        var loRuntime = lo?.Runtime ?? runtime.WithIfName("lo") with { CapabilityArgs = [] };
+        loRuntime = loRuntime with { NetnsPath = string.IsNullOrEmpty(request.NetnsPath) ? loRuntime.NetnsPath : request.NetnsPath };
+        if (lo is not null || Executor.FindPlugin("loopback") is not null)
         {
-            var lo = _cache.Load(DefaultNetwork.LoopbackName, request.PodId, "lo");
-            var loRuntime = lo?.Runtime ?? runtime.WithIfName("lo") with { CapabilityArgs = [] };
-            loRuntime = loRuntime with { NetnsPath = string.IsNullOrEmpty(request.NetnsPath) ? loRuntime.NetnsPath : request.NetnsPath };
-            if (lo is not null || Executor.FindPlugin("loopback") is not null)
-            {
-                await DelNetworkAsync(lo?.Config ?? DefaultNetwork.Loopback, loRuntime, lo?.Result, cancellationToken);
-            }
+            await DelNetworkAsync(lo?.Config ?? DefaultNetwork.Loopback, loRuntime, lo?.Result, cancellationToken);
         }
     }
 
