@@ -7,12 +7,16 @@
 # monitor and pause-init, or shim and pause, from /proc/PID/stat with their reaped children), daemon RSS over the run
 # (start, end, max, growth from the first to the last window) and the per-pod processes' PSS.
 #   sudo bash bench/kubelet-load.sh   (environment: PODS=30,100 pod counts, DURATION=120 seconds of load per pod count and
-#                                      runtime (3600 for the hour-long memory check), plus ARTIFACTS, NACELLE_DIR, BRIDGE,
-#                                      SUBNET: see bench/cri-daemon.sh)
+#                                      runtime (3600 for the hour-long memory check), CONTAINERD=0 nacelle alone (no
+#                                      ratios), plus ARTIFACTS, NACELLE_DIR, BRIDGE, SUBNET: see bench/cri-daemon.sh)
 # Run it on a quiet machine. Everything it creates is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cri-daemon.sh
-source bench/reference/containerd.sh
-containerd_start
-run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}" $(containerd_args)
+if [[ ${CONTAINERD:-1} == 0 ]]; then
+  run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}"
+else
+  source bench/reference/containerd.sh
+  containerd_start
+  run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}" $(containerd_args)
+fi
