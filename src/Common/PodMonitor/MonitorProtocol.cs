@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 
 namespace Nacelle.Common.PodMonitor;
@@ -105,8 +103,12 @@ public static class MonitorProtocol
         return line;
     }
 
-    /// <summary>Reads one line; null at end of stream.</summary>
-    public static async Task<string?> ReadLineAsync(Stream stream, MemoryStream pending, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads one line, as the UTF-8 bytes it came in (without its newline), to be parsed from those: JSON parsed from a
+    /// string is first transcoded into a buffer rented from the shared array pool, three times the string's length,
+    /// which the pool then keeps. Null at end of stream.
+    /// </summary>
+    public static async Task<byte[]?> ReadLineAsync(Stream stream, MemoryStream pending, CancellationToken cancellationToken)
     {
         var buffer = new byte[8192];
         while (true)
@@ -115,7 +117,7 @@ public static class MonitorProtocol
             var newline = data.IndexOf((byte)'\n');
             if (newline >= 0)
             {
-                var line = Encoding.UTF8.GetString(data[..newline]);
+                var line = data[..newline].ToArray();
                 var rest = data[(newline + 1)..].ToArray();
                 pending.SetLength(0);
                 pending.Write(rest);

@@ -128,7 +128,7 @@ public sealed partial class ContainerManager
         var result = (await client.SendAsync(new MonitorRequest
         {
             Op = MonitorProtocol.ExecSync, ContainerId = container.Id,
-            ProcessJson = System.Text.Json.JsonSerializer.Serialize(process, RuntimeSpecJson.Default.SpecProcess),
+            ProcessJson = JsonMetadata.SerializeToString(process, RuntimeSpecJson.Default.SpecProcess),
             TimeoutMs = timeout > TimeSpan.Zero ? (long)timeout.TotalMilliseconds : null, OutputLimit = limit,
         }, cancellationToken).ConfigureAwait(false)).Exec!;
         if (result.TimedOut)
@@ -177,7 +177,7 @@ public sealed partial class ContainerManager
             await client.SendAsync(new MonitorRequest
             {
                 Op = MonitorProtocol.Update, ContainerId = container.Id,
-                ResourcesJson = System.Text.Json.JsonSerializer.Serialize(resources, RuntimeSpecJson.Default.SpecResources),
+                ResourcesJson = JsonMetadata.SerializeToString(resources, RuntimeSpecJson.Default.SpecResources),
             }, cancellationToken).ConfigureAwait(false);
         }
         catch (NacelleException e) when (e.Kind == ErrorKind.NotFound && container.State == ContainerRecordState.Created)

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Spec;
@@ -49,7 +48,7 @@ public sealed partial class ContainerManager
         return await client.OpenStreamAsync(new MonitorRequest
         {
             Op = MonitorProtocol.ExecStream, ContainerId = container.Id,
-            ProcessJson = JsonSerializer.Serialize(process, RuntimeSpecJson.Default.SpecProcess), Stdin = stdin,
+            ProcessJson = JsonMetadata.SerializeToString(process, RuntimeSpecJson.Default.SpecProcess), Stdin = stdin,
         }, cancellationToken).ConfigureAwait(false);
     }
 

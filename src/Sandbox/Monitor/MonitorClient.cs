@@ -82,7 +82,7 @@ public sealed class MonitorClient : IAsyncDisposable
             }
 
             var stream = await EnsureConnectedAsync(cancellationToken).ConfigureAwait(false);
-            string? line;
+            byte[]? line;
             try
             {
                 await stream.WriteAsync(encoded, cancellationToken).ConfigureAwait(false);
@@ -204,7 +204,7 @@ public sealed class MonitorClient : IAsyncDisposable
             await socket.SendAsync(encoded, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             // The answer line comes with the descriptors: read with recvmsg until its end (a plain read would close them).
             var pending = new MemoryStream();
-            string? line;
+            byte[]? line;
             await using (var receiver = new DescriptorReceiver(socket, descriptors))
             {
                 line = await MonitorProtocol.ReadLineAsync(receiver, pending, cancellationToken).ConfigureAwait(false);

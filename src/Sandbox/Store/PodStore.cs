@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Nacelle.Common;
 using Nacelle.Storage;
@@ -432,19 +431,21 @@ public sealed class PodStore
         _ => throw NacelleException.Internal($"pod store: unknown container state \"{text}\""),
     };
 
+    // Through buffers of their own (JsonMetadata): a pod's labels and annotations may be megabytes, which the shared
+    // array pool would keep after each write or read.
     private static string ToJson(IReadOnlyDictionary<string, string> map) =>
-        JsonSerializer.Serialize(
+        JsonMetadata.SerializeToString(
             map.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal),
             PodStoreJsonContext.Default.DictionaryStringString);
 
     private static string ToJson(IReadOnlyList<string> list) =>
-        JsonSerializer.Serialize(list.ToList(), PodStoreJsonContext.Default.ListString);
+        JsonMetadata.SerializeToString(list.ToList(), PodStoreJsonContext.Default.ListString);
 
     private static Dictionary<string, string> MapFromJson(string json) =>
-        JsonSerializer.Deserialize(json, PodStoreJsonContext.Default.DictionaryStringString) ?? new Dictionary<string, string>();
+        JsonMetadata.Deserialize(json, PodStoreJsonContext.Default.DictionaryStringString) ?? new Dictionary<string, string>();
 
     private static List<string> ListFromJson(string json) =>
-        JsonSerializer.Deserialize(json, PodStoreJsonContext.Default.ListString) ?? [];
+        JsonMetadata.Deserialize(json, PodStoreJsonContext.Default.ListString) ?? [];
 
     private static object Nullable(long? value) => value is { } v ? v : DBNull.Value;
 

@@ -81,7 +81,31 @@ public sealed class JsonMetadataTests
             JsonSerializer.Serialize(request, MonitorJson.Default.MonitorRequest),
             JsonSerializer.Serialize(request, Uncached(() => MonitorJson.Current).MonitorRequest));
     }
+
+    [Fact]
+    public void LargeJsonTextIsReadAndWrittenWithoutLeavingBuffersInTheSharedPool()
+    {
+        // 2,000 entries, ~150,000 characters: JsonSerializer transcodes text of up to ~350,000 characters into a rented
+        // buffer (beyond, into an array of its own); it writes through a rented buffer whatever the size.
+        var map = Enumerable.Range(0, 2_000).ToDictionary(i => $"example.com/annotation-{i}", i => $"value-{i}");
+        var type = MapJson.Default.DictionaryStringString;
+        var text = JsonSerializer.Serialize(map, type);
+
+        // The detector works: JsonSerializer's own string overloads leave their buffers behind (cleared, but kept).
+        Assert.True(PooledBuffers.KeptAfter(() => JsonSerializer.Deserialize(text, type)) >= text.Length * 3, "control: reading left nothing");
+        Assert.True(PooledBuffers.KeptAfter(() => JsonSerializer.Serialize(map, type)) >= text.Length, "control: writing left nothing");
+
+        Dictionary<string, string>? read = null;
+        Assert.Equal(0, PooledBuffers.KeptAfter(() => read = JsonMetadata.Deserialize(text, type)));
+        Assert.Equal(map, read);
+        string? written = null;
+        Assert.Equal(0, PooledBuffers.KeptAfter(() => written = JsonMetadata.SerializeToString(map, type)));
+        Assert.Equal(text, written);
+    }
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class MapJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class JsonMetadataCollection

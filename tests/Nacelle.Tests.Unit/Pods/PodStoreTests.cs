@@ -52,6 +52,21 @@ public sealed class PodStoreTests : IDisposable
         Labels = labels ?? new Dictionary<string, string> { ["tier"] = "front" },
     };
 
+    [Fact]
+    public void APodWithManyAnnotationsIsStoredAndReadWithoutLeavingBuffersInTheSharedPool()
+    {
+        var pod = Pod(Id('e')) with
+        {
+            Annotations = Enumerable.Range(0, 2_000).ToDictionary(i => $"example.com/annotation-{i}", i => $"value-{i}"),
+        };
+
+        // Some kilobytes are fine (SQLite's own buffers); a copy of the annotations' JSON (~70 kB) is not.
+        Assert.InRange(Nacelle.Tests.Unit.Common.PooledBuffers.KeptAfter(() => _store.AddPod(pod)), 0, 32 << 10);
+        PodRecord? read = null;
+        Assert.InRange(Nacelle.Tests.Unit.Common.PooledBuffers.KeptAfter(() => read = new PodStore(new MetadataDatabase(_dbPath)).GetPod(pod.Id)), 0, 32 << 10);
+        AssertSame(pod, read!);
+    }
+
     private static void AssertSame(PodRecord expected, PodRecord actual)
     {
         Assert.Equal(expected with { Labels = null!, Annotations = null!, Ips = null!, Config = null! },

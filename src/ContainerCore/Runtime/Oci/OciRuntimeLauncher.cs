@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
@@ -83,7 +82,7 @@ public sealed class OciRuntimeLauncher(ExternalRuntime runtime, string stateDire
         var name = Guid.NewGuid().ToString("N", CultureInfo.InvariantCulture);
         var processFile = Path.Combine(Files, $"exec-{name}.json");
         var pidFile = Path.Combine(Files, $"exec-{name}.pid");
-        File.WriteAllText(processFile, JsonSerializer.Serialize(process, RuntimeSpecJson.Default.SpecProcess));
+        File.WriteAllBytes(processFile, JsonMetadata.Serialize(process, RuntimeSpecJson.Default.SpecProcess));
         var deadline = DateTime.UtcNow + timeout;
         // With process.terminal in the process file the runtime allocates the pty (runc: in the container's devpts)
         // and sends its master over the console socket.

@@ -24,7 +24,7 @@ public sealed record SeccompProfile
     [JsonPropertyName("archMap")] public JsonElement? ArchMap { get; init; }
 
     /// <summary>The profile as OCI linux.seccomp JSON.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, SeccompJson.Current.SeccompProfile);
+    public string ToJson() => JsonMetadata.SerializeToString(this, SeccompJson.Current.SeccompProfile, capacity: 4096);
 
     /// <summary>Refuses Docker-format profiles (archMap, includes, excludes), naming the field: taken as OCI they
     /// would lose their architecture and capability conditions without a word.</summary>
@@ -50,7 +50,7 @@ public sealed record SeccompProfile
     {
         try
         {
-            var profile = JsonSerializer.Deserialize(json, SeccompJson.Current.SeccompProfile)
+            var profile = JsonMetadata.Deserialize(json, SeccompJson.Current.SeccompProfile)
                 ?? throw new NacelleException(ErrorKind.InvalidArgument, "seccomp profile: the JSON is null");
             profile.ThrowIfNotOci();
             return profile;

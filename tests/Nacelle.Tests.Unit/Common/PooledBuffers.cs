@@ -1,0 +1,47 @@
+using System.Buffers;
+using System.Reflection;
+
+namespace Nacelle.Tests.Unit.Common;
+
+/// <summary>
+/// What work left in the shared array pool's slots of the thread that ran it: the work runs on a thread of its own (whose
+/// slots start empty), which then reads its slots. The pool keeps one returned array per size on the returning thread
+/// before its per-core stacks; those slots are the runtime's private [ThreadStatic] field t_tlsBuckets of the pool's
+/// type, read by reflection (the test skips, saying so, on a runtime where it is not found).
+/// </summary>
+internal static class PooledBuffers
+{
+    private static readonly FieldInfo? Slots = ArrayPool<byte>.Shared.GetType().GetField("t_tlsBuckets", BindingFlags.NonPublic | BindingFlags.Static);
+
+    /// <summary>The bytes of the arrays the pool keeps for the work's thread once the work is done.</summary>
+    public static long KeptAfter(Action work)
+    {
+        Assert.SkipUnless(Slots is not null, $"{ArrayPool<byte>.Shared.GetType()} has no t_tlsBuckets field on this runtime");
+        long kept = 0;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                work();
+                if (Slots!.GetValue(null) is Array slots)
+                {
+                    foreach (var slot in slots)
+                    {
+                        if (slot?.GetType().GetField("Array")?.GetValue(slot) is byte[] array)
+                        {
+                            kept += array.Length;
+                        }
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        return failure is null ? kept : throw new InvalidOperationException("the work failed", failure);
+    }
+}
