@@ -11,10 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cri-daemon.sh
-if [[ ${CONTAINERD:-1} == 0 ]]; then
-  run_bench ops --iterations "${ITER:-20}" --warmup "${WARMUP:-3}"
-else
-  source bench/reference/containerd.sh
-  containerd_start
-  run_bench ops --iterations "${ITER:-20}" --warmup "${WARMUP:-3}" $(containerd_args)
-fi
+source bench/reference/containerd.sh
+reference_start
+run_bench ops --iterations "${ITER:-20}" --warmup "${WARMUP:-3}" "${reference_args[@]}"

@@ -13,10 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cri-daemon.sh
-if [[ ${CONTAINERD:-1} == 0 ]]; then
-  run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}"
-else
-  source bench/reference/containerd.sh
-  containerd_start
-  run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}" $(containerd_args)
-fi
+source bench/reference/containerd.sh
+reference_start
+run_bench kubelet-load --pod-counts "${PODS:-30,100}" --duration "${DURATION:-120}" "${reference_args[@]}"

@@ -9,10 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cri-daemon.sh
-if [[ ${CONTAINERD:-1} == 0 ]]; then
-  run_bench memory --hostile "${HOSTILE:-20}" --settle "${SETTLE:-30}"
-else
-  source bench/reference/containerd.sh
-  containerd_start
-  run_bench memory --hostile "${HOSTILE:-20}" --settle "${SETTLE:-30}" $(containerd_args)
-fi
+source bench/reference/containerd.sh
+reference_start
+run_bench memory --hostile "${HOSTILE:-20}" --settle "${SETTLE:-30}" "${reference_args[@]}"

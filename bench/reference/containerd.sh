@@ -6,6 +6,7 @@
 #   containerd_start            writes $work/containerd/config.toml, starts containerd, waits for its socket;
 #                               sets CONTAINERD_SOCK, CONTAINERD_ROOT, CONTAINERD_CERTS (its registry config_path)
 #   containerd_args             the benchmark program's arguments naming it (socket, root, registry config, pid)
+#   reference_start             containerd_start and reference_args=(containerd_args), or nothing with CONTAINERD=0
 #
 # Its configuration: overlayfs snapshotter, runc (io.containerd.runc.v2 shim, cgroupfs), 3 concurrent downloads (the
 # same default as nacelle), the CNI conf dir of the nacelle daemon under test (the test bridge, ipMasq false, the
@@ -23,9 +24,8 @@ CONTAINERD_SOCK=$CONTAINERD_DIR/containerd.sock
 CONTAINERD_ROOT=$CONTAINERD_DIR/root
 CONTAINERD_CERTS=$CONTAINERD_DIR/certs.d
 
-command -v containerd >/dev/null || { echo "$0: containerd is missing (scripts/install-deps.sh --test installs it)" >&2; exit 2; }
-
 containerd_start() {
+  command -v containerd >/dev/null || { echo "$0: containerd is missing (scripts/install-deps.sh --test installs it)" >&2; exit 2; }
   mkdir -p "$CONTAINERD_DIR" "$CONTAINERD_CERTS"
   cat >"$CONTAINERD_DIR/config.toml" <<TOML
 version = 2
@@ -92,6 +92,16 @@ TOML
   echo "$0: containerd did not open $CONTAINERD_SOCK within 30 s" >&2
   tail -20 "$CONTAINERD_DIR/containerd.log" >&2
   exit 1
+}
+
+# The reference, unless CONTAINERD=0 (nacelle alone: a quick comparison of two builds through NACELLE_DIR, or a long run
+# of one): starts containerd and sets reference_args to the arguments the benchmark program needs to reach it.
+reference_start() {
+  reference_args=()
+  if [[ ${CONTAINERD:-1} != 0 ]]; then
+    containerd_start
+    read -ra reference_args <<<"$(containerd_args)"
+  fi
 }
 
 containerd_args() {
