@@ -124,7 +124,7 @@ public sealed class PodStore
             }
 
             BindPod(_insertPod, pod);
-            _insertPod.ExecuteNonQuery();
+            Execute(_insertPod);
             _snapshot = snapshot.WithPod(pod);
         }
     }
@@ -184,7 +184,7 @@ public sealed class PodStore
 
             updated = Owned(updated);
             BindPod(_updatePod, updated);
-            _updatePod.ExecuteNonQuery();
+            Execute(_updatePod);
             _snapshot = snapshot.WithPod(updated);
             return updated;
         }
@@ -203,7 +203,7 @@ public sealed class PodStore
             }
 
             new Binder(_deletePod).AddWithValue("$id", id);
-            _deletePod.ExecuteNonQuery();
+            Execute(_deletePod);
             _snapshot = snapshot.WithoutPod(id);
             return true;
         }
@@ -253,7 +253,7 @@ public sealed class PodStore
             }
 
             BindContainer(_insertContainer, container);
-            _insertContainer.ExecuteNonQuery();
+            Execute(_insertContainer);
             _snapshot = snapshot.WithContainer(container);
         }
     }
@@ -321,7 +321,7 @@ public sealed class PodStore
 
             updated = Owned(updated);
             BindContainer(_updateContainer, updated);
-            _updateContainer.ExecuteNonQuery();
+            Execute(_updateContainer);
             _snapshot = snapshot.WithContainer(updated);
             return updated;
         }
@@ -340,7 +340,7 @@ public sealed class PodStore
             }
 
             new Binder(_deleteContainer).AddWithValue("$id", id);
-            _deleteContainer.ExecuteNonQuery();
+            Execute(_deleteContainer);
             _snapshot = snapshot.WithoutContainer(id);
             return true;
         }
@@ -511,6 +511,26 @@ public sealed class PodStore
         p.AddWithValue("$stdin", container.Stdin ? 1L : 0L);
         p.AddWithValue("$stdin_once", container.StdinOnce ? 1L : 0L);
         p.AddWithValue("$config", container.Config ?? []);
+    }
+
+    /// <summary>
+    /// Runs one of the store's prepared statements, then lets go of the values bound to it: the statement lives as long
+    /// as the store, and its parameters would otherwise keep the last row written (a container's config, a pod's
+    /// annotations as JSON: megabytes for a hostile request) until the next write of the same kind.
+    /// </summary>
+    private static void Execute(SqliteCommand command)
+    {
+        try
+        {
+            command.ExecuteNonQuery();
+        }
+        finally
+        {
+            foreach (SqliteParameter parameter in command.Parameters)
+            {
+                parameter.Value = DBNull.Value;
+            }
+        }
     }
 
     private SqliteCommand Prepare(string sql)

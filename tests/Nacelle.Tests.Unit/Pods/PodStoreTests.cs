@@ -67,6 +67,35 @@ public sealed class PodStoreTests : IDisposable
         AssertSame(pod, read!);
     }
 
+    [Fact]
+    public void TheStoreKeepsNoValueOfARowItDeleted()
+    {
+        _store.AddPod(Pod(Id('c')));
+        var configs = AddUpdateAndDeleteContainerWithLargeConfigs(Id('d'), Id('c'));
+        // Full collections until both are gone (a few rounds at most when nothing holds them).
+        for (var i = 0; i < 20 && (configs.Inserted.IsAlive || configs.Updated.IsAlive); i++)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            Thread.Sleep(10);
+        }
+
+        Assert.False(configs.Inserted.IsAlive, "the config the container was inserted with is still referenced");
+        Assert.False(configs.Updated.IsAlive, "the config the container was updated with is still referenced");
+    }
+
+    // A method of its own, so that no local of the test keeps the values alive.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private (WeakReference Inserted, WeakReference Updated) AddUpdateAndDeleteContainerWithLargeConfigs(string id, string podId)
+    {
+        var inserted = new byte[1 << 20];
+        var updated = new byte[1 << 20];
+        _store.AddContainer(Container(id, podId) with { Config = inserted });
+        _store.UpdateContainer(id, c => c with { Config = updated });
+        _store.DeleteContainer(id);
+        return (new WeakReference(inserted), new WeakReference(updated));
+    }
+
     private static void AssertSame(PodRecord expected, PodRecord actual)
     {
         Assert.Equal(expected with { Labels = null!, Annotations = null!, Ips = null!, Config = null! },
