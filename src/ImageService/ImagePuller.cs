@@ -38,8 +38,9 @@ internal sealed partial class ImagePuller(
         // download (the config names the layers' snapshots, so the unpack waits for it); one that turns out unpacked
         // already, or being unpacked by another pull, stops its download unread.
         var known = KnownBlobs();
+        using var blocks = new PullBlocks(SegmentBytes); // the download pipes' memory, gone with this pull
         var downloads = resolved.Layers
-            .Select(l => known.Contains(l.Digest) || content.Exists(l.Digest) ? null : StartDownload(reference, credentials, l, downloadSlots, failFast.Token))
+            .Select(l => known.Contains(l.Digest) || content.Exists(l.Digest) ? null : StartDownload(reference, credentials, l, downloadSlots, blocks, failFast.Token))
             .ToArray();
         var layerTasks = new List<Task<Snapshot>>(resolved.Layers.Count);
         Task manifestStored = Task.CompletedTask;
@@ -63,7 +64,7 @@ internal sealed partial class ImagePuller(
             for (var i = 0; i < resolved.Layers.Count; i++)
             {
                 var task = LayerAsync(reference, credentials, resolved.Layers[i], chains[i], i == 0 ? null : chains[i - 1], config.DiffIds[i],
-                    parent, downloadSlots, failFast, downloads[i]);
+                    parent, downloadSlots, blocks, failFast, downloads[i]);
                 layerTasks.Add(task);
                 parent = task;
             }
@@ -112,7 +113,7 @@ internal sealed partial class ImagePuller(
 
     private async Task<Snapshot> LayerAsync(
         ImageReference reference, RegistryCredentials? credentials, Descriptor layer, string chainId, string? parentChainId, string diffId,
-        Task<Snapshot>? parent, SemaphoreSlim downloadSlots, CancellationTokenSource failFast, LayerDownload? started)
+        Task<Snapshot>? parent, SemaphoreSlim downloadSlots, PullBlocks blocks, CancellationTokenSource failFast, LayerDownload? started)
     {
         var cancellationToken = failFast.Token;
         try
@@ -137,7 +138,7 @@ internal sealed partial class ImagePuller(
                 }
 
                 // The download started with the pull, or one started now (it waits for a slot of its own).
-                var download = Interlocked.Exchange(ref started, null) ?? StartDownload(reference, credentials, layer, downloadSlots, ct);
+                var download = Interlocked.Exchange(ref started, null) ?? StartDownload(reference, credentials, layer, downloadSlots, blocks, ct);
                 var result = await UnpackDownloadAsync(download, directory, ct).ConfigureAwait(false);
                 return (result.DiffId, result.UncompressedSize);
             }, cancellationToken, parent).ConfigureAwait(false);
@@ -176,11 +177,11 @@ internal sealed partial class ImagePuller(
     /// compressed blob is written to disk. The pipe holds at most <see cref="PipeBytes"/> ahead of its reader.
     /// </summary>
     private LayerDownload StartDownload(ImageReference reference, RegistryCredentials? credentials, Descriptor layer, SemaphoreSlim slots,
-        CancellationToken cancellationToken)
+        PullBlocks blocks, CancellationToken cancellationToken)
     {
         var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: PipeBytes, resumeWriterThreshold: PipeBytes / 2, minimumSegmentSize: 128 * 1024,
-            useSynchronizationContext: false));
+        var pipe = new Pipe(new PipeOptions(pool: blocks, pauseWriterThreshold: PipeBytes, resumeWriterThreshold: PipeBytes / 2,
+            minimumSegmentSize: SegmentBytes, useSynchronizationContext: false));
         var done = Task.Run(async () =>
         {
             try
@@ -277,6 +278,9 @@ internal sealed partial class ImagePuller(
 
     // How far the download may run ahead of the unpacker.
     private const int PipeBytes = 8 << 20;
+
+    /// <summary>The download pipes' segment size.</summary>
+    private const int SegmentBytes = 128 << 10;
 
     [LoggerMessage(EventId = 3100, Level = LogLevel.Information, Message = "pulled {Image} as {ImageId} ({Layers} layers) in {ElapsedMs:F0} ms")]
     private static partial void LogPulled(ILogger logger, string image, string imageId, int layers, double elapsedMs);

@@ -43,7 +43,8 @@ public static class LayerUnpacker
 
         var tree = new SnapshotTree(targetDirectory);
         using var hashing = new HashingStream(LayerStreams.OpenTar(layer));
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
+        // A buffer of this unpack's own: the shared pool would keep it, a megabyte, after the pull.
+        var buffer = GC.AllocateUninitializedArray<byte>(CopyBufferBytes);
         long entries = 0;
         try
         {
@@ -72,10 +73,6 @@ public static class LayerUnpacker
         {
             throw NacelleException.InvalidArgument(
                 $"layer is corrupt after {entries} entries ({hashing.BytesRead} uncompressed bytes): {e.Message}");
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
 
         // Directory mtimes last: creating each child changed its parent's mtime.

@@ -19,6 +19,18 @@ public sealed class LayerUnpackerFormatTests : IDisposable
     }
 
     [Fact]
+    public void AnUnpackLeavesNoBufferInTheSharedPool()
+    {
+        var tar = Build(Dir("usr/"), File("usr/data", new string('x', 3 << 20)));
+        var scratch = NewScratch();
+        var kept = Nacelle.Tests.Support.PooledBuffers.KeptAfter(() =>
+            LayerUnpacker.Unpack(new MemoryStream(Gzip(tar), writable: false), scratch.Target, CancellationToken.None));
+        // Small buffers of the tar reader and the decompressor may stay; the unpack's 1 MB copy buffer must not.
+        Assert.InRange(kept, 0, 64 << 10);
+        Assert.Equal(3 << 20, new FileInfo(scratch.InTarget("usr/data")).Length);
+    }
+
+    [Fact]
     public async Task GzipZstdAndPlainGiveTheSameTreeAndTheDiffIdOfThePlainTar()
     {
         var tar = Build(

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Nacelle.Common;
 using Nacelle.Common.PodMonitor;
 using Nacelle.ContainerCore.Spec;
+using Nacelle.Tests.Support;
 
 namespace Nacelle.Tests.Unit.Common;
 

@@ -61,9 +61,9 @@ public sealed class PodStoreTests : IDisposable
         };
 
         // Some kilobytes are fine (SQLite's own buffers); a copy of the annotations' JSON (~70 kB) is not.
-        Assert.InRange(Nacelle.Tests.Unit.Common.PooledBuffers.KeptAfter(() => _store.AddPod(pod)), 0, 32 << 10);
+        Assert.InRange(Nacelle.Tests.Support.PooledBuffers.KeptAfter(() => _store.AddPod(pod)), 0, 32 << 10);
         PodRecord? read = null;
-        Assert.InRange(Nacelle.Tests.Unit.Common.PooledBuffers.KeptAfter(() => read = new PodStore(new MetadataDatabase(_dbPath)).GetPod(pod.Id)), 0, 32 << 10);
+        Assert.InRange(Nacelle.Tests.Support.PooledBuffers.KeptAfter(() => read = new PodStore(new MetadataDatabase(_dbPath)).GetPod(pod.Id)), 0, 32 << 10);
         AssertSame(pod, read!);
     }
 

@@ -3,6 +3,9 @@ using Nacelle.Storage;
 
 namespace Nacelle.Tests.Unit.Storage;
 
+// Alone: it counts the process's open descriptors of a database file, and other tests' SqliteConnection.ClearAllPools (a
+// process-wide pool) closed its pooled connections under it.
+[Collection(MetadataDatabaseCollection.Name)]
 public sealed class MetadataDatabaseTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("nacelle-metadata-").FullName;
@@ -87,4 +90,10 @@ public sealed class MetadataDatabaseTests : IDisposable
     private static int OpenDescriptors(string path) =>
         new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos()
             .Count(fd => fd.LinkTarget is { } target && target == path);
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetadataDatabaseCollection
+{
+    public const string Name = "SQLite's connection pool is process-wide";
 }

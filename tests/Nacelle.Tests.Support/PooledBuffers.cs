@@ -1,7 +1,8 @@
 using System.Buffers;
 using System.Reflection;
+using Xunit;
 
-namespace Nacelle.Tests.Unit.Common;
+namespace Nacelle.Tests.Support;
 
 /// <summary>
 /// What work left in the shared array pool's slots of the thread that ran it: the work runs on a thread of its own (whose
@@ -9,7 +10,7 @@ namespace Nacelle.Tests.Unit.Common;
 /// before its per-core stacks; those slots are the runtime's private [ThreadStatic] field t_tlsBuckets of the pool's
 /// type, read by reflection (the test skips, saying so, on a runtime where it is not found).
 /// </summary>
-internal static class PooledBuffers
+public static class PooledBuffers
 {
     private static readonly FieldInfo? Slots = ArrayPool<byte>.Shared.GetType().GetField("t_tlsBuckets", BindingFlags.NonPublic | BindingFlags.Static);
 
