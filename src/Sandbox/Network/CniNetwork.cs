@@ -338,16 +338,7 @@ public sealed class CniNetwork : IDisposable
 
             attached.Add((network, runtime, null));
             var pod = AddNetworkAsync(network, runtime, cancellationToken);
-            try
-            {
-                await Task.WhenAll(loopback, pod); // both end before a failure is undone (the undo deletes both)
-            }
-            catch (Exception) when (pod.Exception?.InnerException is { } podFailure)
-            {
-                // The pod network's failure is the one to report, whatever happened to the loopback.
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(podFailure);
-            }
-
+            await BothEndedAsync(pod, loopback); // before a failure is undone (the undo deletes both)
             var result = await pod;
             var ips = result.PodIps();
             Log.PodAttached(_logger, request.PodId, network.Name, string.Join(", ", ips.Select(i => i.Cidr)));
@@ -404,7 +395,15 @@ public sealed class CniNetwork : IDisposable
         // loopback's need not wait for. Both end before a failure is reported, the pod network's first.
         var runtime = RuntimeFor(request, Options.PodInterfaceName, forTearDown: true);
         var loopback = Options.SetUpLoopback ? DetachLoopbackAsync(request, runtime, cancellationToken) : Task.CompletedTask;
-        var pod = DetachPodNetworkAsync(request, runtime, cancellationToken);
+        await BothEndedAsync(DetachPodNetworkAsync(request, runtime, cancellationToken), loopback);
+    }
+
+    /// <summary>
+    /// Waits for the pod network's plugin runs and the loopback's, run at once, until both have ended. A failure of the
+    /// pod network's is the one reported, whatever happened to the loopback's; when only the loopback's failed, that.
+    /// </summary>
+    private static async Task BothEndedAsync(Task pod, Task loopback)
+    {
         try
         {
             await Task.WhenAll(pod, loopback);
