@@ -75,7 +75,7 @@ public sealed class ContainerResourceTests
 
         // Every hierarchy the container's init is in, the cgroup2 one included (v1 joined by thread, cgroup2 at the clone).
         var initCgroups = File.ReadAllLines($"/proc/{initPid}/cgroup").Where(l => !l.Contains(":name=", StringComparison.Ordinal)).ToList();
-        if (File.ReadAllLines("/proc/self/cgroup").Any(l => l.StartsWith("0::", StringComparison.Ordinal)))
+        if (CgroupLayout.Detect().UnifiedMount is not null)
         {
             Assert.Contains(initCgroups, l => l.StartsWith("0::/", StringComparison.Ordinal) && l.Length > "0::/".Length);
         }
