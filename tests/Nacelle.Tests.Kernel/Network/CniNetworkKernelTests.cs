@@ -218,6 +218,13 @@ public sealed class CniNetworkKernelTests
         await network.TearDownPodAsync(scope.Request(ns, pod), CancellationToken.None);
 
         Assert.False(File.Exists(ipFile));
+        // With the namespace gone the plugin has no veth to delete: the kernel deletes the pair while it destroys the
+        // namespace, in a work queue of its own, which a loaded machine may not have reached yet (up to 10 s).
+        for (var i = 0; i < 100 && CniKernelScope.LinkExists(veth); i++)
+        {
+            await Task.Delay(100);
+        }
+
         Assert.False(CniKernelScope.LinkExists(veth));
         Assert.Empty(Directory.GetFiles(Path.Combine(scope.CacheDir, "results")));
     }
