@@ -36,10 +36,7 @@ public sealed class CniNetworkKernelTests
     [Fact]
     public async Task TwoPodsGetAddressesPingEachOtherAndDelReleasesEverythingEvenAfterARestart()
     {
-        if (!CniKernelScope.Available)
-        {
-            return;
-        }
+        Assert.SkipUnless(CniKernelScope.Available, "needs root, Debian's CNI plugins in /usr/lib/cni and iptables");
 
         await using var scope = new CniKernelScope();
         var nsA = scope.NewNetns();
@@ -115,10 +112,7 @@ public sealed class CniNetworkKernelTests
     [Fact]
     public async Task PortmapInstallsAHostPortRuleAndDelRemovesIt()
     {
-        if (!CniKernelScope.Available)
-        {
-            return;
-        }
+        Assert.SkipUnless(CniKernelScope.Available, "needs root, Debian's CNI plugins in /usr/lib/cni and iptables");
 
         await using var scope = new CniKernelScope();
         var ns = scope.NewNetns();
@@ -200,10 +194,7 @@ public sealed class CniNetworkKernelTests
     [Fact]
     public async Task DelAfterTheNetnsIsGoneStillReleasesTheAddress()
     {
-        if (!CniKernelScope.Available)
-        {
-            return;
-        }
+        Assert.SkipUnless(CniKernelScope.Available, "needs root, Debian's CNI plugins in /usr/lib/cni and iptables");
 
         await using var scope = new CniKernelScope();
         var ns = scope.NewNetns();
@@ -232,10 +223,7 @@ public sealed class CniNetworkKernelTests
     [Fact]
     public async Task CheckNoticesAMissingInterfaceAndAFailedAddLeavesNothing()
     {
-        if (!CniKernelScope.Available)
-        {
-            return;
-        }
+        Assert.SkipUnless(CniKernelScope.Available, "needs root, Debian's CNI plugins in /usr/lib/cni and iptables");
 
         await using var scope = new CniKernelScope();
         var ns = scope.NewNetns();
