@@ -65,6 +65,13 @@ fi
 cleanup() { [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d; return 0; }
 trap cleanup EXIT
 
+# golang-1.23-go (the seccomp tests' second Go toolchain) is only in bookworm-backports: a machine whose apt does not
+# list that suite gets it added, as a file of ours, before the update. Nothing is taken from it unless asked for by name.
+if [[ " ${missing[*]} " == *" golang-1.23-go "* ]] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > /etc/apt/sources.list.d/nacelle-bookworm-backports.sources
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
