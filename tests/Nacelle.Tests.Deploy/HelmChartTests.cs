@@ -39,7 +39,11 @@ public sealed partial class HelmChartTests : IClassFixture<HelmChartTests.Tools>
 
             // Debian's Go packages are laid out for GOPATH mode.
             Renderer = Path.Combine(Directory, "helm-render");
-            var build = TestProcesses.Run(Slow, "/usr/bin/env", "GO111MODULE=off", "GOPATH=/usr/share/gocode", "GOFLAGS=",
+            var environment = ToolHome.GoEnvironment();
+            environment["GO111MODULE"] = "off";
+            environment["GOPATH"] = "/usr/share/gocode";
+            environment["GOFLAGS"] = string.Empty;
+            var build = TestProcesses.Run(Slow, environment,
                 "/usr/bin/go", "build", "-o", Renderer, SourceTree.PathOf("tests", "Nacelle.Tests.Deploy", "helm-render", "main.go"));
             BuildError = build.Exit == 0 ? null : $"go build of helm-render failed:\n{build.Stderr}{build.Stdout}";
 
@@ -50,7 +54,7 @@ public sealed partial class HelmChartTests : IClassFixture<HelmChartTests.Tools>
                 File.Copy(SourceTree.PathOf("tests", "Nacelle.Tests.Deploy", "chart-validate", file), Path.Combine(Validator, file));
             }
 
-            var npm = TestProcesses.Run(Slow, "/usr/bin/npm", "ci", "--prefix", Validator, "--no-audit", "--no-fund");
+            var npm = TestProcesses.Run(Slow, "/usr/bin/npm", "ci", "--prefix", Validator, "--cache", ToolHome.NpmCache, "--no-audit", "--no-fund");
             BuildError ??= npm.Exit == 0 ? null : $"npm ci of kubernetes-models failed:\n{npm.Stderr}{npm.Stdout}";
         }
 

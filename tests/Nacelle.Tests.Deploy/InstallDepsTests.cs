@@ -58,9 +58,10 @@ public sealed partial class InstallDepsTests
             foreach (Match launch in Launch().Matches(File.ReadAllText(file)))
             {
                 var args = launch.Groups["args"].Value;
-                // The program: the first string argument, or a constant naming one (after an optional timeout).
-                var first = args.Split(',', 3).Select(a => a.Trim()).FirstOrDefault(a => !a.StartsWith("Slow", StringComparison.Ordinal)
-                    && !a.StartsWith("TimeSpan", StringComparison.Ordinal)) ?? string.Empty;
+                // The program: the first string argument, or a constant naming one (after an optional timeout and an
+                // optional environment, TestProcesses.Run(timeout, environment, file, ...)).
+                var first = args.Split(',', 4).Select(a => a.Trim()).FirstOrDefault(a => !a.StartsWith("Slow", StringComparison.Ordinal)
+                    && !a.StartsWith("TimeSpan", StringComparison.Ordinal) && a != "environment") ?? string.Empty;
                 var program = StringLiteral().Match(first) is { Success: true } literal && first.StartsWith('"')
                     ? literal.Groups["s"].Value
                     : constants.GetValueOrDefault(Regex.Match(first, @"^[\w.]+").Value.Split('.').Last());

@@ -115,14 +115,11 @@ internal static class Probes
     {
         var name = "goprobe-" + Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(go))!);
         var output = Path.Combine(BuildDirectory.Value, name);
-        // The toolchain's own build cache (the user's, as for any go build) keeps later runs quick; without a home
-        // directory (some CI shells), one inside the build directory.
-        var environment = new Dictionary<string, string> { ["CGO_ENABLED"] = "0", ["GOPROXY"] = "off", ["GO111MODULE"] = "off" };
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("HOME")) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("XDG_CACHE_HOME")))
-        {
-            environment["GOCACHE"] = Path.Combine(BuildDirectory.Value, "gocache");
-        }
-
+        // The toolchain's build cache and telemetry in the tests' tool home, kept between runs (never under /root).
+        var environment = ToolHome.GoEnvironment();
+        environment["CGO_ENABLED"] = "0";
+        environment["GOPROXY"] = "off";
+        environment["GO111MODULE"] = "off";
         var (exit, stdout, stderr) = TestProcesses.Run(
             TimeSpan.FromMinutes(10),
             environment,

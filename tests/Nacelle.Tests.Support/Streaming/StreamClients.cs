@@ -50,7 +50,11 @@ public static class StreamClients
 
         info.Environment["GO111MODULE"] = "off";
         info.Environment["GOPATH"] = "/usr/share/gocode";
-        info.Environment["GOCACHE"] = Path.Combine(Path.GetTempPath(), "nacelle-test-gocache");
+        foreach (var (key, value) in ToolHome.GoEnvironment())
+        {
+            info.Environment[key] = value;
+        }
+
         info.Environment["GOFLAGS"] = string.Empty;
         try
         {
