@@ -101,8 +101,17 @@ internal sealed class MemoryTrimmer : IDisposable
     {
         var before = Committed();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        var after = Committed();
-        Log.MemoryTrimmed(_logger, why, before >> 10, after >> 10);
+        var info = GC.GetGCMemoryInfo(GCKind.Any);
+        var after = info.TotalCommittedBytes;
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            // What the heap holds after the collection, by generation (issue 15: where a burst's memory stays).
+            var g = info.GenerationInfo;
+            Log.MemoryTrimmed(_logger, why, before >> 10, after >> 10, g[0].SizeAfterBytes >> 10, g[0].FragmentationAfterBytes >> 10,
+                g[1].SizeAfterBytes >> 10, g[1].FragmentationAfterBytes >> 10, g[2].SizeAfterBytes >> 10, g[2].FragmentationAfterBytes >> 10,
+                g[3].SizeAfterBytes >> 10, g[3].FragmentationAfterBytes >> 10, g[4].SizeAfterBytes >> 10, g[4].FragmentationAfterBytes >> 10);
+        }
+
         return after;
     }
 

@@ -58,8 +58,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1013, Level = LogLevel.Error, Message = "configuration reload failed while applying it: {Problem}")]
     public static partial void ReloadFailed(ILogger logger, string problem);
 
-    [LoggerMessage(EventId = 1014, Level = LogLevel.Debug, Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB")]
-    public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb);
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Debug,
+        Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB; live after, KiB (free inside): " +
+            "gen0 {Gen0Kb} ({Gen0FreeKb}), gen1 {Gen1Kb} ({Gen1FreeKb}), gen2 {Gen2Kb} ({Gen2FreeKb}), " +
+            "large {LargeKb} ({LargeFreeKb}), pinned {PinnedKb} ({PinnedFreeKb})")]
+    public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb, long gen0Kb, long gen0FreeKb,
+        long gen1Kb, long gen1FreeKb, long gen2Kb, long gen2FreeKb, long largeKb, long largeFreeKb, long pinnedKb, long pinnedFreeKb);
 
     [LoggerMessage(EventId = 1015, Level = LogLevel.Debug,
         Message = "pages of the executable reclaimed ({Why}): resident {BeforeKb} KiB -> {AfterKb} KiB (errno {Errno})")]
