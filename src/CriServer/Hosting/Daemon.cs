@@ -114,6 +114,8 @@ internal static class Daemon
 
             kestrel.ListenUnixSocket(config.Grpc.Socket, listen => listen.Protocols = HttpProtocols.Http2);
         });
+        // Kestrel's blocks from pools that keep few (a burst's blocks would stay in the pinned heap).
+        BoundedBlockPoolFactory.Register(builder.Services);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.Grpc.ShutdownTimeout);
         builder.Services.AddRoutingCore();
         builder.Services.AddGrpc(o =>
