@@ -105,7 +105,7 @@ internal sealed class MemoryTrimmer : IDisposable
         var after = info.TotalCommittedBytes;
         if (_logger.IsEnabled(LogLevel.Debug))
         {
-            // What the heap holds after the collection, by generation (issue 15: where a burst's memory stays).
+            // Each generation's size after the collection and the free space inside it (issue 15: where a burst's memory stays).
             var g = info.GenerationInfo;
             Log.MemoryTrimmed(_logger, why, before >> 10, after >> 10, g[0].SizeAfterBytes >> 10, g[0].FragmentationAfterBytes >> 10,
                 g[1].SizeAfterBytes >> 10, g[1].FragmentationAfterBytes >> 10, g[2].SizeAfterBytes >> 10, g[2].FragmentationAfterBytes >> 10,

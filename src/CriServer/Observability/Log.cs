@@ -59,7 +59,7 @@ internal static partial class Log
     public static partial void ReloadFailed(ILogger logger, string problem);
 
     [LoggerMessage(EventId = 1014, Level = LogLevel.Debug,
-        Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB; live after, KiB (free inside): " +
+        Message = "memory trimmed ({Why}): GC committed {BeforeKb} KiB -> {AfterKb} KiB; by generation after it, KiB (of which free): " +
             "gen0 {Gen0Kb} ({Gen0FreeKb}), gen1 {Gen1Kb} ({Gen1FreeKb}), gen2 {Gen2Kb} ({Gen2FreeKb}), " +
             "large {LargeKb} ({LargeFreeKb}), pinned {PinnedKb} ({PinnedFreeKb})")]
     public static partial void MemoryTrimmed(ILogger logger, string why, long beforeKb, long afterKb, long gen0Kb, long gen0FreeKb,
