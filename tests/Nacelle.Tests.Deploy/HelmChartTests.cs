@@ -40,9 +40,6 @@ public sealed partial class HelmChartTests : IClassFixture<HelmChartTests.Tools>
             // Debian's Go packages are laid out for GOPATH mode.
             Renderer = Path.Combine(Directory, "helm-render");
             var environment = ToolHome.GoEnvironment();
-            environment["GO111MODULE"] = "off";
-            environment["GOPATH"] = "/usr/share/gocode";
-            environment["GOFLAGS"] = string.Empty;
             var build = TestProcesses.Run(Slow, environment,
                 "/usr/bin/go", "build", "-o", Renderer, SourceTree.PathOf("tests", "Nacelle.Tests.Deploy", "helm-render", "main.go"));
             BuildError = build.Exit == 0 ? null : $"go build of helm-render failed:\n{build.Stderr}{build.Stdout}";

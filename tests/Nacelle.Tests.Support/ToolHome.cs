@@ -14,12 +14,22 @@ public static class ToolHome
     /// <summary>npm's cache (its --cache argument).</summary>
     public static string NpmCache => System.IO.Path.Combine(Path, "npm-cache");
 
-    /// <summary>The environment of a go build: HOME and the XDG directories here, and the build cache with them.</summary>
+    /// <summary>Where Debian installs Go libraries (golang-*-dev), laid out for GOPATH mode.</summary>
+    public const string DebianGoPath = "/usr/share/gocode";
+
+    /// <summary>
+    /// The environment of the tests' go builds: HOME and the XDG directories here, and the build cache with them; GOPATH
+    /// mode on Debian's libraries (every program the tests build is one file or package of its own, without a module),
+    /// and no GOFLAGS of the caller's.
+    /// </summary>
     public static Dictionary<string, string> GoEnvironment() => new()
     {
         ["HOME"] = Path,
         ["XDG_CACHE_HOME"] = System.IO.Path.Combine(Path, "cache"),
         ["XDG_CONFIG_HOME"] = System.IO.Path.Combine(Path, "config"),
         ["GOCACHE"] = System.IO.Path.Combine(Path, "cache", "go-build"),
+        ["GO111MODULE"] = "off",
+        ["GOPATH"] = DebianGoPath,
+        ["GOFLAGS"] = string.Empty,
     };
 }

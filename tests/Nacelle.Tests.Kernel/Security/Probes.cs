@@ -119,7 +119,6 @@ internal static class Probes
         var environment = ToolHome.GoEnvironment();
         environment["CGO_ENABLED"] = "0";
         environment["GOPROXY"] = "off";
-        environment["GO111MODULE"] = "off";
         var (exit, stdout, stderr) = TestProcesses.Run(
             TimeSpan.FromMinutes(10),
             environment,

@@ -48,14 +48,11 @@ public static class StreamClients
             info.ArgumentList.Add(argument);
         }
 
-        info.Environment["GO111MODULE"] = "off";
-        info.Environment["GOPATH"] = "/usr/share/gocode";
         foreach (var (key, value) in ToolHome.GoEnvironment())
         {
             info.Environment[key] = value;
         }
 
-        info.Environment["GOFLAGS"] = string.Empty;
         try
         {
             var (exit, stdout, stderr) = Run(info, TimeSpan.FromMinutes(5));
