@@ -12,8 +12,10 @@ namespace Nacelle.CriServer.Hosting;
 /// Kestrel's own pool keeps every block it ever made, in the pinned object heap, and lets go of a few percent every 10 s
 /// once traffic falls. A burst of 1 MB requests (refused, as hostile requests are) made ~800 blocks: 100 s later the pinned
 /// heap still held 3.3 MB of them, against 0.2 MB before the burst, and a heap that is never compacted keeps the pages
-/// of any region with one block still in use. The daemon's requests are small and its connections few (kubelet holds one
-/// or two), so a few dozen idle blocks serve its steady state and a burst leaves nothing behind. The blocks are ordinary
+/// of any region with one block still in use. Both of the daemon's Kestrel hosts use it: the CRI socket, whose requests
+/// are small and whose connections are few (kubelet holds one or two), and the streaming server, whose connections'
+/// in-flight data is bounded by Kestrel's buffer limits. A few dozen idle blocks serve their steady state and a burst
+/// leaves nothing behind. The blocks are ordinary
 /// arrays: the GC moves them like any other object. Kestrel's sockets on Linux need no long-lived pinning: a buffer is
 /// fixed only for the send or receive call that uses it.
 /// </para>

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Nacelle.Common;
 using Nacelle.CriServer.Configuration;
+using Nacelle.CriServer.Hosting;
 using Nacelle.CriServer.Streaming.Spdy;
 using Nacelle.CriServer.Streaming.WebSockets;
 
@@ -147,6 +148,8 @@ internal sealed class StreamingServer : IAsyncDisposable
                 }
             });
         });
+        // Kestrel's blocks from pools that keep few, as the CRI socket's (a port-forward burst's would stay pinned).
+        BoundedBlockPoolFactory.Register(builder.Services);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = StreamContext.Linger);
         // Started and stopped by its owner (the daemon), never by signals of its own.
         builder.Services.AddSingleton<IHostLifetime, OwnedLifetime>();
