@@ -49,23 +49,45 @@ public sealed class ContentStore
     /// Makes sure the blob is stored: when absent, <paramref name="write"/> streams it into a temp file, which is then
     /// verified against <paramref name="digest"/> and <paramref name="expectedSize"/> (negative: size unknown) and renamed
     /// into place. A mismatch or a failed write leaves nothing behind. Returns the blob's path.
+    /// The caller whose write it is waits for that write's end, even once cancelled: when it returns or throws, nothing
+    /// of the write is left in content/ingest (a failed pull cancels its other writes and answers only after them). A
+    /// caller that joined another's write waits only for its own token, and writes the blob itself when the write it
+    /// joined was cancelled by its owner.
     /// </summary>
     public async Task<string> IngestAsync(string digest, long expectedSize, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
         var path = BlobPath(digest);
-        if (File.Exists(path))
+        while (true)
         {
-            return path;
-        }
+            if (File.Exists(path))
+            {
+                return path;
+            }
 
-        var ingest = _inFlight.GetOrAdd(digest, d => new Lazy<Task<string>>(() => WriteAsync(d, path, expectedSize, write, cancellationToken)));
-        try
-        {
-            return await ingest.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(digest, ingest));
+            var mine = new Lazy<Task<string>>(() => WriteAsync(digest, path, expectedSize, write, cancellationToken));
+            var ingest = _inFlight.GetOrAdd(digest, mine);
+            if (ReferenceEquals(ingest, mine))
+            {
+                try
+                {
+                    return await ingest.Value.ConfigureAwait(false);
+                }
+                finally
+                {
+                    _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(digest, ingest));
+                }
+            }
+
+            try
+            {
+                return await ingest.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The write joined was cancelled by its owner, not by this caller: it ended (or is ending) with its temp
+                // file; make way for a write of this caller's own.
+                _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<string>>>(digest, ingest));
+            }
         }
     }
 
@@ -155,9 +177,15 @@ public sealed class ContentStore
             Account(digest);
             return path;
         }
-        catch
+        catch (Exception e)
         {
             File.Delete(temp);
+            if (e is not OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                // A cancelled read can surface as the transport's error: say what it was, for those who joined this write.
+                throw new OperationCanceledException($"the write of blob {digest} was cancelled", e, cancellationToken);
+            }
+
             throw;
         }
     }

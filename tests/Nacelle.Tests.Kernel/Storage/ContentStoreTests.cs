@@ -101,6 +101,69 @@ public sealed class ContentStoreTests : IDisposable
         Assert.Single(paths.Distinct());
     }
 
+    /// <summary>A failed pull cancels its other writes (the manifest's, the config's) and answers once they have ended:
+    /// an ingest whose write notices the cancellation late must not answer before that write has ended and left nothing
+    /// (the CI once found a pull's ingest file still there after the pull had failed).</summary>
+    [Fact]
+    public async Task ACancelledIngestAnswersOnlyOnceItsWriteHasEndedAndLeftNothing()
+    {
+        var store = new ContentStore(_root.Path);
+        var digest = Digests.Of("blob"u8);
+        using var cancel = new CancellationTokenSource();
+        var writing = new TaskCompletionSource();
+        var letGo = new TaskCompletionSource();
+        var ingest = store.IngestAsync(digest, 4, async (s, ct) =>
+        {
+            await s.WriteAsync("bl"u8.ToArray(), CancellationToken.None);
+            writing.SetResult();
+            await letGo.Task; // a step that does not watch the token (an fsync, a read under way)
+            ct.ThrowIfCancellationRequested();
+        }, cancel.Token);
+        await writing.Task;
+
+        await cancel.CancelAsync();
+        await Task.Delay(200);
+
+        Assert.False(ingest.IsCompleted, "the cancelled ingest answered while its write was still under way");
+        Assert.Single(Leftovers());
+        letGo.SetResult();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ingest);
+        Assert.Empty(Leftovers());
+        Assert.False(store.Exists(digest));
+    }
+
+    /// <summary>Two pulls of one blob share its write; the one that started it giving up must not fail the other.</summary>
+    [Fact]
+    public async Task AnIngestThatJoinedAWriteCancelledByItsOwnerWritesTheBlobItself()
+    {
+        var store = new ContentStore(_root.Path);
+        var bytes = "the blob both pulls want"u8.ToArray();
+        var digest = Digests.Of(bytes);
+        using var cancel = new CancellationTokenSource();
+        var writing = new TaskCompletionSource();
+        var joinerWrites = 0;
+        var owner = store.IngestAsync(digest, bytes.Length, async (s, ct) =>
+        {
+            writing.SetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+        }, cancel.Token);
+        await writing.Task;
+        var joiner = store.IngestAsync(digest, bytes.Length, (s, ct) =>
+        {
+            Interlocked.Increment(ref joinerWrites);
+            return s.WriteAsync(bytes, ct).AsTask();
+        }, CancellationToken.None);
+        Assert.Equal(0, Volatile.Read(ref joinerWrites)); // joined, not a write of its own yet
+
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => owner);
+        var path = await joiner;
+        Assert.Equal(1, joinerWrites);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(path));
+        Assert.Equal([path], Leftovers());
+    }
+
     [Fact]
     public void DigestsThatCouldEscapeAreRefused()
     {
