@@ -634,6 +634,38 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         }
     }
 
+    /// <summary>The CRI fuzzer's StopPodSandbox answered NotFound ("container ... not found") when a RemoveContainer of one
+    /// of its containers ran beside it: the stop's refresh read the container's row, asked the monitor, and then applied
+    /// the exit to a row the remove had deleted meanwhile. Both must succeed.</summary>
+    [Fact]
+    public async Task A_pod_stop_beside_removes_of_its_containers_succeeds()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        for (var round = 0; round < 6; round++)
+        {
+            var podConfig = Pod($"stop-remove-{round}");
+            var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+            var ids = new List<string>();
+            for (var i = 0; i < 4; i++)
+            {
+                // Half exit at once (the daemon may not have seen it yet when the stop asks), half run until killed.
+                var config = i % 2 == 0 ? Container($"c{i}", "/bin/true") : Container($"c{i}", "/bin/sleep", "3600");
+                var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig })).ContainerId;
+                await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+                ids.Add(id);
+            }
+
+            var calls = ids.Select(id => (Task)runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }).ResponseAsync)
+                .Prepend(runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod }).ResponseAsync)
+                .Append(runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod }).ResponseAsync);
+            await Task.WhenAll(calls);
+
+            Assert.Empty((await runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = pod } })).Containers);
+            await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod });
+        }
+    }
+
     [Fact]
     public async Task Events_follow_a_container_and_its_pod()
     {

@@ -131,7 +131,12 @@ public sealed partial class ContainerManager
                     if (!now.Complete)
                     {
                         // The monitor has it: the create got that far, so it is finished rather than undone.
-                        current = _store.UpdateContainer(row.Id, c => c with { Complete = true, Pid = state.Pid, CgroupPath = state.CgroupPath ?? c.CgroupPath });
+                        if (_store.TryUpdateContainer(row.Id, c => c with { Complete = true, Pid = state.Pid, CgroupPath = state.CgroupPath ?? c.CgroupPath }) is not { } completed)
+                        {
+                            continue; // removed meanwhile
+                        }
+
+                        current = completed;
                         ContainerLog.CreateCompleted(_log, row.Id);
                     }
                 }
@@ -200,11 +205,12 @@ public sealed partial class ContainerManager
 
     /// <summary>Moves the row to Exited unless it is there already. The exit watch, a refresh (ContainerStatus, a stop)
     /// and a lost pod may apply the same exit at once: the row as the store holds it, inside the update's transaction,
-    /// decides which one records it, and only that one announces it.</summary>
+    /// decides which one records it, and only that one announces it. A row removed meanwhile (RemoveContainer beside a
+    /// StopPodSandbox, whose refresh read the rows before) records nothing.</summary>
     private bool ExitOnce(ContainerRecord row, Func<ContainerRecord, ContainerRecord> exit)
     {
         var recorded = false;
-        _store.UpdateContainer(row.Id, c =>
+        _store.TryUpdateContainer(row.Id, c =>
         {
             if (c.State == ContainerRecordState.Exited)
             {
@@ -241,7 +247,7 @@ public sealed partial class ContainerManager
         else if (state.Status is "Running" or "Paused" && row.State == ContainerRecordState.Created)
         {
             // Only from Created: an exit recorded meanwhile is never turned back into Running.
-            _store.UpdateContainer(row.Id, c => c.State != ContainerRecordState.Created ? c : c with
+            _store.TryUpdateContainer(row.Id, c => c.State != ContainerRecordState.Created ? c : c with
             {
                 State = ContainerRecordState.Running, StartedAt = UnixTime.Nanoseconds(state.StartedAt ?? DateTimeOffset.UtcNow), Pid = state.Pid,
                 CgroupPath = state.CgroupPath ?? c.CgroupPath,

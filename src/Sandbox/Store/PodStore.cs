@@ -299,14 +299,26 @@ public sealed class PodStore
     /// touches an identity field (id, pod id, name, attempt, created_at). The change runs under the store's write lock
     /// (see <see cref="UpdatePod"/>).
     /// </summary>
-    public ContainerRecord UpdateContainer(string id, Func<ContainerRecord, ContainerRecord> change)
+    public ContainerRecord UpdateContainer(string id, Func<ContainerRecord, ContainerRecord> change) =>
+        TryUpdateContainer(id, change) ?? throw NacelleException.NotFound($"container {id} not found");
+
+    /// <summary>
+    /// As <see cref="UpdateContainer"/>, but null when the container does not exist: for what records a change seen
+    /// elsewhere (an exit the monitor reports) beside a RemoveContainer, for which a container removed meanwhile needs
+    /// no change.
+    /// </summary>
+    public ContainerRecord? TryUpdateContainer(string id, Func<ContainerRecord, ContainerRecord> change)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(change);
         lock (_write)
         {
             var snapshot = _snapshot;
-            var current = snapshot.Containers.GetValueOrDefault(id) ?? throw NacelleException.NotFound($"container {id} not found");
+            if (snapshot.Containers.GetValueOrDefault(id) is not { } current)
+            {
+                return null;
+            }
+
             var updated = change(current) ?? throw new InvalidOperationException("the container update returned null");
             if (updated.Id != current.Id || updated.PodId != current.PodId || updated.Name != current.Name ||
                 updated.Attempt != current.Attempt || updated.CreatedAt != current.CreatedAt)

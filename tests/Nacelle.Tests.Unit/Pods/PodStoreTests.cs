@@ -335,6 +335,26 @@ public sealed class PodStoreTests : IDisposable
         Fails(ErrorKind.NotFound, () => _store.UpdatePod(Id('a'), p => p));
     }
 
+    /// <summary>An exit applied beside a RemoveContainer (the fuzzer's StopPodSandbox answered NotFound for a container
+    /// removed while the stop's refresh ran) finds no row: that is no change, not an error.</summary>
+    [Fact]
+    public void AContainerUpdateThatMayFindTheRowGoneChangesNothingAndSaysSo()
+    {
+        _store.AddPod(Pod(Id('a')));
+        _store.AddContainer(Container(Id('1'), Id('a')));
+        _store.DeleteContainer(Id('1'));
+        var called = false;
+
+        Assert.Null(_store.TryUpdateContainer(Id('1'), c => { called = true; return c with { StopSignal = 9 }; }));
+
+        Assert.False(called);
+        Assert.Null(_store.TryGetContainer(Id('1')));
+        Assert.Null(new PodStore(new MetadataDatabase(_dbPath)).TryGetContainer(Id('1')));
+        Fails(ErrorKind.NotFound, () => _store.UpdateContainer(Id('1'), c => c));
+        _store.AddContainer(Container(Id('2'), Id('a')));
+        Assert.Equal(9, _store.TryUpdateContainer(Id('2'), c => c with { StopSignal = 9 })!.StopSignal);
+    }
+
     [Fact]
     public void ConcurrentUpdatesAreNotLost()
     {
