@@ -11,9 +11,11 @@ namespace Nacelle.CriServer.Hosting;
 /// as it idles. Every <see cref="Period"/> this compares the GC's committed memory with what the last trim left; when it
 /// has grown by more than <see cref="Slack"/>, one aggressive full collection compacts the heap and decommits what is free
 /// (a few milliseconds for the daemon's heap). Once right after start, too: startup's garbage is never needed again.
-/// A trim is followed by <see cref="FollowUps"/> more, one per period: the shared array pool lets go of the buffers a
-/// burst rented (a megabyte request body) only at a full collection once they have been unused for a minute, and what it
-/// lets go of is freed by the collection after that. Every period, the C heap's free pages go back too
+/// A trim is followed by at least <see cref="FollowUps"/> more, one every <see cref="FollowUpPeriod"/>, and by more while
+/// the last one still gave memory back (<see cref="KeepFollowingUp"/>): the shared array pool lets go of the buffers a
+/// burst rented (protobuf reads a megabyte string that spans Kestrel's blocks through a rented array) only at a full
+/// collection once they have been unused for a minute, one array per size and core at a time, and what it lets go of
+/// is freed by the collection after that. Every period, the C heap's free pages go back too
 /// (<see cref="TrimNativeHeap"/>). The executable's pages are reclaimed right after start and again once a period went
 /// by without work (<see cref="ExecutablePages"/>). Before each trim for growth and its follow-ups, the metadata database's
 /// idle pooled connections are closed (<see cref="MetadataDatabase.ReleaseIdleConnections"/>): a burst of calls leaves one
@@ -30,8 +32,21 @@ internal sealed class MemoryTrimmer : IDisposable
     /// </summary>
     public const long Slack = 2L << 20;
 
-    /// <summary>Trims after a trim for growth, one per period.</summary>
+    /// <summary>Trims after a trim for growth, at least.</summary>
     public const int FollowUps = 3;
+
+    /// <summary>The most trims after a trim for growth (with <see cref="FollowUpPeriod"/>, 2.5 minutes of them).</summary>
+    public const int MaxFollowUps = 10;
+
+    /// <summary>What a follow-up must have given back for another to follow once <see cref="FollowUps"/> are done.</summary>
+    public const long FollowUpProgress = 256L << 10;
+
+    /// <summary>
+    /// The time between follow-ups. Half the period: the array pool frees a buffer at the first full collection a minute
+    /// after the trim for growth found it idle, and the collection after that frees its memory; at 30 s the third
+    /// follow-up did the first and nothing did the second, leaving a megabyte resident (bench/memory.sh).
+    /// </summary>
+    public static readonly TimeSpan FollowUpPeriod = TimeSpan.FromSeconds(15);
 
     /// <summary>
     /// Allocation over a period below which the daemon counts as left alone. Idle, it allocates some kilobytes a period
@@ -42,6 +57,7 @@ internal sealed class MemoryTrimmer : IDisposable
     private readonly ILogger _logger;
     private readonly MetadataDatabase? _database;
     private int _followUps;
+    private int _followUpsDone;
     private readonly Timer _timer;
     private long _floor;
     private long _allocated;
@@ -63,21 +79,34 @@ internal sealed class MemoryTrimmer : IDisposable
     private void Tick()
     {
         var committed = Committed();
+        var following = _followUps > 0;
         if (committed > _floor + Slack)
         {
             _database?.ReleaseIdleConnections();
             _floor = Trim("grown");
             _followUps = FollowUps;
+            _followUpsDone = 0;
         }
         else if (_followUps > 0)
         {
             _followUps--;
+            _followUpsDone++;
             _database?.ReleaseIdleConnections();
             _floor = Trim("follow-up");
+            if (_followUps == 0 && KeepFollowingUp(_followUpsDone, committed - _floor))
+            {
+                _followUps = 1;
+            }
         }
         else
         {
             _floor = Math.Min(_floor, committed);
+        }
+
+        if (following != _followUps > 0)
+        {
+            var next = _followUps > 0 ? FollowUpPeriod : Period;
+            _timer.Change(next, next);
         }
 
         TrimNativeHeap();
@@ -96,6 +125,13 @@ internal sealed class MemoryTrimmer : IDisposable
             ReleaseExecutablePages("quiet");
         }
     }
+
+    /// <summary>
+    /// Whether another follow-up comes after <paramref name="done"/> of them, the last of which gave back
+    /// <paramref name="freed"/> bytes of committed memory: once <see cref="FollowUps"/> are done, only while each still
+    /// gives back <see cref="FollowUpProgress"/>, and never past <see cref="MaxFollowUps"/>.
+    /// </summary>
+    internal static bool KeepFollowingUp(int done, long freed) => done < MaxFollowUps && freed >= FollowUpProgress;
 
     private long Trim(string why)
     {
