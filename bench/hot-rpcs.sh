@@ -5,6 +5,7 @@
 # nacelle-monitor) a second daemon from that build runs beside the first, on its own root, state and socket, and the
 # two take turns in every round; CONTAINERD=1 adds Debian's containerd 1.6 (bench/reference/containerd.sh) the same way.
 #   sudo bash bench/hot-rpcs.sh   (environment: PODS=100, ITER=2000 rounds, WARMUP=50, BASELINE_DIR, CONTAINERD,
+#                                  PAUSE_MS=0: an idle pause before each call (cold calls, as kubelet paces them),
 #                                  plus ARTIFACTS, NACELLE_DIR, BRIDGE, SUBNET: see bench/cri-daemon.sh)
 # Run it on a quiet machine. Everything it creates is removed at the end.
 set -euo pipefail
@@ -31,4 +32,4 @@ if [[ -n ${CONTAINERD:-} ]]; then
   containerd_start
   extra+=($(containerd_args))
 fi
-run_bench hot-rpcs --pod-counts "${PODS:-100}" --iterations "${ITER:-2000}" --warmup "${WARMUP:-50}" "${extra[@]}"
+run_bench hot-rpcs --pod-counts "${PODS:-100}" --iterations "${ITER:-2000}" --warmup "${WARMUP:-50}" --pause-ms "${PAUSE_MS:-0}" "${extra[@]}"

@@ -15,7 +15,9 @@ internal sealed class BenchOptions
             (imagefs: --memory-pods is the number of pods, --iterations the number of ImageFsInfo calls)
             (kubelet-load: [--pod-counts 30,100] [--duration SECONDS (120)] per pod count and runtime)
             (hot-rpcs: [--pod-counts N (30): the first count], --iterations rounds (2000), [--baseline-socket SOCK
-             --baseline-pid PID: a second nacelle daemon, another build, measured in the same rounds])
+             --baseline-pid PID: a second nacelle daemon, another build, measured in the same rounds],
+             [--pause-ms P (0): an idle pause before each call, so that each finds the daemon's threads asleep, as
+             kubelet's paced calls do])
             (memory: [--hostile N (20)] requests of each hostile kind, [--settle SECONDS (30)] before the last reading)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
@@ -56,6 +58,9 @@ internal sealed class BenchOptions
     public string? BaselineSocket { get; private set; }
 
     public int BaselinePid { get; private set; }
+
+    /// <summary>hot-rpcs: the pause before each call (0: back to back).</summary>
+    public int PauseMs { get; private set; }
 
     /// <summary>streams: bytes of one port-forward copy (and of its direct reference).</summary>
     public long ForwardBytes { get; private set; } = 256L << 20;
@@ -114,6 +119,7 @@ internal sealed class BenchOptions
                 case "--containerd-socket": options.ContainerdSocket = value; break;
                 case "--baseline-socket": options.BaselineSocket = value; break;
                 case "--baseline-pid": options.BaselinePid = Int(value); break;
+                case "--pause-ms": options.PauseMs = Int(value); break;
                 case "--forward-mib": options.ForwardBytes = (long)Int(value) << 20; break;
                 case "--forward-iterations": options.ForwardIterations = Int(value); break;
                 case "--containerd-root": options.ContainerdRoot = value; break;

@@ -5,7 +5,7 @@ using Runtime.V1;
 namespace Nacelle.Bench.Cri;
 
 /// <summary>
-/// The per-call cost of the rpcs kubelet polls, back to back: N pods with one busybox <c>sleep</c> container each on
+/// The per-call cost of the rpcs kubelet polls, back to back (or each after an idle pause, --pause-ms): N pods with one busybox <c>sleep</c> container each on
 /// every runtime (made untimed), then rounds of one call of each rpc per runtime, the runtimes taking turns within a
 /// round (so a drift of the machine's speed reaches all alike). Version is the yardstick: a call whose handler does
 /// nothing, so its time is the fixed cost of a call (client, HTTP/2, the server's pipeline). Prints p50 and p99 per rpc
@@ -57,6 +57,11 @@ internal static class HotRpcsBenchmark
                     var pod = made[r][round % pods];
                     foreach (var (rpc, call) in calls)
                     {
+                        if (options.PauseMs > 0)
+                        {
+                            await Task.Delay(options.PauseMs);
+                        }
+
                         var start = Stopwatch.GetTimestamp();
                         var answer = await call(runtimes.All[r].Cri, pod);
                         if (round >= options.Warmup)
@@ -114,7 +119,8 @@ internal static class HotRpcsBenchmark
         List<Dictionary<string, Samples>> samples, List<Dictionary<string, int>> sizes)
     {
         Console.WriteLine();
-        Console.WriteLine($"## hot rpcs back to back, {pods} pods with one container each, {options.Iterations} rounds");
+        var pacing = options.PauseMs > 0 ? $"each after an idle pause of {options.PauseMs} ms" : "back to back";
+        Console.WriteLine($"## hot rpcs {pacing}, {pods} pods with one container each, {options.Iterations} rounds");
         Console.WriteLine();
         var columns = new List<string> { "rpc" };
         foreach (var runtime in runtimes)
