@@ -18,7 +18,7 @@ internal sealed class BenchOptions
              --baseline-pid PID: a second nacelle daemon, another build, measured in the same rounds],
              [--pause-ms P (0): an idle pause before each call, so that each finds the daemon's threads asleep, as
              kubelet's paced calls do])
-            (memory: [--hostile N (20)] requests of each hostile kind, [--settle SECONDS (30)] before the last reading)
+            (memory: [--hostile N (20)] requests of each hostile kind, [--settle SECONDS (100)] before the last reading)
         Nacelle.Bench.Cri pull-profile --work DIR: the pull's floor and stage profile alone, no daemon
             [--runc PATH (/usr/sbin/runc)] [--cgroup-parent /nacelle-bench-...] [--registry-pid-file FILE]
             [--ref-prefix P (ncb<pid>): the name prefix of the reference's netns and runc containers]
@@ -85,7 +85,7 @@ internal sealed class BenchOptions
     public int Hostile { get; private set; } = 20;
 
     /// <summary>memory: how long the daemon is left alone after the burst before the last reading.</summary>
-    public TimeSpan Settle { get; private set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan Settle { get; private set; } = TimeSpan.FromSeconds(100);
 
     /// <summary>Prefix of every netns and runc container id this run creates (unique per run, found again by cleanup).</summary>
     public string ReferencePrefix { get; private set; } = "ncb" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
