@@ -12,7 +12,7 @@ namespace Nacelle.CriServer.Hosting;
 /// has grown by more than <see cref="Slack"/>, one aggressive full collection compacts the heap and decommits what is free
 /// (a few milliseconds for the daemon's heap). Once right after start, too: startup's garbage is never needed again.
 /// A trim is followed by at least <see cref="FollowUps"/> more, one every <see cref="FollowUpPeriod"/>, and by more while
-/// the last one still gave memory back (<see cref="KeepFollowingUp"/>): the shared array pool lets go of the buffers a
+/// the last one still left less than the one before it (<see cref="KeepFollowingUp"/>): the shared array pool lets go of the buffers a
 /// burst rented (protobuf reads a megabyte string that spans Kestrel's blocks through a rented array) only at a full
 /// collection once they have been unused for a minute, one array per size and core at a time, and what it lets go of
 /// is freed by the collection after that. Every period, the C heap's free pages go back too
@@ -38,7 +38,8 @@ internal sealed class MemoryTrimmer : IDisposable
     /// <summary>The most trims after a trim for growth (with <see cref="FollowUpPeriod"/>, 2.5 minutes of them).</summary>
     public const int MaxFollowUps = 10;
 
-    /// <summary>What a follow-up must have given back for another to follow once <see cref="FollowUps"/> are done.</summary>
+    /// <summary>How much lower than the trim before it a follow-up must leave committed memory for another to follow once
+    /// <see cref="FollowUps"/> are done.</summary>
     public const long FollowUpProgress = 256L << 10;
 
     /// <summary>
@@ -92,8 +93,11 @@ internal sealed class MemoryTrimmer : IDisposable
             _followUps--;
             _followUpsDone++;
             _database?.ReleaseIdleConnections();
+            var previous = _floor;
             _floor = Trim("follow-up");
-            if (_followUps == 0 && KeepFollowingUp(_followUpsDone, committed - _floor))
+            // What the collection left against what the last one left (not against what was committed before it: under
+            // load that is always more, by the garbage made since).
+            if (_followUps == 0 && KeepFollowingUp(_followUpsDone, previous - _floor))
             {
                 _followUps = 1;
             }
@@ -127,11 +131,11 @@ internal sealed class MemoryTrimmer : IDisposable
     }
 
     /// <summary>
-    /// Whether another follow-up comes after <paramref name="done"/> of them, the last of which gave back
-    /// <paramref name="freed"/> bytes of committed memory: once <see cref="FollowUps"/> are done, only while each still
-    /// gives back <see cref="FollowUpProgress"/>, and never past <see cref="MaxFollowUps"/>.
+    /// Whether another follow-up comes after <paramref name="done"/> of them, the last of which left
+    /// <paramref name="lowered"/> bytes less committed memory than the trim before it: once <see cref="FollowUps"/> are
+    /// done, only while each still lowers it by <see cref="FollowUpProgress"/>, and never past <see cref="MaxFollowUps"/>.
     /// </summary>
-    internal static bool KeepFollowingUp(int done, long freed) => done < MaxFollowUps && freed >= FollowUpProgress;
+    internal static bool KeepFollowingUp(int done, long lowered) => done < MaxFollowUps && lowered >= FollowUpProgress;
 
     private long Trim(string why)
     {
