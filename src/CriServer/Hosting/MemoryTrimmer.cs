@@ -85,17 +85,10 @@ internal sealed class MemoryTrimmer : IDisposable
         {
             // A follow-up is a full collection too, and growth meanwhile is its to give back: a check for growth at each
             // follow-up would start a new series every 15 s under steady load, which grows 2 MB that fast.
-            _followUps--;
-            _followUpsDone++;
             _database?.ReleaseIdleConnections();
             var previous = _floor;
             _floor = Trim("follow-up");
-            // What the collection left against what the last one left (not against what was committed before it: under
-            // load that is always more, by the garbage made since).
-            if (_followUps == 0 && KeepFollowingUp(_followUpsDone, previous - _floor))
-            {
-                _followUps = 1;
-            }
+            (_followUps, _followUpsDone) = AfterFollowUp(_followUps - 1, _followUpsDone + 1, previous, _floor);
         }
         else if (committed > _floor + Slack)
         {
@@ -130,6 +123,24 @@ internal sealed class MemoryTrimmer : IDisposable
         {
             ReleaseExecutablePages("quiet");
         }
+    }
+
+    /// <summary>
+    /// The follow-ups still to come, and how many of the series are done, after a follow-up that left
+    /// <paramref name="floor"/> bytes committed where the trim before it left <paramref name="previous"/> (compared with
+    /// what the last trim left, not with what was committed before this one: under load that is always more, by the
+    /// garbage made since). <paramref name="left"/> and <paramref name="done"/> count this one as done. A floor risen by
+    /// more than <see cref="Slack"/> is a burst that came meanwhile, whose buffers the array pool holds now: a series of
+    /// its own.
+    /// </summary>
+    internal static (int Left, int Done) AfterFollowUp(int left, int done, long previous, long floor)
+    {
+        if (floor > previous + Slack)
+        {
+            return (FollowUps, 0);
+        }
+
+        return left == 0 && KeepFollowingUp(done, previous - floor) ? (1, done) : (left, done);
     }
 
     /// <summary>
