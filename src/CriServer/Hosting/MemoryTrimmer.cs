@@ -12,8 +12,8 @@ namespace Nacelle.CriServer.Hosting;
 /// has grown by more than <see cref="Slack"/>, one aggressive full collection compacts the heap and decommits what is free
 /// (a few milliseconds for the daemon's heap). Once right after start, too: startup's garbage is never needed again.
 /// A trim is followed by at least <see cref="FollowUps"/> more, one every <see cref="FollowUpPeriod"/>, and by more while
-/// the last one still left less than the one before it (<see cref="KeepFollowingUp"/>): the shared array pool lets go of the buffers a
-/// burst rented (protobuf reads a megabyte string that spans Kestrel's blocks through a rented array) only at a full
+/// each leaves less than the one before it (<see cref="AfterFollowUp"/>): the shared array pool lets go of the buffers
+/// a burst rented (protobuf reads a megabyte string that spans Kestrel's blocks through a rented array) only at a full
 /// collection once they have been unused for a minute, one array per size and core at a time, and what it lets go of
 /// is freed by the collection after that. Every period, the C heap's free pages go back too
 /// (<see cref="TrimNativeHeap"/>). The executable's pages are reclaimed right after start and again once a period went
