@@ -108,12 +108,34 @@ internal static class CgroupFiles
         }
     }
 
+    /// <summary>
+    /// The pids in a cgroup.procs file. None when the file is missing, or when its cgroup was removed between the file's
+    /// open and its read (ENODEV): systemd removes a scope as soon as its last process is gone, which is what a stop
+    /// that kills through the cgroup brings about.
+    /// </summary>
     public static IReadOnlyList<int> ReadPids(string path)
     {
         var pids = new List<int>();
-        foreach (var line in (ReadOrNull(path) ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        ReadOnlySpan<byte> text;
+        try
         {
-            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            if (!PseudoFiles.TryRead(path, out text))
+            {
+                return pids;
+            }
+        }
+        catch (IOException e) when (e.HResult == PseudoFileCalls.ENODEV)
+        {
+            return pids;
+        }
+        catch (IOException e)
+        {
+            throw NacelleException.Internal(e.Message, e);
+        }
+
+        foreach (var range in text.Split((byte)'\n'))
+        {
+            if (int.TryParse(text[range], NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
             {
                 pids.Add(pid);
             }

@@ -12,6 +12,9 @@ public static partial class PseudoFileCalls
     public const int ENOENT = 2;
     public const int ENOTDIR = 20;
 
+    /// <summary>A cgroup file read after its cgroup was removed (opened just before the rmdir).</summary>
+    public const int ENODEV = 19;
+
     private const int EINTR = 4;
     private const int O_RDONLY = 0x0;
     private const int O_CLOEXEC = 0x80000;

@@ -10,6 +10,46 @@ public sealed class V1CgroupKernelTests
     private static string Kernel(V1Cgroup cgroup, string controller, string file) =>
         File.ReadAllText(Path.Combine(cgroup.DirectoryOf(controller)!, file)).Trim();
 
+    /// <summary>systemd removes a scope once its last process is gone; a stop that had just read the scope's cgroup.procs
+    /// path got ENODEV from the read and answered Internal ("No such device", SystemdCgroupDriverTests in CI). A cgroup
+    /// removed between the open and the read holds no process. This races reads with removals until both have run a
+    /// few thousand times.</summary>
+    [Fact]
+    public async Task Processes_of_a_cgroup_removed_while_they_are_read_are_none_not_an_error()
+    {
+        await using var scope = new CgroupTestScope();
+        Assert.SkipUnless(scope.HasV1, "this node has no cgroup v1 hierarchies");
+        var cgroup = (V1Cgroup)scope.Create("vanishing");
+        var directory = cgroup.DirectoryOf("pids")!;
+        using var stop = new CancellationTokenSource();
+        var churn = Task.Run(() =>
+        {
+            for (var i = 0; i < 20_000 && !stop.IsCancellationRequested; i++)
+            {
+                Directory.Delete(directory);
+                Directory.CreateDirectory(directory);
+            }
+        });
+        var reads = 0;
+        try
+        {
+            while (!churn.IsCompleted)
+            {
+                Assert.Empty(cgroup.Processes());
+                reads++;
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await churn.ContinueWith(_ => { }, TaskScheduler.Default);
+            Directory.CreateDirectory(directory);
+        }
+
+        await churn;
+        Assert.True(reads > 1000, $"only {reads} reads raced the removals");
+    }
+
     [Fact]
     public async Task ApplyWritesLimitsTheKernelReportsBack()
     {
