@@ -95,12 +95,19 @@ internal static class CgroupFiles
         return CgroupText.ParseKeyed(text, keys, values);
     }
 
-    // The bytes of a control file (PseudoFiles.TryRead: parse them at once); false when it does not exist.
+    // The bytes of a control file (PseudoFiles.TryRead: parse them at once); false when it does not exist, or when its
+    // cgroup was removed between the file's open and its read (ENODEV): systemd removes a scope as soon as its last
+    // process is gone, which is what a stop that kills through the cgroup brings about.
     private static bool TryReadBytes(string path, out ReadOnlySpan<byte> text)
     {
         try
         {
             return PseudoFiles.TryRead(path, out text);
+        }
+        catch (IOException e) when (e.HResult == PseudoFileCalls.ENODEV)
+        {
+            text = default;
+            return false;
         }
         catch (IOException e)
         {
@@ -108,29 +115,13 @@ internal static class CgroupFiles
         }
     }
 
-    /// <summary>
-    /// The pids in a cgroup.procs file. None when the file is missing, or when its cgroup was removed between the file's
-    /// open and its read (ENODEV): systemd removes a scope as soon as its last process is gone, which is what a stop
-    /// that kills through the cgroup brings about.
-    /// </summary>
+    /// <summary>The pids in a cgroup.procs file; none when it is missing or its cgroup is gone (see TryReadBytes).</summary>
     public static IReadOnlyList<int> ReadPids(string path)
     {
         var pids = new List<int>();
-        ReadOnlySpan<byte> text;
-        try
-        {
-            if (!PseudoFiles.TryRead(path, out text))
-            {
-                return pids;
-            }
-        }
-        catch (IOException e) when (e.HResult == PseudoFileCalls.ENODEV)
+        if (!TryReadBytes(path, out var text))
         {
             return pids;
-        }
-        catch (IOException e)
-        {
-            throw NacelleException.Internal(e.Message, e);
         }
 
         foreach (var range in text.Split((byte)'\n'))
