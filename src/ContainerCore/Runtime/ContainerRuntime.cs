@@ -56,10 +56,17 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
     private readonly Dictionary<string, Entry> _containers = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
-    private sealed class Entry(string id, RuntimeSpec spec, ICgroup cgroup, ulong oomBaseline)
+    /// <summary>A container this instance tracks. It keeps what later operations need of the spec (the exec template,
+    /// the systemd scope), not the spec: a pod's monitor holds its entries for the pod's life.</summary>
+    private sealed class Entry(string id, ExecTemplate? exec, RuntimeSpec spec, ICgroup cgroup, ulong oomBaseline)
     {
         public string Id { get; } = id;
-        public RuntimeSpec Spec { get; } = spec;
+
+        /// <summary>What an exec needs of the spec; null for an external runtime's container (the runtime execs).</summary>
+        public ExecTemplate? Exec { get; } = exec;
+
+        /// <summary>The systemd scope of a container created under the systemd driver; null under cgroupfs.</summary>
+        public SystemdScope? Scope { get; } = ScopeOf(spec);
         public ICgroup Cgroup { get; } = cgroup;
         public ulong OomBaseline { get; } = oomBaseline;
         public required ContainerState State { get; set; }
@@ -128,6 +135,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         var cgroupPath = placement.Path;
         var v1Mounts = _options.Cgroups.ContainerMounts(cgroupPath);
         var plan = SpawnPlanner.PlanContainer(spec, bundle, _host, v1Mounts);
+        var exec = SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: true);
         foreach (var adjustment in plan.Adjustments)
         {
             RuntimeLog.Adjusted(_log, id, adjustment);
@@ -182,7 +190,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 CreatedAt = DateTimeOffset.UtcNow,
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
             };
-            return Register(new Entry(id, spec, cgroup, cgroup.OomKills().OomKills)
+            return Register(new Entry(id, exec, spec, cgroup, cgroup.OomKills().OomKills)
             {
                 State = state, Spawned = spawned, Process = spawned.Process,
             });
@@ -270,7 +278,9 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 }
             }
 
-            var entry = new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = LauncherFor(id, state.Runtime) };
+            var external = LauncherFor(id, state.Runtime);
+            var exec = external is null ? SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: false) : null;
+            var entry = new Entry(id, exec, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = external };
             lock (_gate)
             {
                 _containers[id] = entry;
@@ -403,7 +413,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
                 await exit.WaitAsync(TimeSpan.FromSeconds(30), FdReactor.Time, cancellationToken).ConfigureAwait(false);
             }
 
-            if (ScopeOf(entry.Spec) is { } scope)
+            if (entry.Scope is { } scope)
             {
                 await _options.Cgroups.StopScopeAsync(scope, cancellationToken).ConfigureAwait(false);
             }
@@ -460,7 +470,8 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
             return new SpawnedProcess(adopted);
         }
 
-        var plan = SpawnPlanner.PlanExec(entry.Spec, process, entry.State.Pid, entry.Cgroup, _host);
+        var template = entry.Exec ?? throw new InvalidOperationException($"container {id} has neither an external runtime nor an exec template");
+        var plan = SpawnPlanner.PlanExec(template, process, entry.State.Pid, entry.Cgroup, _host);
         foreach (var adjustment in plan.Adjustments)
         {
             RuntimeLog.Adjusted(_log, id, adjustment);
@@ -536,7 +547,7 @@ public sealed partial class ContainerRuntime : IAsyncDisposable
         }
 
         var mapped = CgroupSpecMapping.FromSpec(resources);
-        if (ScopeOf(entry.Spec) is { } scope)
+        if (entry.Scope is { } scope)
         {
             // First: limits systemd cannot express are refused before anything changed.
             await _options.Cgroups.UpdateScopeAsync(scope, mapped, cancellationToken).ConfigureAwait(false);

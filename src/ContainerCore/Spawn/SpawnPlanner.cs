@@ -185,31 +185,46 @@ public static class SpawnPlanner
     }
 
     /// <summary>
+    /// What an exec in a container of <paramref name="spec"/> needs of it, to keep instead of the spec. With
+    /// <paramref name="compileSeccomp"/> the profile is compiled now (a create, which has just compiled the same profile
+    /// for the init, finds it in the cache); without, on the first exec (a container recovered from its state, whose
+    /// profile may never be needed).
+    /// </summary>
+    public static ExecTemplate ExecTemplateFor(RuntimeSpec spec, bool compileSeccomp)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var linux = spec.Linux ?? new SpecLinux();
+        var template = new ExecTemplate([.. linux.Namespaces.Select(ns => ns.Type)], UserNamespaceOf(linux) != UserNamespace.None,
+            SeccompSection(linux) is { } seccomp ? seccomp.Clone() : null);
+        if (compileSeccomp)
+        {
+            template.Seccomp([]);
+        }
+
+        return template;
+    }
+
+    /// <summary>
     /// Plans an extra process in the running container whose init is <paramref name="initPid"/>: it joins every
     /// namespace the container has and its cgroup, and gets the container's seccomp profile (as runc exec does).
     /// </summary>
-    public static SpawnPlan PlanExec(RuntimeSpec containerSpec, SpecProcess process, int initPid, ICgroup cgroup, HostFacts host)
+    public static SpawnPlan PlanExec(ExecTemplate container, SpecProcess process, int initPid, ICgroup cgroup, HostFacts host)
     {
-        ArgumentNullException.ThrowIfNull(containerSpec);
+        ArgumentNullException.ThrowIfNull(container);
         ArgumentNullException.ThrowIfNull(process);
         ArgumentNullException.ThrowIfNull(cgroup);
         var adjustments = new List<string>();
         var request = new SpawnRequest { Park = false };
-        var linux = containerSpec.Linux ?? new SpecLinux();
-        foreach (var ns in linux.Namespaces)
+        foreach (var type in container.NamespaceTypes)
         {
-            var flag = MountFlags.NamespaceFlag(ns.Type)
-                ?? throw NacelleException.InvalidArgument($"linux.namespaces: the {ns.Type} namespace is not supported");
-            request.JoinNamespaces.Add(new SpawnJoin(flag, $"/proc/{initPid}/ns/{MountFlags.ProcName(ns.Type)}"));
+            var flag = MountFlags.NamespaceFlag(type)
+                ?? throw NacelleException.InvalidArgument($"linux.namespaces: the {type} namespace is not supported");
+            request.JoinNamespaces.Add(new SpawnJoin(flag, $"/proc/{initPid}/ns/{MountFlags.ProcName(type)}"));
         }
 
         request.JoinCgroup(cgroup);
-        PlanProcess(process, "process", request, host, adjustments, UserNamespaceOf(linux) != UserNamespace.None);
-        if (SeccompSection(linux) is { } seccomp)
-        {
-            request.Seccomp = CompileSeccomp(seccomp, adjustments);
-        }
-
+        PlanProcess(process, "process", request, host, adjustments, container.InUserNamespace);
+        request.Seccomp = container.Seccomp(adjustments);
         return new SpawnPlan(request, adjustments);
     }
 
@@ -541,12 +556,25 @@ public static class SpawnPlanner
         { } other => throw NacelleException.InvalidArgument($"linux.seccomp: a profile is a JSON object, not {other.ValueKind}"),
     };
 
-    // The last few compiled profiles by their JSON text: every exec of a container compiles the container's profile
-    // again, and libseccomp takes some milliseconds for RuntimeDefault.
+    // The last few compiled profiles by their JSON text: the containers of a pod mostly share a profile, and libseccomp
+    // takes some milliseconds for RuntimeDefault. (An exec takes its container's compiled filter from its ExecTemplate.)
     private static readonly Dictionary<string, SeccompProgram> CompiledProfiles = new(StringComparer.Ordinal);
     private const int CompiledProfilesKept = 8;
 
-    private static SpawnSeccomp CompileSeccomp(JsonElement section, List<string> adjustments)
+    /// <summary>
+    /// Forgets the compiled profiles kept for the next create (each keyed by its JSON text: a 26 kB string for
+    /// RuntimeDefault). A pod's monitor calls this when it settles: its containers keep their filters in their exec
+    /// templates, and a later create compiles again.
+    /// </summary>
+    public static void ForgetCompiledProfiles()
+    {
+        lock (CompiledProfiles)
+        {
+            CompiledProfiles.Clear();
+        }
+    }
+
+    internal static SpawnSeccomp CompileSeccomp(JsonElement section, List<string> adjustments)
     {
         var arch = SeccompCompiler.NativeArch()
             ?? throw NacelleException.InvalidArgument("linux.seccomp: this machine's architecture has no seccomp support in nacelle");

@@ -1,6 +1,7 @@
 using Nacelle.Common;
 using Nacelle.ContainerCore.Interop;
 using Nacelle.ContainerCore.Reactor;
+using Nacelle.ContainerCore.Spawn;
 
 namespace Nacelle.Monitor.Memory;
 
@@ -135,12 +136,14 @@ public static class ScratchMemory
         Compacted++;
     }
 
-    /// <summary>Gives the scratch pages back and lets the GC compact and decommit everything it can.</summary>
+    /// <summary>Gives the scratch pages back, drops what is kept only for the next piece of work (the JSON metadata, the
+    /// compiled seccomp profiles by their text) and lets the GC compact and decommit everything it can.</summary>
     public static void Settle()
     {
         Read.Discard();
         Batch.Discard();
         JsonMetadata.Release();
+        SpawnPlanner.ForgetCompiledProfiles();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         if (DropsFilePages)
         {

@@ -65,7 +65,7 @@ public sealed partial class ContainerRuntime
                 Annotations = new Dictionary<string, string>(spec.Annotations, StringComparer.Ordinal),
                 Runtime = external,
             };
-            return Register(new Entry(id, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = launcher });
+            return Register(new Entry(id, null, spec, cgroup, SafeOomKills(cgroup)) { State = state, Process = process, External = launcher });
         }
         catch (Exception e)
         {

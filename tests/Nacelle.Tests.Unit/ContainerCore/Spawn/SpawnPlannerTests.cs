@@ -281,7 +281,7 @@ public sealed class SpawnPlannerTests : IDisposable
     {
         var spec = Spec();
         var process = new SpecProcess { Args = ["ls"], Env = ["PATH=/bin"], Cwd = "/" };
-        var plan = SpawnPlanner.PlanExec(spec, process, 4242, new FakeCgroup(), Privileged);
+        var plan = SpawnPlanner.PlanExec(SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: true), process, 4242, new FakeCgroup(), Privileged);
         Assert.False(plan.Request.Park);
         Assert.Equal(0UL, plan.Request.CloneFlags);
         Assert.Null(plan.Request.Rootfs);
@@ -289,6 +289,68 @@ public sealed class SpawnPlannerTests : IDisposable
             plan.Request.JoinNamespaces.Select(j => j.Path));
         Assert.Equal(["/fake-v1/tasks"], plan.Request.CgroupThreadFiles);
         Assert.Equal("/fake", plan.Request.CgroupCloneInto);
+    }
+
+    [Fact]
+    public void Exec_gets_the_filter_compiled_for_its_container_without_the_containers_spec()
+    {
+        var spec = Spec();
+        spec.Linux!.Seccomp = JsonDocument.Parse(DefaultSeccompProfile.Json).RootElement.Clone();
+        spec.Linux.Namespaces.Add(new SpecNamespace { Type = "user" });
+        spec.Linux.UidMappings.Add(new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 });
+        spec.Linux.GidMappings.Add(new SpecIdMapping { ContainerId = 0, HostId = 100000, Size = 65536 });
+        var init = Plan(spec);
+        var template = SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: true);
+        Assert.False(template.SeccompPending);
+        Assert.True(template.InUserNamespace);
+
+        // What the exec needs was taken when the template was made: changing the spec afterwards changes nothing.
+        spec.Linux.Seccomp = null;
+        spec.Linux.Namespaces.Clear();
+        var process = new SpecProcess { Args = ["ls"], Env = ["PATH=/bin"], Cwd = "/" };
+        var exec = SpawnPlanner.PlanExec(template, process, 4242, new FakeCgroup(), Privileged).Request;
+        Assert.Same(init.Seccomp!.Filter, exec.Seccomp!.Filter);
+        Assert.Equal(init.Seccomp.Flags, exec.Seccomp.Flags);
+        Assert.Equal(["/proc/4242/ns/pid", "/proc/4242/ns/net", "/proc/4242/ns/ipc", "/proc/4242/ns/uts", "/proc/4242/ns/mnt", "/proc/4242/ns/user"],
+            exec.JoinNamespaces.Select(j => j.Path));
+    }
+
+    [Fact]
+    public void A_lazy_template_compiles_its_profile_at_the_first_exec_and_refuses_a_bad_one_each_time()
+    {
+        var spec = Spec();
+        spec.Linux!.Seccomp = JsonDocument.Parse("""{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}""").RootElement.Clone();
+        var template = SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: false);
+        Assert.True(template.SeccompPending);
+        var process = new SpecProcess { Args = ["ls"], Env = ["PATH=/bin"], Cwd = "/" };
+        var first = SpawnPlanner.PlanExec(template, process, 4242, new FakeCgroup(), Privileged).Request.Seccomp;
+        Assert.False(template.SeccompPending);
+        Assert.Same(first, SpawnPlanner.PlanExec(template, process, 4242, new FakeCgroup(), Privileged).Request.Seccomp);
+        Assert.Equal(SeccompConstants.RetErrno | 1, BpfInterpreter.Run(first!.Filter, SeccompConstants.AuditArchX86_64, 83)); // mkdir
+
+        spec.Linux.Seccomp = JsonDocument.Parse("""{"defaultAction":"SCMP_ACT_NONSENSE"}""").RootElement.Clone();
+        var bad = SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: false);
+        for (var i = 0; i < 2; i++)
+        {
+            var error = Assert.Throws<NacelleException>(() => SpawnPlanner.PlanExec(bad, process, 4242, new FakeCgroup(), Privileged));
+            Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        }
+
+        Assert.True(bad.SeccompPending);
+
+        // Forgotten (as a monitor does when it settles), a profile is compiled again for the next container; the
+        // templates made before keep their filters.
+        spec.Linux.Seccomp = JsonDocument.Parse("""{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}""").RootElement.Clone();
+        var cached = Plan(spec).Seccomp!.Filter;
+        Assert.Same(cached, Plan(spec).Seccomp!.Filter);
+        SpawnPlanner.ForgetCompiledProfiles();
+        var again = Plan(spec).Seccomp!.Filter;
+        Assert.NotSame(cached, again);
+        Assert.Equal(cached, again);
+        Assert.Same(first.Filter, SpawnPlanner.PlanExec(template, process, 4242, new FakeCgroup(), Privileged).Request.Seccomp!.Filter);
+
+        spec.Linux.Seccomp = null;
+        Assert.Null(SpawnPlanner.PlanExec(SpawnPlanner.ExecTemplateFor(spec, compileSeccomp: false), process, 4242, new FakeCgroup(), Privileged).Request.Seccomp);
     }
 
     [Theory]
