@@ -215,9 +215,7 @@ internal sealed class FakeOtlpCollector : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _listener.Stop();
-        _listener.Close();
-    }
+    /// <summary>Close alone: after a Stop, the managed HttpListener's Close binds the port again to unregister it, and
+    /// fails with "Address already in use" when another socket took the freed port meanwhile (CI on a busy machine).</summary>
+    public void Dispose() => _listener.Close();
 }
