@@ -11,8 +11,9 @@
  * Freestanding: no C library, four system calls made directly, its own entry point. A static glibc
  * costs each pod ~700 kB of resident pages (its start-up touches most of the 760 kB binary) and 44 kB
  * of private memory (TLS, ifunc relocations, the heap); this is one page of code and the stack: 12 kB
- * resident, 8 kB private (docs/architecture.md, "The monitor's memory"). Built with -nostdlib
- * -ffreestanding -fno-stack-protector (no TLS for a canary), for x86_64 and aarch64.
+ * resident, 8 kB private (docs/architecture.md, "Spawning a container process"). Built with -nostdlib
+ * -ffreestanding -fno-stack-protector (no TLS for a canary), for x86_64 and aarch64, from the kernel's
+ * headers only (asm/: the system call numbers and signal constants of the target).
  *
  * No signal handler: SIGTERM, SIGINT and SIGCHLD are blocked and taken with rt_sigtimedwait. A blocked
  * signal is queued even for a pid namespace's init (the kernel drops only unblocked signals with the
@@ -20,7 +21,7 @@
  * next wait, so none is lost between a check and the wait.
  */
 #include <asm/unistd.h>
-#include <signal.h>
+#include <asm/signal.h>
 
 #if defined(__x86_64__)
 /* syscall: number in rax, arguments in rdi, rsi, rdx, r10; rcx and r11 are clobbered. */
