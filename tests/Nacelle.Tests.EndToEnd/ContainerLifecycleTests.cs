@@ -270,6 +270,35 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(2, Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")).Length);
     }
 
+    /// <summary>
+    /// The timeout is the command's: one that exits at once answers its exit and what it wrote, also when a background
+    /// child keeps the output open until after the timeout (fuzzer seed 31337: `sh -c "sleep 3 &amp; exec true"` with a
+    /// 1 s timeout was answered DeadlineExceeded, "it was killed": the timeout ended the drain of the output by
+    /// cancelling its readers, and their cancellation was taken for the command's).
+    /// </summary>
+    [Fact]
+    public async Task ExecSync_of_a_command_that_ends_in_time_answers_its_exit_though_a_child_holds_the_output_past_the_timeout()
+    {
+        await using var session = await StartAsync();
+        var runtime = session.Runtime;
+        var podConfig = Pod("execs-bg");
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("probe", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        for (var i = 0; i < 3; i++)
+        {
+            var exec = await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "sh", "-c", "echo before; sleep 3 & exec true" }, Timeout = 1 });
+            Assert.Equal(0, exec.ExitCode);
+            Assert.Equal("before\n", exec.Stdout.ToStringUtf8());
+        }
+
+        // A command that does not end in time is still killed and answered DeadlineExceeded.
+        var timedOut = await Assert.ThrowsAsync<RpcException>(async () =>
+            await runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Cmd = { "sh", "-c", "echo before; sleep 3 & sleep 5" }, Timeout = 1 }));
+        Assert.Equal(StatusCode.DeadlineExceeded, timedOut.StatusCode);
+    }
+
     [Fact]
     public async Task ExecSync_times_out_as_DeadlineExceeded_and_a_long_exec_does_not_hold_up_the_pod()
     {

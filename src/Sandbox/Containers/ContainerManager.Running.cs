@@ -69,7 +69,7 @@ public sealed partial class ContainerManager
             {
                 // The exit (a read that fails, or output over the limit, stops everything)...
                 var pipes = StreamPump.AllAsync(stop, readStdout, readStderr);
-                if (await Task.WhenAny(exit, pipes).ConfigureAwait(false) == pipes && !pipes.IsCompletedSuccessfully)
+                if (await Task.WhenAny(exit, pipes).ConfigureAwait(false) == pipes && !pipes.IsCompletedSuccessfully && !exit.IsCompletedSuccessfully)
                 {
                     await pipes.ConfigureAwait(false);
                 }
@@ -79,8 +79,9 @@ public sealed partial class ContainerManager
                 // ...then everything written before it: the pipes at their end, or what a child that keeps them open
                 // wrote within the drain window or until the timeout, whichever comes first (reading stops; the child
                 // goes on). The command ended in time, so the answer is its exit, unless the output went over the limit
-                // meanwhile or the caller went away.
-                if (await Task.WhenAny(pipes, Task.Delay(OutputDrainAfterExit, stop.Token)).ConfigureAwait(false) != pipes)
+                // meanwhile or the caller went away. A timeout during the drain cancels the readers, and may end them
+                // before it ends the drain's delay: that is the drain's end too, not the command's timeout.
+                if (await Task.WhenAny(pipes, Task.Delay(OutputDrainAfterExit, stop.Token)).ConfigureAwait(false) != pipes || pipes.IsCanceled)
                 {
                     await reading.CancelAsync().ConfigureAwait(false);
                     await StreamPump.SettleAsync(pipes).ConfigureAwait(false);

@@ -185,7 +185,10 @@ internal sealed class FuzzInvoker(CallInvoker invoker)
             case StatusCode.Unavailable when !call.MayBeUnavailable:
                 return "answered Unavailable (kubelet retries that) although the daemon is up";
             case StatusCode.DeadlineExceeded or StatusCode.Cancelled when !call.MayHang:
-                return $"no answer within {call.Deadline.TotalSeconds} s";
+                // The call's deadline, or the daemon's own answer (an exec's timeout): the time it took says which.
+                return outcome.Elapsed >= call.Deadline
+                    ? $"no answer within {call.Deadline.TotalSeconds} s"
+                    : $"answered {code} after {outcome.Elapsed.TotalSeconds:0.#} s, though the call was not expected to time out";
         }
 
         if (code == StatusCode.ResourceExhausted && outcome.RequestBytes > FuzzValues.OneMegabyte / 2)
