@@ -270,6 +270,16 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
         Assert.Equal(2, Directory.GetDirectories(Path.Combine(session.Daemon.Root, "containers")).Length);
     }
 
+    /// <summary>A pod named <paramref name="name"/> with one running container, `sleep 3600`, to exec in; its id.</summary>
+    private async Task<string> StartProbeAsync(RuntimeService.RuntimeServiceClient runtime, string name)
+    {
+        var podConfig = Pod(name);
+        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
+        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("probe", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
+        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        return id;
+    }
+
     /// <summary>
     /// The timeout is the command's: one that exits at once answers its exit and what it wrote, also when a background
     /// child keeps the output open until after the timeout (fuzzer seed 31337: `sh -c "sleep 3 &amp; exec true"` with a
@@ -281,10 +291,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
     {
         await using var session = await StartAsync();
         var runtime = session.Runtime;
-        var podConfig = Pod("execs-bg");
-        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
-        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("probe", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
-        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        var id = await StartProbeAsync(runtime, "execs-bg");
 
         for (var i = 0; i < 3; i++)
         {
@@ -304,10 +311,7 @@ public sealed class ContainerLifecycleTests : IAsyncLifetime
     {
         await using var session = await StartAsync();
         var runtime = session.Runtime;
-        var podConfig = Pod("execs");
-        var pod = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig })).PodSandboxId;
-        var id = (await runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = Container("probe", "/bin/sleep", "3600"), SandboxConfig = podConfig })).ContainerId;
-        await runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        var id = await StartProbeAsync(runtime, "execs");
 
         var clock = Stopwatch.StartNew();
         var timedOut = await Assert.ThrowsAsync<RpcException>(async () =>
