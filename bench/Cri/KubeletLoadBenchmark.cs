@@ -35,7 +35,19 @@ internal static class KubeletLoadBenchmark
             var runs = new List<LoadResult>();
             foreach (var runtime in runtimes.All)
             {
-                runs.Add(await RunOnceAsync(runtime, runtimes.Image, pods, options.Duration));
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    runs.Add(await RunOnceAsync(runtime, runtimes.Image, pods, options.Duration));
+                }
+                catch (Exception e) when (runs.Count > 0)
+                {
+                    // A reference that fails late (an hour-long run) must not take the runs measured before it along.
+                    Print(options, pods, runs);
+                    Console.Error.WriteLine(FormattableString.Invariant(
+                        $"{runtime.Name} failed {clock.Elapsed.TotalSeconds:F0} s into its run, after the runs above: {e.Message}"));
+                    throw;
+                }
             }
 
             Print(options, pods, runs);

@@ -111,6 +111,11 @@ containerd_args() {
 
 containerd_cleanup() {
   local pid i ns
+  if [[ -n ${containerd_pid:-} ]] && ! alive "$containerd_pid"; then
+    # It ended on its own (an hour-long run lost its reference so): say why before its directory goes.
+    echo "$0: containerd (pid $containerd_pid) had exited before the cleanup; the end of its log:" >&2
+    tail -n 40 "$CONTAINERD_DIR/containerd.log" >&2 2>/dev/null
+  fi
   if alive "$containerd_pid"; then
     kill -TERM "$containerd_pid"
     for i in $(seq 100); do alive "$containerd_pid" || break; sleep 0.1; done
