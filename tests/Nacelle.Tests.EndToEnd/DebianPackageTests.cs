@@ -13,6 +13,7 @@ namespace Nacelle.Tests.EndToEnd;
 /// leaves nothing behind: no file, directory, unit, enablement link, user or group. The machine's own nacelle (if
 /// any) is never touched: the test skips when one is installed or its directories exist.
 /// </summary>
+[Collection(SystemDirectoryTests.Collection)]
 public sealed class DebianPackageTests
 {
     private static readonly TimeSpan Slow = TimeSpan.FromMinutes(5);

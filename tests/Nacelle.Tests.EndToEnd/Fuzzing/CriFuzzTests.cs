@@ -14,6 +14,7 @@ namespace Nacelle.Tests.EndToEnd.Fuzzing;
 /// throughout, nothing appeared outside nacelle's directories and the log directories asked for, and removing every pod
 /// at the end left no process, mount, cgroup, veth, IP or iptables rule behind.
 /// </summary>
+[Collection(SystemDirectoryTests.Collection)]
 public sealed class CriFuzzTests(ITestOutputHelper output)
 {
     [Fact]
