@@ -39,25 +39,8 @@ internal static class CgroupFiles
         Write(path, value);
     }
 
-    public static string? ReadOrNull(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-        catch (DirectoryNotFoundException)
-        {
-            return null;
-        }
-        catch (IOException e)
-        {
-            throw NacelleException.Internal($"read {path}: {e.Message}", e);
-        }
-    }
+    /// <summary>A control file's text; null when it is missing or its cgroup is gone (the one read of TryReadBytes).</summary>
+    public static string? ReadOrNull(string path) => TryReadBytes(path, out var text) ? Encoding.UTF8.GetString(text) : null;
 
     public static string Read(string path) =>
         ReadOrNull(path) ?? throw NacelleException.NotFound($"cgroup file {path} does not exist");

@@ -15,19 +15,23 @@ public sealed class V1CgroupKernelTests
     /// removed between the open and the read holds no process. This races reads with removals until both have run a
     /// few thousand times.</summary>
     [Fact]
-    public async Task Processes_of_a_cgroup_removed_while_they_are_read_are_none_not_an_error()
+    public async Task Files_of_a_cgroup_removed_while_they_are_read_are_missing_not_an_error()
     {
         await using var scope = new CgroupTestScope();
         Assert.SkipUnless(scope.HasV1, "this node has no cgroup v1 hierarchies");
         var cgroup = (V1Cgroup)scope.Create("vanishing");
-        var directory = cgroup.DirectoryOf("pids")!;
+        // pids: cgroup.procs (the process list); freezer: freezer.state, a control file read whole as text.
+        string[] directories = [cgroup.DirectoryOf("pids")!, .. cgroup.DirectoryOf("freezer") is { } freezer ? [freezer] : Array.Empty<string>()];
         using var stop = new CancellationTokenSource();
         var churn = Task.Run(() =>
         {
             for (var i = 0; i < 20_000 && !stop.IsCancellationRequested; i++)
             {
-                Directory.Delete(directory);
-                Directory.CreateDirectory(directory);
+                foreach (var directory in directories)
+                {
+                    Directory.Delete(directory);
+                    Directory.CreateDirectory(directory);
+                }
             }
         });
         var reads = 0;
@@ -36,6 +40,7 @@ public sealed class V1CgroupKernelTests
             while (!churn.IsCompleted)
             {
                 Assert.Empty(cgroup.Processes());
+                Assert.True(cgroup.FreezerState() is null or "THAWED");
                 reads++;
             }
         }
@@ -43,7 +48,10 @@ public sealed class V1CgroupKernelTests
         {
             await stop.CancelAsync();
             await churn.ContinueWith(_ => { }, TaskScheduler.Default);
-            Directory.CreateDirectory(directory);
+            foreach (var directory in directories)
+            {
+                Directory.CreateDirectory(directory);
+            }
         }
 
         await churn;
